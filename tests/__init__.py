@@ -1,0 +1,1 @@
+"""bgen's specification, as stdlib unittest modules: one file per component."""
