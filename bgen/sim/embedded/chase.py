@@ -1,0 +1,9 @@
+"""Under construction: names exported so the package imports while this module is written."""
+
+
+class ChaseTarget:
+    pass
+
+
+class FixedLookaheadChaser:
+    pass
