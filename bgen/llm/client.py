@@ -1,0 +1,515 @@
+"""The LLM client: one urllib-only client for two wire APIs and three kinds of endpoint.
+
+Providers (``LLMSettings.provider``):
+
+* ``"anthropic"`` — the Messages API: ``POST <endpoint>`` with ``model``, ``max_tokens``,
+  ``system``, ``messages``, ``temperature``; header ``anthropic-version: 2023-06-01``; the reply
+  text is the first ``text`` block of ``content``; usage is ``input_tokens``/``output_tokens``.
+* ``"openai"`` — Chat Completions: ``messages`` = system + user, ``max_tokens`` (or
+  ``max_completion_tokens`` for models that want it), ``choices[0].message.content``, usage
+  ``prompt_tokens``/``completion_tokens``. Also speaks to local OpenAI-compatible servers
+  (Ollama, vLLM, llama.cpp).
+
+Where the request goes (``endpoint_url``): a URL whose path already ends with the API path
+(``/v1/messages``, ``/chat/completions``) is used as given; a path ending in ``/v1`` gets the
+rest appended; an empty path gets the whole API path; any other path is a gateway service
+endpoint (an LLVPN service URL) and is used as given, which is how the reference addresses
+the gateway.
+
+Authentication (``auth``): ``"auto"`` sends ``x-api-key`` to api.anthropic.com, ``x-api-key``
+and ``Authorization: Bearer`` to any other Anthropic-speaking endpoint (gateways take the
+Bearer token), and ``Authorization: Bearer`` for OpenAI. ``"none"`` sends no key. The key is
+read from the environment variable named by ``api_key_env`` and lives only in the request
+headers: never in settings, replies, logs, files or events; provider messages that quote it
+are redacted.
+
+Failures: a missing key is a ``ConfigError`` before any request (not for ``auth="none"`` or an
+OpenAI-compatible server on a loopback address). 408/429/5xx, connection errors and timeouts
+are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped); the last
+failure becomes ``ProviderError``. Any other 4xx is ``ProviderRequestError`` with the
+provider's own message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import ipaddress
+import json
+import os
+import random
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Mapping
+
+from bgen.errors import ConfigError, ProviderError, ProviderRequestError
+
+PROVIDERS = ("anthropic", "openai")
+AUTH_MODES = ("auto", "x-api-key", "bearer", "both", "none")
+ANTHROPIC_VERSION = "2023-06-01"
+
+DEFAULT_MODEL = "claude-3-5-sonnet-20241022"
+DEFAULT_MAX_TOKENS = 2400
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_API_KEY_ENV = "LLVPN_API_KEY"
+DEFAULT_TIMEOUT_S = 120.0
+# The reference's gateway service endpoints (LLVPN), one per wire API.
+DEFAULT_URLS = {
+    "anthropic": "https://llvpn.io/v1/service/1bd998cc32e3e5d34b2f09ec104f7439e0498c22358cdf8c1c11a258c3157f84",
+    "openai": "https://llvpn.io/v1/service/15695372f78172f965ebf2879254099e1f02a80b3222ea52161dc31eb2cdf7db",
+}
+OFFICIAL_ANTHROPIC_HOST = "api.anthropic.com"
+_API_PATHS = {"anthropic": "/messages", "openai": "/chat/completions"}
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+# Reasoning models take max_completion_tokens and only the default temperature.
+_COMPLETION_TOKENS_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+_PROVIDER_MESSAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """What to ask and where; holds no secret, so it can be logged and written to run.json."""
+
+    provider: str = "anthropic"
+    model: str = DEFAULT_MODEL
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    url: str | None = None                 # None: DEFAULT_URLS[provider]
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    auth: str = "auto"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_retries: int = 4                   # attempts = 1 + max_retries
+    backoff_base_s: float = 1.0            # delay before retry n: base * 2**n, jittered
+    backoff_cap_s: float = 30.0
+    retry_after_cap_s: float = 60.0
+
+    def validated(self) -> "LLMSettings":
+        """Return self, or raise ConfigError naming the first bad field."""
+        if self.provider not in PROVIDERS:
+            raise ConfigError(f"provider: expects one of {', '.join(PROVIDERS)}, actual: {self.provider!r}",
+                              field="provider")
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"auth: expects one of {', '.join(AUTH_MODES)}, actual: {self.auth!r}",
+                              field="auth")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"model: expects a non-empty string, actual: {self.model!r}", field="model")
+        if type(self.max_tokens) is not int or not 1 <= self.max_tokens <= 200_000:
+            raise ConfigError(f"max_tokens: expects an integer in 1..200000, actual: {self.max_tokens!r}",
+                              field="max_tokens")
+        if not isinstance(self.temperature, (int, float)) or not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"temperature: expects a number in 0..2, actual: {self.temperature!r}",
+                              field="temperature")
+        if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
+            raise ConfigError(f"timeout_s: expects a positive number, actual: {self.timeout_s!r}",
+                              field="timeout_s")
+        endpoint_url(self.provider, self.url)
+        return self
+
+    def endpoint(self) -> str:
+        return endpoint_url(self.provider, self.url)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "endpoint": self.endpoint()}
+
+
+@dataclass(frozen=True)
+class LLMReply:
+    """One completed call: the text, the extracted code and what it cost."""
+
+    text: str
+    code: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    latency_s: float          # whole call, retries and waits included
+    attempts: int
+    truncated: bool           # the provider stopped at max_tokens
+    endpoint: str
+    request_fields: tuple = field(default=())   # body fields finally sent (for llm.json)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("text")
+        data.pop("code")
+        data["request_fields"] = list(self.request_fields)
+        return data
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+def endpoint_url(provider: str, url: str | None) -> str:
+    """The URL to POST to, from a base URL, a ``/v1`` URL, a full endpoint or a gateway URL."""
+    raw = (url or DEFAULT_URLS.get(provider, "")).strip()
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{provider} URL: expects an http(s) URL, actual: {raw!r}", field="url")
+    path = parts.path.rstrip("/")
+    api_path = _API_PATHS[provider]
+    if path.endswith(api_path):
+        pass
+    elif path.endswith("/v1"):
+        path += api_path
+    elif path == "":
+        path = "/v1" + api_path
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def is_loopback_url(url: str) -> bool:
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def key_required(settings: LLMSettings) -> bool:
+    """A key is needed unless auth is "none" or an OpenAI-compatible server runs on loopback."""
+    if settings.auth == "none":
+        return False
+    return not (settings.provider == "openai" and is_loopback_url(settings.endpoint()))
+
+
+def auth_headers(settings: LLMSettings, key: str | None) -> dict:
+    if not key or settings.auth == "none":
+        return {}
+    mode = settings.auth
+    if mode == "auto":
+        if settings.provider == "openai":
+            mode = "bearer"
+        else:
+            host = (urllib.parse.urlsplit(settings.endpoint()).hostname or "").lower()
+            mode = "x-api-key" if host == OFFICIAL_ANTHROPIC_HOST else "both"
+    headers = {}
+    if mode in ("x-api-key", "both"):
+        headers["x-api-key"] = key
+    if mode in ("bearer", "both"):
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def uses_completion_tokens(model: str) -> bool:
+    return bool(_COMPLETION_TOKENS_MODEL.match(model.strip()))
+
+
+def build_body(settings: LLMSettings, system: str, user: str, *,
+               token_field: str | None = None, send_temperature: bool | None = None) -> dict:
+    """The JSON body for ``settings.provider``; the token field/temperature can be overridden."""
+    if settings.provider == "anthropic":
+        return {
+            "model": settings.model,
+            "max_tokens": settings.max_tokens,
+            "system": system,
+            "messages": [{"role": "user", "content": user}],
+            "temperature": min(float(settings.temperature), 1.0),
+        }
+    reasoning = uses_completion_tokens(settings.model)
+    token_field = token_field or ("max_completion_tokens" if reasoning else "max_tokens")
+    send_temperature = (not reasoning) if send_temperature is None else send_temperature
+    body = {
+        "model": settings.model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        token_field: settings.max_tokens,
+    }
+    if send_temperature:
+        body["temperature"] = float(settings.temperature)
+    return body
+
+
+class ReplyShapeError(ValueError):
+    """The provider answered 2xx with a body we cannot use."""
+
+
+def parse_reply(provider: str, data) -> tuple[str, int, int, bool]:
+    """(text, input_tokens, output_tokens, truncated) from a provider's success body."""
+    if not isinstance(data, dict):
+        raise ReplyShapeError(f"expects a JSON object, actual: {type(data).__name__}")
+    if provider == "anthropic":
+        content = data.get("content")
+        if not isinstance(content, list):
+            raise ReplyShapeError("expects 'content' to be a list of blocks")
+        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if not texts or not isinstance(texts[0], str):
+            raise ReplyShapeError("expects a text block in 'content', actual: none")
+        usage = data.get("usage") or {}
+        return (texts[0], _int(usage.get("input_tokens")), _int(usage.get("output_tokens")),
+                data.get("stop_reason") == "max_tokens")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ReplyShapeError("expects a non-empty 'choices' list")
+    message = choices[0].get("message") or {}
+    text = message.get("content")
+    if not isinstance(text, str) or not text.strip():
+        refusal = message.get("refusal")
+        if refusal:
+            raise ReplyShapeError(f"the model refused: {refusal}")
+        raise ReplyShapeError("expects choices[0].message.content to be text, actual: "
+                              f"{type(text).__name__}")
+    usage = data.get("usage") or {}
+    return (text, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")),
+            choices[0].get("finish_reason") == "length")
+
+
+def _int(value) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+def provider_error_message(body: bytes) -> str:
+    """The provider's own words from an error body (both APIs put them at error.message)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            kind = err.get("type") or err.get("code")
+            return f"{err['message']} ({kind})" if isinstance(kind, str) and kind else err["message"]
+        if isinstance(err, str):
+            return err
+        if isinstance(data.get("message"), str):
+            return data["message"]
+    text = " ".join(text.split())
+    if len(text) > _PROVIDER_MESSAGE_LIMIT:
+        text = text[:_PROVIDER_MESSAGE_LIMIT] + "…"
+    return text or "(empty body)"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(retry: int, settings: LLMSettings, retry_after: float | None,
+                  rand: Callable[[], float] = random.random) -> float:
+    """Delay before retry number ``retry`` (0-based): Retry-After when given, else jittered 2^n."""
+    if retry_after is not None:
+        return min(retry_after, settings.retry_after_cap_s)
+    ceiling = min(settings.backoff_cap_s, settings.backoff_base_s * (2 ** retry))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def extract_code(text: str) -> str:
+    """The first fenced Python block (an untagged fence if none is tagged), else the whole text."""
+    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+    for tag, body in blocks:
+        if tag in ("python", "py", "python3"):
+            return body.strip() + "\n"
+    for tag, body in blocks:
+        if tag == "":
+            return body.strip() + "\n"
+    return text.strip() + "\n"
+
+
+def redact(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 4:
+        return text.replace(secret, "***")
+    return text
+
+
+def _swap_token_field(body: dict, message: str) -> dict | None:
+    """On OpenAI's "use max_completion_tokens instead" (or the reverse), the body to retry with."""
+    lowered = message.lower()
+    if "max_tokens" not in lowered or "max_completion_tokens" not in lowered:
+        return None
+    if "max_tokens" in body:
+        new = {k: v for k, v in body.items() if k != "max_tokens"}
+        new["max_completion_tokens"] = body["max_tokens"]
+        return new
+    if "max_completion_tokens" in body:
+        new = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+        new["max_tokens"] = body["max_completion_tokens"]
+        return new
+    return None
+
+
+def _drop_temperature(body: dict, message: str) -> dict | None:
+    """On "temperature ... unsupported" for a model, the body without it."""
+    lowered = message.lower()
+    if "temperature" in body and "temperature" in lowered and (
+            "unsupported" in lowered or "not support" in lowered or "only the default" in lowered):
+        return {k: v for k, v in body.items() if k != "temperature"}
+    return None
+
+
+# --- the client -----------------------------------------------------------------------------
+
+class _Transient(Exception):
+    """One failed attempt worth retrying."""
+
+    def __init__(self, description: str, retry_after: float | None = None):
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
+
+
+class LLMClient:
+    """Sends one system + user prompt and returns an ``LLMReply``.
+
+    ``sleep`` waits between retries (tests pass a no-op); ``stop_event`` interrupts those waits.
+    Thread-safe: each call builds its own request, so K candidates may call concurrently.
+    """
+
+    def __init__(self, settings: LLMSettings, *, api_key: str | None = None,
+                 environ: Mapping[str, str] | None = None,
+                 sleep: Callable[[float], None] | None = None,
+                 rand: Callable[[], float] = random.random,
+                 stop_event: threading.Event | None = None):
+        self.settings = settings.validated()
+        self.endpoint = settings.endpoint()
+        env = os.environ if environ is None else environ
+        key = api_key if api_key is not None else env.get(settings.api_key_env, "")
+        key = key.strip() if settings.auth != "none" else ""
+        if not key and key_required(settings):
+            raise ConfigError(
+                f"no API key: set the environment variable {settings.api_key_env} "
+                f"(or choose another with --api-key-env)", field="api_key_env")
+        # The key lives only in this header dict (never in settings, replies or errors).
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         **auth_headers(settings, key)}
+        if settings.provider == "anthropic":
+            self._headers["anthropic-version"] = ANTHROPIC_VERSION
+        self._key = key or None
+        self._stop_event = stop_event
+        self._sleep = sleep
+        self._rand = rand
+        self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                        if is_loopback_url(self.endpoint) else urllib.request.build_opener())
+
+    def __repr__(self) -> str:
+        return f"LLMClient({self.settings.provider}, {self.settings.model!r}, {self.endpoint!r})"
+
+    # -- public --------------------------------------------------------------------------
+    def generate(self, system: str, user: str) -> LLMReply:
+        """One completion; raises ProviderRequestError (4xx) or ProviderError (after retries)."""
+        started = time.monotonic()
+        body = build_body(self.settings, system, user)
+        adjusted: set[str] = set()
+        attempts = 0
+        retries = 0
+        while True:
+            attempts += 1
+            try:
+                data = self._post(body)
+            except _Transient as failure:
+                if retries >= self.settings.max_retries:
+                    raise ProviderError(
+                        f"{self.settings.provider} request to {self.endpoint} failed after "
+                        f"{attempts} attempts: {failure.description}") from None
+                self._wait(backoff_delay(retries, self.settings, failure.retry_after, self._rand))
+                retries += 1
+                continue
+            except ProviderRequestError as rejected:
+                retry_body = self._adjusted_body(body, rejected, adjusted)
+                if retry_body is None:
+                    raise
+                body = retry_body
+                continue
+            try:
+                text, tokens_in, tokens_out, truncated = parse_reply(self.settings.provider, data)
+            except ReplyShapeError as error:
+                raise ProviderError(
+                    f"{self.settings.provider} reply from {self.endpoint} is unusable: {error}") from None
+            return LLMReply(
+                text=text, code=extract_code(text),
+                model=str(data.get("model") or self.settings.model),
+                input_tokens=tokens_in, output_tokens=tokens_out,
+                latency_s=round(time.monotonic() - started, 4), attempts=attempts,
+                truncated=truncated, endpoint=self.endpoint,
+                request_fields=tuple(sorted(body)))
+
+    # -- internals -----------------------------------------------------------------------
+    def _adjusted_body(self, body: dict, rejected: ProviderRequestError, adjusted: set) -> dict | None:
+        if self.settings.provider != "openai" or rejected.http_status != 400:
+            return None
+        message = rejected.provider_message or ""
+        if "tokens" not in adjusted:
+            new = _swap_token_field(body, message)
+            if new is not None:
+                adjusted.add("tokens")
+                return new
+        if "temperature" not in adjusted:
+            new = _drop_temperature(body, message)
+            if new is not None:
+                adjusted.add("temperature")
+                return new
+        return None
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif self._stop_event is not None:
+            self._stop_event.wait(seconds)
+        else:
+            time.sleep(seconds)
+        if self._stop_event is not None and self._stop_event.is_set():
+            raise ProviderError(f"{self.settings.provider} request stopped while waiting to retry")
+
+    def _post(self, body: dict):
+        request = urllib.request.Request(
+            self.endpoint, data=json.dumps(body).encode("utf-8"), headers=self._headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self.settings.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            raw_error = _read_quietly(error)
+            message = redact(provider_error_message(raw_error), self._key)
+            status = error.code
+            if status in RETRYABLE_STATUSES or status >= 500:
+                raise _Transient(f"HTTP {status}: {message}",
+                                 retry_after_seconds(error.headers.get("Retry-After"))) from None
+            raise ProviderRequestError(
+                f"{self.settings.provider} rejected the request (HTTP {status}): {message}",
+                http_status=status, provider_message=message) from None
+        except (socket.timeout, TimeoutError):
+            raise _Transient(f"no reply within {self.settings.timeout_s:g} s") from None
+        except urllib.error.URLError as error:
+            reason = error.reason
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                raise _Transient(f"no reply within {self.settings.timeout_s:g} s") from None
+            raise _Transient(f"connection failed: {redact(str(reason), self._key)}") from None
+        except (ConnectionError, http.client.HTTPException, OSError) as error:
+            raise _Transient(f"connection failed: {type(error).__name__}: "
+                             f"{redact(str(error), self._key)}") from None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise ProviderError(
+                f"{self.settings.provider} reply from {self.endpoint} is not JSON: "
+                f"{redact(raw[:200].decode('utf-8', 'replace'), self._key)!r}") from None
+
+
+def _read_quietly(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def settings_with(settings: LLMSettings, **changes) -> LLMSettings:
+    """A copy with ``changes`` applied and validated."""
+    return replace(settings, **changes).validated()
