@@ -32,6 +32,7 @@ provider's own message.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import http.client
 import ipaddress
@@ -404,6 +405,15 @@ class LLMClient:
         return f"LLMClient({self.settings.provider}, {self.settings.model!r}, {self.endpoint!r})"
 
     # -- public --------------------------------------------------------------------------
+    def derived(self, **changes) -> "LLMClient":
+        """A client with the same key and endpoint and ``changes`` to the request settings."""
+        settings = replace(self.settings, **changes).validated()
+        if settings.endpoint() != self.endpoint or settings.auth != self.settings.auth:
+            raise ConfigError("derived client: endpoint and auth cannot change", field="url")
+        clone = copy.copy(self)
+        clone.settings = settings
+        return clone
+
     def generate(self, system: str, user: str) -> LLMReply:
         """One completion; raises ProviderRequestError (4xx) or ProviderError (after retries)."""
         started = time.monotonic()

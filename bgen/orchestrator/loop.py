@@ -1,0 +1,557 @@
+"""The iteration loop, shared by the iterate CLI and the server.
+
+One iteration:
+
+    generate K candidates (LLM calls on K threads; or take the given policy)
+      └─ each: check_policy in a short-lived worker ──fails──► repair prompt, up to max_repairs
+    run each loaded candidate on the iteration's seeds (worker processes)
+    evaluate (aggregate + critique) ─► choose the best candidate ─► feed it back next iteration
+    stop early when its success rate reaches success_threshold
+
+Across iterations the best policy is kept by ``evaluator.rank_key`` (success rate, then
+collisions, then steps), not just the last one. At the end the best policy can be evaluated on
+holdout seeds never used before. Every stage is reported through ``emit`` as an event dict;
+``stop_event`` ends the loop promptly (LLM calls are abandoned, workers are killed by the
+runner). The loop never emits done/error/terminated: its caller does, from ``LoopResult``.
+
+The two process-touching steps are injectable (``episode_runner``, ``policy_checker``) so the
+loop can be tested without simulator or workers; by default they are
+``bgen.runner.worker.run_episodes`` and ``check_policy``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from bgen.errors import BgenError, ConfigError, PolicyLoadError, ProviderError
+from bgen.llm.client import LLMClient, LLMSettings
+from bgen.llm.context import choose_examples, load_pack
+from bgen.orchestrator import evaluator
+from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_system_prompt,
+                                      build_user_prompt)
+from bgen.runner.episode import EpisodeConfig
+
+STOP_POLL_S = 0.1          # how often waits look at stop_event
+CHECK_TIMEOUT_S = 10.0     # check_policy's own limit
+CANDIDATE_TEMPERATURE_STEP = 0.2   # candidate k asks at temperature + k * step (capped at 1.0)
+EVENT_CODE_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What to run. ``llm=None`` means no LLM: evaluate ``policy_code`` (or ``existing_code``)."""
+
+    user_goal: str = "Reach the target while minimizing collisions."
+    iterations: int = 1
+    episodes: int = 3
+    seed_start: int = 0
+    seeds: tuple | None = None          # explicit iteration seeds (overrides seed_start/episodes)
+    candidates: int = 1
+    holdout_seeds: int = 0
+    success_threshold: float = 1.0
+    existing_code: str | None = None    # refine this (LLM) or evaluate it (no LLM)
+    policy_code: str | None = None      # take this as iteration 0's policy as given
+    llm: LLMSettings | None = None
+    max_repairs: int = 2
+    token_budget: int | None = None
+    workers: int | None = None
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    def iteration_seeds(self) -> list[int]:
+        if self.seeds is not None:
+            return [int(s) for s in self.seeds]
+        return list(range(self.seed_start, self.seed_start + self.episodes))
+
+    def holdout_seed_list(self) -> list[int]:
+        used = self.iteration_seeds()
+        first = (max(used) + 1) if used else self.seed_start
+        return list(range(first, first + self.holdout_seeds))
+
+    def validated(self) -> "LoopConfig":
+        def check_int(name, low, high, value=None):
+            value = getattr(self, name) if value is None else value
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name}: expects an integer in {low}..{high}, actual: {value!r}",
+                                  field=name)
+
+        check_int("iterations", 1, 100)
+        check_int("episodes", 1, 1000)
+        check_int("candidates", 1, 16)
+        check_int("holdout_seeds", 0, 1000)
+        check_int("max_repairs", 0, 10)
+        if self.workers is not None:
+            check_int("workers", 1, 256)
+        if self.token_budget is not None:
+            check_int("token_budget", 1, 10**9)
+        if isinstance(self.success_threshold, bool) or not isinstance(self.success_threshold, (int, float)) \
+                or not 0.0 <= self.success_threshold <= 1.0:
+            raise ConfigError(f"success_threshold: expects a number in 0..1, actual: "
+                              f"{self.success_threshold!r}", field="success_threshold")
+        if self.seeds is not None and (not self.seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)):
+            raise ConfigError(f"seeds: expects a non-empty list of integers >= 0, actual: {self.seeds!r}",
+                              field="seeds")
+        if not isinstance(self.user_goal, str) or not self.user_goal.strip():
+            raise ConfigError(f"user_goal: expects a non-empty string, actual: {self.user_goal!r}",
+                              field="user_goal")
+        if self.llm is None and not (self.policy_code or self.existing_code):
+            raise ConfigError("policy: expects policy code when no LLM is used, actual: none",
+                              field="policy_code")
+        if self.llm is not None:
+            self.llm.validated()
+        return self
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["llm"] = self.llm.to_dict() if self.llm else None
+        data["existing_code"] = bool(self.existing_code)
+        data["policy_code"] = bool(self.policy_code)
+        return data
+
+
+@dataclass
+class LoopResult:
+    best_iteration: int | None = None
+    best_candidate: int | None = None
+    best_code: str | None = None
+    best_aggregate: dict | None = None
+    iterations: list = field(default_factory=list)
+    concluded_early: bool = False
+    stopped_reason: str = "iterations_done"   # success_threshold | terminated | token_budget | provider_error
+    sim_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    tokens: dict = field(default_factory=lambda: {"in": 0, "out": 0})
+    llm_latency_s: float = 0.0
+    holdout: dict | None = None
+    error: str | None = None
+
+    def to_dict(self, *, with_code: bool = False) -> dict:
+        data = asdict(self)
+        if not with_code:
+            data.pop("best_code")
+        return data
+
+
+@dataclass
+class Candidate:
+    """One policy of one iteration, from generation to evaluation."""
+
+    index: int
+    directory: Path
+    code: str | None = None
+    source: str = "generated"
+    load_error: PolicyLoadError | None = None
+    calls: list = field(default_factory=list)     # LLMReply.to_dict() + purpose
+    aggregate: dict | None = None
+    critique: str | None = None
+    provider_error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.code is not None and self.load_error is None and self.provider_error is None
+
+
+class _Stopped(Exception):
+    """stop_event was set while waiting."""
+
+
+class _BudgetSpent(Exception):
+    """The token budget ran out before a call."""
+
+
+class _Run:
+    """State of one run_loop call; methods are the stages."""
+
+    def __init__(self, config, run_dir, emit, stop_event, llm_client, episode_runner,
+                 policy_checker):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self._emit = emit
+        self.stop_event = stop_event
+        self.llm = llm_client
+        self.run_episodes = episode_runner
+        self.check_policy = policy_checker
+        self.result = LoopResult()
+        # Guards token counters and emit: candidate threads report concurrently.
+        self.lock = threading.Lock()
+        self.task = _task_of(config)
+        self.pack = load_pack(choose_examples(config.user_goal, config.episode.scenario))
+        self.system_prompt = build_system_prompt()
+        self.iteration = 0          # the iteration being worked on, for events
+
+    # -- events ----------------------------------------------------------------------------
+    def emit(self, event: dict) -> None:
+        with self.lock:
+            self._emit(event)
+
+    def warn(self, message: str, **extra) -> None:
+        self.emit({"type": "warning", "message": message, **extra})
+
+    # -- waiting with stop -----------------------------------------------------------------
+    def call(self, fn, *args, **kwargs):
+        """Run ``fn`` on a daemon thread; raise _Stopped as soon as stop_event is set."""
+        box: dict = {}
+
+        def target():
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as error:  # handed to the waiting thread
+                box["error"] = error
+
+        thread = threading.Thread(target=target, name="bgen-loop-call", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(STOP_POLL_S)
+            if self.stop_event.is_set() and thread.is_alive():
+                raise _Stopped()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+    # -- LLM -------------------------------------------------------------------------------
+    def spent(self) -> int:
+        return self.result.tokens["in"] + self.result.tokens["out"]
+
+    def ask(self, candidate: Candidate, user_prompt: str, purpose: str, client: LLMClient):
+        if self.config.token_budget is not None and self.spent() >= self.config.token_budget:
+            raise _BudgetSpent()
+        reply = client.generate(self.system_prompt, user_prompt)
+        with self.lock:
+            self.result.tokens["in"] += reply.input_tokens
+            self.result.tokens["out"] += reply.output_tokens
+            self.result.llm_latency_s = round(self.result.llm_latency_s + reply.latency_s, 4)
+        candidate.calls.append({"purpose": purpose, **reply.to_dict()})
+        if reply.truncated:
+            self.warn(f"the LLM reply was cut at max_tokens ({client.settings.max_tokens}); "
+                      "raise --max-tokens if policies come back incomplete",
+                      iteration=self.iteration, candidate=candidate.index)
+        return reply
+
+    def client_for(self, k: int) -> LLMClient:
+        """Candidate k > 0 asks at a higher temperature so the K candidates differ."""
+        if k == 0 or self.llm is None:
+            return self.llm
+        temperature = min(1.0, self.llm.settings.temperature + CANDIDATE_TEMPERATURE_STEP * k)
+        return self.llm.derived(temperature=temperature)
+
+    # -- one candidate ---------------------------------------------------------------------
+    def produce(self, candidate: Candidate, given_code: str | None, base_code: str | None,
+                critique: str | None) -> Candidate:
+        """Generate (or take) the code, check it, repair it; runs on its own thread."""
+        d = candidate.directory
+        d.mkdir(parents=True, exist_ok=True)
+        try:
+            if given_code is not None:
+                candidate.code, candidate.source = given_code, "given"
+            else:
+                user_prompt = build_user_prompt(self.task, self.pack, critique=critique,
+                                                existing_code=base_code)
+                _write(d / "system_prompt.txt", self.system_prompt)
+                _write(d / "user_prompt.txt", user_prompt)
+                reply = self.ask(candidate, user_prompt, "generate", self.client_for(candidate.index))
+                candidate.code = reply.code
+            self.check_and_repair(candidate)
+        except ProviderError as error:
+            candidate.provider_error = str(error)
+        except _BudgetSpent:
+            candidate.provider_error = "token budget spent"
+        finally:
+            if candidate.code is not None and not self.stopped():
+                _write(d / "policy.generated.py", candidate.code)
+            if candidate.calls:
+                _write(d / "llm.json", json.dumps(_llm_record(candidate.calls), indent=2))
+        return candidate
+
+    def check_and_repair(self, candidate: Candidate) -> None:
+        attempt = 0
+        while True:
+            error = self.check(candidate.code)
+            candidate.load_error = error
+            self.emit(_policy_event(self.iteration, candidate, attempt, error))
+            if error is None or self.stopped():
+                return
+            if self.llm is None or attempt >= self.config.max_repairs:
+                return
+            _write(candidate.directory / f"policy.failed_{attempt}.py", candidate.code)
+            attempt += 1
+            prompt = build_repair_prompt(self.task, self.pack,
+                                         Repair(candidate.code, error.message, error.lineno))
+            _write(candidate.directory / f"repair_{attempt}_prompt.txt", prompt)
+            reply = self.ask(candidate, prompt, "repair", self.client_for(candidate.index))
+            candidate.code, candidate.source = reply.code, "repair"
+
+    def check(self, code: str) -> PolicyLoadError | None:
+        try:
+            self.check_policy(code, backend=self.config.episode.backend, timeout_s=CHECK_TIMEOUT_S)
+        except PolicyLoadError as error:
+            return error
+        except BgenError as error:
+            self.warn(f"policy check could not run ({error}); running episodes anyway",
+                      iteration=self.iteration)
+        return None
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate(self, candidate: Candidate, seeds: list[int], phase: str = "iteration") -> None:
+        d = candidate.directory
+        if candidate.load_error is not None or candidate.code is None:
+            message = candidate.load_error.message if candidate.load_error else "no policy"
+            lineno = candidate.load_error.lineno if candidate.load_error else None
+            candidate.aggregate = evaluator.load_failure_aggregate(message, lineno)
+            candidate.critique = evaluator.critique(candidate.aggregate, [], policy_code=candidate.code)
+        else:
+            iteration, index = self.iteration, candidate.index
+
+            def on_event(event: dict) -> None:
+                self.emit({**event, "iteration": iteration, "candidate": index, "phase": phase})
+
+            summaries = self.run_episodes(candidate.code, seeds, self.config.episode, d,
+                                          workers=self.config.workers, on_event=on_event,
+                                          stop_event=self.stop_event)
+            candidate.aggregate, candidate.critique = evaluator.evaluate_dir(
+                d, summaries, policy_code=candidate.code)
+            self.result.sim_time_s = round(self.result.sim_time_s + candidate.aggregate["sim_time_s"], 3)
+        if not self.stopped():
+            evaluator.write_evaluation(d, candidate.aggregate, candidate.critique)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        config, started = self.config, time.monotonic()
+        seeds = config.iteration_seeds()
+        base_code = config.existing_code
+        critique = None
+        try:
+            for n in range(config.iterations):
+                self.iteration = n
+                if self.stopped():
+                    self.result.stopped_reason = "terminated"
+                    break
+                if config.token_budget is not None and self.spent() >= config.token_budget and (
+                        self.llm is not None and not (n == 0 and config.policy_code)):
+                    self.result.stopped_reason = "token_budget"
+                    break
+                chosen = self.one_iteration(n, seeds, base_code, critique)
+                if chosen is None:
+                    break
+                base_code, critique = chosen.code, chosen.critique
+                if chosen.aggregate["episodes"] and \
+                        chosen.aggregate["success_rate"] >= config.success_threshold:
+                    self.result.concluded_early = True
+                    self.result.stopped_reason = "success_threshold"
+                    break
+            if config.holdout_seeds and self.result.best_code is not None and not self.stopped() \
+                    and self.result.stopped_reason != "terminated":
+                self.holdout()
+        except _Stopped:
+            self.result.stopped_reason = "terminated"
+        if self.stopped():
+            self.result.stopped_reason = "terminated"
+        if self.result.best_code is not None:
+            _write(self.run_dir / "policy.best.py", self.result.best_code)
+        self.result.wall_time_s = round(time.monotonic() - started, 3)
+        return self.result
+
+    def one_iteration(self, n: int, seeds: list[int], base_code, critique) -> Candidate | None:
+        config = self.config
+        k_total = 1 if self.llm is None or (n == 0 and config.policy_code) else config.candidates
+        it_dir = self.run_dir / f"iter_{n}"
+        it_dir.mkdir(parents=True, exist_ok=True)
+        tokens_before = dict(self.result.tokens)
+        latency_before = self.result.llm_latency_s
+        iter_started = time.monotonic()
+        self.emit({"type": "iteration", "iteration": n, "iterations": config.iterations,
+                   "seeds": seeds, "candidates": k_total})
+        given = None
+        if self.llm is None:
+            given = config.policy_code or config.existing_code
+        elif n == 0 and config.policy_code:
+            given = config.policy_code
+        candidates = [Candidate(k, it_dir if k_total == 1 else it_dir / f"cand_{k}")
+                      for k in range(k_total)]
+        if k_total == 1:
+            self.call(self.produce, candidates[0], given, base_code, critique)
+        else:
+            threads = [_Job(self.produce, c, given, base_code, critique) for c in candidates]
+            for job in threads:
+                job.join_until(self.stop_event)
+        failures = [c.provider_error for c in candidates if c.provider_error]
+        if failures and len(failures) == len(candidates):
+            return self.provider_failed(failures[0])
+        for message in failures:
+            self.warn(f"a candidate was dropped: {message}", iteration=n)
+        for candidate in candidates:
+            if candidate.provider_error or self.stopped():
+                continue
+            self.call(self.evaluate, candidate, seeds)
+        if self.stopped():
+            raise _Stopped()
+        evaluated = [c for c in candidates if c.aggregate is not None]
+        chosen = max(evaluated, key=lambda c: evaluator.rank_key(c.aggregate))
+        if k_total > 1:
+            _copy_chosen(chosen.directory, it_dir)
+            _write(it_dir / "chosen.json", json.dumps({"candidate": chosen.index, "ranking": [
+                {"candidate": c.index, "success_rate": c.aggregate["success_rate"],
+                 "rank_key": list(evaluator.rank_key(c.aggregate))} for c in evaluated]}, indent=2))
+        record = {
+            "iteration": n, "chosen_candidate": chosen.index, "aggregate": chosen.aggregate,
+            "candidates": [{"candidate": c.index, "source": c.source, "aggregate": c.aggregate,
+                            "load_error": c.load_error.message if c.load_error else None}
+                           for c in evaluated],
+            "tokens": {"in": self.result.tokens["in"] - tokens_before["in"],
+                       "out": self.result.tokens["out"] - tokens_before["out"]},
+            "llm_latency_s": round(self.result.llm_latency_s - latency_before, 4),
+            "sim_time_s": chosen.aggregate["sim_time_s"],
+            "wall_time_s": round(time.monotonic() - iter_started, 3),
+        }
+        self.result.iterations.append(record)
+        best = self.result.best_aggregate
+        if best is None or evaluator.rank_key(chosen.aggregate) > evaluator.rank_key(best):
+            self.result.best_iteration, self.result.best_candidate = n, chosen.index
+            self.result.best_code, self.result.best_aggregate = chosen.code, chosen.aggregate
+        self.emit({"type": "critique", "iteration": n, "candidate": chosen.index,
+                   "text": chosen.critique, "aggregate": _compact(chosen.aggregate),
+                   "best_iteration": self.result.best_iteration,
+                   "best_success_rate": self.result.best_aggregate["success_rate"],
+                   "tokens": record["tokens"], "llm_latency_s": record["llm_latency_s"],
+                   "tokens_total": dict(self.result.tokens)})
+        return chosen
+
+    def provider_failed(self, message: str):
+        if message == "token budget spent":
+            self.result.stopped_reason = "token_budget"
+            return None
+        if self.result.best_code is None:
+            raise ProviderError(message)
+        self.result.stopped_reason = "provider_error"
+        self.result.error = message
+        self.warn(f"the LLM provider failed; keeping the best policy so far: {message}",
+                  iteration=self.iteration)
+        return None
+
+    def holdout(self) -> None:
+        seeds = self.config.holdout_seed_list()
+        self.iteration = self.result.best_iteration
+        candidate = Candidate(self.result.best_candidate or 0, self.run_dir / "holdout",
+                              code=self.result.best_code, source="best")
+        candidate.directory.mkdir(parents=True, exist_ok=True)
+        self.call(self.evaluate, candidate, seeds, "holdout")
+        if self.stopped():
+            raise _Stopped()
+        self.result.holdout = candidate.aggregate
+        self.emit({"type": "holdout", "iteration": self.result.best_iteration, "seeds": seeds,
+                   "aggregate": _compact(candidate.aggregate), "text": candidate.critique})
+
+
+class _Job:
+    """A candidate's generation on a daemon thread (abandoned if the run is stopped)."""
+
+    def __init__(self, fn, *args):
+        self.box: dict = {}
+
+        def target():
+            try:
+                self.box["value"] = fn(*args)
+            except BaseException as error:
+                self.box["error"] = error
+
+        self.thread = threading.Thread(target=target, name="bgen-candidate", daemon=True)
+        self.thread.start()
+
+    def join_until(self, stop_event: threading.Event):
+        while self.thread.is_alive():
+            self.thread.join(STOP_POLL_S)
+            if stop_event.is_set() and self.thread.is_alive():
+                raise _Stopped()
+        if "error" in self.box:
+            raise self.box["error"]
+        return self.box.get("value")
+
+
+def _task_of(config: LoopConfig) -> Task:
+    start, target = config.episode.start, config.episode.target
+    try:
+        from bgen.runner.episode import scenario_defaults
+        default_start, default_target = scenario_defaults(config.episode.scenario)
+        start = start if start is not None else default_start
+        target = target if target is not None else default_target
+    except Exception:   # scenarios not importable: the prompt just omits what it cannot state
+        pass
+    return Task(goal=config.user_goal, scenario=config.episode.scenario,
+                target=tuple(target) if target is not None else None,
+                start=tuple(start) if start is not None else None,
+                max_steps=config.episode.max_steps, delta=config.episode.delta)
+
+
+def _policy_event(iteration: int, candidate: Candidate, attempt: int, error) -> dict:
+    last = candidate.calls[-1] if candidate.calls else {}
+    source = candidate.source if attempt == 0 else "repair"
+    return {"type": "policy", "iteration": iteration, "candidate": candidate.index,
+            "source": source, "attempt": attempt, "ok": error is None,
+            "error": error.message if error else None,
+            "lineno": error.lineno if error else None,
+            "code": (candidate.code or "")[:EVENT_CODE_LIMIT],
+            "tokens_in": last.get("input_tokens", 0) if source != "given" else 0,
+            "tokens_out": last.get("output_tokens", 0) if source != "given" else 0,
+            "latency_s": last.get("latency_s", 0.0) if source != "given" else 0.0}
+
+
+def _llm_record(calls: list) -> dict:
+    return {"calls": calls,
+            "model": calls[-1].get("model"),
+            "input_tokens": sum(c.get("input_tokens", 0) for c in calls),
+            "output_tokens": sum(c.get("output_tokens", 0) for c in calls),
+            "latency_s": round(sum(c.get("latency_s", 0.0) for c in calls), 4)}
+
+
+def _compact(agg: dict) -> dict:
+    """The aggregate without bulky lists, for events."""
+    return {k: v for k, v in agg.items() if k not in ("sample_policy_summaries",)}
+
+
+_CHOSEN_FILES = ("system_prompt.txt", "user_prompt.txt", "policy.generated.py", "llm.json",
+                 "aggregate.json", "critique.txt")
+
+
+def _copy_chosen(src: Path, dst: Path) -> None:
+    for name in _CHOSEN_FILES:
+        if (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def _default_runner():
+    from bgen.runner.worker import run_episodes
+    return run_episodes
+
+
+def _default_checker():
+    from bgen.runner.worker import check_policy
+    return check_policy
+
+
+def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
+             stop_event: threading.Event, *, llm_client: LLMClient | None = None,
+             episode_runner: Callable | None = None,
+             policy_checker: Callable | None = None) -> LoopResult:
+    """Run the loop (see the module docstring); raises ConfigError/ProviderError before a best exists."""
+    config = config.validated()
+    if config.llm is not None and llm_client is None:
+        llm_client = LLMClient(config.llm, stop_event=stop_event)
+    if config.llm is None:
+        llm_client = None
+    run = _Run(config, run_dir, emit, stop_event, llm_client,
+               episode_runner or _default_runner(), policy_checker or _default_checker())
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return run.run()

@@ -1,0 +1,157 @@
+"""The prompts: one system prompt, and user prompts for a fresh policy, a refinement and a repair.
+
+Pure functions of their arguments: the loop passes the goal, target, start, scenario, the
+context pack (bgen/llm/context), the previous critique and code, or the load error to repair.
+What the model must always keep in mind (the contract and the pitfalls that make policies
+fail) is in the system prompt; the task and the evidence are in the user prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bgen.llm.context import ContextPack
+
+SYSTEM_PROMPT = """\
+You write drone behaviour policies for VoxelSim, a voxel-world quadrotor simulator.
+A policy is one Python module. The runner loads it in a sandbox, calls its functions once per
+simulation step for thousands of steps, and scores the flight.
+
+Reply with exactly one fenced ```python block holding the complete module. No other code
+blocks; keep any prose outside the block to one or two sentences.
+
+The contract:
+- init(config) -> None, optional. Called once per episode before the first step.
+  config["target"] is the goal position as a list of 3 numbers; more keys may be present.
+- act(t, agent, world, fw, env, helpers) -> ActionIntent | (ActionIntent, "Replace" | "Push") | None.
+  Called every step (t is simulated seconds, 0.01 s per step). Returning an intent replaces the
+  current action ("Replace", the default) or queues it behind ("Push"); None keeps flying.
+- collect(step_ctx) -> dict of str to str: a few short notes for this step's log.
+- finalize(ep_ctx) -> dict of str to str: a "summary" key describing the episode.
+helpers.plan_to(world, origin, dst, urgency, yaw, padding=0) returns an A* ActionIntent;
+helpers.intent(urgency, yaw, moves) builds one from a list of vxs.MoveDir values.
+
+Rules that decide whether the policy works:
+1. Voxel coordinates are integers. Passing a float (even 3.0) where voxelsim expects a coordinate
+   raises TypeError "'float' object cannot be interpreted as an integer". Convert with
+   int(round(v)); agent.get_coord_py() gives the agent's integer cell, agent.get_pos() floats.
+2. Urgency must be > 0 (0.6 to 1.0 is sensible). Zero or negative urgency is a Rust panic that
+   `except Exception` does not catch; the episode dies.
+3. A function that assigns a module-level variable needs `global NAME` first, or Python raises
+   UnboundLocalError.
+4. The A* planner raises an Exception when there is no path (origin equals destination, origin
+   or destination inside terrain, walled in). Always wrap plan_to in try/except Exception and
+   have a fallback.
+5. z points down: a more negative z is higher. Terrain is below the start; fly above it.
+6. agent.get_action_py() is None while the agent holds position with nothing to do. Plan a new
+   intent only then (or when you must change course); replacing the action every step keeps
+   the drone from ever flying.
+7. Success is being within 1.0 of the target; the episode then ends. Compare positions by
+   distance, never by equality.
+8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
+   per-step work small. Only import voxelsim (as vxs), math, random and typing; no files,
+   network or threads.
+Use only the API in the cheatsheet, with its exact names and argument order.
+"""
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the policy must achieve, in the terms the prompt states it."""
+
+    goal: str
+    scenario: str = "terrain"
+    target: tuple | None = None
+    start: tuple | None = None
+    max_steps: int | None = None
+    delta: float = 0.01
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A module that failed to load and why."""
+
+    code: str
+    message: str
+    lineno: int | None = None
+
+
+SCENARIO_TEXT = {
+    "terrain": ("Random terrain generated from the episode seed (hills, ground below the start); "
+                "a different world each seed, so do not hard-code obstacles."),
+    "wind_farm": ("A wind farm: tall turbine towers with rotors standing on flat ground; fly around "
+                  "them, never through them."),
+}
+
+
+def build_system_prompt() -> str:
+    return SYSTEM_PROMPT
+
+
+def _fmt_point(point) -> str:
+    return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in point) + "]"
+
+
+def task_section(task: Task) -> str:
+    lines = [f"GOAL\n{task.goal.strip()}", ""]
+    lines.append(f"SCENARIO: {task.scenario}. {SCENARIO_TEXT.get(task.scenario, '')}".rstrip())
+    if task.start is not None:
+        lines.append(f"The agent starts holding at voxel {_fmt_point(task.start)}.")
+    if task.target is not None:
+        lines.append(f"The target is {_fmt_point(task.target)}; init(config) receives it as "
+                     f"config['target']. Read it from there instead of hard-coding it. The episode "
+                     f"succeeds (and ends) when the agent is within 1.0 of it.")
+    if task.max_steps is not None:
+        lines.append(f"Each episode lasts at most {task.max_steps} steps "
+                     f"({task.max_steps * task.delta:g} s of simulated time).")
+    return "\n".join(lines)
+
+
+def context_section(pack: ContextPack, *, with_examples: bool = True) -> str:
+    parts = [f"API CHEATSHEET\n{pack.cheatsheet.strip()}",
+             f"POLICY TEMPLATE (the contract; adapt the logic)\n```python\n{pack.template.strip()}\n```"]
+    if with_examples and pack.examples:
+        shown = "\n\n".join(f"# --- example: {name}.py ---\n```python\n{source.strip()}\n```"
+                            for name, source in pack.examples.items())
+        parts.append("EXAMPLE POLICIES (working patterns; do not copy targets or waypoints from "
+                     f"them)\n{shown}")
+    return "\n\n".join(parts)
+
+
+def _quoted_line(code: str, lineno: int | None) -> str:
+    lines = code.splitlines()
+    if lineno and 1 <= lineno <= len(lines):
+        return f"\nline {lineno}: {lines[lineno - 1].strip()}"
+    return ""
+
+
+def build_user_prompt(task: Task, pack: ContextPack, *, critique: str | None = None,
+                      existing_code: str | None = None) -> str:
+    """A fresh policy (no critique, no code) or a refinement of ``existing_code``."""
+    parts = [task_section(task), context_section(pack)]
+    if existing_code:
+        parts.append("CURRENT POLICY (line numbers match the critique; refine it rather than "
+                     f"starting over unless its approach cannot work)\n```python\n{existing_code.rstrip()}\n```")
+    if critique:
+        parts.append(f"CRITIQUE OF THE LAST EVALUATION\n{critique.strip()}")
+    if existing_code or critique:
+        parts.append("Fix the problems the critique names first, then improve the score (success "
+                     "rate, then collisions, then steps). Return the complete module.")
+    else:
+        parts.append("Write the complete policy module for this goal.")
+    return "\n\n".join(parts)
+
+
+def build_repair_prompt(task: Task, pack: ContextPack, repair: Repair) -> str:
+    """Ask for a corrected module after a load failure (no examples: the error is the point)."""
+    where = f" at line {repair.lineno}" if repair.lineno else ""
+    parts = [
+        task_section(task),
+        context_section(pack, with_examples=False),
+        f"THE POLICY BELOW FAILED TO LOAD{where}\n{repair.message.strip()}"
+        f"{_quoted_line(repair.code, repair.lineno)}",
+        f"```python\n{repair.code.rstrip()}\n```",
+        "Fix the load error (and anything else that breaks the rules) and return the complete "
+        "corrected module.",
+    ]
+    return "\n\n".join(parts)

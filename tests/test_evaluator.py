@@ -1,0 +1,204 @@
+"""Specification of the evaluator: aggregates, ranking and the critique the LLM reads."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from bgen.orchestrator.evaluator import (
+    CRITIQUE_MAX_CHARS, aggregate, cap, critique, diagnose, evaluate_dir, load_failure_aggregate,
+    rank_key, sample_trace, write_evaluation,
+)
+
+POLICY = """import math
+import voxelsim as vxs
+STATE = 0
+
+def act(t, agent, world, fw, env, helpers):
+    x = 50 + 3 * math.cos(t)
+    return helpers.plan_to(world, agent.get_coord_py(), [x, 50, -20], 0.8, 0.0)
+"""
+
+
+def summary(seed, *, success=False, steps=100, collisions=0, path=10.0, reason=None, error=None,
+            min_dist=None, final_dist=None, text=None):
+    return {
+        "success": success, "steps": steps, "collisions_total": collisions, "avg_command_len": 1.0,
+        "path_len_est": path, "coverage": None, "time_to_goal": None, "reasons": None,
+        "policy_summary": {"summary": text} if text else {}, "seed": seed,
+        "reason": reason or ("success" if success else "max_steps"), "error": error,
+        "sim_time_s": steps * 0.01, "wall_time_s": 0.5, "final_distance_to_target": final_dist,
+        "min_distance_to_target": min_dist, "rejected_intents": 0,
+    }
+
+
+FLOAT_ERROR = {"phase": "act", "type": "TypeError", "lineno": 7,
+               "message": "argument 'dst': 'float' object cannot be interpreted as an integer"}
+
+
+class TestAggregate(unittest.TestCase):
+    def test_success_rate_steps_collisions_reasons_and_times(self):
+        agg = aggregate([summary(0, success=True, steps=100, collisions=2),
+                         summary(1, success=True, steps=300, collisions=0),
+                         summary(2, steps=500, collisions=4, min_dist=3.0)])
+        self.assertEqual((agg["episodes"], agg["successes"], agg["success_rate"]), (3, 2, 0.6667))
+        self.assertEqual(agg["steps"], {"mean": 300.0, "median": 300.0, "min": 100.0, "max": 500.0})
+        self.assertEqual(agg["steps_to_success"]["mean"], 200.0)
+        self.assertEqual(agg["collisions_total"]["mean"], 2.0)
+        self.assertEqual(agg["reasons"], {"max_steps": 1, "success": 2})
+        self.assertEqual(agg["sim_time_s"], 9.0)
+        self.assertEqual(agg["wall_time_s"], 1.5)
+        self.assertEqual(agg["min_distance_to_target"]["min"], 3.0)
+        json.dumps(agg)
+
+    def test_identical_errors_are_grouped_with_their_seeds(self):
+        agg = aggregate([summary(s, reason="policy_error", error=FLOAT_ERROR, steps=0) for s in (3, 4)])
+        self.assertEqual(len(agg["errors"]), 1)
+        self.assertEqual((agg["errors"][0]["count"], agg["errors"][0]["seeds"]), (2, [3, 4]))
+        self.assertEqual(agg["error_rate"], 1.0)
+
+    def test_no_episodes_gives_zero_success_and_empty_stats(self):
+        agg = aggregate([])
+        self.assertEqual((agg["episodes"], agg["success_rate"], agg["steps"]["mean"]), (0, 0.0, None))
+
+
+class TestRanking(unittest.TestCase):
+    def test_success_rate_first_then_collisions_then_steps(self):
+        a = aggregate([summary(0, success=True, steps=900, collisions=9)])
+        b = aggregate([summary(0, success=False, steps=10)])
+        c = aggregate([summary(0, success=True, steps=900, collisions=1)])
+        d = aggregate([summary(0, success=True, steps=100, collisions=1)])
+        self.assertGreater(rank_key(a), rank_key(b))
+        self.assertGreater(rank_key(c), rank_key(a))
+        self.assertGreater(rank_key(d), rank_key(c))
+
+    def test_a_policy_that_ran_beats_one_that_did_not_load_and_a_crash_loses_to_a_clean_miss(self):
+        loaded = aggregate([summary(0, steps=5000, collisions=30)])
+        crashed = aggregate([summary(0, steps=1, reason="policy_error", error=FLOAT_ERROR)])
+        not_loaded = load_failure_aggregate("SyntaxError: invalid syntax", 3)
+        self.assertGreater(rank_key(crashed), rank_key(not_loaded))
+        self.assertGreater(rank_key(loaded), rank_key(crashed))
+
+
+class TestDiagnosis(unittest.TestCase):
+    def test_known_errors_name_their_cause_and_fix(self):
+        table = [
+            ("TypeError: 'float' object cannot be interpreted as an integer", "int(round("),
+            ("UnboundLocalError: cannot access local variable 'STAGE' where it is not associated with a value", "global NAME"),
+            ("UnboundLocalError: local variable 'STAGE' referenced before assignment", "global NAME"),
+            ("PanicException: assertion failed: urgency > 0.0", "urgency in 0.3..1.0"),
+            ("Exception: Failed to create action intent: No viable path to target.", "try/except Exception"),
+            ("Exception: Failed to create action intent: Path to the target is blocked.", "try/except Exception"),
+            ("TypeError: act() must return an ActionIntent, (ActionIntent, str) or None, actual: int", "act() returns an ActionIntent"),
+            ("TypeError: ActionIntent.__init__() takes 4 positional arguments but 5 were given", "three arguments"),
+            ("NameError: name 'WAYPOINTS' is not defined", "define the name"),
+            ("AttributeError: 'Agent' object has no attribute 'get_position'", "cheatsheet"),
+            ("ZeroDivisionError: division by zero", "guard divisions"),
+            ("IndexError: list index out of range", "len(...)"),
+        ]
+        for text, fix_part in table:
+            with self.subTest(text=text):
+                found = diagnose(text)
+                self.assertIsNotNone(found)
+                self.assertIn(fix_part, found[1])
+
+    def test_an_unknown_error_has_no_diagnosis(self):
+        self.assertIsNone(diagnose("WeirdError: something odd"))
+
+
+class TestCritique(unittest.TestCase):
+    def test_a_policy_error_is_named_with_its_line_the_code_and_the_fix(self):
+        summaries = [summary(s, reason="policy_error", error=FLOAT_ERROR, steps=0, path=0.0) for s in (0, 1)]
+        text = critique(aggregate(summaries), summaries, policy_code=POLICY)
+        self.assertIn("act() raised TypeError at line 7 in 2/2 episodes (seeds 0, 1): argument 'dst': "
+                      "'float' object cannot be interpreted as an integer", text)
+        self.assertIn("line 7: return helpers.plan_to(world, agent.get_coord_py(), [x, 50, -20], 0.8, 0.0)", text)
+        self.assertIn("Fix: wrap every coordinate in int(round(...))", text)
+
+    def test_a_timeout_says_act_was_too_slow_or_looped(self):
+        summaries = [summary(0, reason="timeout", error={"phase": "act", "type": "Timeout", "lineno": 3,
+                                                         "message": "act() took longer than 1 s"})]
+        text = critique(aggregate(summaries), summaries, policy_code=POLICY)
+        self.assertIn("1/1 episodes timed out (act() took longer than 1 s; line 3: STATE = 0)", text)
+        self.assertIn("looped forever", text)
+
+    def test_an_agent_that_never_moved_is_called_stuck(self):
+        summaries = [summary(0, steps=5000, path=0.0, min_dist=14.0)]
+        text = critique(aggregate(summaries), summaries)
+        self.assertIn("1/1 episodes never moved (flew < 1 m in 5000 steps)", text)
+        self.assertIn("get_action_py() is None", text)
+
+    def test_never_reaching_the_target_reports_the_closest_approach(self):
+        summaries = [summary(0, steps=5000, path=80.0, min_dist=6.25, final_dist=9.0),
+                     summary(1, steps=5000, path=80.0, min_dist=2.5, final_dist=4.0)]
+        text = critique(aggregate(summaries), summaries)
+        self.assertIn("2/2 episodes ran out of steps without reaching the target (success needs < 1.0 m). "
+                      "Closest approach 2.5 m (seed 1), final distance 4.0 m.", text)
+
+    def test_a_collision_spike_names_the_worst_seed(self):
+        summaries = [summary(0, success=True, collisions=0), summary(1, success=True, collisions=120)]
+        text = critique(aggregate(summaries), summaries)
+        self.assertIn("Collisions: 60 contacts per episode on average (max 120); seed 1 alone had 120.", text)
+
+    def test_full_success_says_keep_the_approach(self):
+        summaries = [summary(0, success=True, steps=400)]
+        text = critique(aggregate(summaries), summaries)
+        self.assertIn("All 1 episodes succeeded (mean 400.0 steps, 0.0 collisions).", text)
+
+    def test_a_load_failure_critique_quotes_the_error_and_line(self):
+        agg = load_failure_aggregate("UnboundLocalError: cannot access local variable 'STATE'", 3)
+        text = critique(agg, [], policy_code=POLICY)
+        self.assertIn("The policy did not load, so no episode ran.", text)
+        self.assertIn("line 3: STATE = 0", text)
+        self.assertIn("global NAME", text)
+
+    def test_the_critique_never_exceeds_its_cap_and_marks_the_cut(self):
+        long_error = dict(FLOAT_ERROR, message="x" * 300)
+        summaries = [summary(s, reason="policy_error", error=dict(long_error, lineno=s + 1), steps=0)
+                     for s in range(60)]
+        text = critique(aggregate(summaries), summaries, policy_code=POLICY, max_chars=2000)
+        self.assertLessEqual(len(text), 2000)
+        self.assertRegex(text, r"\[critique truncated: \d+ more characters\]$")
+
+    def test_a_failed_episode_trace_is_sampled_start_middle_end(self):
+        steps = [{"step": i, "agent_coord": [50, 50, -20], "distance_to_target": 14.0 - i * 0.01,
+                  "collisions_count": 0, "command_len": 0, "policy_log": {"stage": "go"}} for i in range(500)]
+        summaries = [summary(0, steps=500, path=0.0)]
+        text = critique(aggregate(summaries), summaries, trace={"steps": steps, "traceback": "Traceback..."},
+                        trace_seed=0)
+        self.assertIn("Trace of failed episode (seed 0)", text)
+        self.assertIn('"step":0,', text)
+        self.assertIn('"step":499,', text)
+        self.assertNotIn('"step":100,', text)
+        self.assertLessEqual(len(text), CRITIQUE_MAX_CHARS)
+
+    def test_cap_leaves_short_text_alone(self):
+        self.assertEqual(cap("short", 100), "short")
+        self.assertEqual(len(cap("y" * 500, 100)), 100)
+
+    def test_trace_sampling_accepts_a_plain_list(self):
+        self.assertEqual(sample_trace([{"step": 1, "origin": [1, 2, 3], "junk": "x"}]),
+                         '{"step":1,"origin":[1,2,3]}')
+
+
+class TestIterationDirectory(unittest.TestCase):
+    def test_evaluate_dir_reads_summaries_and_the_first_failed_trace_and_writes_both_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for s in (summary(0, success=True), summary(1, steps=5000, path=0.0)):
+                ep = root / f"ep_{s['seed']}"
+                ep.mkdir()
+                (ep / f"summary.{s['seed']}.json").write_text(json.dumps(s))
+            (root / "ep_1" / "trace.1.json").write_text(json.dumps({"steps": [{"step": 7}]}))
+            agg, text = evaluate_dir(root)
+            write_evaluation(root, agg, text)
+            self.assertEqual(agg["seeds"], [0, 1])
+            self.assertIn("Trace of failed episode (seed 1)", text)
+            self.assertEqual(json.loads((root / "aggregate.json").read_text())["episodes"], 2)
+            self.assertEqual((root / "critique.txt").read_text(), text + "\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
