@@ -1,0 +1,988 @@
+"""Loading a policy from source text: the language layer of the policy sandbox.
+
+No language-level filter is a security boundary on its own, so this module is one layer of
+several. The others live in the worker (``bgen.runner.worker``): a fresh process per episode
+with CPU, memory and file-size limits, an empty environment, and results that cross the
+process boundary only as JSON.
+
+    source text ──► validate_source ──► strip annotations ──► compile ──► exec module body
+                     deny-by-default       (never run)                   safe builtins,
+                     AST rules                                           stand-in modules
+                                                                              │
+                    LoadedPolicy ◄── contract check (act, collect, finalize) ◄┘
+
+What each step stops:
+
+* the validator (``validate_source``) rejects, before anything runs, every node type not on
+  an allow-list, every identifier starting with ``_`` (so no ``__class__``/``__globals__``/
+  ``__subclasses__`` walks), frame/code/generator/traceback attributes, ``format``/``mro`` and
+  file-I/O attribute names, imports of modules we do not offer, bare ``except:``, and calls to
+  builtins a policy does not get (``getattr``, ``eval``, ``open``...). Errors name the line and
+  the rule (``RULES`` lists them all);
+* the namespace gives the module body safe builtins (a capped ``print``, a ``hasattr`` that
+  never reports private attributes, an ``__import__`` that maps allowed names to stand-ins)
+  and stand-in modules that hold only public API objects, never real modules, so
+  ``typing.sys`` or a backend module's own imports are unreachable.
+
+Attribute access is the only way policy code reaches an object's attributes (``getattr``,
+``vars`` and ``dir`` are not offered, ``str.format`` is blocked), so "reachable from a policy"
+means reachable through non-underscore attribute names the validator accepts. Backend
+methods are real Python functions whose ``__globals__`` is their module; the underscore rule
+is what keeps that dictionary out of reach.
+
+Contract (what a policy module defines)
+---------------------------------------
+
+``init(config) -> None`` (optional) is called once per episode, before the first ``act``.
+
+    config (dict): episode settings; ``config["target"]`` is the goal cell ``(x, y, z)`` or
+        ``None`` when the episode has no target.
+
+``act(t, agent, world, fw, env, helpers)`` is called once per step and decides what to fly.
+
+    t (float): simulated seconds since the episode started (step index times ``delta``).
+    agent (voxelsim.Agent): the drone: ``get_pos()``, ``get_coord_py()``, ``get_action_py()``...
+    world (voxelsim.VoxelGrid): the world the drone flies in (``collisions_py``...).
+    fw (voxelsim.FilterWorld): what the drone's camera has observed so far.
+    env (voxelsim.EnvState): the environment (wind...).
+    helpers (Helpers): ``plan_to(world, origin, dst, urgency, yaw, padding=0)`` and
+        ``intent(urgency, yaw, moves)``.
+
+    Returns one of:
+        ActionIntent: replaces the current action (same as ``(intent, "Replace")``);
+        (ActionIntent, "Replace"): replaces the current action;
+        (ActionIntent, "Push"): queues the intent behind the current action;
+        None: keeps flying the current action (``(None, mode)`` means the same).
+    ``check_act_result`` enforces this.
+
+``collect(step_ctx) -> dict[str, str]`` is called after each step.
+
+    step_ctx (dict): what happened in the step (position, coordinate, collisions, distance
+        to the target...). Returns short notes for the step log; ``check_notes`` coerces
+        scalar values to text and caps their size.
+
+``finalize(ep_ctx) -> dict[str, str]`` is called once when the episode ends.
+
+    ep_ctx (dict): the episode's outcome (success, steps, collisions...). Returns notes for
+        the episode summary; ``"summary"`` is the one the critique reads first.
+
+Policies may import ``voxelsim`` (the backend chosen by ``bgen.sim.load_backend``), ``math``,
+``typing``, ``random`` (a seeded generator without global state), ``numpy`` (an allow-listed
+subset without file I/O), ``collections``, ``heapq`` and ``itertools``; ``ALLOWED_MODULES``
+names them and ``SAFE_BUILTIN_NAMES`` lists the builtins.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import collections
+import heapq
+import inspect
+import itertools
+import math
+import random as std_random
+import sys
+import types
+import typing
+
+from bgen.errors import PolicyError, PolicyLoadError
+
+# ---------------------------------------------------------------------------------------------
+# Limits and rule tables
+# ---------------------------------------------------------------------------------------------
+
+POLICY_FILENAME = "policy.py"
+MAX_SOURCE_CHARS = 100_000
+MAX_AST_DEPTH = 200
+MAX_REPORTED_VIOLATIONS = 8
+DEFAULT_PRINT_LIMIT = 64_000
+MAX_NOTES = 64
+MAX_NOTE_CHARS = 2_000
+
+#: Every rule a PolicyLoadError can name, with what it stops. docs/sandbox.md lists the same.
+RULES = {
+    "source-type": "the source is not text",
+    "source-size": "the source is larger than MAX_SOURCE_CHARS",
+    "syntax": "the source does not parse or compile (includes null bytes)",
+    "nesting": "expressions or blocks nested deeper than MAX_AST_DEPTH (parser bombs)",
+    "node-type": "a syntax element outside the allow-list (with, async, await, except*...)",
+    "underscore-name": "an identifier starting with '_' (dunder walks, private internals)",
+    "frame-attribute": "frame, code, generator, coroutine or traceback attributes",
+    "denied-attribute": "format/format_map/mro and file-I/O attribute names",
+    "forbidden-name": "a builtin policies do not get (getattr, eval, open, type...)",
+    "import": "a module outside ALLOWED_MODULES, a relative import or a missing name",
+    "bare-except": "'except:' (it would also swallow the worker's time limit)",
+    "class-keywords": "class keywords such as metaclass=",
+    "load-exception": "the module body raised while loading",
+    "contract": "act/collect/finalize (or init) missing, not callable or with wrong arity",
+}
+
+_NODE_TYPE_NAMES = (
+    # modules and statements
+    "Module", "FunctionDef", "ClassDef", "Return", "Delete", "Assign", "AugAssign",
+    "AnnAssign", "For", "While", "If", "Raise", "Try", "Assert", "Import", "ImportFrom",
+    "Global", "Nonlocal", "Expr", "Pass", "Break", "Continue", "Match",
+    # expressions
+    "BoolOp", "NamedExpr", "BinOp", "UnaryOp", "Lambda", "IfExp", "Dict", "Set", "ListComp",
+    "SetComp", "DictComp", "GeneratorExp", "Yield", "YieldFrom", "Compare", "Call",
+    "FormattedValue", "JoinedStr", "Constant", "Attribute", "Subscript", "Starred", "Name",
+    "List", "Tuple", "Slice",
+    # contexts and operators
+    "Load", "Store", "Del", "And", "Or", "Add", "Sub", "Mult", "MatMult", "Div", "Mod", "Pow",
+    "LShift", "RShift", "BitOr", "BitXor", "BitAnd", "FloorDiv", "Invert", "Not", "UAdd",
+    "USub", "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "Is", "IsNot", "In", "NotIn",
+    # helpers and match patterns
+    "comprehension", "ExceptHandler", "arguments", "arg", "keyword", "alias", "match_case",
+    "MatchValue", "MatchSingleton", "MatchSequence", "MatchMapping", "MatchClass",
+    "MatchStar", "MatchAs", "MatchOr",
+)
+ALLOWED_NODE_TYPES = frozenset(
+    getattr(ast, name) for name in _NODE_TYPE_NAMES if hasattr(ast, name))
+
+_NODE_TYPE_LABELS = {
+    "With": "'with' statements", "AsyncWith": "'async with' statements",
+    "AsyncFunctionDef": "async functions", "AsyncFor": "'async for' loops",
+    "Await": "'await' expressions", "TryStar": "'except*' handlers",
+    "TypeAlias": "'type' statements", "TypeVar": "type parameters",
+    "ParamSpec": "type parameters", "TypeVarTuple": "type parameters",
+}
+
+#: Attribute prefixes of frames, code objects, generators, coroutines, async generators and
+#: tracebacks: each leads from a live object back to globals and builtins.
+FRAME_ATTRIBUTE_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_")
+
+#: Attribute names denied whatever the object, with the reason given to the policy author.
+DENIED_ATTRIBUTES = {
+    "format": "str.format reaches attributes through its replacement fields; use an f-string",
+    "format_map": "str.format_map reaches attributes through its replacement fields; "
+                  "use an f-string",
+    "mro": "class introspection is not available",
+    # numpy arrays reach policies from the backend (VoxelGrid.as_numpy...), so their file
+    # and raw-memory methods are denied by name, as are numpy's own I/O entry points.
+    "tofile": "file I/O is not available", "dump": "file I/O and pickling are not available",
+    "dumps": "pickling is not available", "load": "file I/O is not available",
+    "loads": "unpickling is not available", "save": "file I/O is not available",
+    "savez": "file I/O is not available", "savez_compressed": "file I/O is not available",
+    "savetxt": "file I/O is not available", "loadtxt": "file I/O is not available",
+    "genfromtxt": "file I/O is not available", "fromfile": "file I/O is not available",
+    "fromregex": "file I/O is not available", "memmap": "file I/O is not available",
+    "open": "file I/O is not available", "lib": "numpy internals are not available",
+    "ctypes": "raw memory access is not available", "cffi": "raw memory access is not available",
+    "ctypeslib": "raw memory access is not available",
+}
+
+#: Builtins a policy does not get; naming one (without binding it first) is rejected up
+#: front with a hint instead of failing later with a bare NameError.
+FORBIDDEN_NAMES = {
+    "getattr": "use attribute access", "setattr": "assign the attribute directly",
+    "delattr": "use del", "vars": None, "dir": None, "globals": "use module-level names",
+    "locals": None, "eval": None, "exec": None, "compile": None, "open": "no file I/O",
+    "input": None, "breakpoint": None, "help": None, "type": "use isinstance()",
+    "memoryview": None, "exit": None, "quit": None,
+    "BaseException": "catch Exception (or voxelsim.PanicException)",
+    "SystemExit": None, "KeyboardInterrupt": None, "GeneratorExit": None,
+}
+
+_IDENTIFIER_KINDS = {
+    ast.Name: "names", ast.Attribute: "attribute names", ast.FunctionDef: "function names",
+    ast.ClassDef: "class names", ast.arg: "argument names", ast.keyword: "keyword argument names",
+    ast.Global: "names", ast.Nonlocal: "names", ast.ExceptHandler: "names",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Validator: source text -> checked, annotation-free tree (pure, nothing executes)
+# ---------------------------------------------------------------------------------------------
+
+
+def attribute_denial(name: str) -> tuple[str, str] | None:
+    """``(rule, reason)`` when policy code may not use attribute ``name``, else None.
+
+    The validator, the ``hasattr`` builtin and the reachability test share this predicate,
+    so "what a policy can reach" means the same thing everywhere.
+    """
+    if name.startswith("_"):
+        return "underscore-name", "attribute names starting with '_' are not allowed"
+    if name.startswith(FRAME_ATTRIBUTE_PREFIXES):
+        return "frame-attribute", ("frame, code, generator and traceback attributes "
+                                   "are not allowed")
+    if name in DENIED_ATTRIBUTES:
+        return "denied-attribute", f"attribute '{name}' is not allowed: {DENIED_ATTRIBUTES[name]}"
+    return None
+
+
+def _where(lineno: int | None) -> str:
+    return f"line {lineno}: " if lineno else ""
+
+
+def _violation(lineno: int | None, text: str, rule: str) -> tuple[int, str, str]:
+    return (lineno or 0, f"{_where(lineno)}{text} (rule: {rule})", rule)
+
+
+def _underscore(lineno, kind: str, name: str):
+    return _violation(lineno, f"{kind} starting with '_' are not allowed: {name!r}",
+                      "underscore-name")
+
+
+def _is_future_annotations(node) -> bool:
+    return (isinstance(node, ast.ImportFrom) and node.module == "__future__" and node.level == 0
+            and [(a.name, a.asname) for a in node.names] == [("annotations", None)])
+
+
+def _strip_annotations(tree: ast.Module) -> None:
+    """Remove annotations (and ``from __future__ import annotations``) in place, iteratively.
+
+    Annotations never run, so a policy's ``def f(x: "anything")`` costs nothing and nothing
+    like ``typing.get_type_hints`` can evaluate them later.
+    """
+    tree.body = [stmt for stmt in tree.body if not _is_future_annotations(stmt)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            node.annotation = None
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, field, None)
+            if isinstance(stmts, list) and any(isinstance(s, ast.AnnAssign) for s in stmts):
+                setattr(node, field, [_without_annotation(s) for s in stmts])
+
+
+def _without_annotation(stmt):
+    if not isinstance(stmt, ast.AnnAssign):
+        return stmt
+    if stmt.value is None:
+        replacement = ast.Pass()
+    else:
+        replacement = ast.Assign(targets=[stmt.target], value=stmt.value, type_comment=None)
+    return ast.copy_location(replacement, stmt)
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Names the policy binds anywhere (so ``dir = ...; dir(...)`` is the policy's own)."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add(node.asname or node.name.split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound
+
+
+def _check_identifier(node, lineno, bound: set[str]):
+    """Violations of the identifier rules by one node (iterable of tuples)."""
+    kind = _IDENTIFIER_KINDS.get(type(node))
+    if isinstance(node, ast.Name):
+        if node.id.startswith("_") and node.id != "_":
+            yield _underscore(lineno, kind, node.id)
+        elif isinstance(node.ctx, ast.Load) and node.id in FORBIDDEN_NAMES and node.id not in bound:
+            hint = FORBIDDEN_NAMES[node.id]
+            yield _violation(lineno, f"{node.id!r} is not available in policies"
+                             + (f"; {hint}" if hint else ""), "forbidden-name")
+    elif isinstance(node, ast.Attribute):
+        denial = attribute_denial(node.attr)
+        if denial is not None:
+            rule, reason = denial
+            yield _violation(lineno, f"{reason}: {node.attr!r}" if rule != "denied-attribute"
+                             else reason, rule)
+    elif isinstance(node, ast.arg):
+        if node.arg.startswith("_") and node.arg != "_":
+            yield _underscore(lineno, kind, node.arg)
+    elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        if node.name.startswith("_"):
+            yield _underscore(lineno, kind, node.name)
+    elif isinstance(node, ast.keyword):
+        if node.arg is not None and node.arg.startswith("_"):
+            yield _underscore(lineno, kind, node.arg)
+    elif isinstance(node, (ast.Global, ast.Nonlocal)):
+        for name in node.names:
+            if name.startswith("_"):
+                yield _underscore(lineno, kind, name)
+    elif isinstance(node, ast.ExceptHandler):
+        if node.name is not None and node.name.startswith("_"):
+            yield _underscore(lineno, kind, node.name)
+    elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+        if node.name is not None and node.name.startswith("_"):
+            yield _underscore(lineno, "names", node.name)
+    elif isinstance(node, ast.MatchMapping):
+        if node.rest is not None and node.rest.startswith("_"):
+            yield _underscore(lineno, "names", node.rest)
+    elif isinstance(node, ast.MatchClass):
+        for attr in node.kwd_attrs:
+            denial = attribute_denial(attr)
+            if denial is not None and denial[0] == "underscore-name":
+                yield _underscore(lineno, "match class-pattern keywords", attr)
+            elif denial is not None:
+                yield _violation(lineno, f"{denial[1]}: {attr!r}"
+                                 if denial[0] != "denied-attribute" else denial[1], denial[0])
+
+
+def _check_import(node, lineno):
+    """Violations of the import rules by an Import/ImportFrom node."""
+    if isinstance(node, ast.ImportFrom):
+        if node.level:
+            yield _violation(lineno, "relative imports are not allowed", "import")
+            return
+        modules = [node.module or ""]
+    else:
+        modules = [alias.name for alias in node.names]
+    for module in modules:
+        if any(part.startswith("_") for part in module.split(".")):
+            yield _underscore(lineno, "module names", module)
+        elif module not in ALLOWED_MODULES:
+            yield _violation(lineno, _import_refusal(module), "import")
+    for alias in node.names:
+        for name in (alias.name if isinstance(node, ast.ImportFrom) else None, alias.asname):
+            if name is not None and name.startswith("_"):
+                yield _underscore(lineno, "imported names", name)
+
+
+def _iter_violations(tree: ast.Module):
+    """Walk the tree iteratively (deep input must not overflow our own stack)."""
+    bound = _bound_names(tree)
+    stack = [(tree, 0, None)]
+    while stack:
+        node, depth, inherited_line = stack.pop()
+        lineno = getattr(node, "lineno", None) or inherited_line
+        if depth > MAX_AST_DEPTH:
+            yield _violation(lineno, f"code is nested more than {MAX_AST_DEPTH} levels deep",
+                             "nesting")
+            return
+        if type(node) not in ALLOWED_NODE_TYPES:
+            name = type(node).__name__
+            label = _NODE_TYPE_LABELS.get(name, f"{name} nodes")
+            yield _violation(lineno, f"{label} are not allowed", "node-type")
+            continue
+        yield from _check_identifier(node, lineno, bound)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield from _check_import(node, lineno)
+        elif isinstance(node, ast.ExceptHandler) and node.type is None:
+            yield _violation(lineno, "bare 'except:' is not allowed; catch Exception "
+                             "(or voxelsim.PanicException) instead", "bare-except")
+        elif isinstance(node, ast.ClassDef) and node.keywords:
+            yield _violation(lineno, "class keywords (metaclass=...) are not allowed",
+                             "class-keywords")
+        children = list(ast.iter_child_nodes(node))
+        stack.extend((child, depth + 1, lineno) for child in reversed(children))
+
+
+def _parse(source) -> ast.Module:
+    if not isinstance(source, str):
+        raise PolicyLoadError(
+            f"policy source must be text (str); actual: {type(source).__name__} "
+            "(rule: source-type)", rule="source-type")
+    if len(source) > MAX_SOURCE_CHARS:
+        raise PolicyLoadError(
+            f"policy source is {len(source)} characters, exceeds limit of {MAX_SOURCE_CHARS} "
+            "(rule: source-size)", rule="source-size")
+    try:
+        return ast.parse(source, filename=POLICY_FILENAME)
+    except SyntaxError as error:
+        raise _syntax_error(error) from None
+    except (RecursionError, MemoryError):
+        raise PolicyLoadError(
+            "policy source is nested too deeply to parse (rule: nesting)", rule="nesting") from None
+    except ValueError as error:  # null bytes, on the versions that say ValueError
+        raise PolicyLoadError(f"policy source is not valid Python: {error} (rule: syntax)",
+                              rule="syntax") from None
+
+
+def _syntax_error(error: SyntaxError) -> PolicyLoadError:
+    message = error.msg or "invalid syntax"
+    if "nested" in message or "too complex" in message or "too many" in message:
+        rule = "nesting"
+    else:
+        rule = "syntax"
+    where = _where(error.lineno) or "policy source is not valid Python: "
+    return PolicyLoadError(f"{where}{message} (rule: {rule})",
+                           lineno=error.lineno, rule=rule)
+
+
+def checked_tree(source) -> ast.Module:
+    """Parse, strip annotations and apply every AST rule; the tree is ready to compile."""
+    tree = _parse(source)
+    try:
+        _strip_annotations(tree)
+        violations = sorted(_iter_violations(tree), key=lambda v: v[0])
+    except (RecursionError, MemoryError):
+        raise PolicyLoadError("policy source is nested too deeply to check (rule: nesting)",
+                              rule="nesting") from None
+    if violations:
+        lineno, message, rule = violations[0]
+        more = [text for _, text, _ in violations[1:MAX_REPORTED_VIOLATIONS]]
+        if more:
+            message += "\nalso: " + "\nalso: ".join(more)
+        raise PolicyLoadError(message, lineno=lineno or None, rule=rule)
+    return tree
+
+
+def validate_source(source: str) -> None:
+    """Apply the AST rules only (nothing executes); raise PolicyLoadError naming line and rule."""
+    checked_tree(source)
+
+
+def compile_policy(source: str) -> types.CodeType:
+    """Validate and compile; compile-time errors ('return' outside function...) become rules."""
+    tree = checked_tree(source)
+    try:
+        return compile(tree, POLICY_FILENAME, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise _syntax_error(error) from None
+    except (RecursionError, MemoryError):
+        raise PolicyLoadError("policy source is nested too deeply to compile (rule: nesting)",
+                              rule="nesting") from None
+    except ValueError as error:
+        raise PolicyLoadError(f"policy source is not valid Python: {error} (rule: syntax)",
+                              rule="syntax") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-in modules: public API objects only, never a real module
+# ---------------------------------------------------------------------------------------------
+
+
+class StandIn(types.ModuleType):
+    """A read-only module object holding only the names a policy may use.
+
+    Its ``__name__`` is ``"sandbox:<name>"`` on purpose: when ``from m import x`` misses,
+    CPython looks ``"<m.__name__>.x"`` up in ``sys.modules``; with the real name that would
+    hand out real submodules (``from numpy import lib``). No real module has this prefix.
+    """
+
+    def __init__(self, name: str, members: dict, hints: dict | None = None):
+        super().__init__("sandbox:" + name)
+        self.__dict__.update(members)
+        self.__dict__["__all__"] = sorted(members)
+        self.__dict__["__sandbox_name__"] = name
+        self.__dict__["__sandbox_hints__"] = dict(hints or {})
+
+    def __getattr__(self, name):
+        display = self.__dict__["__sandbox_name__"]
+        hint = self.__dict__["__sandbox_hints__"].get(name)
+        raise AttributeError(f"module '{display}' has no attribute '{name}' in the policy sandbox"
+                             + (f"; {hint}" if hint else ""))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"module '{self.__dict__['__sandbox_name__']}' is read-only "
+                             "in the policy sandbox")
+
+    def __delattr__(self, name):
+        self.__setattr__(name, None)
+
+    def __repr__(self):
+        return f"<module '{self.__dict__['__sandbox_name__']}' (policy sandbox)>"
+
+
+def _pick(module, names) -> dict:
+    return {name: getattr(module, name) for name in names if hasattr(module, name)}
+
+
+MATH_NAMES = tuple(name for name in dir(math) if not name.startswith("_"))
+TYPING_NAMES = ("Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", "List",
+                "Literal", "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union",
+                "TYPE_CHECKING", "cast")
+COLLECTIONS_NAMES = ("deque", "defaultdict", "OrderedDict", "Counter")
+HEAPQ_NAMES = ("heappush", "heappop", "heapify", "heapreplace", "heappushpop", "nlargest",
+               "nsmallest")
+ITERTOOLS_NAMES = ("accumulate", "chain", "combinations", "count", "cycle", "islice",
+                   "pairwise", "permutations", "product", "repeat", "starmap", "zip_longest")
+# No ndarray (its constructor takes raw buffers), no empty (uninitialised memory), nothing
+# that reads or writes files, no random (use the seeded `random`), no lib/ctypeslib.
+NUMPY_NAMES = (
+    "array", "asarray", "zeros", "ones", "full", "arange", "linspace", "zeros_like",
+    "ones_like", "full_like", "eye", "identity", "stack", "vstack", "hstack", "column_stack",
+    "concatenate", "where", "clip", "abs", "absolute", "sqrt", "square", "exp", "log", "log2",
+    "log10", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "hypot",
+    "degrees", "radians", "deg2rad", "rad2deg", "floor", "ceil", "round", "rint", "sign",
+    "minimum", "maximum", "min", "max", "amin", "amax", "sum", "mean", "median", "std", "var",
+    "prod", "cumsum", "cumprod", "argmin", "argmax", "argsort", "sort", "unique", "dot",
+    "cross", "outer", "inner", "matmul", "allclose", "isclose", "isnan", "isfinite", "isinf",
+    "nan", "inf", "pi", "e", "float64", "float32", "int32", "int64", "int8", "uint8", "bool_",
+    "newaxis", "count_nonzero", "nonzero", "any", "all", "reshape", "transpose", "diff",
+    "interp", "percentile", "mod", "floor_divide", "fmod", "array_equal", "tile", "repeat",
+    "flip", "roll", "meshgrid", "indices", "logical_and", "logical_or", "logical_not",
+    "ravel", "squeeze", "expand_dims", "nanmin", "nanmax", "nanmean",
+)
+NUMPY_LINALG_NAMES = ("norm", "inv", "det", "solve", "pinv", "eig", "eigh", "svd", "lstsq",
+                      "matrix_rank", "LinAlgError")
+NUMPY_HINTS = {"random": "use `import random` (seeded per episode)",
+               "ndarray": "create arrays with numpy.array()",
+               "empty": "use numpy.zeros()"}
+#: Backend names a policy does not get: network clients (policies never send frames).
+EXCLUDED_BACKEND_NAMES = frozenset({"RendererClient", "AsyncRendererClient"})
+
+
+class SeededRandom:
+    """``random`` for policies: a ``random.Random`` seeded per episode, no global state.
+
+    Only the listed methods are public; the generator itself sits in an underscore slot.
+    ``Random(seed)`` makes an independent generator.
+    """
+
+    __slots__ = ("_rng",)
+
+    def __init__(self, seed=0):
+        self._rng = std_random.Random(0 if seed is None else seed)
+
+    def seed(self, value=0):
+        self._rng.seed(0 if value is None else value)
+
+    def random(self):
+        return self._rng.random()
+
+    def uniform(self, a, b):
+        return self._rng.uniform(a, b)
+
+    def randint(self, a, b):
+        return self._rng.randint(a, b)
+
+    def randrange(self, start, stop=None, step=1):
+        return self._rng.randrange(start, stop, step)
+
+    def choice(self, seq):
+        return self._rng.choice(seq)
+
+    def choices(self, population, weights=None, *, cum_weights=None, k=1):
+        return self._rng.choices(population, weights, cum_weights=cum_weights, k=k)
+
+    def shuffle(self, items):
+        self._rng.shuffle(items)
+
+    def sample(self, population, k):
+        return self._rng.sample(population, k)
+
+    def gauss(self, mu=0.0, sigma=1.0):
+        return self._rng.gauss(mu, sigma)
+
+    def normalvariate(self, mu=0.0, sigma=1.0):
+        return self._rng.normalvariate(mu, sigma)
+
+    def triangular(self, low=0.0, high=1.0, mode=None):
+        return self._rng.triangular(low, high, mode)
+
+
+_RANDOM_METHODS = ("seed", "random", "uniform", "randint", "randrange", "choice", "choices",
+                   "shuffle", "sample", "gauss", "normalvariate", "triangular")
+
+
+def _is_backend_submodule(value, prefix: str) -> bool:
+    """A submodule of the backend (``voxelsim.px4``), not a module it merely imports.
+
+    PyO3 submodules often carry a bare name (``"px4"``) and are missing from sys.modules;
+    every module a Python backend imports (numpy, operator...) is registered there.
+    """
+    name = getattr(value, "__name__", "")
+    return name.startswith(prefix + ".") or sys.modules.get(name) is not value
+
+
+def _backend_members(module, prefix: str, depth: int = 0) -> dict:
+    """Public, non-module names of a backend module; its own submodules become stand-ins."""
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [name for name in dir(module) if not name.startswith("_")]
+    members = {}
+    for name in names:
+        if name.startswith("_") or name in EXCLUDED_BACKEND_NAMES or not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, types.ModuleType):
+            if depth < 2 and _is_backend_submodule(value, prefix):
+                members[name] = StandIn(f"voxelsim.{name}",
+                                        _backend_members(value, prefix, depth + 1))
+            continue
+        members[name] = value
+    return members
+
+
+def _numpy_standin():
+    import numpy
+
+    linalg = StandIn("numpy.linalg", _pick(numpy.linalg, NUMPY_LINALG_NAMES))
+    return StandIn("numpy", {**_pick(numpy, NUMPY_NAMES), "linalg": linalg}, NUMPY_HINTS), linalg
+
+
+def build_standins(vxs_module, *, seed: int = 0) -> dict:
+    """Fresh stand-ins for one policy, keyed by the import name that reaches them."""
+    rng = SeededRandom(seed)
+    random_members = {name: getattr(rng, name) for name in _RANDOM_METHODS}
+    random_members["Random"] = SeededRandom
+    standins = {
+        "voxelsim": StandIn("voxelsim", _backend_members(
+            vxs_module, getattr(vxs_module, "__name__", "voxelsim"))),
+        "math": StandIn("math", _pick(math, MATH_NAMES)),
+        "typing": StandIn("typing", _pick(typing, TYPING_NAMES)),
+        "random": StandIn("random", random_members),
+        "collections": StandIn("collections", _pick(collections, COLLECTIONS_NAMES)),
+        "heapq": StandIn("heapq", _pick(heapq, HEAPQ_NAMES)),
+        "itertools": StandIn("itertools", _pick(itertools, ITERTOOLS_NAMES)),
+    }
+    try:
+        standins["numpy"], standins["numpy.linalg"] = _numpy_standin()
+    except ImportError:  # numpy is a runtime dependency; tolerate its absence anyway
+        pass
+    return standins
+
+
+ALLOWED_MODULES = ("collections", "heapq", "itertools", "math", "numpy", "numpy.linalg",
+                   "random", "typing", "voxelsim")
+
+
+def _import_refusal(name: str) -> str:
+    return (f"import of '{name}' is not allowed; policies may import "
+            f"{', '.join(m for m in ALLOWED_MODULES if '.' not in m)} (and numpy.linalg)")
+
+
+class PolicyImportError(ImportError):
+    """An import the sandbox refuses; the loader reports it under rule ``import``."""
+
+
+def make_import(standins: dict):
+    """The ``__import__`` policies get: allowed names map to stand-ins, the rest fail."""
+
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+        if level:
+            raise PolicyImportError("relative imports are not allowed in policies")
+        if name not in standins:
+            raise PolicyImportError(_import_refusal(name))
+        module = standins[name]
+        for item in fromlist or ():
+            if item == "*":
+                continue
+            if not isinstance(item, str) or item.startswith("_") or item not in module.__all__:
+                raise PolicyImportError(
+                    f"cannot import name {item!r} from '{name}' in the policy sandbox")
+        if fromlist:
+            return module
+        return standins[name.split(".")[0]]
+
+    return __import__
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe builtins: generous for ordinary code, nothing that introspects or does I/O
+# ---------------------------------------------------------------------------------------------
+
+SAFE_BUILTIN_NAMES = (
+    "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
+    "divmod", "enumerate", "filter", "float", "frozenset", "hash", "hex", "int", "isinstance",
+    "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord",
+    "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
+    "tuple", "zip",
+    "Exception", "ArithmeticError", "AssertionError", "AttributeError", "ImportError",
+    "IndexError", "KeyError", "LookupError", "ModuleNotFoundError", "NotImplementedError",
+    "OverflowError", "RuntimeError", "StopIteration", "TypeError", "ValueError",
+    "ZeroDivisionError",
+)
+#: Provided by the sandbox itself (wrapped), in addition to SAFE_BUILTIN_NAMES.
+WRAPPED_BUILTIN_NAMES = ("print", "hasattr")
+
+
+class CapturedOutput:
+    """What a policy prints, kept in memory up to ``limit`` characters, then a marker."""
+
+    __slots__ = ("limit", "_chunks", "_size", "_truncated")
+
+    def __init__(self, limit: int = DEFAULT_PRINT_LIMIT):
+        self.limit = limit
+        self._chunks: list[str] = []
+        self._size = 0
+        self._truncated = False
+
+    def write(self, text: str) -> None:
+        if self._truncated:
+            return
+        room = self.limit - self._size
+        if len(text) > room:
+            self._chunks.append(text[:room])
+            self._chunks.append(f"\n[output truncated at {self.limit} characters]\n")
+            self._size = self.limit
+            self._truncated = True
+            return
+        self._chunks.append(text)
+        self._size += len(text)
+
+    def text(self) -> str:
+        return "".join(self._chunks)
+
+
+def make_print(output: CapturedOutput):
+    """``print`` for policies: same signature, text goes to ``output``; no ``file=``."""
+
+    def print(*values, sep=" ", end="\n", file=None, flush=False):
+        if file is not None:
+            raise TypeError("print(): file= is not available in policies")
+        if sep is None:
+            sep = " "
+        if end is None:
+            end = "\n"
+        if not isinstance(sep, str) or not isinstance(end, str):
+            raise TypeError("print(): sep and end must be str or None")
+        if output._truncated:
+            return
+        output.write(sep.join(str(value) for value in values) + end)
+
+    return print
+
+
+def safe_hasattr(obj, name, /):
+    """``hasattr`` that answers False for names a policy may not use (no probing internals)."""
+    if not isinstance(name, str):
+        raise TypeError("hasattr(): attribute name must be string")
+    if attribute_denial(name) is not None:
+        return False
+    return builtins.hasattr(obj, name)
+
+
+safe_hasattr.__name__ = safe_hasattr.__qualname__ = "hasattr"
+
+
+def make_builtins(standins: dict, output: CapturedOutput) -> dict:
+    """A fresh builtins dict for one policy module."""
+    table = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
+    table["print"] = make_print(output)
+    table["hasattr"] = safe_hasattr
+    # Needed by the compiled code itself; policy source cannot name them (underscore rule).
+    table["__import__"] = make_import(standins)
+    table["__build_class__"] = builtins.__build_class__
+    table["__name__"] = "builtins"
+    return table
+
+
+def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None = None) -> dict:
+    """The globals a fresh policy module body runs in."""
+    output = output if output is not None else CapturedOutput()
+    standins = build_standins(vxs_module, seed=seed)
+    return {"__builtins__": make_builtins(standins, output), "__name__": "policy",
+            "__doc__": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers passed to act()
+# ---------------------------------------------------------------------------------------------
+
+
+class Helpers:
+    """Conveniences passed to ``act``; thin wrappers over the backend, nothing hidden.
+
+    ``plan_to(world, origin, dst, urgency, yaw, padding=0)`` plans an A* route from cell
+    ``origin`` to cell ``dst`` keeping ``padding`` cells from obstacles and returns the
+    ActionIntent (``AStarActionPlanner(padding).plan_action_py(world, origin, dst, urgency,
+    yaw)``); it raises when no route exists. ``intent(urgency, yaw, moves)`` is
+    ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0.
+    """
+
+    __slots__ = ("_vxs", "_planners")
+
+    def __init__(self, vxs_module):
+        self._vxs = vxs_module
+        self._planners = {}
+
+    def plan_to(self, world, origin, dst, urgency, yaw, padding=0):
+        planner = self._planners.get(padding)
+        if planner is None:
+            planner = self._vxs.AStarActionPlanner(padding)
+            if isinstance(padding, int) and len(self._planners) < 16:
+                self._planners[padding] = planner
+        return planner.plan_action_py(world, origin, dst, urgency, yaw)
+
+    def intent(self, urgency, yaw, moves):
+        return self._vxs.ActionIntent(urgency, yaw, moves)
+
+    def __repr__(self):
+        return "Helpers(plan_to, intent)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and the contract check
+# ---------------------------------------------------------------------------------------------
+
+CONTRACT_SIGNATURES = {
+    "init": ("init(config)", 1),
+    "act": ("act(t, agent, world, fw, env, helpers)", 6),
+    "collect": ("collect(step_ctx)", 1),
+    "finalize": ("finalize(ep_ctx)", 1),
+}
+
+
+class LoadedPolicy:
+    """A policy module that passed validation, ran its body and meets the contract."""
+
+    __slots__ = ("init", "act", "collect", "finalize", "namespace", "intent_type", "_output")
+
+    def __init__(self, namespace: dict, output: CapturedOutput, intent_type):
+        self.namespace = namespace
+        self._output = output
+        self.intent_type = intent_type
+        self.init = namespace.get("init")
+        self.act = namespace["act"]
+        self.collect = namespace["collect"]
+        self.finalize = namespace["finalize"]
+
+    def output(self) -> str:
+        """Everything the policy printed so far (capped; a marker says where it was cut)."""
+        return self._output.text()
+
+    def check_act_result(self, result):
+        return check_act_result(result, self.intent_type)
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def _arity_problem(fn, count: int) -> str | None:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*([None] * count))
+    except TypeError:
+        return f"found {fn.__name__}{signature}" if hasattr(fn, "__name__") else "wrong arity"
+    return None
+
+
+def check_contract(namespace: dict) -> None:
+    """act, collect and finalize callable with their arity; init optional but callable."""
+    for name in ("act", "collect", "finalize", "init"):
+        expected, count = CONTRACT_SIGNATURES[name]
+        verb = "may" if name == "init" else "must"
+        if name not in namespace:
+            if name == "init":
+                continue
+            raise PolicyLoadError(f"policy must define {expected}; found no '{name}' "
+                                  "(rule: contract)", rule="contract")
+        value = namespace[name]
+        if not callable(value):
+            raise PolicyLoadError(f"policy {verb} define {expected}; found '{name}' of type "
+                                  f"{_type_name(value)} (rule: contract)", rule="contract")
+        problem = _arity_problem(value, count)
+        if problem is not None:
+            raise PolicyLoadError(f"policy {verb} define {expected}; {problem} (rule: contract)",
+                                  rule="contract")
+
+
+def _policy_lineno(error: BaseException) -> int | None:
+    lineno = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == POLICY_FILENAME:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return lineno
+
+
+def _is_panic(error: BaseException) -> bool:
+    return type(error).__name__ == "PanicException"
+
+
+def load_policy(source: str, vxs_module, *, print_limit: int = DEFAULT_PRINT_LIMIT,
+                seed: int = 0) -> LoadedPolicy:
+    """Validate, compile and run a policy's module body; check the contract.
+
+    Call this only inside a worker process: the module body runs here. ``seed`` seeds the
+    policy's ``random``. Raises PolicyLoadError (message, ``lineno``, ``rule``). A
+    MemoryError and exceptions that do not derive from Exception (the worker's time limit)
+    propagate unchanged, except a backend PanicException, which is the policy's fault.
+    """
+    code = compile_policy(source)
+    output = CapturedOutput(print_limit)
+    namespace = sandbox_globals(vxs_module, seed=seed, output=output)
+    try:
+        exec(code, namespace)
+    except MemoryError:
+        raise
+    except BaseException as error:
+        if not isinstance(error, Exception) and not _is_panic(error):
+            raise
+        lineno = _policy_lineno(error)
+        if isinstance(error, PolicyImportError):
+            rule, text = "import", str(error)
+        else:
+            rule = "load-exception"
+            text = f"policy module raised {_type_name(error)} while loading: {error}"
+        raise PolicyLoadError(f"{_where(lineno)}{text} (rule: {rule})",
+                              lineno=lineno, rule=rule) from None
+    check_contract(namespace)
+    return LoadedPolicy(namespace, output, getattr(vxs_module, "ActionIntent", None))
+
+
+# ---------------------------------------------------------------------------------------------
+# Result checks (run in the worker, before anything crosses the process boundary)
+# ---------------------------------------------------------------------------------------------
+
+ACT_RESULT_EXPECTED = "act() must return an ActionIntent, (intent, 'Replace'|'Push') or None"
+QUEUE_MODES = {"replace": "Replace", "push": "Push"}
+
+
+def _is_intent(value, intent_type) -> bool:
+    if intent_type is not None:
+        return isinstance(value, intent_type)
+    return type(value).__name__ == "ActionIntent"
+
+
+def check_act_result(result, intent_type=None):
+    """Normalise what act() returned to ``None`` or ``(intent, "Replace"|"Push")``.
+
+    ``intent_type`` is the backend's ActionIntent class; without it, any object whose class
+    is named ActionIntent passes (the backend re-checks when the intent is applied).
+    """
+    if result is None:
+        return None
+    if _is_intent(result, intent_type):
+        return (result, "Replace")
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {len(result)}")
+        intent, mode = result
+        if intent is not None and not _is_intent(intent, intent_type):
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple ({_type_name(intent)}, "
+                              f"{_type_name(mode)})")
+        normalized = QUEUE_MODES.get(mode.lower()) if isinstance(mode, str) else None
+        if normalized is None:
+            shown = repr(mode) if isinstance(mode, (str, int, float)) else _type_name(mode)
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple with mode {shown[:40]}")
+        return None if intent is None else (intent, normalized)
+    raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: {_type_name(result)}")
+
+
+def _note_text(value) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_NOTE_CHARS:
+        text = text[:MAX_NOTE_CHARS] + f"...[{len(text) - MAX_NOTE_CHARS} more characters]"
+    return text
+
+
+def check_notes(result, where: str = "collect") -> dict[str, str]:
+    """Normalise what collect()/finalize() returned to a small ``dict[str, str]``.
+
+    None counts as no notes; non-str values are converted with ``str()``; values longer
+    than MAX_NOTE_CHARS are cut. A non-dict, a non-str key or too many keys is an error.
+    """
+    expected = f"{where}() must return a dict of str to str"
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise PolicyError(f"{expected}; actual: {_type_name(result)}")
+    if len(result) > MAX_NOTES:
+        raise PolicyError(f"{expected}; actual: {len(result)} keys, exceeds limit of {MAX_NOTES}")
+    notes = {}
+    for key, value in result.items():
+        if not isinstance(key, str):
+            raise PolicyError(f"{expected}; actual: key {_note_text(repr(key))[:40]} of type "
+                              f"{_type_name(key)}")
+        try:
+            notes[_note_text(key)[:200]] = _note_text(value)
+        except Exception as error:
+            raise PolicyError(f"{expected}; actual: value of {key[:40]!r} cannot be shown as "
+                              f"text ({_type_name(error)}: {error})") from None
+    return notes
