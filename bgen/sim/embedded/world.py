@@ -276,6 +276,16 @@ def dense_bits(grid: "VoxelGrid", low: tuple, high: tuple) -> np.ndarray:
     return out.reshape(-1)
 
 
+def _floats3(value, arg: str) -> tuple:
+    """``[f64; 3]`` extraction with a fast path for a list/tuple of three floats."""
+    if type(value) is list or type(value) is tuple:
+        if len(value) == 3:
+            x, y, z = value
+            if type(x) is float and type(y) is float and type(z) is float:
+                return (x, y, z)
+    return to_float_array(value, 3, arg)
+
+
 def _freeze(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -391,8 +401,8 @@ class VoxelGrid:
 
     def collisions_py(self, centre, dims) -> list:
         """``[([x, y, z], Cell), ...]`` touched by the box (see ``collisions_in``)."""
-        centre = to_float_array(centre, 3, "centre")
-        dims = to_float_array(dims, 3, "dims")
+        centre = _floats3(centre, "centre")
+        dims = _floats3(dims, "dims")
         return collisions_in(self._cells(), centre, dims)
 
     def dense_snapshot_py(self, centre, dims) -> DenseSnapshot:
