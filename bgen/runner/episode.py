@@ -1,0 +1,627 @@
+"""One episode: a loaded policy flying one agent in one world, step by step, at full speed.
+
+The step mirrors the reference runner (``bgen/runner/run_policy.py`` and ``python/povtest.py``
+of Merlotec/vxs):
+
+    1. act(t, agent, world, fw, env, helpers)    → intent | (intent, "Replace"|"Push") | None
+       an intent replaces the current action (default) or is pushed behind it
+    2. if the agent has an action: chaser target for this step, then dynamics for ``delta``
+    3. when rendering: POV + vision update when the filter world is idle and
+       ``pov_min_dt_world`` of simulated time has passed; the world every second of wall
+       time; the agents every step
+    4. collisions ``world.collisions_py(pos, [0.5, 0.5, 0.3])``, path length, distance to the
+       target; a jump faster than the dynamics allow ends the episode (``teleport``); within
+       ``SUCCESS_RADIUS`` of the target ends it with success
+    5. collect(step_ctx) → small dict of notes; the step log goes to the sink
+
+Simulated time is ``step * delta`` and is what ``act`` receives as ``t``; nothing sleeps.
+All state lives in ``Sim`` and locals of ``run_loaded``; the only randomness is the
+``numpy.random.Generator`` seeded from the episode seed. This module never starts a process
+or opens a file: the worker (``worker.py``) and the benchmark call it, and it reports through
+an ``EpisodeSink``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from bgen.errors import ConfigError, PolicyError, PolicyLoadError
+from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
+                                 distance, is_teleport, max_step_distance)
+from bgen.runner.schema import SUCCESS_RADIUS, EpisodeSummary, StepLog
+
+COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
+WORLD_RESEND_S = 1.0
+SCENARIOS = ("terrain", "wind_farm")
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """Everything an episode and its worker need besides the policy source and the seed.
+
+    Simulation: ``max_steps``, ``delta`` (s per step), ``target`` (None: the scenario's
+    default), ``start`` (None: the scenario's), ``scenario``, ``use_px4``, ``backend``.
+    Rendering: ``render``, ``render_host``, ``render_ports`` (world, agents, first POV, first
+    POV-agents), ``pov_size``, ``pov_min_dt_world`` (s of simulated time between POVs).
+    Limits (enforced by the worker): ``act_budget_s`` per policy call, ``episode_deadline_s``
+    wall clock per episode (the parent kills), ``cpu_limit_s`` (None: the deadline),
+    ``memory_limit_mb`` (address space), ``max_open_files``, ``stall_grace_s`` (silence
+    beyond the act budget after which the parent kills a worker that swallowed its alarm).
+    Checks: ``max_speed_mps`` bounds one step's movement (faster is a teleport).
+    Output: ``trace_steps`` steps kept in ``trace.<seed>.json``.
+    """
+
+    max_steps: int = 5000
+    delta: float = 0.01
+    target: tuple[float, float, float] | None = None
+    start: tuple[int, int, int] | None = None
+    scenario: str = "terrain"
+    render: bool = False
+    render_host: str = "127.0.0.1"
+    render_ports: tuple[int, int, int, int] = (8080, 8081, 8090, 9090)
+    pov_size: tuple[int, int] = (200, 150)
+    pov_min_dt_world: float = 0.05
+    use_px4: bool = True
+    backend: str = "auto"
+    act_budget_s: float = 2.0
+    episode_deadline_s: float = 600.0
+    cpu_limit_s: float | None = None
+    memory_limit_mb: int = 2048
+    max_open_files: int = 64
+    stall_grace_s: float = 5.0
+    max_speed_mps: float = 50.0
+    trace_steps: int = 50
+
+    def __post_init__(self):
+        for problem in config_problems(self):
+            raise ConfigError(problem[1], field=problem[0])
+
+
+def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
+    """(field, message) for every invalid field, messages as "field: expects X, actual: Y"."""
+    problems = []
+
+    def positive(name, kind=(int, float), allow_none=False):
+        value = getattr(config, name)
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or (
+                isinstance(value, float) and not math.isfinite(value)):
+            problems.append((name, f"{name}: expects a positive number, actual: {value!r}"))
+
+    positive("max_steps", int)
+    for name in ("delta", "act_budget_s", "episode_deadline_s", "stall_grace_s",
+                 "max_speed_mps", "pov_min_dt_world"):
+        positive(name)
+    positive("cpu_limit_s", allow_none=True)
+    positive("memory_limit_mb", int)
+    positive("max_open_files", int)
+    positive("trace_steps", int)
+    if config.scenario not in SCENARIOS:
+        problems.append(("scenario", f"scenario: expects one of {', '.join(SCENARIOS)}, "
+                                     f"actual: {config.scenario!r}"))
+    for name, length in (("target", 3), ("start", 3), ("render_ports", 4), ("pov_size", 2)):
+        value = getattr(config, name)
+        if value is None and name in ("target", "start"):
+            continue
+        if not isinstance(value, tuple) or len(value) != length or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value):
+            problems.append((name, f"{name}: expects {length} numbers, actual: {value!r}"))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Control flow: why an episode stops early
+# --------------------------------------------------------------------------------------------
+
+class EpisodeInterrupt(BaseException):
+    """Raised (from signal handlers or the loop) to end the episode with ``reason``.
+
+    A ``BaseException`` so that a policy's ``except Exception`` does not swallow it; a bare
+    ``except:`` can, which is why the parent process also enforces deadlines by killing.
+    """
+
+    reason = "terminated"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BudgetExceeded(EpisodeInterrupt):
+    reason = "timeout"
+
+
+class StopRequested(EpisodeInterrupt):
+    reason = "terminated"
+
+
+class EpisodeSink(Protocol):
+    """Where an episode reports; the worker batches to its pipe, tests keep lists."""
+
+    def step(self, log: dict) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def phase(self, name: str) -> None: ...
+
+
+class ListSink:
+    """Keeps everything in memory (tests, in-process runs)."""
+
+    def __init__(self):
+        self.steps: list[dict] = []
+        self.warnings: list[str] = []
+        self.phases: list[str] = []
+
+    def step(self, log):
+        self.steps.append(log)
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+    def phase(self, name):
+        self.phases.append(name)
+
+
+def no_guard(phase: str):
+    """The guard used in-process: no budget (the worker's guard arms an alarm)."""
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# Errors, as the LLM and the user will read them
+# --------------------------------------------------------------------------------------------
+
+def policy_filename() -> str:
+    """The filename the sandbox compiles policy code under (frames with it are the policy's)."""
+    from bgen.runner import sandbox
+    return getattr(sandbox, "POLICY_FILENAME", "<policy>")
+
+
+def describe_error(error: BaseException, phase: str, source: str | None = None,
+                   filename: str | None = None) -> dict:
+    """``{"phase", "type", "message", "lineno", "traceback"}`` with policy frames only.
+
+    ``lineno`` is the policy line the error came from (the innermost policy frame, or the
+    ``lineno`` a ``PolicyError`` carries); the traceback shows only policy frames, with the
+    policy's own source lines, so nothing of bgen's internals reaches the LLM.
+    """
+    filename = filename or policy_filename()
+    lines = source.splitlines() if source is not None else []
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if frame.filename == filename]
+    lineno = getattr(error, "lineno", None) if isinstance(error, (PolicyError, SyntaxError)) else None
+    if frames:
+        lineno = frames[-1].lineno
+    text = [f"Traceback (policy frames only):"]
+    for frame in frames:
+        text.append(f'  line {frame.lineno}, in {frame.name}')
+        if frame.lineno and 0 < frame.lineno <= len(lines):
+            text.append(f"    {lines[frame.lineno - 1].strip()}")
+    message = getattr(error, "message", None) if isinstance(error, PolicyError) else None
+    if message is None:
+        try:
+            message = str(error)
+        except Exception:
+            message = "<unprintable message>"
+    kind = type(error).__name__
+    text.append(f"{kind}: {message}" if message else kind)
+    return {"phase": phase, "type": kind, "message": message,
+            "lineno": lineno if isinstance(lineno, int) else None, "traceback": "\n".join(text)}
+
+
+def error_line(error: dict) -> str:
+    """One line for logs and the summary's ``reasons``: "act: ZeroDivisionError: ... (line 7)"."""
+    where = f" (line {error['lineno']})" if error.get("lineno") else ""
+    message = f": {error['message']}" if error.get("message") else ""
+    return f"{error['phase']}: {error['type']}{message}{where}"
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation objects
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Sim:
+    """Every simulator object of one episode, built from the config and the seed."""
+
+    vxs: Any
+    world: Any
+    agent: Any
+    fw: Any
+    env: Any
+    chaser: Any
+    dynamics: Any
+    start: tuple[int, int, int]
+    target: tuple[float, float, float]
+    rng: np.random.Generator
+    proj: Any = None
+    camera: Any = None
+    vision: Any = None
+    dynamic_world: Any = None
+
+
+def scenario_defaults(scenario: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """(start coord, default target) of a scenario, from ``bgen.sim.scenarios``."""
+    from bgen.sim import scenarios
+    entry = scenarios.SCENARIOS[scenario]
+    start = entry["start"] if isinstance(entry, dict) else entry.start
+    target = entry["target"] if isinstance(entry, dict) else entry.target
+    return tuple(int(v) for v in start), tuple(float(v) for v in target)
+
+
+def build_world(vxs, scenario: str, seed: int):
+    from bgen.sim import scenarios
+    if scenario == "wind_farm":
+        return scenarios.wind_farm_world(vxs)
+    return scenarios.terrain_world(vxs, seed)
+
+
+def make_dynamics(vxs, use_px4: bool):
+    """PX4-style dynamics when asked for and available (as the reference), else QuadDynamics."""
+    px4 = getattr(vxs, "px4", None) if use_px4 else None
+    if px4 is not None and hasattr(px4, "Px4Dynamics"):
+        return px4.Px4Dynamics.default_py()
+    return vxs.QuadDynamics(vxs.QuadParams.default_py())
+
+
+def build_sim(vxs, config: EpisodeConfig, seed: int) -> Sim:
+    """World, agent at the start hold, filter world, dynamics, chaser (and vision if rendering)."""
+    rng = np.random.default_rng(seed)
+    start, default_target = scenario_defaults(config.scenario)
+    start = config.start if config.start is not None else start
+    target = config.target if config.target is not None else default_target
+    world = build_world(vxs, config.scenario, seed)
+    agent = vxs.Agent(0)
+    agent.set_hold_py([int(v) for v in start], 0.0)
+    sim = Sim(vxs=vxs, world=world, agent=agent, fw=vxs.FilterWorld(),
+              env=vxs.EnvState.default_py(), chaser=vxs.FixedLookaheadChaser.default_py(),
+              dynamics=make_dynamics(vxs, config.use_px4), start=tuple(int(v) for v in start),
+              target=tuple(float(v) for v in target), rng=rng)
+    if config.render:
+        sim.proj = vxs.CameraProjection.default_py()
+        sim.camera = vxs.CameraOrientation.vertical_tilt_py(-0.5)
+        noise = vxs.NoiseParams.default_with_seed_py([float(v) for v in rng.random(3)])
+        sim.vision = vxs.AgentVisionRenderer(world, [int(config.pov_size[0]),
+                                                     int(config.pov_size[1])], noise)
+        sim.dynamic_world = vxs.VoxelGrid()
+    return sim
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering (optional; a renderer that is not listening means headless, with a warning)
+# --------------------------------------------------------------------------------------------
+
+class RenderLink:
+    """The renderer client and the POV / world-resend gating state of one episode."""
+
+    def __init__(self, client, sim: Sim, pov_min_dt_world: float, clock=time.monotonic):
+        self.client = client
+        self.sim = sim
+        self.pov_min_dt_world = pov_min_dt_world
+        self.clock = clock
+        self.last_view_stamp = -1.0          # timestamp of the last vision update we started
+        self.last_pov_sim_t = -math.inf      # simulated time of the last POV sent
+        self.last_world_send = clock()       # wall time of the last full world sent
+
+    @classmethod
+    def connect(cls, sim: Sim, config: EpisodeConfig, warn: Callable[[str], None]):
+        """A link, or None (with a warning) when nothing listens on the renderer ports."""
+        host, ports = config.render_host, config.render_ports
+        try:
+            client = sim.vxs.RendererClient(host, *[int(p) for p in ports], 1)
+            client.send_world_py(sim.world)
+            client.send_agents_py({0: sim.agent})
+        except Exception as error:
+            warn(f"renderer not reachable at {host}:{ports[0]} ({error}); continuing headless")
+            return None
+        return cls(client, sim, config.pov_min_dt_world)
+
+    def step(self, sim_t: float) -> None:
+        sim = self.sim
+        now = self.clock()
+        if not sim.fw.is_updating_py(self.last_view_stamp) and (
+                sim_t - self.last_pov_sim_t >= self.pov_min_dt_world):
+            sim.fw.send_pov_py(self.client, 0, 0, sim.proj, sim.camera)
+            sim.vision.update_filter_world_py(sim.agent.camera_view_py(sim.camera), sim.proj,
+                                              sim.fw, sim.dynamic_world, sim_t, _ignore_update)
+            self.last_view_stamp = sim_t
+            self.last_pov_sim_t = sim_t
+        if now - self.last_world_send >= WORLD_RESEND_S:
+            self.client.send_world_py(sim.world)
+            self.last_world_send = now
+        self.client.send_agents_py({0: sim.agent})
+
+
+def _ignore_update(*_args):
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The act() result
+# --------------------------------------------------------------------------------------------
+
+def split_act_result(result, vxs) -> tuple[Any, str]:
+    """``(intent or None, "Replace"|"Push")`` from what act() returned; PolicyError if malformed.
+
+    Uses the sandbox's ``check_act_result`` when it exists so the contract has one owner.
+    """
+    from bgen.runner import sandbox
+    checker = getattr(sandbox, "check_act_result", None)
+    if checker is not None:
+        checked = checker(result)
+        if isinstance(checked, tuple) and len(checked) == 2:
+            return checked
+        return checked, "Replace"
+    mode = "Replace"
+    if isinstance(result, tuple):
+        if len(result) != 2:
+            raise PolicyError(f"act() must return an intent, (intent, 'Replace'|'Push') or None, "
+                              f"actual: a tuple of {len(result)} items")
+        result, mode = result
+        if mode not in ("Replace", "Push"):
+            raise PolicyError(f"act(): the queue command must be 'Replace' or 'Push', "
+                              f"actual: {mode!r}")
+    if result is not None and not isinstance(result, vxs.ActionIntent):
+        raise PolicyError(f"act() must return an ActionIntent, (intent, 'Replace'|'Push') or "
+                          f"None, actual: {type(result).__name__}")
+    return result, mode
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class EpisodeOutcome:
+    """What one episode produced besides its steps: the summary, the error, the policy output."""
+
+    summary: EpisodeSummary
+    error: dict | None = None              # describe_error(), traceback included
+    output: str = ""                       # what the policy printed (captured by the sandbox)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _End(Exception):
+    """Internal: leave the step loop with a reason (and maybe an error)."""
+
+    def __init__(self, reason: str, error: dict | None = None, note: str | None = None):
+        super().__init__(reason)
+        self.reason, self.error, self.note = reason, error, note
+
+
+def load(source: str, vxs, guard=no_guard):
+    """The sandbox's LoadedPolicy; PolicyLoadError (or EpisodeInterrupt) propagates."""
+    from bgen.runner import sandbox
+    with guard("load"):
+        return sandbox.load_policy(source, vxs)
+
+
+def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
+    """What init(config) receives."""
+    return {"target": list(sim.target), "start": list(sim.start), "seed": seed,
+            "max_steps": config.max_steps, "delta": config.delta, "scenario": config.scenario}
+
+
+def run_episode(source: str, vxs, config: EpisodeConfig, seed: int, sink: EpisodeSink, *,
+                guard=no_guard, should_stop: Callable[[], bool] | None = None,
+                sim: Sim | None = None, before_load: Callable[[], None] | None = None
+                ) -> EpisodeOutcome:
+    """Build the world, load the policy, run the episode; never raises for policy faults.
+
+    ``before_load`` runs after the world is built and before the policy is loaded (the worker
+    applies its resource limits there). ``EpisodeInterrupt`` raised outside policy code
+    (a CPU-limit signal, for example) propagates to the caller.
+    """
+    wall_start = time.perf_counter()
+    sink.phase("setup")
+    if sim is None:
+        sim = build_sim(vxs, config, seed)
+    if before_load is not None:
+        before_load()
+    sink.phase("load")
+    try:
+        policy = load(source, vxs, guard)
+    except EpisodeInterrupt as interrupt:
+        return _early_outcome(interrupt.reason, None, interrupt.message, seed, wall_start)
+    except MemoryError:
+        return _early_outcome("memory", None, "out of memory while loading the policy",
+                              seed, wall_start)
+    except PolicyLoadError as error:
+        described = describe_error(error, "load", source)
+        return _early_outcome("policy_error", described, None, seed, wall_start)
+    return run_loaded(policy, sim, config, seed, sink, guard=guard, should_stop=should_stop,
+                      source=source, wall_start=wall_start)
+
+
+def _early_outcome(reason, error, note, seed, wall_start, output=""):
+    summary = EpisodeSummary(
+        success=False, steps=0, collisions_total=0, avg_command_len=0.0, path_len_est=0.0,
+        coverage=None, time_to_goal=None, reasons=note or (error_line(error) if error else None),
+        policy_summary={}, seed=seed, reason=reason,
+        error={k: v for k, v in error.items() if k != "traceback"} if error else None,
+        wall_time_s=time.perf_counter() - wall_start)
+    return EpisodeOutcome(summary=summary, error=error, output=output)
+
+
+def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: EpisodeSink, *,
+               guard=no_guard, should_stop=None, source: str | None = None,
+               wall_start: float | None = None) -> EpisodeOutcome:
+    """init → steps → finalize for an already loaded policy (see the module docstring)."""
+    from bgen.runner import sandbox
+    wall_start = time.perf_counter() if wall_start is None else wall_start
+    vxs, agent, world = sim.vxs, sim.agent, sim.world
+    delta, target = config.delta, sim.target
+    helpers = sandbox.Helpers(vxs)
+    stats = EpisodeStats()
+    warnings: list[str] = []
+    warned: set[str] = set()
+    rejected = 0
+
+    def warn(message: str):
+        if message not in warned and len(warned) < 20:
+            warned.add(message)
+            warnings.append(message)
+            sink.warning(message)
+
+    def policy_fault(error: BaseException, phase: str) -> _End:
+        if isinstance(error, EpisodeInterrupt):
+            return _End(error.reason, None, error.message)
+        if isinstance(error, MemoryError):
+            return _End("memory", describe_error(error, phase, source),
+                        f"out of memory in {phase}()")
+        return _End("policy_error", describe_error(error, phase, source))
+
+    render = RenderLink.connect(sim, config, warn) if config.render else None
+    reason, error, note, time_to_goal = "max_steps", None, None, None
+    prev_pos = tuple(agent.get_pos())
+    step = 0
+    try:
+        if policy.init is not None:
+            try:
+                with guard("init"):
+                    policy.init(policy_config(sim, config, seed))
+            except BaseException as exc:  # noqa: B036 - panics and interrupts included
+                raise policy_fault(exc, "init") from None
+        sink.phase("running")
+        while step < config.max_steps:
+            if should_stop is not None and should_stop():
+                raise _End("terminated", None, "stopped from outside")
+            frame_start = time.perf_counter()
+            sim_t = step * delta
+
+            # 1. act, then Replace / Push
+            try:
+                with guard("act"):
+                    result = policy.act(sim_t, agent, world, sim.fw, sim.env, helpers)
+                intent, mode = split_act_result(result, vxs)
+            except BaseException as exc:  # noqa: B036
+                raise policy_fault(exc, "act") from None
+            if intent is not None:
+                try:
+                    if mode == "Push":
+                        agent.push_back_intent_py(intent)
+                    else:
+                        agent.perform_oneshot_py(intent)
+                except Exception as exc:
+                    rejected += 1
+                    warn(f"intent rejected: {exc}")
+                except BaseException as exc:  # noqa: B036 - a panic on the policy's intent
+                    raise policy_fault(exc, "apply_intent") from None
+
+            # 2.–4. chase + dynamics, rendering, collisions (simulator faults are sim_error)
+            try:
+                if agent.get_action_py() is not None:
+                    chase = sim.chaser.step_chase_py(agent, delta)
+                    sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
+                if render is not None:
+                    try:
+                        render.step(sim_t)
+                    except Exception as exc:
+                        warn(f"renderer connection lost ({exc}); continuing headless")
+                        render = None
+                pos = tuple(agent.get_pos())
+                collisions = len(world.collisions_py(list(pos), COLLISION_HALF_EXTENTS))
+                coord = tuple(int(v) for v in agent.get_coord_py())
+                action = agent.get_action_py()
+                queue = action.get_intent_queue() if action is not None else []
+                command_len = int(queue[0].len()) if queue else 0
+            except EpisodeInterrupt:
+                raise
+            except MemoryError:
+                raise _End("memory", None, "out of memory in the simulator step") from None
+            except BaseException as exc:  # noqa: B036 - Rust panics are BaseException
+                raise _End("sim_error", describe_error(exc, "sim", source)) from None
+
+            teleported = is_teleport(prev_pos, pos, delta, config.max_speed_mps)
+            moved = distance(prev_pos, pos) if not teleported else 0.0
+            dist = distance(target, pos)
+            stats.add_step(moved, collisions, command_len, dist)
+            reached = not teleported and dist < SUCCESS_RADIUS
+
+            # 5. collect, step log
+            step_ctx = {"t": sim_t, "step": step, "agent_pos": pos, "agent_coord": coord,
+                        "collisions_count": collisions, "distance_to_target": dist}
+            try:
+                with guard("collect"):
+                    notes = clean_policy_log(policy.collect(step_ctx))
+            except EpisodeInterrupt:
+                raise
+            except MemoryError:
+                raise _End("memory", None, "out of memory in collect()") from None
+            except BaseException as exc:  # noqa: B036 - logged, not fatal
+                described = describe_error(exc, "collect", source)
+                notes = {"collect_error": error_line(described)}
+                warn(f"collect() failed: {error_line(described)}")
+            sink.step(StepLog(step=step, t=sim_t, agent_pos=pos, agent_coord=coord, yaw=0.0,
+                              command_len=command_len, collisions_count=collisions,
+                              distance_to_target=dist,
+                              frame_time_ms=(time.perf_counter() - frame_start) * 1000.0,
+                              policy_log=notes).to_dict())
+            step += 1
+            if teleported:
+                raise _End("teleport", None, (
+                    f"the agent jumped {distance(prev_pos, pos):.2f} m in one step of {delta} s "
+                    f"(at most {max_step_distance(delta, config.max_speed_mps):.2f} m can be "
+                    f"flown): set_pos/set_hold_py must not be used to move the agent"))
+            if reached:
+                time_to_goal = step * delta
+                raise _End("success", None, f"reached the target at step {step - 1}")
+            prev_pos = pos
+    except _End as end:
+        reason, error, note = end.reason, end.error, end.note
+    except EpisodeInterrupt as interrupt:  # raised between guarded calls (CPU limit, stop)
+        reason, note = interrupt.reason, interrupt.message
+
+    sim_time_s = step * delta
+    wall_time_s = time.perf_counter() - wall_start
+    if reason == "max_steps":
+        note = f"did not reach the target within {config.max_steps} steps " \
+               f"(closest {stats.min_distance:.2f} m)" if stats.min_distance is not None else \
+               f"ran {config.max_steps} steps"
+    ep_ctx = {"success": reason == "success", "reason": reason, "steps": stats.steps,
+              "collisions_total": stats.collisions_total,
+              "avg_command_len": stats.avg_command_len, "path_len_est": stats.path_len,
+              "coverage": None, "time_to_goal": time_to_goal, "reasons": note,
+              "sim_time_s": sim_time_s, "wall_time_s": wall_time_s,
+              "final_distance_to_target": stats.last_distance}
+    policy_summary: dict[str, str] = {}
+    if reason not in ("timeout", "memory", "terminated"):
+        try:
+            with guard("finalize"):
+                policy_summary = clean_policy_log(policy.finalize(ep_ctx), what="finalize()",
+                                                  value_chars=MAX_SUMMARY_VALUE_CHARS)
+        except EpisodeInterrupt as interrupt:
+            warn(f"finalize() did not finish: {interrupt.message}")
+        except BaseException as exc:  # noqa: B036 - logged, not fatal
+            warn(f"finalize() failed: {error_line(describe_error(exc, 'finalize', source))}")
+    summary = EpisodeSummary(
+        success=reason == "success", steps=stats.steps, collisions_total=stats.collisions_total,
+        avg_command_len=stats.avg_command_len, path_len_est=stats.path_len, coverage=None,
+        time_to_goal=time_to_goal, reasons=note or (error_line(error) if error else None),
+        policy_summary=policy_summary, seed=seed, reason=reason,
+        error={k: v for k, v in error.items() if k != "traceback"} if error else None,
+        sim_time_s=sim_time_s, wall_time_s=wall_time_s,
+        final_distance_to_target=stats.last_distance, min_distance_to_target=stats.min_distance,
+        rejected_intents=rejected)
+    output = _policy_output(policy)
+    return EpisodeOutcome(summary=summary, error=error, output=output, warnings=warnings)
+
+
+def _policy_output(policy) -> str:
+    try:
+        text = policy.output()
+    except Exception:
+        return ""
+    return text if isinstance(text, str) else ""

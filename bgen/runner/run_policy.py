@@ -1,0 +1,181 @@
+"""``python -m bgen.runner.run_policy``: run a policy file for N episodes and report.
+
+    python -m bgen.runner.run_policy --policy my_policy.py --episodes 4 --target 60,60,-20
+
+Prints one line per episode as it finishes, then a table. Episodes that fail (timeout,
+policy_error, ...) are results, not errors: the exit status is 0. Bad flags and unreadable
+policy files print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from bgen.errors import ConfigError
+from bgen.runner.episode import EpisodeConfig
+from bgen.runner.schema import REASONS
+
+PROG = "run_policy"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expects x,y,z (three numbers), actual: {text!r}")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expects WIDTHxHEIGHT, actual: {text!r}")
+    return values
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects a positive {kind.__name__}, "
+                                             f"actual: {text!r}") from None
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expects a positive {kind.__name__}, "
+                                             f"actual: {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Run a policy file against the simulator for N episodes.")
+    p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize)")
+    p.add_argument("--outdir", default="runs/bgen", help="output directory (default runs/bgen)")
+    p.add_argument("--episodes", type=_positive(int), default=1, help="episodes (default 1)")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed; episode i uses seed-start+i")
+    p.add_argument("--max-steps", type=_positive(int), default=5000, help="steps per episode (default 5000)")
+    p.add_argument("--delta", type=_positive(float), default=0.01, help="seconds per step (default 0.01)")
+    p.add_argument("--render", action="store_true", help="send world, agents and POV to the renderer")
+    p.add_argument("--pov-size", type=_size, default=(200, 150), help="POV size WxH (default 200x150)")
+    p.add_argument("--target", type=_triple, default=None,
+                   help="target x,y,z (z negative is up); default: the scenario's")
+    p.add_argument("--use-wind-farm", action="store_true", help="wind-farm scenario instead of terrain")
+    px4 = p.add_mutually_exclusive_group()
+    px4.add_argument("--px4", dest="px4", action="store_true", help="PX4 dynamics when available (default)")
+    px4.add_argument("--no-px4", dest="px4", action="store_false", help="QuadDynamics")
+    p.set_defaults(px4=True)
+    p.add_argument("--backend", choices=("auto", "voxelsim", "embedded"), default="auto",
+                   help="simulator backend (default auto: voxelsim when importable)")
+    p.add_argument("--workers", type=_positive(int), default=None,
+                   help="episodes in parallel (default: number of cores)")
+    p.add_argument("--act-budget-s", type=_positive(float), default=2.0,
+                   help="wall-clock budget of each policy call (default 2)")
+    p.add_argument("--episode-deadline-s", type=_positive(float), default=600.0,
+                   help="wall-clock deadline of each episode (default 600)")
+    p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
+                   help="address-space limit of each worker (default 2048)")
+    return p
+
+
+def config_from_args(args) -> EpisodeConfig:
+    return EpisodeConfig(
+        max_steps=args.max_steps, delta=args.delta, target=args.target,
+        scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
+        pov_size=args.pov_size, use_px4=args.px4, backend=args.backend,
+        act_budget_s=args.act_budget_s, episode_deadline_s=args.episode_deadline_s,
+        memory_limit_mb=args.memory_limit_mb)
+
+
+def _fmt(value, spec=".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def episode_line(summary: dict) -> str:
+    """One line per finished episode."""
+    line = (f"seed {summary['seed']}: {summary['reason']:<12} steps {summary['steps']:>6}  "
+            f"sim {summary['sim_time_s']:.2f} s  wall {summary['wall_time_s']:.2f} s  "
+            f"dist {_fmt(summary.get('final_distance_to_target'))}  "
+            f"collisions {summary['collisions_total']}")
+    if summary["reason"] not in ("success", "max_steps") and summary.get("reasons"):
+        line += f"  ({summary['reasons']})"
+    return line
+
+
+def results_table(summaries: list[dict]) -> str:
+    """The final table: one row per episode, then totals."""
+    header = f"{'seed':>6}  {'reason':<12} {'steps':>6} {'sim_s':>8} {'wall_s':>7} " \
+             f"{'dist':>7} {'min_dist':>8} {'path':>7} {'coll':>5}"
+    rows = [header, "-" * len(header)]
+    for s in summaries:
+        rows.append(f"{s['seed']:>6}  {s['reason']:<12} {s['steps']:>6} {s['sim_time_s']:>8.2f} "
+                     f"{s['wall_time_s']:>7.2f} {_fmt(s.get('final_distance_to_target')):>7} "
+                     f"{_fmt(s.get('min_distance_to_target')):>8} {_fmt(s.get('path_len_est')):>7} "
+                     f"{s['collisions_total']:>5}")
+    wins = sum(1 for s in summaries if s["success"])
+    counts = {r: sum(1 for s in summaries if s["reason"] == r) for r in REASONS}
+    rows.append("-" * len(header))
+    rows.append(f"success {wins}/{len(summaries)}  " +
+                "  ".join(f"{r} {n}" for r, n in counts.items() if n))
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    from bgen.runner.worker import run_episodes
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        config = config_from_args(args)
+        path = Path(args.policy)
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise ConfigError(f"cannot read policy file {str(path)!r}: {reason}") from None
+    except ConfigError as error:
+        print(f"{PROG}: error: {error.message}", file=sys.stderr)
+        return 2
+
+    seeds = [args.seed_start + i for i in range(args.episodes)]
+    outdir = Path(args.outdir)
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "episode_summary":
+            print(episode_line(event), flush=True)
+        elif event["type"] == "warning":
+            print(f"seed {event['seed']}: warning: {event['message']}", file=sys.stderr, flush=True)
+
+    try:
+        summaries = run_episodes(source, seeds, config, outdir, workers=args.workers,
+                                 on_event=on_event)
+    except ConfigError as error:
+        print(f"{PROG}: error: {error.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    print()
+    print(results_table(summaries))
+    print(f"files: {outdir}/ep_<seed>/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

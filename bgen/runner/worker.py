@@ -1,0 +1,710 @@
+"""Episodes in worker processes: one fresh process per episode, resource limits, JSON over a pipe.
+
+    caller thread (run_episodes)                    forkserver (clean, single-threaded)
+    ─────────────────────────────                   ───────────────────────────────────
+    starts up to N workers ───── Process.start ───► fork ─► worker (one episode, then exits)
+    waits on pipes + sentinels                               setsid, empty environment,
+      ◄── b"S" step batches (JSONL) ─────────────────────── stdio=/dev/null, other fds closed,
+      ◄── b"E" events (phase, warning, summary) ──────────── world built, limits set, policy
+    writes ep_<seed>/ files, calls on_event                  loaded in the sandbox, episode run
+    kills the worker's session on deadline / stall / stop
+
+Why this shape:
+* ``forkserver``, never ``fork``: the caller may be a threaded server. The forkserver is a
+  fresh interpreter that imported numpy and bgen once (``preload``), so a worker starts in a
+  few milliseconds, and every worker is a copy of that clean state: nothing a policy mutates
+  survives into another episode.
+* Results cross back as JSON (``send_bytes``/``recv_bytes`` with a size cap); the parent never
+  unpickles anything a worker sends, because unpickling can run code.
+* Limits are set in the worker after the world is built and before the policy is loaded:
+  RLIMIT_AS (memory), RLIMIT_CPU (soft < hard, so SIGXCPU comes first), RLIMIT_FSIZE 0 (the
+  parent writes the files), RLIMIT_NOFILE, RLIMIT_CORE 0 and RLIMIT_NPROC 0.
+  Run as root, the worker first drops to the ``nobody`` user (best effort), since root
+  ignores RLIMIT_NPROC; when that fails, what holds is that the sandbox gives policies no
+  ``os``/``subprocess``/``open``, the environment is empty, and the parent kills the worker's
+  whole session (it called setsid) when the episode ends.
+* Time: each policy call (module body, init, act, collect, finalize) runs under an interval
+  timer (SIGALRM → ``BudgetExceeded``, reason ``timeout`` with the policy line). A policy can
+  swallow that with a bare ``except:``, so the parent also kills a worker that is silent for
+  ``act_budget_s + stall_grace_s`` while running, or that exceeds ``episode_deadline_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+
+def _started_by_forkserver() -> bool:
+    """True while ``multiprocessing.forkserver.main`` is importing us as a preload module."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "main" and \
+                frame.f_globals.get("__name__") == "multiprocessing.forkserver":
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: Variables every worker gets (and nothing else): one BLAS/OpenMP thread, quiet numpy.
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "BLIS_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
+}
+
+
+def _scrub_environment() -> None:
+    """Empty the process environment (API keys included), then set the thread variables."""
+    os.environ.clear()
+    os.environ.update(WORKER_ENV)
+
+
+_IN_FORKSERVER = _started_by_forkserver()
+if _IN_FORKSERVER:
+    # Before numpy is imported, so OpenBLAS starts with one thread and the forkserver stays
+    # single-threaded; every worker forked from it inherits the empty environment.
+    _scrub_environment()
+
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import multiprocessing.connection  # noqa: E402
+import resource  # noqa: E402
+import threading  # noqa: E402
+from collections import deque  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+from bgen.errors import BgenError, ConfigError, PolicyLoadError  # noqa: E402
+from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,  # noqa: E402
+                                 describe_error, error_line, run_episode)
+from bgen.runner.metrics import EpisodeStats, distance  # noqa: E402
+from bgen.runner.schema import FAILURE_REASONS, EpisodeSummary  # noqa: E402
+
+__all__ = ["EpisodeConfig", "run_episodes", "check_policy", "probe_worker",
+           "MAX_MESSAGE_BYTES", "STEP_BATCH", "default_workers"]
+
+if _IN_FORKSERVER:
+    for _name in ("bgen.sim.embedded", "bgen.sim.scenarios", "bgen.runner.sandbox", "voxelsim"):
+        try:
+            __import__(_name)
+        except Exception:  # a missing optional module must not kill the forkserver
+            pass
+
+#: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Steps per batch message, and the longest a step may wait in a batch (s).
+STEP_BATCH = 100
+STEP_FLUSH_S = 0.1
+#: Caps on the error traceback and the policy's printed output sent back by a worker.
+MAX_TRACEBACK_CHARS = 16_000
+MAX_OUTPUT_CHARS = 64_000
+#: How often the parent wakes to check deadlines and the stop event (s); kills land within 1 s.
+POLL_S = 0.1
+NOBODY = 65534
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+# ============================================================================================
+# Worker side
+# ============================================================================================
+
+def _isolate(keep_fd: int) -> None:
+    """Own session, empty environment, stdio on /dev/null, every other descriptor closed."""
+    os.setsid()
+    _scrub_environment()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    top = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = 65536 if top == resource.RLIM_INFINITY or top > 65536 else top
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, top)
+
+
+def _drop_privileges() -> str | None:
+    """As root, become ``nobody`` so RLIMIT_NPROC applies; returns why not, or None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    except OSError as error:
+        return f"still root ({error.strerror}): RLIMIT_NPROC is not enforced"
+    return None
+
+
+def apply_limits(config: EpisodeConfig) -> list[str]:
+    """Set the resource limits of this (worker) process; returns notes on limits not set."""
+    notes = []
+    mem = int(config.memory_limit_mb) * 1024 * 1024
+    cpu = int(math.ceil(config.cpu_limit_s or config.episode_deadline_s))
+    wanted = [
+        (resource.RLIMIT_AS, mem, mem),
+        (resource.RLIMIT_CPU, cpu, cpu + 2),       # SIGXCPU at soft, SIGKILL at hard
+        (resource.RLIMIT_FSIZE, 0, 0),
+        (resource.RLIMIT_NOFILE, config.max_open_files, config.max_open_files),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    if not config.render:   # the vision renderer may need a thread; threads count as processes
+        wanted.append((resource.RLIMIT_NPROC, 0, 0))
+        note = _drop_privileges()
+        if note:
+            notes.append(note)
+    for limit, soft, hard in wanted:
+        try:
+            resource.setrlimit(limit, (soft, hard))
+        except (ValueError, OSError) as error:
+            notes.append(f"limit {limit} not set: {error}")
+    return notes
+
+
+class _PolicyAlarm:
+    """The guard around each policy call: an interval timer that raises ``BudgetExceeded``."""
+
+    def __init__(self, budget_s: float):
+        self.budget_s = budget_s
+        self.phase: str | None = None
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def _on_alarm(self, signum, frame):
+        if self.phase is not None:
+            raise BudgetExceeded(f"{self.phase}() ran longer than its budget of {self.budget_s} s")
+
+    def __call__(self, phase: str):
+        self.phase = phase
+        return self
+
+    def __enter__(self):
+        signal.setitimer(signal.ITIMER_REAL, self.budget_s)
+        return self
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.phase = None
+        return False
+
+
+def _on_cpu_limit(signum, frame):
+    raise BudgetExceeded("the episode used up its CPU time limit")
+
+
+_MASKED = {signal.SIGALRM, signal.SIGXCPU}
+
+
+class PipeSink:
+    """Batches step logs into ``b"S"`` messages; other events go out at once as ``b"E"``.
+
+    A step batch is one JSON header line (the running totals, so the parent can summarise an
+    episode it had to kill) followed by one JSON line per step.
+    """
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.lines: list[str] = []
+        self.last_flush = time.monotonic()
+        self.stats = EpisodeStats()
+        self.last_pos = None
+
+    def _send(self, payload: bytes) -> None:
+        # Signals are held while a message is written, so an alarm cannot cut one in half.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _MASKED)
+        try:
+            self.conn.send_bytes(payload)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _MASKED)
+
+    def step(self, log: dict) -> None:
+        pos = log["agent_pos"]
+        moved = distance(self.last_pos, pos) if self.last_pos is not None else 0.0
+        self.last_pos = pos
+        self.stats.add_step(moved if math.isfinite(moved) else 0.0, log["collisions_count"],
+                            log["command_len"], log["distance_to_target"])
+        self.lines.append(json.dumps(log, separators=(",", ":")))
+        if len(self.lines) >= STEP_BATCH or time.monotonic() - self.last_flush >= STEP_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.lines:
+            return
+        header = json.dumps(self.stats.to_dict(), separators=(",", ":"))
+        body = "\n".join([header, *self.lines])
+        self.lines = []
+        self._send(b"S" + body.encode("utf-8", "replace"))
+
+    def event(self, kind: str, **fields) -> None:
+        self.flush()
+        self._send(b"E" + json.dumps({"kind": kind, **fields}).encode("utf-8", "replace"))
+
+    def warning(self, message: str) -> None:
+        self.event("warning", message=str(message)[:2000])
+
+    def phase(self, name: str) -> None:
+        self.event("phase", phase=name)
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit // 2] + "\n…\n" + text[-limit // 2:]
+
+
+# Pre-encoded so that it can be sent after a MemoryError without allocating much.
+_OUT_OF_MEMORY = b'E{"kind": "fatal", "reason": "memory", "message": "the worker ran out of memory"}'
+
+
+def _worker_main(conn, mode: str, source: str, config: EpisodeConfig, seed: int) -> None:
+    """Entry point of a worker process (``mode``: "episode", "check" or "probe")."""
+    try:
+        _isolate(conn.fileno())
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past FSIZE is an error, not death
+        signal.signal(signal.SIGXCPU, _on_cpu_limit)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sink = PipeSink(conn)
+        if mode == "probe":
+            notes = apply_limits(config)
+            sink.event("probe", **_probe_facts(notes))
+        elif mode == "check":
+            _check_in_worker(sink, source, config)
+        else:
+            _episode_in_worker(sink, source, config, seed)
+    except MemoryError:
+        try:
+            conn.send_bytes(_OUT_OF_MEMORY)
+        except BaseException:  # noqa: B036
+            pass
+    except BaseException as error:  # noqa: B036 - report, then exit; the parent decides
+        try:
+            reason = error.reason if isinstance(error, EpisodeInterrupt) else "crashed"
+            sink.event("fatal", reason=reason, message=f"{type(error).__name__}: {error}")
+        except BaseException:  # noqa: B036
+            pass
+    finally:
+        os._exit(0)
+
+
+def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed: int) -> None:
+    from bgen.sim import load_backend
+    vxs = load_backend(config.backend)
+    guard = _PolicyAlarm(config.act_budget_s)
+    notes: list[str] = []
+
+    def before_load():
+        notes.extend(apply_limits(config))
+
+    outcome = run_episode(source, vxs, config, seed, sink, guard=guard, before_load=before_load)
+    for note in notes:
+        sink.warning(f"worker limits: {note}")
+    error = dict(outcome.error) if outcome.error else None
+    if error:
+        error["traceback"] = _clip(error.get("traceback"), MAX_TRACEBACK_CHARS)
+    sink.event("summary", summary=outcome.summary.to_dict(), error=error,
+               output=_clip(outcome.output, MAX_OUTPUT_CHARS))
+
+
+def _check_in_worker(sink: PipeSink, source: str, config: EpisodeConfig) -> None:
+    from bgen.runner.episode import load
+    from bgen.sim import load_backend
+    vxs = load_backend(config.backend)
+    apply_limits(config)
+    try:
+        load(source, vxs, _PolicyAlarm(config.act_budget_s))
+    except PolicyLoadError as error:
+        sink.event("load_error", message=error.message, lineno=error.lineno, rule=error.rule)
+        return
+    except BudgetExceeded as error:
+        sink.event("load_error", message=f"executing the module body: {error.message}",
+                   lineno=describe_error(error, "load", source).get("lineno"), rule="timeout")
+        return
+    sink.event("checked")
+
+
+def _probe_facts(notes: list[str]) -> dict:
+    """What a worker looks like from inside (tests and diagnostics)."""
+    limits = {name: list(resource.getrlimit(getattr(resource, name)))
+              for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE",
+                           "RLIMIT_CORE", "RLIMIT_NPROC")}
+    fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    return {"env": dict(os.environ), "fds": fds, "session_leader": os.getsid(0) == os.getpid(),
+            "uid": os.getuid(), "limits": limits, "notes": notes,
+            "stdin": os.path.realpath(f"/proc/self/fd/0"), "threads": threading.active_count()}
+
+
+# ============================================================================================
+# Parent side
+# ============================================================================================
+
+_CONTEXT_LOCK = threading.Lock()   # guards the one-time forkserver preload setup
+_context = None
+
+
+def worker_context():
+    """The forkserver context, its preload set once (workers start from that clean state)."""
+    global _context
+    with _CONTEXT_LOCK:
+        if _context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["bgen.runner.worker"])
+            _context = ctx
+        return _context
+
+
+def signal_name(exitcode: int) -> str:
+    try:
+        return signal.Signals(-exitcode).name
+    except ValueError:
+        return f"signal {-exitcode}"
+
+
+class _Episode:
+    """Parent-side state of one running worker."""
+
+    def __init__(self, seed: int, process, conn, ep_dir: Path, config: EpisodeConfig):
+        self.seed = seed
+        self.process = process              # the worker; its pid is also its session id
+        self.conn = conn                    # read end of the worker's pipe (JSON bytes only)
+        self.ep_dir = ep_dir
+        self.started = time.monotonic()
+        self.last_heard = self.started
+        self.phase = "starting"
+        self.tail: deque[bytes] = deque(maxlen=config.trace_steps)
+        self.stats = EpisodeStats()
+        self.warnings: list[str] = []
+        self.result: dict | None = None     # the worker's "summary" event
+        self.fatal: dict | None = None      # the worker's "fatal" event
+        self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
+        self.eof = False
+        ep_dir.mkdir(parents=True, exist_ok=True)
+        self.steps_file = open(ep_dir / f"steps.{seed}.jsonl", "wb")
+
+    def kill(self, reason: str, note: str) -> None:
+        if self.killed is None and self.result is None:
+            self.killed = (reason, note)
+        if self.process.exitcode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.process.kill()
+            except (ProcessLookupError, AttributeError):
+                pass
+
+
+def _start(ctx, mode: str, source: str, config: EpisodeConfig, seed: int):
+    read_end, write_end = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_worker_main, args=(write_end, mode, source, config, seed),
+                          name=f"bgen-episode-{seed}", daemon=True)
+    process.start()
+    write_end.close()
+    return process, read_end
+
+
+def _read_messages(run: _Episode, emit: Callable[[dict], None] | None) -> None:
+    """Drain what the worker sent; a broken or oversized message kills it (crashed)."""
+    while not run.eof:
+        try:
+            if not run.conn.poll():
+                return
+            data = run.conn.recv_bytes(MAX_MESSAGE_BYTES)
+        except (EOFError, ConnectionResetError):
+            run.eof = True
+            return
+        except OSError as error:
+            run.eof = True
+            run.kill("crashed", f"the worker sent an unreadable message ({error}; the limit "
+                                f"is {MAX_MESSAGE_BYTES} bytes)")
+            return
+        run.last_heard = time.monotonic()
+        try:
+            _handle(run, data, emit)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            run.eof = True
+            run.kill("crashed", f"the worker sent a malformed message ({error})")
+            return
+
+
+def _handle(run: _Episode, data: bytes, emit) -> None:
+    kind, body = data[:1], data[1:]
+    if kind == b"S":
+        header, _, lines = body.partition(b"\n")
+        run.stats = EpisodeStats.from_dict(json.loads(header))
+        if not lines:
+            return
+        run.steps_file.write(lines + b"\n")
+        split = lines.split(b"\n")
+        run.tail.extend(split[-run.tail.maxlen:])
+        if emit is not None:
+            for line in split:
+                step = json.loads(line)
+                if not isinstance(step, dict):
+                    raise ValueError("a step log must be an object")
+                emit({"type": "step", "seed": run.seed, **step})
+        return
+    if kind != b"E":
+        raise ValueError(f"unknown message kind {kind!r}")
+    event = json.loads(body)
+    what = event["kind"]
+    if what == "phase":
+        run.phase = str(event["phase"])
+    elif what == "warning":
+        message = str(event["message"])
+        run.warnings.append(message)
+        if emit is not None:
+            emit({"type": "warning", "seed": run.seed, "message": message})
+    elif what == "summary":
+        run.result = event
+    elif what == "fatal":
+        run.fatal = event
+    else:
+        raise ValueError(f"unknown event {what!r}")
+
+
+def _check_deadlines(run: _Episode, config: EpisodeConfig, now: float) -> None:
+    if run.result is not None or run.killed is not None:
+        return
+    if now - run.started > config.episode_deadline_s:
+        run.kill("timeout", f"the episode ran past its wall-clock deadline of "
+                            f"{config.episode_deadline_s} s")
+    elif run.phase in ("load", "running") and \
+            now - run.last_heard > config.act_budget_s + config.stall_grace_s:
+        run.kill("timeout", f"a policy call ran past its budget of {config.act_budget_s} s "
+                            f"and did not stop (the worker was killed after "
+                            f"{now - run.last_heard:.1f} s without progress)")
+
+
+def _partial_summary(run: _Episode, config: EpisodeConfig, reason: str, note: str) -> dict:
+    stats = run.stats
+    return EpisodeSummary(
+        success=False, steps=stats.steps, collisions_total=stats.collisions_total,
+        avg_command_len=stats.avg_command_len, path_len_est=stats.path_len, coverage=None,
+        time_to_goal=None, reasons=note, policy_summary={}, seed=run.seed, reason=reason,
+        error={"phase": "worker", "type": reason, "message": note, "lineno": None},
+        sim_time_s=stats.steps * config.delta, wall_time_s=time.monotonic() - run.started,
+        final_distance_to_target=stats.last_distance,
+        min_distance_to_target=stats.min_distance).to_dict()
+
+
+def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, str]:
+    """(summary, error with traceback or None, policy output) once the worker is gone."""
+    if run.result is not None:
+        try:
+            summary = EpisodeSummary.from_dict(run.result.get("summary")).to_dict()
+            summary["seed"] = run.seed
+            error = run.result.get("error")
+            output = run.result.get("output")
+            return (summary, error if isinstance(error, dict) else None,
+                    output if isinstance(output, str) else "")
+        except ValueError as problem:
+            note = f"the worker sent an invalid summary ({problem})"
+            return _partial_summary(run, config, "crashed", note), None, ""
+    if run.killed is not None:
+        reason, note = run.killed
+    elif run.fatal is not None:
+        reason = run.fatal.get("reason")
+        reason = reason if reason in ("memory", "timeout", "terminated") else "crashed"
+        note = str(run.fatal.get("message", ""))[:2000] or "the worker failed"
+    else:
+        code = run.process.exitcode
+        if code is not None and code < 0:
+            name = signal_name(code)
+            reason = "timeout" if name in ("SIGXCPU",) else "crashed"
+            note = f"worker killed by {name}"
+        else:
+            reason, note = "crashed", f"worker exited with status {code} without a result"
+    return _partial_summary(run, config, reason, note), None, ""
+
+
+def write_episode_files(ep_dir: Path, seed: int, summary: dict, error: dict | None,
+                        output: str, tail: list[dict], warnings: list[str]) -> None:
+    """summary.<seed>.json, summary.<seed>.txt and, for failed episodes, trace.<seed>.json."""
+    (ep_dir / f"summary.{seed}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (ep_dir / f"summary.{seed}.txt").write_text(summary.get("policy_summary", {}).get("summary", ""))
+    if summary["reason"] in FAILURE_REASONS or not summary["success"]:
+        trace = {"seed": seed, "reason": summary["reason"], "reasons": summary.get("reasons"),
+                 "error": error or summary.get("error"), "last_steps": tail,
+                 "warnings": warnings, "policy_output": output}
+        (ep_dir / f"trace.{seed}.json").write_text(json.dumps(trace, indent=2) + "\n")
+
+
+def _decode_tail(lines) -> list[dict]:
+    steps = []
+    for line in lines:
+        try:
+            steps.append(json.loads(line))
+        except ValueError:
+            pass
+    return steps
+
+
+def _finish(run: _Episode, config: EpisodeConfig, emit) -> dict:
+    run.steps_file.close()
+    run.conn.close()
+    summary, error, output = _conclude(run, config)
+    write_episode_files(run.ep_dir, run.seed, summary, error, output, _decode_tail(run.tail),
+                        run.warnings)
+    if emit is not None:
+        emit({"type": "episode_summary", **summary})
+    return summary
+
+
+def _not_started(seed: int, outdir: Path, emit) -> dict:
+    note = "stopped before the episode started"
+    summary = EpisodeSummary(
+        success=False, steps=0, collisions_total=0, avg_command_len=0.0, path_len_est=0.0,
+        coverage=None, time_to_goal=None, reasons=note, policy_summary={}, seed=seed,
+        reason="terminated").to_dict()
+    ep_dir = outdir / f"ep_{seed}"
+    ep_dir.mkdir(parents=True, exist_ok=True)
+    (ep_dir / f"steps.{seed}.jsonl").write_bytes(b"")
+    write_episode_files(ep_dir, seed, summary, None, "", [], [])
+    if emit is not None:
+        emit({"type": "episode_summary", **summary})
+    return summary
+
+
+def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outdir: Path, *,
+                 workers: int | None = None, on_event: Callable[[dict], None] | None = None,
+                 stop_event: threading.Event | None = None) -> list[dict]:
+    """Run one episode per seed, each in a fresh worker, up to ``workers`` at a time.
+
+    Writes ``outdir/ep_<seed>/`` files (see ``bgen.runner.schema``), calls ``on_event`` from
+    this thread with ``step``, ``warning`` and ``episode_summary`` events, and returns the
+    summaries in seed order. Setting ``stop_event`` kills the workers within a second; their
+    episodes, and those not started, end with reason ``terminated``.
+    """
+    if not isinstance(config, EpisodeConfig):
+        raise ConfigError("config: expects an EpisodeConfig", field="config")
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds: expects distinct seeds, actual: {seeds}", field="seeds")
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers: expects a positive integer, actual: {workers}",
+                          field="workers")
+    outdir = Path(outdir)
+    ctx = worker_context()
+    pending = deque(seeds)
+    active: list[_Episode] = []
+    results: dict[int, dict] = {}
+    try:
+        while pending or active:
+            stopping = stop_event is not None and stop_event.is_set()
+            while pending and len(active) < workers and not stopping:
+                seed = pending.popleft()
+                process, conn = _start(ctx, "episode", policy_code, config, seed)
+                active.append(_Episode(seed, process, conn, outdir / f"ep_{seed}", config))
+            if stopping:
+                while pending:
+                    seed = pending.popleft()
+                    results[seed] = _not_started(seed, outdir, on_event)
+            waitables = [run.conn for run in active if not run.eof]
+            waitables += [run.process.sentinel for run in active]
+            if waitables:
+                multiprocessing.connection.wait(waitables, timeout=POLL_S)
+            now = time.monotonic()
+            for run in list(active):
+                _read_messages(run, on_event)
+                if stopping:
+                    run.kill("terminated", "stopped from outside")
+                else:
+                    _check_deadlines(run, config, now)
+                if run.process.exitcode is None and run.killed is not None:
+                    run.process.join(1.0)
+                if run.process.exitcode is not None:
+                    _read_messages(run, on_event)   # whatever was sent before it exited
+                    active.remove(run)
+                    results[run.seed] = _finish(run, config, on_event)
+    finally:
+        for run in active:           # an exception above (e.g. in on_event): leave no worker
+            run.kill("terminated", "the runner stopped")
+            run.process.join(1.0)
+            run.steps_file.close()
+            run.conn.close()
+    return [results[seed] for seed in seeds]
+
+
+def _one_shot(mode: str, source: str, config: EpisodeConfig, timeout_s: float) -> dict:
+    """Run a short-lived worker that sends one answer event; returns it (or a "fatal" event)."""
+    ctx = worker_context()
+    process, conn = _start(ctx, mode, source, config, 0)
+    deadline = time.monotonic() + timeout_s
+    answer: dict | None = None
+    try:
+        while answer is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return {"kind": "fatal", "reason": "timeout",
+                        "message": f"no answer within {timeout_s} s"}
+            if not conn.poll(min(remaining, POLL_S)):
+                if process.exitcode is not None and not conn.poll():
+                    code = process.exitcode
+                    message = f"worker killed by {signal_name(code)}" if code < 0 else \
+                        f"worker exited with status {code}"
+                    return {"kind": "fatal", "reason": "crashed", "message": message}
+                continue
+            try:
+                data = conn.recv_bytes(MAX_MESSAGE_BYTES)
+            except (EOFError, OSError) as error:
+                return {"kind": "fatal", "reason": "crashed", "message": f"pipe: {error}"}
+            if data[:1] == b"E":
+                event = json.loads(data[1:])
+                if event.get("kind") not in ("phase", "warning"):
+                    answer = event
+        return answer
+    finally:
+        if process.exitcode is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.kill()
+        process.join(1.0)
+        conn.close()
+
+
+def check_policy(policy_code: str, backend: str = "auto", timeout_s: float = 10.0,
+                 *, config: EpisodeConfig | None = None) -> None:
+    """Load the policy in a short-lived worker (same limits as an episode); raise if it fails.
+
+    Raises ``PolicyLoadError`` with the sandbox's message and line when the source does not
+    validate, its module body fails or runs past the budget, or the contract is broken.
+    """
+    config = config or EpisodeConfig(backend=backend, act_budget_s=min(timeout_s, 5.0))
+    answer = _one_shot("check", policy_code, config, timeout_s)
+    kind = answer.get("kind")
+    if kind == "checked":
+        return
+    if kind == "load_error":
+        lineno = answer.get("lineno")
+        raise PolicyLoadError(str(answer.get("message")),
+                              lineno=lineno if isinstance(lineno, int) else None,
+                              rule=answer.get("rule") if isinstance(answer.get("rule"), str) else None)
+    reason = answer.get("reason")
+    if reason == "memory":
+        raise PolicyLoadError("loading the policy ran out of memory "
+                              f"(limit {config.memory_limit_mb} MB)", rule="memory")
+    if reason == "timeout":
+        raise PolicyLoadError(f"loading the policy did not finish within {timeout_s} s",
+                              rule="timeout")
+    raise PolicyLoadError(f"loading the policy crashed the worker: {answer.get('message')}",
+                          rule="crashed")
+
+
+def probe_worker(config: EpisodeConfig | None = None, timeout_s: float = 10.0) -> dict:
+    """Start a worker that reports its environment, descriptors, session and limits."""
+    answer = _one_shot("probe", "", config or EpisodeConfig(), timeout_s)
+    if answer.get("kind") != "probe":
+        raise BgenError(f"probe failed: {answer}")
+    return answer

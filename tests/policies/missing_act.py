@@ -1,0 +1,6 @@
+def collect(step_ctx):
+    return {}
+
+
+def finalize(ep_ctx):
+    return {}
