@@ -529,7 +529,9 @@ class FilterWorld:
 
     def _apply(self, change: Changeset, timestamp: float) -> None:
         with self._lock:
-            self._coords, self._bits = apply_changeset(self._coords, self._bits, change)
+            coords, bits = apply_changeset(self._coords, self._bits, change)
+            coords.flags.writeable = bits.flags.writeable = False  # snapshots stay valid
+            self._coords, self._bits = coords, bits
             self._frames = [t for t in self._frames if t != timestamp]
             self._timestamp = timestamp
 
@@ -569,11 +571,13 @@ class FilterWorld:
 
     # --- reading ------------------------------------------------------------------------
     def dense_snapshot_py(self, centre, half_dims):
+        from bgen.sim.embedded.world import DenseSnapshot, VoxelGrid, dense_bits, snapshot_bounds
         centre = to_int_array(centre, 3, "centre")
         half_dims = to_int_array(half_dims, 3, "half_dims")
+        low, high = snapshot_bounds(centre, half_dims)
         coords, bits = self._arrays()
-        from bgen.sim.embedded.world import DenseSnapshot
-        return DenseSnapshot._from_cells(coords, bits, centre, half_dims)
+        grid = VoxelGrid._from_arrays(coords, bits)  # array-backed: dense_bits scatters
+        return DenseSnapshot._of(centre, half_dims, dense_bits(grid, low, high))
 
     def as_numpy(self):
         coords, bits = self._arrays()

@@ -74,7 +74,7 @@ __all__ = [
     "ProjectionData", "PovData",
     "encode_world", "decode_world", "encode_agents", "decode_agents", "encode_pov",
     "decode_pov", "to_jsonable", "MOVE_DIR_NAMES",
-    "world_data", "agent_data", "projection_data", "orientation_quat",
+    "world_data", "agent_data", "spline_data", "projection_data", "orientation_quat",
 ]
 
 MOVE_DIR_NAMES = ("None", "Forward", "Back", "Left", "Right", "Up", "Down", "Undecided")
@@ -319,6 +319,9 @@ def decode_varint_array(data, offset: int, count: int, kind: str, what: str):
     size = buf.size
     if count == 0:
         return np.zeros(0, dtype=np.uint64), offset
+    if size == 0:
+        raise WireError(f"truncated payload: {what} needs {count} varints from offset {offset}, "
+                        f"payload has {offset} bytes")
     if count <= size and int(buf[:count].max(initial=0)) < _U16_TAG:
         return buf[:count].astype(np.uint64), offset + count
     widths = np.ones(size + 1, dtype=np.int64)
@@ -337,23 +340,22 @@ def decode_varint_array(data, offset: int, count: int, kind: str, what: str):
         bit += 1
         if (1 << bit) < count:
             table = table[table]
+    limit = {"u32": _U32_TAG, "u64": _U64_TAG}[kind]
+    within = starts < size
+    head = np.where(within, buf[np.minimum(starts, size - 1)], 0)
+    bad = head > limit
+    if bad.any():  # reported before truncation: a bad tag also garbles what follows it
+        at = int(starts[np.argmax(bad)])
+        tag = int(buf[at])
+        if tag > _U128_TAG:
+            raise WireError(f"{what}: invalid varint tag {tag} at offset {offset + at}")
+        width = "u128" if tag == _U128_TAG else "u64"
+        raise WireError(f"{what}: varint at offset {offset + at} holds a {width}, "
+                        f"out of range for {kind}")
     last = int(starts[-1])
     if last >= size or last + int(widths[last]) > size:
         raise WireError(f"truncated payload: {what} needs {count} varints from offset {offset}, "
                         f"payload has {offset + size} bytes")
-    head = buf[starts]
-    limit = {"u32": _U32_TAG, "u64": _U64_TAG}[kind]
-    bad = head > limit
-    if bad.any():
-        at = int(starts[np.argmax(bad)])
-        tag = int(buf[at])
-        if tag == _U128_TAG:
-            raise WireError(f"{what}: varint at offset {offset + at} holds a u128, "
-                            f"out of range for {kind}")
-        if tag > _U128_TAG:
-            raise WireError(f"{what}: invalid varint tag {tag} at offset {offset + at}")
-        raise WireError(f"{what}: varint at offset {offset + at} holds a u64, "
-                        f"out of range for {kind}")
     values = head.astype(np.uint64)
     for tag, width in ((_U16_TAG, 2), (_U32_TAG, 4), (_U64_TAG, 8)):
         chosen = head == tag
@@ -722,68 +724,42 @@ def projection_data(proj) -> ProjectionData:
 
 
 def orientation_quat(orientation) -> tuple:
-    """(i, j, k, w) of a CameraOrientation (or anything holding such a ``_quat``)."""
-    quat = getattr(orientation, "_quat", None)
-    if quat is None:
-        quat = getattr(orientation, "quat")
-    return _quat_ijkw(quat)
+    """(i, j, k, w) of an embedded CameraOrientation."""
+    return _quat_ijkw(orientation._quat)
 
 
 def _quat_ijkw(quat) -> tuple:
-    """Our quaternions are stored (w, x, y, z) unless they say otherwise; the wire wants ijkw."""
-    if hasattr(quat, "ijkw"):
-        return tuple(float(v) for v in quat.ijkw())
+    """Embedded quaternions are (w, x, y, z); nalgebra serializes (i, j, k, w) = (x, y, z, w)."""
     w, x, y, z = (float(v) for v in quat)
     return (x, y, z, w)
 
 
-def _spline_data(trajectory) -> SplineData:
-    if trajectory is None:
-        return SplineData()
-    to_spline = getattr(trajectory, "_spline_data", None)
-    data = to_spline() if callable(to_spline) else trajectory
-    if isinstance(data, SplineData):
-        return data
-    get = data.get if isinstance(data, dict) else (lambda k, d=None: getattr(data, k, d))
+def spline_data(trajectory) -> SplineData:
+    """SplineData of an embedded Trajectory (its public serde-named attributes)."""
     return SplineData(
-        degree=int(get("degree", 0)),
-        knots=[float(v) for v in get("knots", ())],
-        ctrl_pts=[tuple(float(c) for c in p) for p in get("ctrl_pts", ())],
-        urgencies=[tuple(float(c) for c in p) for p in get("urgencies", ())],
-        yaw_seq=[tuple(float(c) for c in p) for p in get("yaw_seq", ())],
-        waypoints=[float(v) for v in get("waypoints", ())],
-        progress=float(get("progress", 0.0)),
-        length=float(get("length", 0.0)),
+        degree=int(trajectory.degree),
+        knots=[float(v) for v in trajectory.knots],
+        ctrl_pts=[tuple(float(c) for c in p) for p in trajectory.ctrl_pts],
+        urgencies=[(float(a), float(b)) for a, b in trajectory.urgencies],
+        yaw_seq=[(float(a), float(b)) for a, b in trajectory.yaw_seq],
+        waypoints=[float(v) for v in trajectory.waypoints],
+        progress=float(trajectory.progress),
+        length=float(trajectory.length),
     )
 
 
 def agent_data(agent) -> AgentData:
-    """AgentData of an embedded Agent (internal fields ``_pos`` … ``_state``)."""
+    """AgentData of an embedded Agent (fields ``_pos`` … ``_state``, see agent.py)."""
     state = agent._state
-    action = getattr(agent, "_action", None)
-    if state is not None and getattr(state, "_intent_queue", None) is not None:
-        action = state
-    if action is not None and (state is action or not _is_hold(state)):
+    if hasattr(state, "_intents"):  # an Action
         wire_state = ActionData(
             intent_queue=[IntentData([int(m) for m in i._moves], float(i._urgency),
-                                     float(i._yaw)) for i in action._intent_queue],
-            trajectory=_spline_data(action._trajectory),
-            origin=tuple(int(c) for c in action._origin))
-    else:
-        coord, yaw = _hold_fields(state)
-        wire_state = HoldData(coord=coord, yaw=yaw)
+                                     float(i._yaw)) for i in state._intents],
+            trajectory=spline_data(state._trajectory),
+            origin=tuple(int(c) for c in state._origin))
+    else:  # a Hold
+        wire_state = HoldData(coord=tuple(int(c) for c in state.coord), yaw=float(state.yaw))
     vec = (lambda v: tuple(float(c) for c in v))
     return AgentData(pos=vec(agent._pos), vel=vec(agent._vel), thrust=vec(agent._thrust),
                      rate=vec(agent._rate), attitude=_quat_ijkw(agent._attitude),
                      id=int(agent._id), state=wire_state)
-
-
-def _is_hold(state) -> bool:
-    return isinstance(state, tuple) and state and state[0] == "Hold" or hasattr(state, "_coord")
-
-
-def _hold_fields(state) -> tuple:
-    if isinstance(state, tuple):  # ("Hold", coord, yaw)
-        return tuple(int(c) for c in state[1]), float(state[2])
-    return tuple(int(c) for c in state._coord), float(state._yaw)
-
