@@ -1,10 +1,943 @@
-"""bgen server (placeholder until the server lands): prints its usage."""
+"""bgen server: HTTP API to start, inspect and stop runs; WebSockets to watch them live.
 
+Threads, processes and queues of one server process::
+
+    main thread ── parses flags, starts everything, waits for SIGINT/SIGTERM, shuts down
+    │
+    ├─ "http" ThreadingHTTPServer.serve_forever ──► a daemon thread per connection (ApiHandler)
+    │        POST /run ─► RunManager.submit ─► FIFO queue
+    │
+    ├─ "run-<id>" a thread per running run (at most --max-concurrent-runs)
+    │        run_loop(config, run_dir, emit, stop_event) ─► episode worker processes (the runner)
+    │        emit(event) ─► EventLog (runs/<id>/events.jsonl, assigns ids) ─► StepThrottle
+    │                                                                             │
+    ├─ "render-<id>-<channel>" a socketserver per renderer port of a proxied run  │
+    │        recv ─► FrameParser.feed ─► frames ───────────────────────┐          │
+    │                                                                   ▼          ▼
+    │                                       EventHub.publish_*: serialize once, append to the
+    │                                       hand-over list, wake the loop once per batch
+    │                                       (loop.call_soon_threadsafe)
+    │                                                                   │
+    └─ "websockets" ONE asyncio loop ◄──────────────────────────────────┘
+             EventHub._flush ─► a bounded Subscriber queue per connection (old steps/frames
+             are dropped first) ─► one pump task per connection ─► websocket.send
+             /ws/progress/<run_id>   /ws/render/<run_id>/<channel>
+
+Only the asyncio thread touches websocket objects. Policy code never runs in this process.
+
+Sections, in the order data flows: logging and errors, HTTP API, TCP→WS renderer proxy,
+EventHub, WebSocket thread, the server object that wires them, command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import socketserver
 import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
+
+from bgen import __version__
+from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
+                         PayloadTooLarge, PolicyError)
+from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
+from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
+                                  render_channels)
+from bgen.server.runs import ManagerSettings, RunManager
+from bgen.server.store import RunStore
+from bgen.server.validation import (DEFAULT_PROVIDERS, check_run_id, parse_code_query,
+                                    parse_run_request, parse_subscribe, parse_ws_path, query_params,
+                                    show)
+
+log = logging.getLogger("bgen.server")
+
+MAX_BODY_BYTES = 1024 * 1024
+SUBSCRIBER_QUEUE = 1024      # progress messages waiting per connection; steps go first when full
+RENDER_QUEUE = 16            # frames waiting per render connection; the oldest go first
+HANDOFF_LIMIT = 100_000      # messages waiting for the asyncio thread; beyond it steps/frames are dropped
+SUBSCRIBE_TIMEOUT_S = 10.0   # a connection on a path without a topic must subscribe within this
+PROXY_RECV_BYTES = 1 << 20
 
 
-def main(argv=None):
-    print("usage: python bgen_server.py [--host 127.0.0.1] [--port 8088] [--ws-port 8089]")
+# ============================================================================ logging, errors
+
+def configure_logging() -> None:
+    """One line per run event at info; ``BGEN_SERVER_LOG=debug`` adds requests, steps, connections."""
+    level = os.environ.get("BGEN_SERVER_LOG", "info").upper()
+    level = level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(message)s"))
+    root = logging.getLogger("bgen")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("websockets").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    logging.getLogger("websockets").addHandler(handler)
+
+
+def error_response(exc: BaseException) -> tuple[int, dict, list[tuple[str, str]]]:
+    """Every exception a handler raises, as (status, JSON body, extra headers). Most specific first."""
+    if isinstance(exc, MethodNotAllowed):
+        return exc.status, exc.to_json(), [("Allow", ", ".join(exc.allowed))]
+    if isinstance(exc, PolicyError):
+        body = exc.to_json()
+        if exc.lineno is not None:
+            body["lineno"] = exc.lineno
+        if exc.rule is not None:
+            body["rule"] = exc.rule
+        return exc.status, body, []
+    if isinstance(exc, BgenError):
+        return exc.status, exc.to_json(), []
+    log.error("internal error", exc_info=exc)
+    return 500, {"error": "internal error, see server log"}, []
+
+
+# ============================================================================ HTTP API
+
+# (method, path pattern, handler name). A path that matches with another method is a 405.
+ROUTES = (
+    ("GET", re.compile(r"/health"), "health"),
+    ("POST", re.compile(r"/run"), "start_run"),
+    ("GET", re.compile(r"/code/(?P<run_id>[^/]+)"), "get_code"),
+    ("GET", re.compile(r"/runs"), "list_runs"),
+    ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)"), "get_run"),
+    ("POST", re.compile(r"/runs/(?P<run_id>[^/]+)/terminate"), "terminate_run"),
+)
+
+CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Max-Age", "600"),
+)
+
+
+def match_route(method: str, path: str) -> tuple[str, dict]:
+    allowed = [m for m, pattern, _ in ROUTES if pattern.fullmatch(path)]
+    for route_method, pattern, name in ROUTES:
+        match = pattern.fullmatch(path)
+        if match and route_method == method:
+            return name, match.groupdict()
+    if allowed:
+        raise MethodNotAllowed(f"{method} {show(path)}: expects {' or '.join(allowed)}",
+                               allowed=tuple(allowed) + ("OPTIONS",))
+    raise NotFound(f"no route {method} {show(path)}; the routes are listed in docs/server.md")
+
+
+def reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def run_summary(record: dict) -> dict:
+    """A run as GET /runs lists it."""
+    request = record.get("request") or {}
+    return {
+        "run_id": record.get("run_id"), "status": record.get("status"),
+        "created": record.get("created"), "started": record.get("started"),
+        "finished": record.get("finished"), "user_goal": request.get("user_goal"),
+        "scenario": request.get("scenario"), "iterations_requested": request.get("iterations"),
+        "iterations_done": len(record.get("iterations") or []),
+        "best_iteration": record.get("best_iteration"),
+        "best_success_rate": (record.get("best_aggregate") or {}).get("success_rate"),
+    }
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    """Thin handlers: parse, call the server's RunManager / RunStore, answer JSON."""
+
+    protocol_version = "HTTP/1.1"        # keep-alive
+    disable_nagle_algorithm = True       # headers and body leave in two writes: no 40 ms delayed-ACK stall
+    timeout = 30                         # an idle keep-alive connection gives its thread back
+    server_version = f"bgen/{__version__}"
+
+    # ---------------------------------------------------------------- dispatch
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def do_HEAD(self):
+        self.dispatch("HEAD")
+
+    def do_OPTIONS(self):
+        """CORS preflight: any route path answers 204 with the allowed methods."""
+        self.body_read = False
+        path = urlsplit(self.path).path
+        allowed = [m for m, pattern, _ in ROUTES if pattern.fullmatch(path)]
+        if not allowed:
+            self.send_json(*error_response(NotFound(f"no route {show(path)}")))
+            return
+        self.send_json(204, None, [("Allow", ", ".join(allowed + ["OPTIONS"]))])
+
+    def dispatch(self, method: str) -> None:
+        self.body_read = False
+        parts = urlsplit(self.path)
+        try:
+            name, params = match_route(method, parts.path)
+            status, body = getattr(self, name)(parts.query, **params)
+            headers = []
+        except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
+            status, body, headers = error_response(exc)
+        self.send_json(status, body, headers)
+
+    def send_json(self, status: int, body, headers=()) -> None:
+        if not self.body_read and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+            self.close_connection = True     # an unread body would be taken for the next request
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        for name, value in CORS_HEADERS + tuple(headers):
+            self.send_header(name, value)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors the stdlib detects itself (bad request line, headers too long) are JSON too."""
+        self.close_connection = True
+        self.body_read = True
+        try:
+            self.send_json(code, {"error": message or HTTPStatus(code).phrase})
+        except OSError:
+            pass
+
+    def log_message(self, format, *args):
+        log.debug("http %s %s", self.address_string(), format % args)
+
+    def read_json(self):
+        """The request body as JSON; the limits answer 400 / 413 before anything is parsed."""
+        self.body_read = True
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise BadRequest("chunked request bodies are not supported; send Content-Length")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.strip().isdigit():
+            self.close_connection = True
+            raise BadRequest(f"Content-Length: expects a byte count, actual: {show(length_text)}",
+                             field="Content-Length")
+        length = int(length_text)
+        limit = self.server.app.settings.max_body_bytes
+        if length > limit:
+            self.close_connection = True
+            raise PayloadTooLarge(f"request body of {length} bytes exceeds limit of {limit}")
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            self.close_connection = True
+            raise BadRequest(f"request body ended after {len(raw)} of {length} bytes")
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
+        except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise BadRequest(f"malformed JSON: {exc}") from None
+
+    # ---------------------------------------------------------------- routes
+
+    def health(self, query: str):
+        app = self.server.app
+        return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
+                     "ws_port": app.ws.port, "runs": app.manager.counts()}
+
+    def start_run(self, query: str):
+        app = self.server.app
+        query_params(query, ())
+        request = parse_run_request(self.read_json(), default_ws_proxy=app.settings.ws_proxy,
+                                    providers=app.providers)
+        app.check_policy(request)
+        started = app.manager.submit(request)
+        return 200, {**started, "progress": f"/ws/progress/{started['run_id']}"}
+
+    def get_code(self, query: str, run_id: str):
+        iteration, best = parse_code_query(query)
+        manager = self.server.app.manager
+        if not manager.exists(check_run_id(run_id)):
+            raise NotFound(f"no run {run_id!r}", field="run_id")
+        number, code = manager.store.policy_code(run_id, iteration, best)
+        return 200, {"run_id": run_id, "iteration": number, "code": code}
+
+    def list_runs(self, query: str):
+        query_params(query, ())
+        return 200, {"runs": [run_summary(r) for r in self.server.app.manager.records()]}
+
+    def get_run(self, query: str, run_id: str):
+        query_params(query, ())
+        manager = self.server.app.manager
+        record = manager.record(check_run_id(run_id))
+        record["code_iterations"] = manager.store.iterations_with_code(run_id)
+        return 200, record
+
+    def terminate_run(self, query: str, run_id: str):
+        query_params(query, ())
+        status = self.server.app.manager.terminate(check_run_id(run_id))
+        return 200, {"run_id": run_id, "status": status}
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True          # a slow client cannot hold up shutdown
+    request_queue_size = 128       # the default backlog of 5 overflows with 8 concurrent clients
+    allow_reuse_address = True
+
+    def __init__(self, address, app: "BgenServer"):
+        self.app = app
+        super().__init__(address, ApiHandler)
+
+
+# ============================================================================ TCP → WebSocket renderer proxy
+
+class FrameProxyServer(socketserver.ThreadingTCPServer):
+    """One renderer port of one run: takes the runner's frames and publishes them on a channel."""
+
+    daemon_threads = True          # a sender that never closes cannot block shutdown
+    allow_reuse_address = True
+    request_queue_size = 8
+
+    def __init__(self, address, run_id: str, channel: str, hub: "EventHub", max_frame_bytes: int):
+        self.run_id = run_id
+        self.channel = channel
+        self.hub = hub
+        self.max_frame_bytes = max_frame_bytes
+        self.connections: set[socket.socket] = set()   # open senders, so stop() can cut them
+        self.connections_lock = threading.Lock()        # handler threads add/remove, stop() reads
+        super().__init__(address, FrameProxyHandler)
+
+    def cut_connections(self) -> None:
+        with self.connections_lock:
+            for sock in self.connections:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class FrameProxyHandler(socketserver.BaseRequestHandler):
+    """recv → feed → publish, until the sender closes or breaks the framing."""
+
+    def handle(self):
+        server: FrameProxyServer = self.server
+        sock: socket.socket = self.request
+        parser = FrameParser(server.max_frame_bytes)
+        with server.connections_lock:
+            server.connections.add(sock)
+        peer = "%s:%d" % self.client_address[:2]
+        log.debug("render proxy %s/%s: sender %s connected", server.run_id, server.channel, peer)
+        try:
+            while True:
+                data = sock.recv(PROXY_RECV_BYTES)
+                if not data:
+                    parser.eof()
+                    break
+                for frame in parser.feed(data):
+                    server.hub.publish_frame(server.run_id, server.channel, frame)
+        except FrameError as exc:
+            log.warning("render proxy %s/%s: closing connection from %s: %s",
+                        server.run_id, server.channel, peer, exc)
+        except OSError as exc:
+            log.debug("render proxy %s/%s: connection from %s ended: %s",
+                      server.run_id, server.channel, peer, exc)
+        finally:
+            with server.connections_lock:
+                server.connections.discard(sock)
+
+
+class RenderProxy:
+    """The proxy of one run: a FrameProxyServer per channel on one block of ports."""
+
+    def __init__(self, run_id: str, hub: "EventHub", ports: tuple, max_frame_bytes: int,
+                 host: str = "127.0.0.1"):
+        self.servers: list[FrameProxyServer] = []
+        self.threads: list[threading.Thread] = []   # serve_forever loops (daemon: see FrameProxyServer)
+        try:
+            for channel, port in render_channels(ports):
+                self.servers.append(FrameProxyServer((host, port), run_id, channel, hub, max_frame_bytes))
+        except OSError:
+            self.stop()
+            raise
+        for server in self.servers:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                      name=f"render-{run_id}-{server.channel}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    @property
+    def ports(self) -> tuple[int, int, int, int]:
+        """(world, agents, pov_world_0, pov_agents_0) as bound: EpisodeConfig.render_ports."""
+        return tuple(server.server_address[1] for server in self.servers)
+
+    def stop(self) -> None:
+        stoppers = [threading.Thread(target=server.shutdown) for server in self.servers[:len(self.threads)]]
+        for stopper in stoppers:    # in parallel: each waits up to one poll interval
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for server in self.servers:
+            server.server_close()
+            server.cut_connections()
+
+
+# ============================================================================ EventHub
+
+class Subscriber:
+    """One WebSocket connection's outbox. Touched only by the asyncio thread."""
+
+    def __init__(self, fmt: str = "json", max_items: int = SUBSCRIBER_QUEUE):
+        self.fmt = fmt                 # "json" (text messages) or "binary"
+        self.max_items = max_items
+        self.items: deque = deque()    # (event id or None, message, droppable)
+        self.wake = asyncio.Event()    # set when items arrive; the pump waits on it
+        self.skip_upto = 0             # events with an id <= this were sent by the replay
+        self.dropped = 0
+        self.overflow: str | None = None   # set when the queue is full of events that may not be dropped
+
+    def offer(self, event_id, message, droppable: bool) -> None:
+        if event_id is not None and event_id <= self.skip_upto:
+            return
+        self.items.append((event_id, message, droppable))
+        if len(self.items) > self.max_items:
+            for index, item in enumerate(self.items):
+                if item[2]:
+                    del self.items[index]
+                    self.dropped += 1
+                    break
+            else:
+                self.overflow = (f"subscriber too slow: {len(self.items)} undelivered events; "
+                                 "reconnect with ?since=<last id>")
+        self.wake.set()
+
+    def skip_through(self, event_id: int) -> None:
+        """The replay sent everything up to ``event_id``: drop live copies of those events."""
+        self.skip_upto = event_id
+        self.items = deque(item for item in self.items if item[0] is None or item[0] > event_id)
+
+    async def pump(self, websocket) -> None:
+        """The one task that sends to this connection (bounded by the connection's write limit)."""
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.items:
+                    if self.overflow:
+                        await websocket.close(1013, self.overflow[:120])
+                        return
+                    await websocket.send(self.items.popleft()[1])
+        except ConnectionClosed:
+            return
+
+
+class EventHub:
+    """Hands run events and renderer frames from any thread to the asyncio thread.
+
+    Publishers serialize each message once, append it to ``_handoff`` and wake the loop only if
+    it is not already due to run ``_flush`` (one ``call_soon_threadsafe`` per batch). ``_flush``
+    runs on the asyncio thread and offers each message to the subscribers of its topic.
+    """
+
+    def __init__(self, handoff_limit: int = HANDOFF_LIMIT):
+        self._loop: asyncio.AbstractEventLoop | None = None   # the WebSocket thread's loop
+        self._topics: dict[str, set[Subscriber]] = {}         # asyncio thread only
+        self._formats: dict[str, frozenset] = {}              # topic -> formats wanted; replaced whole, read by any thread
+        self._handoff: list = []                              # messages waiting for _flush
+        self._handoff_lock = threading.Lock()                 # publishers vs _flush
+        self._flush_due = False                               # a _flush is scheduled (guarded by _handoff_lock)
+        self.handoff_limit = handoff_limit
+        self.dropped = 0                                      # steps/frames dropped at the hand-over
+
+    # -------------------------------------------------------- any thread
+
+    def publish_event(self, run_id: str, event: dict) -> None:
+        topic = f"progress:{run_id}"
+        if topic not in self._formats:
+            return      # nobody listens; a later subscriber gets it from the replay
+        text = json.dumps(event, separators=(",", ":"))
+        self._hand_over((topic, event.get("id"), text, None, event.get("type") in DROPPABLE_TYPES))
+
+    def publish_frame(self, run_id: str, channel: str, payload: bytes) -> None:
+        topic = f"render:{run_id}:{channel}"
+        formats = self._formats.get(topic)
+        if not formats:
+            return
+        text = binary = None
+        if "json" in formats:
+            text = json.dumps({"type": "frame", "channel": channel, "len": len(payload),
+                               "payload_b64": base64.b64encode(payload).decode("ascii"),
+                               "ts": time.time()}, separators=(",", ":"))
+        if "binary" in formats:
+            binary = encode_frame(payload)
+        self._hand_over((topic, None, text, binary, True))
+
+    def _hand_over(self, item) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with self._handoff_lock:
+            if item[4] and len(self._handoff) >= self.handoff_limit:
+                self.dropped += 1
+                return
+            self._handoff.append(item)
+            wake = not self._flush_due
+            self._flush_due = True
+        if wake:
+            try:
+                loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:    # the loop closed during shutdown
+                pass
+
+    # -------------------------------------------------------- asyncio thread
+
+    def attach(self, loop) -> None:
+        self._loop = loop
+
+    def detach(self) -> None:
+        self._loop = None
+
+    def _flush(self) -> None:
+        with self._handoff_lock:
+            items, self._handoff = self._handoff, []
+            self._flush_due = False
+        for topic, event_id, text, binary, droppable in items:
+            for subscriber in self._topics.get(topic, ()):
+                message = binary if subscriber.fmt == "binary" else text
+                if message is not None:
+                    subscriber.offer(event_id, message, droppable)
+
+    def subscribe(self, topic: str, subscriber: Subscriber) -> None:
+        self._topics.setdefault(topic, set()).add(subscriber)
+        self._formats[topic] = frozenset(s.fmt for s in self._topics[topic])
+
+    def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers is None:
+            return
+        subscribers.discard(subscriber)
+        if subscribers:
+            self._formats[topic] = frozenset(s.fmt for s in subscribers)
+        else:
+            del self._topics[topic]
+            self._formats.pop(topic, None)
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._topics.get(topic, ()))
+
+
+# ============================================================================ WebSocket thread
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+class WebSocketService:
+    """The one thread that runs asyncio and `websockets`; every websocket object lives here."""
+
+    def __init__(self, host: str, port: int, hub: EventHub, manager: RunManager, *,
+                 subscriber_queue: int = SUBSCRIBER_QUEUE, render_queue: int = RENDER_QUEUE,
+                 subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S):
+        self.host = host
+        self.requested_port = port
+        self.hub = hub
+        self.manager = manager
+        self.subscriber_queue = subscriber_queue
+        self.render_queue = render_queue
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self.port: int | None = None
+        self.thread = threading.Thread(target=self._run, name="websockets",
+                                       daemon=True)   # daemon: stop() ends it; a hang must not block exit
+        self._ready = threading.Event()        # set once the socket is bound (or binding failed)
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("the WebSocket thread did not start")
+        if self._error is not None:
+            raise self._error
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._loop is not None and self._stopping is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:
+                pass
+        self.thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start() or logged
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+            else:
+                log.error("the WebSocket thread failed", exc_info=exc)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.hub.attach(self._loop)
+        try:
+            # compression=None: permessage-deflate compresses every message again for every
+            # connection (no serialize-once) and cuts frame throughput about 30x.
+            async with serve(self._serve, self.host, self.requested_port, compression=None,
+                             process_request=self._check_request, max_size=2**16,
+                             logger=logging.getLogger("websockets.server")) as server:
+                self.port = server.sockets[0].getsockname()[1]
+                self._ready.set()
+                await self._stopping.wait()
+        finally:
+            self.hub.detach()
+
+    # -------------------------------------------------------- handshake and routing
+
+    def _check_request(self, connection, request):
+        """Reject unknown paths, runs and channels with an HTTP status before the upgrade."""
+        try:
+            target = parse_ws_path(request.path)
+            if target is not None and not self.manager.exists(target.run_id):
+                raise NotFound(f"no run {target.run_id!r}", field="run_id")
+        except BgenError as exc:
+            return connection.respond(exc.status, json.dumps(exc.to_json()) + "\n")
+        connection.bgen_target = target
+        return None
+
+    async def _serve(self, websocket) -> None:
+        target = getattr(websocket, "bgen_target", None)
+        if target is None:
+            target = await self._await_subscribe(websocket)
+            if target is None:
+                return
+        log.debug("ws %s subscribed to %s", websocket.remote_address, target.topic)
+        try:
+            if target.kind == "progress":
+                await self._serve_progress(websocket, target)
+            else:
+                await self._serve_render(websocket, target)
+        except ConnectionClosed:
+            pass
+
+    async def _await_subscribe(self, websocket):
+        """The reference's fallback: the first message names the topic."""
+        try:
+            first = await asyncio.wait_for(websocket.recv(), self.subscribe_timeout_s)
+            target = parse_subscribe(json.loads(first))
+            if not self.manager.exists(target.run_id):
+                raise NotFound(f"no run {target.run_id!r}", field="run_id")
+            return target
+        except (asyncio.TimeoutError, ValueError, BgenError) as exc:
+            reason = (f"expects a subscribe message within {self.subscribe_timeout_s:g} s"
+                      if isinstance(exc, asyncio.TimeoutError) else str(exc))
+            await websocket.close(1008, reason[:120])
+        except ConnectionClosed:
+            pass
+        return None
+
+    async def _serve_progress(self, websocket, target) -> None:
+        subscriber = Subscriber("json", self.subscriber_queue)
+        self.hub.subscribe(target.topic, subscriber)     # first, so nothing falls between replay and live
+        pump = None
+        try:
+            record = await asyncio.to_thread(self.manager.record, target.run_id)
+            await websocket.send(dumps({"type": "connected", "topic": target.topic,
+                                        "run_id": target.run_id, "status": record["status"]}))
+            events = await asyncio.to_thread(self.manager.replay, target.run_id, target.since)
+            for event in events:
+                await websocket.send(dumps(event))
+            subscriber.skip_through(max([target.since or 0] + [e["id"] for e in events]))
+            pump = asyncio.create_task(subscriber.pump(websocket))
+            async for message in websocket:
+                await self._control(websocket, target, message)
+        finally:
+            self.hub.unsubscribe(target.topic, subscriber)
+            if pump is not None:
+                pump.cancel()
+
+    async def _control(self, websocket, target, message) -> None:
+        """Messages from a progress client: terminate, or a (redundant) subscribe."""
+        try:
+            data = json.loads(message)
+        except (TypeError, ValueError):
+            log.debug("ws %s: ignoring a message that is not JSON", websocket.remote_address)
+            return
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "terminate":
+            try:
+                await asyncio.to_thread(self.manager.terminate, target.run_id)
+            except BgenError as exc:
+                await websocket.send(dumps({"type": "warning", "message": exc.message}))
+        elif kind == "subscribe" and data.get("topic") != target.topic:
+            await websocket.send(dumps({"type": "warning", "message":
+                                        f"this connection is subscribed to {target.topic}; "
+                                        "open another connection for another topic"}))
+        elif kind != "subscribe":
+            log.debug("ws %s: ignoring message type %r", websocket.remote_address, kind)
+
+    async def _serve_render(self, websocket, target) -> None:
+        subscriber = Subscriber(target.format, self.render_queue)
+        self.hub.subscribe(target.topic, subscriber)
+        pump = None
+        try:
+            await websocket.send(dumps({"type": "connected", "topic": target.topic,
+                                        "run_id": target.run_id, "format": target.format}))
+            pump = asyncio.create_task(subscriber.pump(websocket))
+            async for _ in websocket:
+                pass
+        finally:
+            self.hub.unsubscribe(target.topic, subscriber)
+            if pump is not None:
+                pump.cancel()
+
+
+# ============================================================================ the server
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8088
+    ws_port: int = 8089
+    ws_proxy: bool = True
+    runs_dir: str = "runs"
+    max_concurrent_runs: int = 2
+    backend: str = "auto"
+    workers: int | None = None
+    progress_hz: float = 20.0
+    render_ports: tuple = DEFAULT_RENDER_PORTS
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    loop_module: str | None = None
+
+
+def available_providers() -> tuple[str, ...]:
+    try:
+        from bgen.llm import client
+    except ImportError:
+        return DEFAULT_PROVIDERS
+    return tuple(getattr(client, "PROVIDERS", None) or DEFAULT_PROVIDERS)
+
+
+class BgenServer:
+    """Everything of one server process; ``start()`` binds and returns, ``stop()`` undoes it."""
+
+    def __init__(self, settings: Settings):
+        from bgen.sim import backend_label, load_backend, requested_backend_name
+
+        self.settings = settings
+        requested_backend_name(settings.backend)
+        self.backend_label = backend_label(load_backend(settings.backend))
+        self.providers = available_providers()
+        self.store = RunStore(Path(settings.runs_dir))
+        self.hub = EventHub()
+        self.manager = RunManager(
+            self.store, self.hub.publish_event, loop_module=settings.loop_module,
+            start_proxy=self.start_proxy,
+            settings=ManagerSettings(max_concurrent=settings.max_concurrent_runs,
+                                     progress_hz=settings.progress_hz, workers=settings.workers,
+                                     backend=settings.backend, backend_label=self.backend_label))
+        self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager)
+        self.http: ApiServer | None = None
+        self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)
+        self._blocks_lock = threading.Lock()                 # run threads take and give back port blocks
+        self._blocks_in_use: set[int] = set()
+
+    @property
+    def port(self) -> int:
+        return self.http.server_address[1]
+
+    def start(self) -> None:
+        self.manager.recover()
+        self.ws.start()
+        try:
+            self.http = ApiServer((self.settings.host, self.settings.port), self)
+        except OSError:
+            self.ws.stop()
+            raise
+        self.http_thread = threading.Thread(target=self.http.serve_forever, name="http", daemon=True)
+        self.http_thread.start()
+        log.info("bgen-server %s listening: http://%s:%d ws://%s:%d (backend=%s, ws_proxy=%s, runs=%s)",
+                 __version__, self.settings.host, self.port, self.settings.host, self.ws.port,
+                 self.backend_label, "on" if self.settings.ws_proxy else "off", self.settings.runs_dir)
+
+    def stop(self) -> None:
+        """Stop taking requests, stop the runs (interrupted on disk), then close the WebSockets."""
+        if self.http is not None:
+            self.http.shutdown()
+        self.manager.shutdown()
+        self.ws.stop()
+        if self.http is not None:
+            self.http.server_close()
+
+    def check_policy(self, request) -> None:
+        """A given policy_code is checked against the sandbox's rules (AST only, nothing runs)."""
+        if request.policy_code is None:
+            return
+        try:
+            from bgen.runner.sandbox import validate_source
+        except ImportError:
+            return
+        try:
+            validate_source(request.policy_code)
+        except PolicyError as exc:
+            exc.field = "policy_code"
+            raise
+
+    def start_proxy(self, run_id: str):
+        """Open the renderer proxy of a run on the first free port block -> (ports, stop)."""
+        base = self.settings.render_ports
+        blocks = range(PORT_BLOCKS) if any(base) else range(1)
+        last_error = None
+        for index in blocks:
+            with self._blocks_lock:
+                if any(base) and index in self._blocks_in_use:
+                    continue
+                self._blocks_in_use.add(index)
+            try:
+                proxy = RenderProxy(run_id, self.hub, port_block(base, index), self.settings.max_frame_bytes)
+            except OSError as exc:
+                last_error = exc
+                with self._blocks_lock:
+                    self._blocks_in_use.discard(index)
+                continue
+            log.info("run %s renderer proxy on ports %s", run_id, ",".join(map(str, proxy.ports)))
+
+            def stop(proxy=proxy, index=index):
+                proxy.stop()
+                with self._blocks_lock:
+                    self._blocks_in_use.discard(index)
+
+            return proxy.ports, stop
+        raise OSError(f"no free renderer port block from {','.join(map(str, base))}: {last_error}")
+
+
+# ============================================================================ command line
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expects a port in 0..65535, actual: {text!r}")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expects a positive integer, actual: {text!r}")
+    return int(text)
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expects a number >= 0, actual: {text!r}")
+    return value
+
+
+def render_ports(text: str) -> tuple:
+    if text.strip() == "0":
+        return (0, 0, 0, 0)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4 or not all(p.isdigit() and 1 <= int(p) <= 65535 - 1000 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expects WORLD,AGENTS,POV_WORLD,POV_AGENTS ports (e.g. 8080,8081,8090,9090) or 0, actual: {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def backend_name(text: str) -> str:
+    from bgen.sim import BACKEND_NAMES
+    if text not in BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(f"expects one of {', '.join(BACKEND_NAMES)}, actual: {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bgen-server", description="bgen server: HTTP API and WebSocket streams for behavior-generation runs.")
+    parser.add_argument("--host", default="127.0.0.1", help="address of the HTTP and WebSocket servers (default 127.0.0.1)")
+    parser.add_argument("--port", type=port_number, default=8088, help="HTTP port (default 8088; 0 = any free port)")
+    parser.add_argument("--ws-port", type=port_number, default=8089, help="WebSocket port (default 8089; 0 = any free port)")
+    proxy = parser.add_mutually_exclusive_group()
+    proxy.add_argument("--ws-proxy", dest="ws_proxy", action="store_true",
+                       help="rendered runs send frames to this server, which republishes them on /ws/render (default)")
+    proxy.add_argument("--no-ws-proxy", dest="ws_proxy", action="store_false",
+                       help="rendered runs send frames to the Bevy renderer's own ports")
+    parser.set_defaults(ws_proxy=True)
+    parser.add_argument("--runs-dir", default="runs", help="where runs/<run_id>/ are kept (default ./runs)")
+    parser.add_argument("--max-concurrent-runs", type=positive_int, default=2,
+                        help="runs executing at once; more are queued FIFO (default 2)")
+    parser.add_argument("--backend", type=backend_name, default=os.environ.get("BGEN_SIM_BACKEND") or "auto",
+                        help="simulator backend: auto, voxelsim or embedded (default $BGEN_SIM_BACKEND or auto)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="episode worker processes per run (default: the runner's choice)")
+    parser.add_argument("--progress-hz", type=non_negative_float, default=20.0,
+                        help="step messages per second per episode sent to progress clients (default 20; 0 = all)")
+    parser.add_argument("--render-ports", type=render_ports, default=DEFAULT_RENDER_PORTS,
+                        help="first proxy port block WORLD,AGENTS,POV_WORLD,POV_AGENTS (default "
+                             "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
+    parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
+    return parser
+
+
+def settings_from_args(args) -> Settings:
+    return Settings(host=args.host, port=args.port, ws_port=args.ws_port, ws_proxy=args.ws_proxy,
+                    runs_dir=args.runs_dir, max_concurrent_runs=args.max_concurrent_runs,
+                    backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
+                    render_ports=args.render_ports, loop_module=args.loop_module)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    try:
+        server = BgenServer(settings_from_args(args))
+        server.start()
+    except ConfigError as exc:
+        print(f"bgen-server: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"bgen-server: cannot listen on {args.host} (ports {args.port}/{args.ws_port}): {exc}",
+              file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+    log.info("bgen-server stopped")
     return 0
 
 

@@ -1,0 +1,11 @@
+"""The bgen server's logic, kept apart from its sockets and threads (those live in bgen_server.py).
+
+    framing      sans-I/O parser of the renderer's TCP frames ``[u32 LE length][payload]``
+    lifecycle    the run state table: queued -> running -> done / failed / terminated / interrupted
+    validation   POST /run bodies, query strings and WebSocket paths -> typed values or BadRequest
+    progress     event shaping for clients, step decimation, render channels and port blocks
+    store        runs/<run_id>/ on disk: run.json, events.jsonl, policies
+    runs         RunManager: one thread per active run, bounded concurrency, FIFO queue
+    fakeloop     a scripted stand-in for the iteration loop (tests, benchmark)
+    bench        ``python -m bgen.server.bench``: fan-out and proxy throughput vs raw TCP
+"""

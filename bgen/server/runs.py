@@ -1,0 +1,436 @@
+"""RunManager: every run request goes through the iteration loop on its own thread.
+
+    submit() ──► queue (FIFO) ──► up to max_concurrent run threads ──► run_loop(config, run_dir, emit, stop)
+                                                  │ emit(event) from the loop / runner threads
+                                                  ▼
+                          to_wire ─► EventLog.append (id, events.jsonl) ─► StepThrottle ─► publish(run_id, event)
+
+Every status change goes through ``lifecycle.next_state`` under one lock and is written to
+run.json before anyone is told. The loop is reached through a ``LoopBinding`` so tests (and
+the time before the real loop exists) can put a scripted loop in its place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bgen.errors import BgenError, Conflict, NotFound
+from bgen.server import lifecycle
+from bgen.server.lifecycle import LifecycleError, next_state
+from bgen.server.progress import (FINAL_TYPES, StepThrottle, best_iteration, describe, episode_key,
+                                  success_rate, timing, to_wire)
+from bgen.server.store import RunStore
+from bgen.server.validation import RunRequest
+
+log = logging.getLogger("bgen.server")
+
+REAL_LOOP = "bgen.orchestrator.loop"
+
+
+@dataclass(frozen=True)
+class LoopBinding:
+    """The iteration loop and the config classes it takes."""
+
+    run_loop: Callable
+    LoopConfig: type
+    EpisodeConfig: type
+    LLMSettings: type | None = None
+
+
+def load_binding(module_name: str | None = None) -> LoopBinding:
+    """The real loop (bgen.orchestrator.loop + bgen.runner.worker), or a module exposing
+    ``run_loop``, ``LoopConfig``, ``EpisodeConfig`` (and optionally ``LLMSettings``)."""
+    if module_name:
+        module = importlib.import_module(module_name)
+        return LoopBinding(module.run_loop, module.LoopConfig, module.EpisodeConfig,
+                           getattr(module, "LLMSettings", None))
+    loop = importlib.import_module(REAL_LOOP)
+    worker = importlib.import_module("bgen.runner.worker")
+    settings = getattr(loop, "LLMSettings", None)
+    if settings is None:
+        settings = getattr(importlib.import_module("bgen.llm.client"), "LLMSettings", None)
+    return LoopBinding(loop.run_loop, loop.LoopConfig, worker.EpisodeConfig, settings)
+
+
+def construct(cls, **values):
+    """``cls(**values)`` keeping only the fields a dataclass declares (each side may lag the other)."""
+    if dataclasses.is_dataclass(cls):
+        names = {f.name for f in dataclasses.fields(cls)}
+        dropped = sorted(set(values) - names)
+        if dropped:
+            log.debug("%s has no field(s) %s; not passed", cls.__name__, ", ".join(dropped))
+        values = {k: v for k, v in values.items() if k in names}
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    max_concurrent: int = 2
+    progress_hz: float = 20.0
+    workers: int | None = None
+    backend: str = "auto"
+    backend_label: str = "embedded"
+
+
+def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
+                      render: bool, render_ports: tuple | None):
+    """The LoopConfig for one run (no secrets: the LLM client reads keys from the environment)."""
+    episode = dict(max_steps=request.max_steps, delta=request.delta, target=tuple(request.target),
+                   scenario=request.scenario, render=render, pov_min_dt_world=request.pov_min_dt_world,
+                   use_px4=request.use_px4, backend=settings.backend)
+    if render_ports is not None:
+        episode.update(render_host="127.0.0.1", render_ports=tuple(render_ports))
+    llm = None
+    if request.policy_code is None and binding.LLMSettings is not None:
+        llm = construct(binding.LLMSettings, provider=request.provider, url=request.provider_url,
+                        provider_url=request.provider_url, base_url=request.provider_url,
+                        model=request.model)
+    return construct(
+        binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
+        episodes=request.episodes, seeds=list(request.seeds), success_threshold=request.success_threshold,
+        existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
+        workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
+    )
+
+
+def result_field(result, name: str, default=None):
+    if isinstance(result, dict):
+        return result.get(name, default)
+    return getattr(result, name, default)
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, BgenError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Run:
+    """One queued or running run: what its thread, the emit path and the HTTP handlers share."""
+
+    def __init__(self, run_id: str, request: RunRequest, record: dict, event_log, progress_hz: float):
+        self.run_id = run_id
+        self.request = request
+        self.record = record                 # run.json content; changed only under the manager lock
+        self.log = event_log                 # events.jsonl; assigns the event ids
+        self.stop_event = threading.Event()  # set by terminate/shutdown; the loop and its workers watch it
+        self.emit_lock = threading.Lock()    # id assignment + hand-over as one step: subscribers see ids in order
+        self.throttle = StepThrottle(progress_hz)   # guarded by emit_lock
+        self.closed = False                  # final event sent; later emits are dropped (guarded by emit_lock)
+        self.sim_time_s = 0.0                # from episode summaries, in case the loop's result has none
+        self.wall_time_s = 0.0
+        self.thread: threading.Thread | None = None
+
+
+class RunManager:
+    """Starts, queues, stops and answers for runs. Public methods may be called from any thread.
+
+    ``publish(run_id, event)`` must not block (the EventHub hands over to the WebSocket thread).
+    ``start_proxy(run_id) -> (ports, stop)`` opens the renderer proxy for a rendered run.
+    """
+
+    def __init__(self, store: RunStore, publish: Callable[[str, dict], None], *,
+                 settings: ManagerSettings = ManagerSettings(), loop_module: str | None = None,
+                 binding: LoopBinding | None = None,
+                 start_proxy: Callable[[str], tuple[tuple, Callable[[], None]]] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.settings = settings
+        self._publish = publish
+        self._start_proxy = start_proxy
+        self._clock = clock
+        self._loop_module = loop_module
+        self._binding = binding              # resolved on first use: the server starts even if the loop cannot load
+        self._lock = threading.Lock()        # guards _active, _queue, _running, _closing and every run.json write
+        self._active: dict[str, Run] = {}    # queued, running and stopping runs
+        self._queue: deque[Run] = deque()    # queued runs, FIFO
+        self._running = 0
+        self._closing = False                # shutdown began: no new runs, running ones end interrupted
+
+    # ------------------------------------------------------------ callers
+
+    def submit(self, request: RunRequest) -> dict:
+        """Queue a run (it starts at once if a slot is free); returns {"run_id", "status"}."""
+        run_id = self.store.new_run_id()
+        record = {
+            "run_id": run_id, "status": lifecycle.QUEUED, "request": request.to_json(),
+            "created": time.time(), "started": None, "finished": None,
+            "backend": self.settings.backend_label, "render_ports": None,
+            "iterations": [], "best_iteration": None, "best_aggregate": None,
+            "concluded_early": None, "stopped_reason": None, "timing": None, "error": None,
+        }
+        run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
+        with self._lock:
+            if self._closing:
+                raise Conflict("the server is shutting down; no new runs")
+            self.store.save(record)
+            self._active[run_id] = run
+            self._queue.append(run)
+            self._start_queued()
+            if record["status"] == lifecycle.QUEUED:
+                self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": len(self._queue)})
+        log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
+                 run_id, request.user_goal[:60], request.iterations, request.episodes, request.render,
+                 request.ws_proxy, request.scenario)
+        return {"run_id": run_id, "status": record["status"]}
+
+    def terminate(self, run_id: str) -> str:
+        """Stop a run: a queued one ends at once, a running one within about a second."""
+        with self._lock:
+            run = self._active.get(run_id)
+            if run is None:     # finished runs are only on disk
+                raise LifecycleError("terminate", self.store.load(run_id)["status"])
+            state = run.record["status"]
+            new_state = next_state(state, "terminate")
+            if state == lifecycle.QUEUED:
+                self._queue.remove(run)
+                self._close_locked(run, new_state)
+            else:
+                run.record["status"] = new_state
+                self.store.save(run.record)
+                run.stop_event.set()
+        log.info("run %s terminate requested (%s -> %s)", run_id, state, new_state)
+        if new_state == lifecycle.TERMINATED:
+            self._emit_final(run, None)
+        return new_state
+
+    def record(self, run_id: str) -> dict:
+        with self._lock:
+            run = self._active.get(run_id)
+            if run is not None:
+                return dict(run.record)
+        return self.store.load(run_id)
+
+    def records(self) -> list[dict]:
+        return self.store.records()
+
+    def counts(self) -> dict:
+        with self._lock:
+            return {"running": self._running, "queued": len(self._queue)}
+
+    def exists(self, run_id: str) -> bool:
+        with self._lock:
+            if run_id in self._active:
+                return True
+        return self.store.exists(run_id)
+
+    def replay(self, run_id: str, since: int | None = None) -> list[dict]:
+        """A subscriber's catch-up: events after ``since`` without steps; for a finished run the
+        final event is always included (so a client that reconnects late still gets ``done``)."""
+        with self._lock:
+            run = self._active.get(run_id)
+        if run is None and not self.store.exists(run_id):
+            raise NotFound(f"no run {run_id!r}", field="run_id")
+        event_log = run.log if run is not None else self.store.event_log(run_id)
+        events = event_log.read(since_id=since, include_steps=False)
+        if run is None and since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
+            finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
+            events.extend(finals[-1:])
+        return events
+
+    def recover(self) -> list[str]:
+        """At start-up: runs that were active when the server died are marked interrupted."""
+        recovered = []
+        for record in self.store.records():
+            if record.get("status") not in lifecycle.ACTIVE_STATES:
+                continue
+            was = record["status"]
+            record.update(status=next_state(was, "interrupt"), finished=time.time(),
+                          error=f"the server stopped while the run was {was}")
+            self.store.save(record)
+            self.store.event_log(record["run_id"]).append(
+                {"type": "error", "status": lifecycle.INTERRUPTED, "message": record["error"]})
+            recovered.append(record["run_id"])
+            log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
+        return recovered
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """No new runs; queued ones end interrupted, running ones are stopped and end interrupted."""
+        with self._lock:
+            self._closing = True
+            queued = list(self._queue)
+            self._queue.clear()
+            for run in queued:
+                self._close_locked(run, next_state(run.record["status"], "interrupt"),
+                                   error="the server shut down before the run started")
+            running = [run for run in self._active.values()]
+        for run in queued:
+            self._emit_final(run, None)
+        for run in running:
+            run.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for run in running:
+            if run.thread is not None:
+                run.thread.join(max(0.0, deadline - time.monotonic()))
+        for run in running:     # threads that did not finish in time: recorded as interrupted anyway
+            with self._lock:
+                if run.run_id not in self._active:
+                    continue
+                self._running -= 1
+                self._close_locked(run, lifecycle.INTERRUPTED, error="the server shut down during the run")
+            log.warning("run %s did not stop within %.0f s; marked interrupted", run.run_id, timeout_s)
+            self._emit_final(run, None)
+
+    # ------------------------------------------------------------ run threads
+
+    def _start_queued(self) -> None:
+        """Start queued runs while slots are free (caller holds the lock)."""
+        while self._queue and self._running < self.settings.max_concurrent and not self._closing:
+            run = self._queue.popleft()
+            run.record.update(status=next_state(run.record["status"], "start"), started=time.time())
+            self.store.save(run.record)
+            self._running += 1
+            run.thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{run.run_id}",
+                                          daemon=True)  # daemon: a stuck loop cannot block exit (shutdown joins with a bound)
+            run.thread.start()
+
+    def _binding_or_load(self) -> LoopBinding:
+        if self._binding is None:
+            self._binding = load_binding(self._loop_module)
+        return self._binding
+
+    def _execute(self, run: Run) -> None:
+        """Body of a run thread: proxy, config, loop; then the final status whatever happened."""
+        self._emit(run, {"type": "status", "status": lifecycle.RUNNING})
+        request, result, failure, stop_proxy = run.request, None, None, None
+        try:
+            binding = self._binding_or_load()
+            render, ports = request.render, None
+            if request.render and request.ws_proxy and self._start_proxy is not None:
+                try:
+                    ports, stop_proxy = self._start_proxy(run.run_id)
+                    with self._lock:
+                        run.record["render_ports"] = list(ports)
+                        self.store.save(run.record)
+                except OSError as exc:
+                    render = False
+                    self._emit(run, {"type": "warning", "message":
+                                     f"renderer proxy unavailable ({exc}); the run continues headless"})
+            config = build_loop_config(binding, request, self.settings, render=render, render_ports=ports)
+            result = binding.run_loop(config, self.store.run_dir(run.run_id),
+                                      lambda event: self._emit(run, event), run.stop_event)
+        except BaseException as exc:  # noqa: BLE001 - a run thread must always end with a final event
+            failure = exc
+            if not isinstance(exc, BgenError):
+                log.error("run %s: the loop raised", run.run_id, exc_info=exc)
+        finally:
+            if stop_proxy is not None:
+                stop_proxy()
+        self._finish(run, result, failure)
+
+    def _finish(self, run: Run, result, failure: BaseException | None) -> None:
+        with self._lock:
+            if run.run_id not in self._active:      # shutdown gave up waiting and closed it already
+                return
+            self._running -= 1
+            event = "interrupt" if self._closing else ("fail" if failure is not None else "complete")
+            new_state = next_state(run.record["status"], event)
+            if result is not None:
+                sim = result_field(result, "sim_time_s")
+                wall = result_field(result, "wall_time_s")
+                if sim is not None and wall is not None:
+                    run.sim_time_s, run.wall_time_s = float(sim), float(wall)
+                best = result_field(result, "best_iteration")
+                if best is not None:
+                    run.record.update(best_iteration=best,
+                                      best_aggregate=result_field(result, "best_aggregate"))
+                run.record.update(concluded_early=bool(result_field(result, "concluded_early", False)),
+                                  stopped_reason=result_field(result, "stopped_reason"))
+            error = None
+            if new_state == lifecycle.FAILED:
+                error = error_text(failure)
+            elif new_state == lifecycle.INTERRUPTED:
+                error = "the server shut down during the run"
+            self._close_locked(run, new_state, error=error)
+            self._start_queued()
+        self._emit_final(run, failure)
+
+    def _close_locked(self, run: Run, state: str, *, error: str | None = None) -> None:
+        """Record a final state (caller holds the lock)."""
+        run.record.update(status=state, finished=time.time(), error=error,
+                          timing=timing(run.sim_time_s, run.wall_time_s))
+        if run.record["concluded_early"] is None:
+            run.record["concluded_early"] = False
+        self.store.save(run.record)
+        del self._active[run.run_id]
+
+    def _emit_final(self, run: Run, failure: BaseException | None) -> None:
+        record = run.record
+        state = record["status"]
+        event = {"type": lifecycle.FINAL_MESSAGE[state], "status": state}
+        if event["type"] == "error":
+            event["message"] = record["error"]
+            if failure is not None:
+                event["error_type"] = type(failure).__name__
+        else:
+            event.update(timing=record["timing"], concluded_early=record["concluded_early"],
+                         best_iteration=record["best_iteration"], best_aggregate=record["best_aggregate"],
+                         stopped_reason=record["stopped_reason"])
+        self._emit(run, event, final=True)
+
+    # ------------------------------------------------------------ events
+
+    def _emit(self, run: Run, event: Any, *, final: bool = False) -> None:
+        """The loop's ``emit``: shape, number, store, decimate steps, hand over. Any thread."""
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            log.warning("run %s: ignoring an event that is not a dict with a type: %.80r", run.run_id, event)
+            return
+        wire = to_wire(event)
+        kind = wire["type"]
+        if kind in FINAL_TYPES and not final:
+            log.warning("run %s: the loop emitted %r; only the server ends a run", run.run_id, kind)
+            return
+        with run.emit_lock:
+            if run.closed:
+                log.debug("run %s: %s after the final event dropped", run.run_id, kind)
+                return
+            if kind == "step":
+                stored = run.log.append(wire)
+                if run.throttle.offer(episode_key(stored), stored, self._clock()) is not None:
+                    self._publish(run.run_id, stored)
+                return
+            if kind == "episode_summary":
+                held = run.throttle.flush(episode_key(wire))
+                if held is not None:
+                    self._publish(run.run_id, held)
+                self._add_timing(run, wire.get("summary") or {})
+            elif final:
+                for held in run.throttle.flush_all():
+                    self._publish(run.run_id, held)
+                run.closed = True
+            stored = run.log.append(wire)
+            self._publish(run.run_id, stored)
+        log.info("run %s %s", run.run_id, describe(stored))
+        if kind == "critique":
+            self._note_iteration(run, stored)
+
+    @staticmethod
+    def _add_timing(run: Run, summary: dict) -> None:
+        try:
+            run.sim_time_s += float(summary.get("sim_time_s") or 0.0)
+            run.wall_time_s += float(summary.get("wall_time_s") or 0.0)
+        except (TypeError, ValueError):
+            pass
+
+    def _note_iteration(self, run: Run, critique: dict) -> None:
+        """Keep each iteration's aggregate (and the best so far) in run.json as it happens."""
+        aggregate = critique.get("aggregate") or {}
+        with self._lock:
+            if run.run_id not in self._active:
+                return
+            iterations = run.record["iterations"]
+            number = critique.get("iteration", len(iterations))
+            iterations.append({"iteration": number, "aggregate": aggregate,
+                               "success_rate": success_rate(aggregate)})
+            best = best_iteration(iterations)
+            run.record["best_iteration"] = best
+            run.record["best_aggregate"] = next(
+                (i["aggregate"] for i in iterations if i["iteration"] == best), None)
+            self.store.save(run.record)

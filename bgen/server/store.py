@@ -1,0 +1,156 @@
+"""Runs on disk: ``runs/<run_id>/run.json``, ``events.jsonl`` and the loop's ``iter_<n>/`` folders.
+
+run.json is rewritten whole (write to a temporary file, then ``os.replace``) so a reader or a
+crash never sees half of it. The store keeps nothing in memory: after a restart every finished
+run answers exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from bgen.errors import NotFound
+from bgen.server.validation import check_run_id
+
+log = logging.getLogger("bgen.server")
+
+RUN_FILE = "run.json"
+EVENTS_FILE = "events.jsonl"
+POLICY_FILE = "policy.generated.py"
+ITER_DIR = re.compile(r"iter_(\d+)")
+
+try:
+    from bgen.orchestrator.runlog import EventLog
+except ImportError:  # the orchestrator's EventLog has not landed: a minimal one with its interface
+
+    class EventLog:
+        """Append-only events.jsonl with run-unique increasing ids (interface of bgen.orchestrator.runlog)."""
+
+        STEPS_PER_SECOND = 1.0
+
+        def __init__(self, path):
+            self.path = Path(path)
+            self._lock = threading.Lock()   # one writer at a time; ids stay in file order
+            self._last_id = max((e["id"] for e in self._load()), default=0)
+            self._last_step: dict = {}
+
+        def _load(self) -> list[dict]:
+            try:
+                lines = self.path.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                return []
+            events = []
+            for line in lines:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue    # a line cut short by a crash
+            return events
+
+        def append(self, event: dict) -> dict:
+            with self._lock:
+                self._last_id += 1
+                stored = {**event, "id": self._last_id, "ts": event.get("ts", time.time())}
+                if stored.get("type") == "step":
+                    key = (stored.get("iteration"), stored.get("seed"))
+                    if stored["ts"] - self._last_step.get(key, -1e9) < 1.0 / self.STEPS_PER_SECOND:
+                        return stored
+                    self._last_step[key] = stored["ts"]
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(stored) + "\n")
+                return stored
+
+        def read(self, since_id=None, include_steps=False) -> list[dict]:
+            with self._lock:
+                events = self._load()
+            return [e for e in events
+                    if (since_id is None or e["id"] > since_id)
+                    and (include_steps or e.get("type") != "step")]
+
+
+class RunStore:
+    """The ``runs/`` directory. Methods may be called from any thread."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new_run_id(self) -> str:
+        while True:
+            run_id = uuid.uuid4().hex[:12]
+            try:
+                (self.root / run_id).mkdir()
+                return run_id
+            except FileExistsError:
+                continue
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / check_run_id(run_id)
+
+    def exists(self, run_id: str) -> bool:
+        try:
+            return (self.run_dir(run_id) / RUN_FILE).is_file()
+        except NotFound:
+            return False
+
+    def save(self, record: dict) -> None:
+        path = self.run_dir(record["run_id"]) / RUN_FILE
+        tmp = path.with_name(f".{RUN_FILE}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load(self, run_id: str) -> dict:
+        path = self.run_dir(run_id) / RUN_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(f"no run {run_id!r}", field="run_id") from None
+
+    def records(self) -> list[dict]:
+        """Every readable run.json, newest first; a damaged one is logged and skipped."""
+        records = []
+        for path in self.root.glob(f"*/{RUN_FILE}"):
+            try:
+                records.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                log.warning("skipping unreadable %s: %s", path, exc)
+        records.sort(key=lambda r: r.get("created", 0), reverse=True)
+        return records
+
+    def event_log(self, run_id: str) -> EventLog:
+        return EventLog(self.run_dir(run_id) / EVENTS_FILE)
+
+    def iterations_with_code(self, run_id: str) -> list[int]:
+        run_dir = self.run_dir(run_id)
+        found = []
+        for child in run_dir.iterdir() if run_dir.is_dir() else ():
+            match = ITER_DIR.fullmatch(child.name)
+            if match and (child / POLICY_FILE).is_file():
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def policy_code(self, run_id: str, iteration: int | None = None, best: bool = False) -> tuple[int, str]:
+        """(iteration, code): the latest policy, iteration ``iteration``'s, or the best one's."""
+        record = self.load(run_id)
+        if best:
+            iteration = record.get("best_iteration")
+            if iteration is None:
+                raise NotFound(f"run {run_id} has no best iteration yet", field="best")
+        if iteration is None:
+            available = self.iterations_with_code(run_id)
+            if not available:
+                raise NotFound(f"run {run_id} has no policy code yet", field="run_id")
+            iteration = available[-1]
+        path = self.run_dir(run_id) / f"iter_{iteration}" / POLICY_FILE
+        try:
+            return iteration, path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFound(f"run {run_id} has no policy for iteration {iteration}",
+                           field="iteration") from None
