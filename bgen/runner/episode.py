@@ -352,31 +352,13 @@ def _ignore_update(*_args):
 # The act() result
 # --------------------------------------------------------------------------------------------
 
-def split_act_result(result, vxs) -> tuple[Any, str]:
+def split_act_result(policy, result) -> tuple[Any, str]:
     """``(intent or None, "Replace"|"Push")`` from what act() returned; PolicyError if malformed.
 
-    Uses the sandbox's ``check_act_result`` when it exists so the contract has one owner.
+    The sandbox owns the contract (``LoadedPolicy.check_act_result``).
     """
-    from bgen.runner import sandbox
-    checker = getattr(sandbox, "check_act_result", None)
-    if checker is not None:
-        checked = checker(result)
-        if isinstance(checked, tuple) and len(checked) == 2:
-            return checked
-        return checked, "Replace"
-    mode = "Replace"
-    if isinstance(result, tuple):
-        if len(result) != 2:
-            raise PolicyError(f"act() must return an intent, (intent, 'Replace'|'Push') or None, "
-                              f"actual: a tuple of {len(result)} items")
-        result, mode = result
-        if mode not in ("Replace", "Push"):
-            raise PolicyError(f"act(): the queue command must be 'Replace' or 'Push', "
-                              f"actual: {mode!r}")
-    if result is not None and not isinstance(result, vxs.ActionIntent):
-        raise PolicyError(f"act() must return an ActionIntent, (intent, 'Replace'|'Push') or "
-                          f"None, actual: {type(result).__name__}")
-    return result, mode
+    checked = policy.check_act_result(result)
+    return (None, "Replace") if checked is None else checked
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,11 +383,11 @@ class _End(Exception):
         self.reason, self.error, self.note = reason, error, note
 
 
-def load(source: str, vxs, guard=no_guard):
+def load(source: str, vxs, guard=no_guard, seed: int = 0):
     """The sandbox's LoadedPolicy; PolicyLoadError (or EpisodeInterrupt) propagates."""
     from bgen.runner import sandbox
     with guard("load"):
-        return sandbox.load_policy(source, vxs)
+        return sandbox.load_policy(source, vxs, seed=seed)
 
 
 def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
@@ -432,7 +414,7 @@ def run_episode(source: str, vxs, config: EpisodeConfig, seed: int, sink: Episod
         before_load()
     sink.phase("load")
     try:
-        policy = load(source, vxs, guard)
+        policy = load(source, vxs, guard, seed)
     except EpisodeInterrupt as interrupt:
         return _early_outcome(interrupt.reason, None, interrupt.message, seed, wall_start)
     except MemoryError:
@@ -476,8 +458,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             sink.warning(message)
 
     def policy_fault(error: BaseException, phase: str) -> _End:
-        if isinstance(error, EpisodeInterrupt):
-            return _End(error.reason, None, error.message)
+        if isinstance(error, EpisodeInterrupt):  # the policy line it was stuck on helps
+            return _End(error.reason, describe_error(error, phase, source), error.message)
         if isinstance(error, MemoryError):
             return _End("memory", describe_error(error, phase, source),
                         f"out of memory in {phase}()")
@@ -505,7 +487,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             try:
                 with guard("act"):
                     result = policy.act(sim_t, agent, world, sim.fw, sim.env, helpers)
-                intent, mode = split_act_result(result, vxs)
+                intent, mode = split_act_result(policy, result)
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
             if intent is not None:
@@ -555,7 +537,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                         "collisions_count": collisions, "distance_to_target": dist}
             try:
                 with guard("collect"):
-                    notes = clean_policy_log(policy.collect(step_ctx))
+                    notes = clean_policy_log(sandbox.check_notes(policy.collect(step_ctx)))
             except EpisodeInterrupt:
                 raise
             except MemoryError:
@@ -600,7 +582,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     if reason not in ("timeout", "memory", "terminated"):
         try:
             with guard("finalize"):
-                policy_summary = clean_policy_log(policy.finalize(ep_ctx), what="finalize()",
+                policy_summary = clean_policy_log(sandbox.check_notes(policy.finalize(ep_ctx),
+                                                                        "finalize"),
                                                   value_chars=MAX_SUMMARY_VALUE_CHARS)
         except EpisodeInterrupt as interrupt:
             warn(f"finalize() did not finish: {interrupt.message}")

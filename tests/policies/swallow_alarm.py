@@ -1,12 +1,12 @@
-"""Catches everything, including the budget alarm, and keeps looping."""
+"""Outlasts the budget alarm: the finally block keeps looping after the alarm fires."""
 
 
 def act(t, agent, world, fw, env, helpers):
-    while True:
-        try:
-            while True:
-                pass
-        except BaseException:
+    try:
+        while True:
+            pass
+    finally:
+        while True:
             pass
 
 

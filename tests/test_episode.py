@@ -1,0 +1,349 @@
+"""Specification of one episode (bgen.runner.episode), run in this process on the embedded backend.
+
+The worker process and its limits are specified in test_worker.py; here the loop itself:
+what reaches the policy, how intents are queued, how an episode ends and what it logs.
+"""
+
+import math
+import socket
+import unittest
+from pathlib import Path
+
+from bgen.errors import ConfigError
+from bgen.runner import episode
+from bgen.runner.episode import (EpisodeConfig, ListSink, RenderLink, describe_error,
+                                 error_line, run_episode)
+from bgen.runner.metrics import EpisodeStats, clean_policy_log, is_teleport, max_step_distance
+from bgen.runner.schema import REASONS, EpisodeSummary, StepLog
+from bgen.sim import load_backend
+
+POLICIES = Path(__file__).parent / "policies"
+# Start and target above the highest terrain and trees, so every seed has a free path.
+SKY = {"start": (50, 50, -60), "target": (56, 56, -60)}
+DEFAULTS = {"start": None, "target": None}   # the scenario's: the standard episode
+
+
+def policy(name: str) -> str:
+    return (POLICIES / name).read_text()
+
+
+def run(name: str, seed: int = 0, source: str | None = None, **overrides):
+    """Run one episode in-process; returns (outcome, sink)."""
+    config = EpisodeConfig(**{"max_steps": 1500, "backend": "embedded", **SKY, **overrides})
+    sink = ListSink()
+    vxs = load_backend("embedded")
+    outcome = run_episode(source if source is not None else policy(name), vxs, config, seed, sink)
+    return outcome, sink
+
+
+class EpisodeEndsTests(unittest.TestCase):
+    """Why an episode ends, and what its summary says about it."""
+
+    def test_a_policy_that_flies_to_the_target_succeeds(self):
+        outcome, sink = run("move_to_target.py")
+        summary = outcome.summary
+        self.assertEqual(summary.reason, "success")
+        self.assertTrue(summary.success)
+        self.assertLess(summary.final_distance_to_target, 1.0)
+        self.assertEqual(summary.steps, len(sink.steps))
+        self.assertAlmostEqual(summary.time_to_goal, summary.steps * 0.01)
+        self.assertEqual(summary.policy_summary, {"summary": f"steps={summary.steps} success=True"})
+        self.assertIsNone(summary.error)
+
+    def test_start_and_target_default_to_the_scenarios(self):
+        _, sink = run("hover.py", max_steps=1, start=None, target=None)
+        self.assertEqual(sink.steps[0]["agent_coord"], (50, 50, -20))
+        self.assertAlmostEqual(sink.steps[0]["distance_to_target"], math.dist((50, 50, -20),
+                                                                              (60, 60, -20)))
+
+    def test_an_agent_that_never_arrives_ends_at_max_steps(self):
+        outcome, sink = run("hover.py", max_steps=40)
+        self.assertEqual(outcome.summary.reason, "max_steps")
+        self.assertFalse(outcome.summary.success)
+        self.assertEqual(len(sink.steps), 40)
+        self.assertAlmostEqual(outcome.summary.sim_time_s, 0.4)
+        self.assertEqual(outcome.summary.policy_summary, {"summary": "hovered 40 steps"})
+
+    def test_an_exception_in_act_is_a_policy_error_with_the_policy_line(self):
+        outcome, sink = run("raises_on_line_8.py")
+        summary = outcome.summary
+        self.assertEqual(summary.reason, "policy_error")
+        self.assertEqual(summary.error, {"phase": "act", "type": "ZeroDivisionError",
+                                         "message": "division by zero", "lineno": 8})
+        self.assertEqual(summary.reasons, "act: ZeroDivisionError: division by zero (line 8)")
+        self.assertEqual(len(sink.steps), 3)
+        self.assertEqual(outcome.error["traceback"].splitlines(), [
+            "Traceback (policy frames only):",
+            "  line 8, in act",
+            "    return 1 / 0",
+            "ZeroDivisionError: division by zero",
+        ])
+        self.assertEqual(summary.policy_summary,
+                         {"summary": "finalize still runs after a policy error"})
+
+    def test_a_panic_raised_by_the_policy_in_act_is_a_policy_error(self):
+        outcome, _ = run("panic_intent.py")
+        self.assertEqual(outcome.summary.reason, "policy_error")
+        self.assertEqual(outcome.summary.error["type"], "PanicException")
+        self.assertEqual(outcome.summary.error["lineno"], 5)
+
+    def test_a_recursion_bomb_is_a_policy_error(self):
+        outcome, _ = run("recursion_bomb.py")
+        self.assertEqual(outcome.summary.reason, "policy_error")
+        self.assertEqual(outcome.summary.error["type"], "RecursionError")
+        self.assertEqual(outcome.summary.error["lineno"], 2)
+
+    def test_moving_the_agent_by_hand_is_a_teleport_never_a_success(self):
+        outcome, sink = run("teleport.py")
+        self.assertEqual(outcome.summary.reason, "teleport")
+        self.assertFalse(outcome.summary.success)
+        self.assertEqual(len(sink.steps), 1)
+        self.assertIn("set_pos/set_hold_py must not be used", outcome.summary.reasons)
+
+    def test_a_broken_act_result_is_a_policy_error_naming_the_contract(self):
+        source = policy("hover.py").replace("return None", "return 'up'", 1)
+        outcome, _ = run("", source=source)
+        self.assertEqual(outcome.summary.reason, "policy_error")
+        self.assertEqual(outcome.summary.error["message"],
+                         "act() must return an ActionIntent, (intent, 'Replace'|'Push') or None;"
+                         " actual: str")
+
+    def test_load_failures_are_policy_errors_with_the_line(self):
+        cases = [
+            ("syntax_error.py", 5, "syntax"),
+            ("missing_act.py", None, "contract"),
+            ("spawn_process.py", 1, "import"),
+        ]
+        for name, lineno, rule in cases:
+            with self.subTest(policy=name):
+                outcome, sink = run(name)
+                self.assertEqual(outcome.summary.reason, "policy_error")
+                self.assertEqual(outcome.summary.error["phase"], "load")
+                self.assertEqual(outcome.summary.error["lineno"], lineno)
+                self.assertIn(f"(rule: {rule})", outcome.summary.error["message"])
+                self.assertEqual(sink.steps, [])
+
+
+class QueueModeTests(unittest.TestCase):
+    """An intent replaces the current action unless act() says "Push"."""
+
+    def test_push_queues_behind_and_replace_discards_the_current_action(self):
+        # Forward x5 at step 0, then Right x5 at step 1: queued, the agent ends 5 right and
+        # 5 forward of the start; replacing, only 5 right.
+        for mode, reason in (("Push", "success"), ("Replace", "max_steps")):
+            with self.subTest(mode=mode):
+                source = policy("queue_mode.py").replace('MODE = "Push"', f'MODE = "{mode}"')
+                outcome, sink = run("", source=source, target=(55, 55, -60), max_steps=800)
+                self.assertEqual(outcome.summary.reason, reason)
+                if mode == "Replace":
+                    x, y, _ = sink.steps[-1]["agent_pos"]
+                    self.assertLess(math.dist((x, y), (50, 55)), 1.0)
+
+
+class StepLogTests(unittest.TestCase):
+    """What each step reports."""
+
+    def test_each_step_has_the_steplog_fields_and_simulated_time(self):
+        _, sink = run("hover.py", max_steps=3)
+        self.assertEqual([s["step"] for s in sink.steps], [0, 1, 2])
+        self.assertEqual([s["t"] for s in sink.steps], [0.0, 0.01, 0.02])
+        self.assertEqual(set(sink.steps[0]), {f for f in StepLog.__dataclass_fields__})
+        self.assertEqual(sink.steps[1]["policy_log"], {"t": "0.01"})
+        self.assertEqual(sink.phases, ["setup", "load", "running"])
+
+    def test_a_failing_collect_is_logged_and_the_episode_goes_on(self):
+        outcome, sink = run("collect_fails.py")
+        self.assertEqual(outcome.summary.reason, "success")
+        self.assertEqual(sink.steps[0]["policy_log"],
+                         {"collect_error": "collect: ZeroDivisionError: division by zero (line 18)"})
+        self.assertIn("collect() failed: collect: ZeroDivisionError: division by zero (line 18)",
+                      sink.warnings)
+        self.assertIn("finalize() failed: finalize: ValueError: finalize fails too (line 22)",
+                      sink.warnings)
+        self.assertEqual(outcome.summary.policy_summary, {})
+
+    def test_the_same_seed_gives_the_same_flight(self):
+        first = [s["agent_pos"] for s in run("move_to_target.py", seed=3, **DEFAULTS)[1].steps]
+        second = [s["agent_pos"] for s in run("move_to_target.py", seed=3, **DEFAULTS)[1].steps]
+        self.assertGreater(len(first), 100)
+        self.assertEqual(first, second)
+
+
+class RenderingTests(unittest.TestCase):
+    """POV / world / agents cadence, and a renderer that is not there."""
+
+    def test_a_renderer_that_is_not_listening_means_headless_with_a_warning(self):
+        with socket.socket() as probe:     # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        outcome, sink = run("move_to_target.py", render=True,
+                            render_ports=(port, port, port, port))
+        self.assertEqual(outcome.summary.reason, "success")
+        self.assertEqual(len(sink.warnings), 1)
+        self.assertTrue(sink.warnings[0].startswith(f"renderer not reachable at 127.0.0.1:{port}"))
+        self.assertTrue(sink.warnings[0].endswith("continuing headless"))
+
+    def test_pov_waits_for_the_filter_world_and_for_simulated_time(self):
+        link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
+        link.step(0.0)                  # first step: POV
+        link.step(0.01)                 # too soon in simulated time
+        fw.updating = True
+        link.step(0.06)                 # vision update still running
+        fw.updating = False
+        link.step(0.07)                 # idle and 0.07 s after the last POV
+        self.assertEqual(fw.povs, [0.0, 0.07])
+        self.assertEqual(client.agents_sent, 4)
+
+    def test_the_world_is_resent_every_second_of_wall_time(self):
+        link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
+        for now in (0.2, 0.9, 1.1, 1.5, 2.2):
+            clock.now = now
+            link.step(now)
+        self.assertEqual(client.worlds_sent, 2)
+
+
+class _FakeFW:
+    def __init__(self):
+        self.updating = False
+        self.povs = []
+        self.pending_stamp = None
+
+    def is_updating_py(self, stamp):
+        return self.updating
+
+    def send_pov_py(self, client, stream, agent_id, proj, cam):
+        self.povs.append(None)
+
+
+class _FakeVision:
+    def __init__(self, fw):
+        self.fw = fw
+
+    def update_filter_world_py(self, view, proj, fw, dynamic, stamp, callback):
+        fw.povs[-1] = stamp
+
+
+class _FakeClient:
+    def __init__(self):
+        self.worlds_sent = 0
+        self.agents_sent = 0
+
+    def send_world_py(self, world):
+        self.worlds_sent += 1
+
+    def send_agents_py(self, agents):
+        self.agents_sent += 1
+
+
+class _FakeAgent:
+    def camera_view_py(self, cam):
+        return None
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _fake_link(pov_min_dt_world):
+    fw, client, clock = _FakeFW(), _FakeClient(), _Clock()
+    sim = episode.Sim(vxs=None, world=object(), agent=_FakeAgent(), fw=fw, env=None, chaser=None,
+                      dynamics=None, start=(0, 0, 0), target=(0.0, 0.0, 0.0), rng=None,
+                      vision=_FakeVision(fw))
+    return RenderLink(client, sim, pov_min_dt_world, clock=clock), fw, client, clock
+
+
+class ErrorReportTests(unittest.TestCase):
+    """Errors shown to the LLM: policy frames only, with the policy's line."""
+
+    def test_describe_error_keeps_only_policy_frames(self):
+        source = "def act():\n    helper()\n\ndef helper():\n    raise KeyError('x')\n"
+        namespace = {}
+        exec(compile(source, "policy.py", "exec"), namespace)
+        try:
+            namespace["act"]()
+        except KeyError as error:
+            described = describe_error(error, "act", source, filename="policy.py")
+        self.assertEqual(described["lineno"], 5)
+        self.assertEqual(described["type"], "KeyError")
+        self.assertEqual(described["traceback"].splitlines(), [
+            "Traceback (policy frames only):",
+            "  line 2, in act", "    helper()",
+            "  line 5, in helper", "    raise KeyError('x')",
+            "KeyError: 'x'"])
+        self.assertEqual(error_line(described), "act: KeyError: 'x' (line 5)")
+
+
+class ConfigTests(unittest.TestCase):
+    def test_invalid_settings_are_refused_with_the_field_named(self):
+        cases = [
+            ({"max_steps": 0}, "max_steps: expects a positive number, actual: 0"),
+            ({"delta": -0.1}, "delta: expects a positive number, actual: -0.1"),
+            ({"scenario": "moon"}, "scenario: expects one of terrain, wind_farm, actual: 'moon'"),
+            ({"target": (1, 2)}, "target: expects 3 numbers, actual: (1, 2)"),
+            ({"act_budget_s": math.inf}, "act_budget_s: expects a positive number, actual: inf"),
+            ({"memory_limit_mb": 1.5}, "memory_limit_mb: expects a positive number, actual: 1.5"),
+        ]
+        for overrides, message in cases:
+            with self.subTest(**{k: repr(v) for k, v in overrides.items()}):
+                with self.assertRaises(ConfigError) as caught:
+                    EpisodeConfig(**overrides)
+                self.assertEqual(caught.exception.message, message)
+
+
+class MetricsTests(unittest.TestCase):
+    def test_a_step_longer_than_max_speed_times_delta_is_a_teleport(self):
+        self.assertAlmostEqual(max_step_distance(0.01, 50.0), 0.5, places=5)
+        cases = [((0, 0, 0), (0.4, 0, 0), False), ((0, 0, 0), (0.6, 0, 0), True),
+                 ((0, 0, 0), (math.nan, 0, 0), True)]
+        for before, after, expected in cases:
+            with self.subTest(after=after):
+                self.assertEqual(is_teleport(before, after, 0.01, 50.0), expected)
+
+    def test_running_totals(self):
+        stats = EpisodeStats()
+        stats.add_step(0.5, 1, 4, 3.0)
+        stats.add_step(0.25, 0, 2, 2.0)
+        self.assertEqual((stats.steps, stats.collisions_total, stats.avg_command_len,
+                          stats.path_len, stats.min_distance), (2, 1, 3.0, 0.75, 2.0))
+        self.assertEqual(EpisodeStats.from_dict(stats.to_dict()), stats)
+
+    def test_policy_logs_are_clipped(self):
+        log = clean_policy_log({f"k{i}": "v" * 1000 for i in range(40)})
+        self.assertEqual(len(log), 33)
+        self.assertEqual(len(log["k0"]), 512)
+        self.assertEqual(log["_truncated"], "8 more keys dropped")
+
+
+class SchemaTests(unittest.TestCase):
+    def _summary(self, **changes):
+        base = EpisodeSummary(success=True, steps=3, collisions_total=0, avg_command_len=1.0,
+                              path_len_est=2.0, coverage=None, time_to_goal=0.03, reasons=None,
+                              policy_summary={"summary": "ok"}, reason="success").to_dict()
+        base.update(changes)
+        return base
+
+    def test_a_summary_survives_a_round_trip(self):
+        data = self._summary()
+        self.assertEqual(EpisodeSummary.from_dict(data).to_dict(), data)
+
+    def test_mistyped_summaries_are_refused_with_the_field_named(self):
+        cases = [
+            ({"steps": "3"}, "summary.steps: expects an integer, actual: str"),
+            ({"success": 1}, "summary.success: expects a boolean, actual: int"),
+            ({"reason": "won"}, "summary.reason: expects one of " + ", ".join(REASONS) +
+             ", actual: 'won'"),
+            ({"policy_summary": {"a": 1}}, "summary.policy_summary: expects an object of strings,"
+                                           " actual: dict"),
+        ]
+        for changes, message in cases:
+            with self.subTest(changes=changes):
+                with self.assertRaises(ValueError) as caught:
+                    EpisodeSummary.from_dict(self._summary(**changes))
+                self.assertEqual(str(caught.exception), message)
+
+
+if __name__ == "__main__":
+    unittest.main()
