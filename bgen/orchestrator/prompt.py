@@ -49,8 +49,10 @@ Rules that decide whether the policy works:
 7. Success is being within 1.0 of the target; the episode then ends. Compare positions by
    distance, never by equality.
 8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
-   per-step work small. Only import voxelsim (as vxs), math, random and typing; no files,
-   network or threads.
+   per-step work small.
+9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, open, eval,
+   getattr and imports other than voxelsim (as vxs), math, random, typing, collections,
+   heapq, itertools and numpy.
 Use only the API in the cheatsheet, with its exact names and argument order.
 """
 
