@@ -335,7 +335,7 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
     cell = np.floor(point + 0.5).astype(np.int64) - lo[None, :]
     cell = np.clip(cell, 0, shape[None, :] - 1)
     step = np.sign(d).astype(np.int64)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         delta = np.abs(1.0 / d)
         boundary = cell + lo[None, :] + 0.5 * step - eye[None, :]
         t_next = np.where(step != 0, boundary / d, np.inf)
