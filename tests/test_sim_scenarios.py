@@ -1,0 +1,108 @@
+"""Specification of the episode scenarios (random terrain, wind farm) and their table.
+
+Scenarios use only the public voxelsim API, so this runs on whichever backend
+``load_backend()`` returns.
+"""
+
+import unittest
+
+from bgen.errors import ConfigError
+from bgen.sim import load_backend, scenarios
+
+vxs = load_backend()
+FILLED, SPARSE, INTEREST = 16, 32, 256
+
+
+def cells_of(grid):
+    return {tuple(coord): cell.bits_py() for coord, cell in grid.to_dict_py_tolistpy()}
+
+
+class TestTerrainScenario(unittest.TestCase):
+    def test_terrain_world_is_deterministic_per_seed(self):
+        self.assertEqual(cells_of(scenarios.terrain_world(vxs, 12)),
+                         cells_of(scenarios.terrain_world(vxs, 12)))
+
+    def test_terrain_world_differs_between_seeds(self):
+        self.assertNotEqual(cells_of(scenarios.terrain_world(vxs, 12)),
+                            cells_of(scenarios.terrain_world(vxs, 13)))
+
+    def test_terrain_world_spans_the_200_cell_world(self):
+        coords, _ = scenarios.terrain_world(vxs, 3).as_numpy()
+        self.assertEqual((coords[:, 0].min(), coords[:, 0].max()), (0, 200))
+        self.assertEqual((coords[:, 1].min(), coords[:, 1].max()), (0, 200))
+        self.assertLessEqual(coords[:, 2].max(), 0)
+
+    def test_seeds_wrap_to_u32(self):
+        self.assertEqual(cells_of(scenarios.terrain_world(vxs, 2**32 + 12)),
+                         cells_of(scenarios.terrain_world(vxs, 12)))
+
+
+class TestWindFarmScenario(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.grid = scenarios.wind_farm_world(vxs)
+        cls.cells = cells_of(cls.grid)
+
+    def test_three_towers_rise_from_z_minus_6_to_minus_125(self):
+        for x, y in ((30, 30), (120, 120), (210, 210)):
+            with self.subTest(tower=(x, y)):
+                self.assertEqual(self.cells[(x, y, -6)], FILLED)
+                self.assertEqual(self.cells[(x, y, -125)], FILLED)
+                self.assertNotIn((x, y, -126), self.cells)
+                self.assertEqual(self.cells[(x + 2, y, -100)], FILLED)
+                self.assertEqual(self.cells[(x + 1, y + 1, -100)], FILLED)
+                self.assertNotIn((x + 2, y + 1, -100), self.cells)
+
+    def test_the_middle_tower_has_three_interest_cells_on_its_plus_x_face(self):
+        interest = sorted(c for c, bits in self.cells.items() if bits == INTEREST)
+        self.assertEqual(interest, [(122, 120, -67), (122, 120, -66), (122, 120, -65)])
+
+    def test_terrain_cells_are_plain_filled_or_sparse(self):
+        self.assertTrue(set(self.cells.values()) <= {FILLED, SPARSE, INTEREST})
+        self.assertTrue(any((x, y) == (0, 0) for x, y, _ in self.cells))  # terrain, not towers
+
+    def test_world_spans_220_by_220(self):
+        xs = [x for x, _, _ in self.cells]
+        ys = [y for _, y, _ in self.cells]
+        self.assertEqual((min(xs), max(xs), min(ys), max(ys)), (0, 220, 0, 220))
+
+    def test_default_target_is_free_and_reachable_from_the_start(self):
+        target = scenarios.WIND_FARM_TARGET
+        self.assertNotIn(target, self.cells)
+        # A monotone path exists (all x moves first clear the padded tower), so the plan
+        # is as long as the Manhattan distance.
+        intent = vxs.AStarActionPlanner(2).plan_action_py(
+            self.grid, list(scenarios.WIND_FARM_START), list(target), 1.0, 0.0)
+        self.assertEqual(intent.len(), 16 + 10 + 14)
+
+
+class TestScenarioTable(unittest.TestCase):
+    def test_table_lists_both_scenarios_with_start_and_target(self):
+        rows = {name: (s.start, s.target) for name, s in scenarios.SCENARIOS.items()}
+        self.assertEqual(rows, {
+            "terrain": ((50, 50, -20), (60, 60, -20)),
+            "wind_farm": ((110, 110, -80), (126, 120, -66)),
+        })
+
+    def test_each_builder_makes_a_voxel_grid(self):
+        for name, scenario in scenarios.SCENARIOS.items():
+            with self.subTest(name=name):
+                self.assertIsInstance(scenario.build(vxs, 1), vxs.VoxelGrid)
+
+    def test_wind_farm_builder_hands_out_independent_copies(self):
+        build = scenarios.get_scenario("wind_farm").build
+        first = build(vxs, 1)
+        first.add_target_cell([0, 0, -200])
+        self.assertEqual(first.collisions_py([0.0, 0.0, -199.6], [0.5, 0.5, 0.3])[0][1].bits_py(), 128)
+        self.assertEqual(build(vxs, 2).collisions_py([0.0, 0.0, -199.6], [0.5, 0.5, 0.3]), [])
+
+    def test_unknown_scenario_names_the_choices(self):
+        with self.assertRaises(ConfigError) as caught:
+            scenarios.get_scenario("moon")
+        self.assertEqual(str(caught.exception),
+                         "scenario: expects one of terrain, wind_farm, actual: 'moon'")
+        self.assertEqual(caught.exception.field, "scenario")
+
+
+if __name__ == "__main__":
+    unittest.main()
