@@ -208,6 +208,30 @@ class TestFilterWorldUpdates(unittest.TestCase):
         self.assertTrue(done.wait(TIMEOUT))
         self.assertEqual(self.fw.timestamp_py(), 3.0)
 
+    def test_render_changeset_hands_over_a_changeset_to_apply_later(self):
+        got, done = [], threading.Event()
+        self.renderer.render_changeset_py(camera_at((0.5, 0.0, 0.0)), self.proj, self.fw,
+                                          vxs.VoxelGrid(), 4.0,
+                                          lambda change: (got.append(change), done.set()))
+        self.assertTrue(done.wait(TIMEOUT))
+        change = got[0]
+        self.assertEqual((change.timestamp_py(), change.camera_pos_py(), change.camera_dir_py()),
+                         (4.0, [0.5, 0.0, 0.0], [1.0, 0.0, 0.0]))
+        self.assertTrue(self.fw.is_updating_py(4.0))  # until someone applies it
+        self.assertEqual(len(self.fw.as_numpy()[1]), 0)
+        change.update_filter_world_py(self.fw)
+        self.assertFalse(self.fw.is_updating_py(4.0))
+        self.assertEqual((self.fw.timestamp_py(), len(self.fw.as_numpy()[1])), (4.0, 25))
+
+    def test_the_render_thread_ends_with_its_renderer(self):
+        done = threading.Event()
+        self.update(1.0, lambda fw, ts: done.set())
+        self.assertTrue(done.wait(TIMEOUT))
+        thread = self.renderer._thread
+        del self.renderer
+        thread.join(TIMEOUT)
+        self.assertFalse(thread.is_alive())
+
     def test_update_takes_exactly_voxelsims_six_arguments(self):
         camera, fw = camera_at(), self.fw
         cases = [

@@ -204,92 +204,125 @@ class RendererClient:
                 f"agent_port={self._agent_port}, pov_streams={len(self._povs)})")
 
 
-class AsyncRendererClient:
-    """Non-blocking client: sends return at once; one daemon thread writes the frames.
+class _Outbox:
+    """Bounded per-stream queues of pending sends and the writer thread that drains them.
 
-    Each stream key (world, agents, pov i) has its own queue of at most ``queue_size`` pending
-    frames; when full, the oldest is dropped, so a slow renderer loses stale frames rather
-    than stalling the simulation or growing memory. Frames leave in the order they were sent.
+    Kept apart from AsyncRendererClient so the thread never holds the client: when the client
+    is garbage-collected the outbox is told to finish, as voxelsim's threads end once the
+    client is dropped.
     """
 
-    queue_size = 4
-
-    def __init__(self, host, world_port, agent_port, pov_start_port, pov_agent_start_port,
-                 pov_count):
-        self._init(RendererClient(host, world_port, agent_port, pov_start_port,
-                                  pov_agent_start_port, pov_count))
-
-    @staticmethod
-    def default_localhost_py(pov_count):
-        self = object.__new__(AsyncRendererClient)
-        self._init(RendererClient.default_localhost_py(pov_count))
-        return self
-
-    def _init(self, client: RendererClient) -> None:
-        self._client = client
+    def __init__(self, client: RendererClient, queue_size: int):
+        self.client = client
+        self.queue_size = queue_size
         # Pending work per stream key; each item is (sequence number, zero-argument job).
-        self._pending: dict[object, deque] = {}
-        # Guards _pending/_sequence/_busy/_closed and wakes the writer or flush() waiters.
-        self._cond = threading.Condition()
-        self._sequence = 0
-        self._busy = False
-        self._closed = False
-        self.dropped = 0  # frames discarded because their queue was full
+        self.pending: dict[object, deque] = {}
+        # Guards pending/sequence/busy/closed/dropped; wakes the writer and flush() waiters.
+        self.cond = threading.Condition()
+        self.sequence = 0
+        self.busy = False
+        self.closed = False
+        self.dropped = 0
         # The writer: daemon, so a forgotten client never keeps the process alive.
-        self._thread = threading.Thread(target=self._run, name="renderer-async-writer",
-                                        daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self.run, name="renderer-async-writer",
+                                       daemon=True)
+        self.thread.start()
 
-    # --- queueing -------------------------------------------------------------------------
-    def _submit(self, key, job) -> None:
-        with self._cond:
-            if self._closed:
+    def submit(self, key, job) -> None:
+        with self.cond:
+            if self.closed:
                 return
-            queue = self._pending.setdefault(key, deque(maxlen=self.queue_size))
+            queue = self.pending.setdefault(key, deque(maxlen=self.queue_size))
             if len(queue) == queue.maxlen:
-                self.dropped += 1
-            self._sequence += 1
-            queue.append((self._sequence, job))
-            self._cond.notify_all()
+                self.dropped += 1  # deque(maxlen) discards the oldest on append
+            self.sequence += 1
+            queue.append((self.sequence, job))
+            self.cond.notify_all()
 
-    def _next_job(self):
+    def next_job(self):
         """Oldest pending job over all streams, or None once closed and drained."""
-        with self._cond:
+        with self.cond:
             while True:
-                heads = [(q[0][0], key) for key, q in self._pending.items() if q]
+                heads = [(q[0][0], key) for key, q in self.pending.items() if q]
                 if heads:
                     _, key = min(heads)
-                    self._busy = True
-                    return self._pending[key].popleft()[1]
-                self._busy = False
-                self._cond.notify_all()
-                if self._closed:
+                    self.busy = True
+                    return self.pending[key].popleft()[1]
+                self.busy = False
+                self.cond.notify_all()
+                if self.closed:
                     return None
-                self._cond.wait()
+                self.cond.wait()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         while True:
-            job = self._next_job()
+            job = self.next_job()
             if job is None:
+                self.client.close()
                 return
             try:
                 job()
             except Exception:
                 pass  # as voxelsim: an async send's failure is dropped
 
+    def flush(self, timeout: float | None) -> bool:
+        with self.cond:
+            return self.cond.wait_for(
+                lambda: not self.busy and not any(self.pending.values()), timeout)
+
+    def finish(self) -> None:
+        """Stop accepting sends; the writer drains what is queued, closes the streams, ends."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class AsyncRendererClient:
+    """Non-blocking client: sends return at once; one daemon thread writes the frames.
+
+    Each stream key (world, agents, pov i) has its own queue of at most ``queue_size`` pending
+    frames; when full, the oldest is dropped, so a slow renderer loses stale frames rather
+    than stalling the simulation or growing memory. Frames leave in the order they were sent.
+    What is sent is snapshotted by the caller (a later edit of the world does not leak in);
+    encoding happens on the writer thread.
+    """
+
+    queue_size = 4
+
+    def __init__(self, host, world_port, agent_port, pov_start_port, pov_agent_start_port,
+                 pov_count):
+        self._outbox = _Outbox(RendererClient(host, world_port, agent_port, pov_start_port,
+                                              pov_agent_start_port, pov_count), self.queue_size)
+
+    @staticmethod
+    def default_localhost_py(pov_count):
+        self = object.__new__(AsyncRendererClient)
+        self._outbox = _Outbox(RendererClient.default_localhost_py(pov_count), self.queue_size)
+        return self
+
+    @property
+    def _client(self) -> RendererClient:
+        return self._outbox.client
+
+    @property
+    def dropped(self) -> int:
+        """Frames discarded so far because their stream's queue was full."""
+        return self._outbox.dropped
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued frame is written; False if ``timeout`` passed first."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._busy and not any(self._pending.values()), timeout)
+        return self._outbox.flush(timeout)
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Write what is queued (up to ``timeout``), stop the writer, close the streams."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-        self._client.close()
+        self._outbox.finish()
+        self._outbox.thread.join(timeout)
+        self._outbox.client.close()
+
+    def __del__(self):
+        outbox = getattr(self, "_outbox", None)
+        if outbox is not None:
+            outbox.finish()
 
     def __enter__(self):
         return self
@@ -297,10 +330,13 @@ class AsyncRendererClient:
     def __exit__(self, *exc):
         self.close()
 
+    def _submit(self, key, job) -> None:
+        self._outbox.submit(key, job)
+
     # --- Python API ----------------------------------------------------------------------
     def send_world_py(self, world):
         world = to_instance(world, _voxel_grid_class(), "world")
-        snapshot = wire.world_data(world)  # taken now: later edits must not leak in
+        snapshot = wire.world_data(world)  # the grid's arrays are immutable snapshots
         client = self._client
         self._submit("world", lambda: client._send_world_payload(wire.encode_world(snapshot)))
 

@@ -15,6 +15,9 @@ to be empty). We reproduce that on the CPU with one ray per pixel:
         observe(): frustum cull → noise displacement → dense grids → vectorized DDA per pixel
         → FilterWorld: insert seen cells, then remove carved cells; timestamp set,
           ``timestamp`` no longer updating → callback(filter_world, timestamp), errors dropped
+      render_changeset_py(same arguments)
+        → callback(WorldChangeset): nothing applied; ``timestamp`` stays updating until
+          ``changeset.update_filter_world_py(fw)`` applies it
 
 Semantics taken from voxelsim (``lib.rs``, ``pipeline.rs``, ``shaders/voxelcoord.wgsl``,
 ``shaders/filter.wgsl``):
@@ -30,6 +33,8 @@ Semantics taken from voxelsim (``lib.rs``, ``pipeline.rs``, ``shaders/voxelcoord
   the eye to ``c`` and ``fbm`` a 4-octave 6-D simplex noise of (c · spatial_freq, eye ·
   seed_freq). Seen cells are inserted at their displaced coordinates, so the filter world
   holds the agent's noisy belief, not the truth. Frustum culling uses the undisplaced cells.
+* voxelsim also binds ``update_filter_world_with_uncertainty_py``, which needs an
+  ``UncertaintyWorld``; the embedded backend has neither.
 * ``is_updating_py(ts)`` is true from the ``update_filter_world_py`` call with that exact
   timestamp until its result is applied; ``timestamp_py()`` is the last applied timestamp
   (None before any).
@@ -592,56 +597,128 @@ class FilterWorld:
 # AgentVisionRenderer
 # =========================================================================================
 
-class AgentVisionRenderer:
-    """Renders the agent's view into a FilterWorld on a background thread."""
+class WorldChangeset:
+    """One finished observation, handed to ``render_changeset_py``'s callback (not applied)."""
 
-    _UPDATE_ARGS = ("camera", "proj", "filter_world", "dynamic_world", "timestamp", "callback")
+    __slots__ = ("_change", "_timestamp", "_cam_pos", "_cam_dir")
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("No constructor defined for WorldChangeset")
+
+    @classmethod
+    def _of(cls, change: Changeset, timestamp: float, view: "View") -> "WorldChangeset":
+        self = object.__new__(cls)
+        self._change, self._timestamp = change, timestamp
+        # voxelsim recovers the eye from the f32 view matrix and the direction from its rows.
+        self._cam_pos = [float(v) for v in view.eye.astype(np.float32)]
+        self._cam_dir = [float(v) for v in view.basis()[0]]
+        return self
+
+    def timestamp_py(self) -> float:
+        return self._timestamp
+
+    def update_filter_world_py(self, filter_world) -> None:
+        filter_world = to_instance(filter_world, FilterWorld, "filter_world")
+        filter_world._apply(self._change, self._timestamp)
+
+    def camera_pos_py(self) -> list:
+        return list(self._cam_pos)
+
+    def camera_dir_py(self) -> list:
+        return list(self._cam_dir)
+
+    def __repr__(self) -> str:
+        return (f"WorldChangeset(timestamp={self._timestamp}, "
+                f"insert={len(self._change.insert_bits)}, "
+                f"remove={len(self._change.remove_coords)})")
+
+
+_STOP = object()  # tells a render thread its renderer is gone
+
+
+def _render_loop(jobs: queue.Queue, coords: np.ndarray, bits: np.ndarray, size: tuple,
+                 noise: NoiseParams) -> None:
+    """The render thread: observe, then hand the result on; one job at a time, in order."""
+    while True:
+        job = jobs.get()
+        if job is _STOP:
+            return
+        view, dyn_coords, dyn_bits, filter_world, timestamp, deliver = job
+        try:
+            filter_coords, _ = filter_world._arrays()
+            change = observe(coords, bits, view, size, noise, dyn_coords, dyn_bits,
+                             filter_coords)
+        except Exception:
+            filter_world._abandon(timestamp)  # voxelsim sends nothing when a render fails
+            continue
+        try:
+            deliver(change, view, filter_world, timestamp)
+        except Exception:
+            pass  # voxelsim discards the callback's error
+
+
+def _apply_then_call(callback):
+    def deliver(change, view, filter_world, timestamp):
+        filter_world._apply(change, timestamp)
+        callback(filter_world, timestamp)
+    return deliver
+
+
+def _hand_over(callback):
+    def deliver(change, view, filter_world, timestamp):
+        callback(WorldChangeset._of(change, timestamp, view))
+    return deliver
+
+
+class AgentVisionRenderer:
+    """Renders the agent's view into a FilterWorld on a background thread.
+
+    The thread starts with the first update and ends when the renderer is garbage-collected
+    (voxelsim's render thread ends when its channel's sender is dropped).
+    """
+
+    _ARGS = ("camera", "proj", "filter_world", "dynamic_world", "timestamp", "callback")
 
     def __init__(self, world, view_size, noise):
         world = to_instance(world, _world_class(), "world")
         width, height = to_int_array(view_size, 2, "view_size", "u32")
         noise = to_instance(noise, NoiseParams, "noise")
-        coords, bits = world._arrays()
-        self._coords = np.array(coords, dtype=np.int32).reshape(-1, 3)  # uploaded once
-        self._bits = np.array(bits, dtype=np.uint32)
+        coords, bits = world._arrays()  # immutable snapshots: uploaded once, as voxelsim does
+        self._coords = np.asarray(coords, dtype=np.int32).reshape(-1, 3)
+        self._bits = np.asarray(bits, dtype=np.uint32)
         self._size = (width, height)
         self._noise = noise
         # Jobs for the render thread, bounded like voxelsim's sync_channel(1000).
         self._jobs: queue.Queue = queue.Queue(maxsize=1000)
-        # The render thread: daemon, so an abandoned renderer never blocks interpreter exit.
-        self._thread = threading.Thread(target=self._run, name="agent-vision", daemon=True)
-        self._thread.start()
+        # The render thread (daemon), started on first use; it does not reference self.
+        self._thread: threading.Thread | None = None
 
-    def update_filter_world_py(self, *args, **kwargs):
-        bound = bind_arguments("AgentVisionRenderer.update_filter_world_py()",
-                               self._UPDATE_ARGS, args, kwargs)
+    def _queue(self, method: str, args: tuple, kwargs: dict, deliver_with) -> None:
+        bound = bind_arguments(f"AgentVisionRenderer.{method}()", self._ARGS, args, kwargs)
         camera = to_instance(bound["camera"], _camera_class("CameraView"), "camera")
         proj = to_instance(bound["proj"], _camera_class("CameraProjection"), "proj")
         filter_world = to_instance(bound["filter_world"], FilterWorld, "filter_world")
         dynamic = to_instance(bound["dynamic_world"], _world_class(), "dynamic_world")
         timestamp = to_float(bound["timestamp"], "timestamp")
-        callback = bound["callback"]
         view = view_of(camera, proj)
         dyn_coords, dyn_bits = dynamic._arrays()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_render_loop, name="agent-vision", daemon=True,
+                args=(self._jobs, self._coords, self._bits, self._size, self._noise))
+            self._thread.start()
         filter_world._begin(timestamp)
-        self._jobs.put((view, np.array(dyn_coords, dtype=np.int32).reshape(-1, 3),
-                        np.array(dyn_bits, dtype=np.uint32), filter_world, timestamp, callback))
+        self._jobs.put((view, dyn_coords, dyn_bits, filter_world, timestamp,
+                        deliver_with(bound["callback"])))
 
-    def _run(self) -> None:
-        while True:
-            view, dyn_coords, dyn_bits, filter_world, timestamp, callback = self._jobs.get()
-            try:
-                coords, _ = filter_world._arrays()
-                change = observe(self._coords, self._bits, view, self._size, self._noise,
-                                 dyn_coords, dyn_bits, coords)
-            except Exception:
-                filter_world._abandon(timestamp)  # voxelsim sends nothing when a render fails
-                continue
-            filter_world._apply(change, timestamp)
-            try:
-                callback(filter_world, timestamp)
-            except Exception:
-                pass  # voxelsim discards the callback's error
+    def update_filter_world_py(self, *args, **kwargs):
+        """(camera, proj, filter_world, dynamic_world, timestamp, callback): observe in the
+        background, apply to ``filter_world``, then ``callback(filter_world, timestamp)``."""
+        self._queue("update_filter_world_py", args, kwargs, _apply_then_call)
+
+    def render_changeset_py(self, *args, **kwargs):
+        """Same arguments; ``callback(changeset)`` gets a WorldChangeset to apply yourself."""
+        self._queue("render_changeset_py", args, kwargs, _hand_over)
 
     def _observe_now(self, camera, proj, filter_world=None, dynamic_world=None) -> Changeset:
         """Synchronous observation (tests, benchmarks): the changeset, nothing applied."""
@@ -650,6 +727,13 @@ class AgentVisionRenderer:
         filt = filter_world._arrays()[0] if filter_world is not None else None
         return observe(self._coords, self._bits, view, self._size, self._noise,
                        dyn[0], dyn[1], filt)
+
+    def __del__(self):
+        if getattr(self, "_thread", None) is not None:
+            try:
+                self._jobs.put_nowait(_STOP)
+            except queue.Full:
+                pass
 
     def __repr__(self) -> str:
         return f"AgentVisionRenderer(cells={len(self._bits)}, view_size={list(self._size)})"
