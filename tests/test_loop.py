@@ -1,0 +1,406 @@
+"""Specification of the iteration loop (bgen/orchestrator/loop.py) and the run's EventLog.
+
+Most tests inject the episode runner and the policy checker (no processes), and speak to the
+fake LLM provider on loopback; ``TestEndToEnd`` runs the real workers on the embedded backend.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from bgen.errors import ConfigError, PolicyLoadError, ProviderError
+from bgen.llm.client import LLMClient, LLMSettings
+from bgen.orchestrator.loop import LoopConfig, run_loop
+from bgen.orchestrator.runlog import EventLog
+from bgen.runner.episode import EpisodeConfig
+from tests.fake_llm import FakeLLMServer, error_reply, slow_reply, text_reply
+
+KEY = "sk-loop-secret-42"
+WAIT_S = 10.0                 # bound on every wait in this module
+REACHABLE_SEEDS = (1, 3)      # terrain seeds whose default target A* reaches
+
+GOOD = """import voxelsim as vxs
+TARGET = [60, 60, -20]
+# GOOD
+def init(config):
+    global TARGET
+    TARGET = [int(round(v)) for v in config["target"]]
+def act(t, agent, world, fw, env, helpers):
+    if agent.get_action_py() is not None:
+        return None
+    for padding in (1, 0):
+        try:
+            return helpers.plan_to(world, agent.get_coord_py(), TARGET, 0.8, 0.0, padding)
+        except Exception:
+            pass
+    return helpers.intent(0.8, 0.0, [vxs.MoveDir.Up])
+def collect(step_ctx):
+    return {}
+def finalize(ep_ctx):
+    return {"summary": "good"}
+"""
+
+FLOATY = """import math
+TARGET = [60, 60, -20]
+def act(t, agent, world, fw, env, helpers):
+    goal = [TARGET[0] + 0.5 * math.cos(t), TARGET[1], TARGET[2]]
+    return helpers.plan_to(world, agent.get_coord_py(), goal, 0.8, 0.0)
+def collect(step_ctx):
+    return {}
+def finalize(ep_ctx):
+    return {"summary": "floaty"}
+"""
+
+BROKEN = "import os\n" + GOOD.replace("# GOOD", "# BROKEN")
+
+
+def fenced(code: str) -> str:
+    return f"Here is the policy.\n```python\n{code}```\n"
+
+
+# --- injected runner and checker --------------------------------------------------------------
+
+def fake_summary(seed: int, code: str) -> dict:
+    base = {"success": False, "steps": 5000, "collisions_total": 0, "avg_command_len": 1.0,
+            "path_len_est": 20.0, "coverage": None, "time_to_goal": None, "reasons": None,
+            "policy_summary": {}, "seed": seed, "reason": "max_steps", "error": None,
+            "sim_time_s": 50.0, "wall_time_s": 0.1, "final_distance_to_target": 3.0,
+            "min_distance_to_target": 2.0, "rejected_intents": 0}
+    if "# GOOD" in code:
+        base.update(success=True, steps=700, reason="success", sim_time_s=7.0)
+    elif "cos(t)" in code:
+        base.update(steps=0, reason="policy_error", path_len_est=0.0, error={
+            "phase": "act", "type": "TypeError", "lineno": 5,
+            "message": "argument 'dst': 'float' object cannot be interpreted as an integer"})
+    if "# COLLIDES" in code:
+        base["collisions_total"] = 40
+    return base
+
+
+class FakeRunner:
+    """Stands in for run_episodes: summaries from markers in the code, events like the runner."""
+
+    def __init__(self, block: threading.Event | None = None):
+        self.calls = []
+        self.block = block
+
+    def __call__(self, policy_code, seeds, config, outdir, *, workers=None, on_event=None, stop_event=None):
+        self.calls.append((policy_code, list(seeds)))
+        if self.block is not None:
+            self.block.set()
+            stop_event.wait(WAIT_S)
+            return [dict(fake_summary(s, ""), reason="terminated") for s in seeds]
+        summaries = []
+        for seed in seeds:
+            summary = fake_summary(seed, policy_code)
+            ep = Path(outdir) / f"ep_{seed}"
+            ep.mkdir(parents=True, exist_ok=True)
+            (ep / f"summary.{seed}.json").write_text(json.dumps(summary))
+            if on_event:
+                on_event({"type": "step", "seed": seed, "step": 0})
+                on_event({"type": "episode_summary", **summary})
+            summaries.append(summary)
+        return summaries
+
+
+def fake_checker(policy_code, backend="auto", timeout_s=10.0):
+    if "import os" in policy_code:
+        raise PolicyLoadError("line 1: import of 'os' is not allowed; policies may import ...",
+                              lineno=1, rule="import")
+
+
+class LoopTestCase(unittest.TestCase):
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.run_dir = Path(tmp.name) / "run"
+        self.events: list[dict] = []
+        self.stop = threading.Event()
+        self.server = FakeLLMServer(api_key=KEY)
+        self.addCleanup(self.server.close)
+        self.runner = FakeRunner()
+
+    def client(self, **changes) -> LLMClient:
+        settings = LLMSettings(url=self.server.url, **changes)
+        return LLMClient(settings, environ={"LLVPN_API_KEY": KEY}, sleep=lambda s: None)
+
+    def loop(self, *, llm=True, runner=None, checker=fake_checker, **changes):
+        client = self.client() if llm else None
+        config = LoopConfig(llm=client.settings if client else None, seeds=(1, 3),
+                            episode=EpisodeConfig(max_steps=3000, backend="embedded"), **changes)
+        return run_loop(config, self.run_dir, self.events.append, self.stop, llm_client=client,
+                        episode_runner=runner or self.runner, policy_checker=checker)
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events if e["type"] != "step"]
+
+
+# --- EventLog ---------------------------------------------------------------------------------
+
+class TestEventLog(unittest.TestCase):
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.path = Path(tmp.name) / "events.jsonl"
+        self.now = [1000.0]
+
+    def log(self, **kw) -> EventLog:
+        log = EventLog(self.path, clock=lambda: self.now[0], **kw)
+        self.addCleanup(log.close)
+        return log
+
+    def test_events_get_increasing_ids_and_a_timestamp_and_land_on_disk(self):
+        log = self.log()
+        first = log.append({"type": "iteration", "iteration": 0})
+        second = log.append({"type": "critique", "text": "x"})
+        self.assertEqual((first["id"], second["id"], first["ts"]), (1, 2, 1000.0))
+        self.assertEqual([e["id"] for e in log.read()], [1, 2])
+        self.assertEqual(json.loads(self.path.read_text().splitlines()[1])["text"], "x")
+
+    def test_read_since_an_id_returns_only_later_events(self):
+        log = self.log()
+        for i in range(5):
+            log.append({"type": "policy", "n": i})
+        self.assertEqual([e["n"] for e in log.read(since_id=3)], [3, 4])
+
+    def test_steps_are_thinned_on_disk_per_episode_per_second_but_all_get_ids(self):
+        log = self.log(steps_per_second=3)
+        returned = [log.append({"type": "step", "seed": 0, "step": i}) for i in range(10)]
+        log.append({"type": "step", "seed": 1, "step": 0})
+        self.now[0] += 1.0
+        log.append({"type": "step", "seed": 0, "step": 10})
+        self.assertEqual([e["id"] for e in returned], list(range(1, 11)))
+        stored = log.read(include_steps=True)
+        self.assertEqual([(e["seed"], e["step"]) for e in stored], [(0, 0), (0, 1), (0, 2), (1, 0), (0, 10)])
+        self.assertEqual(log.read(), [])
+
+    def test_a_reopened_log_continues_the_id_sequence(self):
+        log = self.log()
+        log.append({"type": "iteration"})
+        log.append({"type": "iteration"})
+        log.close()
+        again = self.log()
+        self.assertEqual(again.append({"type": "done"})["id"], 3)
+
+    def test_concurrent_appends_get_unique_ids(self):
+        log = self.log()
+        threads = [threading.Thread(target=lambda: [log.append({"type": "warning"}) for _ in range(200)])
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT_S)
+        ids = [e["id"] for e in log.read()]
+        self.assertEqual(sorted(ids), list(range(1, 801)))
+
+
+# --- the loop with injected runner ------------------------------------------------------------
+
+class TestGivenPolicy(LoopTestCase):
+    def test_a_given_policy_is_checked_run_evaluated_and_written(self):
+        result = self.loop(llm=False, policy_code=GOOD, iterations=1)
+        self.assertEqual(self.types(), ["iteration", "policy", "episode_summary", "episode_summary", "critique"])
+        policy = self.events[1]
+        self.assertEqual((policy["source"], policy["ok"], policy["tokens_in"]), ("given", True, 0))
+        it = self.run_dir / "iter_0"
+        self.assertEqual((it / "policy.generated.py").read_text(), GOOD)
+        self.assertEqual(json.loads((it / "aggregate.json").read_text())["success_rate"], 1.0)
+        self.assertIn("All 2 episodes succeeded", (it / "critique.txt").read_text())
+        self.assertFalse((it / "llm.json").exists())
+        self.assertEqual((result.best_iteration, result.stopped_reason, result.concluded_early),
+                         (0, "success_threshold", True))
+        self.assertEqual((self.run_dir / "policy.best.py").read_text(), GOOD)
+
+    def test_episode_events_carry_iteration_candidate_and_phase(self):
+        self.loop(llm=False, policy_code=GOOD)
+        summary = next(e for e in self.events if e["type"] == "episode_summary")
+        self.assertEqual((summary["iteration"], summary["candidate"], summary["phase"]), (0, 0, "iteration"))
+
+    def test_a_policy_that_does_not_load_runs_no_episode_and_the_critique_says_why(self):
+        result = self.loop(llm=False, policy_code=BROKEN)
+        self.assertEqual(self.runner.calls, [])
+        critique = (self.run_dir / "iter_0" / "critique.txt").read_text()
+        self.assertIn("The policy did not load, so no episode ran.", critique)
+        self.assertIn("line 1: import os", critique)
+        self.assertEqual(result.best_aggregate["episodes"], 0)
+
+    def test_bad_settings_are_config_errors_naming_the_field(self):
+        table = [({"iterations": 0}, "iterations: expects an integer in 1..100, actual: 0"),
+                 ({"candidates": 99}, "candidates: expects an integer in 1..16, actual: 99"),
+                 ({"success_threshold": 1.5}, "success_threshold: expects a number in 0..1, actual: 1.5")]
+        for changes, message in table:
+            with self.subTest(changes=changes), self.assertRaises(ConfigError) as caught:
+                self.loop(llm=False, policy_code=GOOD, **changes)
+            self.assertEqual(str(caught.exception), message)
+        with self.assertRaises(ConfigError) as caught:
+            run_loop(LoopConfig(), self.run_dir, self.events.append, self.stop)
+        self.assertEqual(caught.exception.field, "policy_code")
+
+
+class TestLLMIterations(LoopTestCase):
+    def test_a_bad_policy_is_critiqued_and_the_next_prompt_carries_the_critique_then_success_stops(self):
+        self.server.script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))
+        result = self.loop(iterations=4)
+        self.assertEqual(len(self.server.requests), 2)
+        self.assertEqual(self.server.problems, [])
+        first_critique = (self.run_dir / "iter_0" / "critique.txt").read_text()
+        self.assertIn("act() raised TypeError at line 5", first_critique)
+        self.assertIn("int(round(...))", first_critique)
+        second_prompt = self.server.requests[1].user_text
+        self.assertIn("CRITIQUE OF THE LAST EVALUATION", second_prompt)
+        self.assertIn("act() raised TypeError at line 5", second_prompt)
+        self.assertIn("cos(t)", second_prompt)          # the code to refine
+        self.assertEqual((result.best_iteration, result.concluded_early, result.stopped_reason),
+                         (1, True, "success_threshold"))
+        self.assertEqual(len(result.iterations), 2)
+        self.assertEqual((self.run_dir / "iter_1" / "user_prompt.txt").read_text().rstrip("\n"),
+                         second_prompt.rstrip("\n"))
+
+    def test_llm_json_records_model_tokens_and_latency_and_totals_add_up(self):
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop()
+        record = json.loads((self.run_dir / "iter_0" / "llm.json").read_text())
+        self.assertEqual(record["calls"][0]["purpose"], "generate")
+        self.assertGreater(record["input_tokens"], 1000)
+        self.assertEqual(result.tokens, {"in": record["input_tokens"], "out": record["output_tokens"]})
+        self.assertEqual(result.iterations[0]["tokens"], result.tokens)
+        critique = next(e for e in self.events if e["type"] == "critique")
+        self.assertEqual(critique["tokens_total"], result.tokens)
+
+    def test_a_policy_that_fails_to_load_is_repaired_before_any_episode(self):
+        self.server.script(text_reply(fenced(BROKEN)), text_reply(fenced(GOOD)))
+        result = self.loop()
+        policies = [e for e in self.events if e["type"] == "policy"]
+        self.assertEqual([(p["source"], p["ok"]) for p in policies], [("generated", False), ("repair", True)])
+        self.assertEqual(policies[0]["lineno"], 1)
+        repair_prompt = self.server.requests[1].user_text
+        self.assertIn("THE POLICY BELOW FAILED TO LOAD at line 1", repair_prompt)
+        self.assertIn("line 1: import os", repair_prompt)
+        self.assertEqual([code for code, _ in self.runner.calls], [GOOD])
+        self.assertEqual(result.best_code, GOOD)
+        it = self.run_dir / "iter_0"
+        self.assertEqual((it / "policy.failed_0.py").read_text(), BROKEN)
+        self.assertTrue((it / "repair_1_prompt.txt").exists())
+
+    def test_repairs_are_bounded_and_an_unrepaired_policy_counts_as_not_loaded(self):
+        self.server.script(*[text_reply(fenced(BROKEN))] * 3)
+        result = self.loop(max_repairs=2, iterations=1)
+        self.assertEqual(len(self.server.requests), 3)
+        self.assertEqual(self.runner.calls, [])
+        self.assertEqual(result.best_aggregate["load_error"]["lineno"], 1)
+
+    def test_iterations_continue_below_the_threshold_and_keep_the_best(self):
+        good_but_slow = GOOD.replace("# GOOD", "# SLOW")
+        self.server.script(text_reply(fenced(good_but_slow)), text_reply(fenced(FLOATY)))
+        result = self.loop(iterations=2)
+        self.assertEqual(len(result.iterations), 2)
+        self.assertEqual(result.best_iteration, 0)          # a clean miss beats a crash
+        self.assertEqual(result.best_code, good_but_slow)
+        self.assertEqual(result.stopped_reason, "iterations_done")
+
+    def test_k_candidates_are_generated_concurrently_and_the_best_is_chosen(self):
+        self.server.script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))
+        result = self.loop(candidates=2)
+        it = self.run_dir / "iter_0"
+        self.assertTrue((it / "cand_0" / "policy.generated.py").exists())
+        self.assertTrue((it / "cand_1" / "policy.generated.py").exists())
+        chosen = json.loads((it / "chosen.json").read_text())["candidate"]
+        self.assertEqual((it / f"cand_{chosen}" / "policy.generated.py").read_text(), GOOD)
+        self.assertEqual((it / "policy.generated.py").read_text(), GOOD)
+        self.assertEqual(result.best_candidate, chosen)
+        temperatures = sorted(r.body["temperature"] for r in self.server.requests)
+        self.assertEqual(temperatures, [0.2, 0.4])
+        self.assertEqual(sorted(seeds for _, seeds in self.runner.calls), [[1, 3], [1, 3]])
+
+    def test_holdout_seeds_are_new_and_reported_separately(self):
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(holdout_seeds=2)
+        self.assertEqual(self.runner.calls[-1], (GOOD, [4, 5]))
+        holdout = next(e for e in self.events if e["type"] == "holdout")
+        self.assertEqual((holdout["seeds"], holdout["aggregate"]["success_rate"]), ([4, 5], 1.0))
+        self.assertEqual(result.holdout["episodes"], 2)
+        self.assertTrue((self.run_dir / "holdout" / "aggregate.json").exists())
+        summary = next(e for e in self.events if e["type"] == "episode_summary" and e["phase"] == "holdout")
+        self.assertEqual(summary["seed"], 4)
+
+    def test_a_spent_token_budget_stops_the_run_cleanly(self):
+        self.server.script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))
+        result = self.loop(iterations=3, token_budget=10)
+        self.assertEqual(len(self.server.requests), 1)
+        self.assertEqual((result.stopped_reason, len(result.iterations)), ("token_budget", 1))
+
+    def test_a_provider_failure_before_any_policy_raises(self):
+        self.server.script(error_reply(401, "invalid x-api-key"))
+        with self.assertRaises(ProviderError) as caught:
+            self.loop()
+        self.assertIn("HTTP 401", str(caught.exception))
+
+    def test_a_provider_failure_after_a_best_exists_ends_the_run_keeping_it(self):
+        self.server.script(text_reply(fenced(FLOATY)), error_reply(400, "context too long"))
+        result = self.loop(iterations=2)
+        self.assertEqual((result.stopped_reason, result.best_iteration), ("provider_error", 0))
+        self.assertIn("context too long", result.error)
+        self.assertIn("warning", self.types())
+
+    def test_the_key_is_in_no_file_and_no_event(self):
+        self.server.script(text_reply(fenced(GOOD)))
+        self.loop()
+        for path in self.run_dir.rglob("*"):
+            if path.is_file():
+                self.assertNotIn(KEY, path.read_text(), str(path))
+        self.assertNotIn(KEY, json.dumps(self.events))
+
+
+class TestStopping(LoopTestCase):
+    def test_stop_during_episodes_ends_the_loop_promptly(self):
+        started = threading.Event()
+        runner = FakeRunner(block=started)
+        self.server.script(text_reply(fenced(GOOD)))
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("r", self.loop(runner=runner, iterations=3)))
+        thread.start()
+        self.assertTrue(started.wait(WAIT_S))
+        self.stop.set()
+        thread.join(WAIT_S)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(box["r"].stopped_reason, "terminated")
+
+    def test_stop_during_a_slow_llm_reply_does_not_wait_for_it(self):
+        self.server.script(slow_reply(WAIT_S))
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("r", self.loop()))
+        thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while not self.server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.stop.set()
+        thread.join(WAIT_S / 2)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(box["r"].stopped_reason, "terminated")
+        self.assertEqual(self.runner.calls, [])
+
+
+class TestEndToEnd(LoopTestCase):
+    """Real check_policy and run_episodes on the embedded backend."""
+
+    def test_bad_policy_then_good_policy_reaches_success_with_real_workers(self):
+        from bgen.runner.worker import check_policy, run_episodes
+        self.server.script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))
+        result = self.loop(iterations=3, runner=run_episodes, checker=check_policy, workers=2)
+        self.assertEqual(result.stopped_reason, "success_threshold")
+        self.assertEqual(result.best_iteration, 1)
+        critique = (self.run_dir / "iter_0" / "critique.txt").read_text()
+        self.assertIn("cannot be interpreted as an integer", critique)
+        self.assertRegex(critique, r"act\(\) raised TypeError at line 5 in 2/2 episodes")
+        self.assertTrue((self.run_dir / "iter_1" / "ep_1" / "summary.1.json").exists())
+        self.assertEqual(result.best_aggregate["success_rate"], 1.0)
+        self.assertGreater(result.sim_time_s, 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
