@@ -224,6 +224,8 @@ def describe_error(error: BaseException, phase: str, source: str | None = None,
 def error_line(error: dict) -> str:
     """One line for logs and the summary's ``reasons``: "act: ZeroDivisionError: ... (line 7)"."""
     where = f" (line {error['lineno']})" if error.get("lineno") else ""
+    if where and str(error.get("message", "")).startswith(f"line {error['lineno']}:"):
+        where = ""   # the sandbox's load errors already start with their line
     message = f": {error['message']}" if error.get("message") else ""
     return f"{error['phase']}: {error['type']}{message}{where}"
 

@@ -53,7 +53,7 @@ def _started_by_forkserver() -> bool:
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "BLIS_NUM_THREADS": "1",
-    "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
+    "LANG": "C.UTF-8",
 }
 
 

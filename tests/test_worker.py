@@ -1,0 +1,295 @@
+"""Specification of the worker processes (bgen.runner.worker): isolation, limits, every way an
+episode can end in a worker, the files and events the parent produces, and a parent that stays
+healthy whatever the policy did.
+"""
+
+import json
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+from bgen.errors import PolicyLoadError
+from bgen.runner import worker
+from bgen.runner.episode import EpisodeConfig
+from bgen.runner.worker import check_policy, probe_worker, run_episodes, signal_name
+
+POLICIES = Path(__file__).parent / "policies"
+TIMEOUT_S = 20.0           # every wait in this module is bounded by (a fraction of) this
+
+#: Short limits so misbehaving policies are caught quickly.
+FAST = dict(backend="embedded", max_steps=1500, start=(50, 50, -60), target=(56, 56, -60),
+            act_budget_s=0.5, stall_grace_s=1.0, memory_limit_mb=512,
+            episode_deadline_s=TIMEOUT_S)
+
+
+def policy(name: str) -> str:
+    return (POLICIES / name).read_text()
+
+
+def config(**overrides) -> EpisodeConfig:
+    return EpisodeConfig(**{**FAST, **overrides})
+
+
+def forkserver_children() -> list[int]:
+    """Pids of live processes whose parent is our forkserver (the workers)."""
+    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    if server is None:
+        return []
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server and fields[0] != "Z":
+            children.append(int(entry))
+    return children
+
+
+class RunnerTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.outdir = Path(self.tmp.name)
+        self.events = []
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_policy(self, name, seeds=(0,), source=None, **overrides):
+        return run_episodes(source if source is not None else policy(name), list(seeds),
+                            config(**overrides), self.outdir, workers=2,
+                            on_event=self.events.append)
+
+    def assertParentHealthy(self):
+        """No worker left behind, and the next episode runs normally."""
+        self.assertEqual(multiprocessing.active_children(), [])
+        self.assertEqual(forkserver_children(), [])
+        [after] = run_episodes(policy("move_to_target.py"), [7], config(), self.outdir / "after")
+        self.assertEqual(after["reason"], "success")
+
+
+class IsolationTests(unittest.TestCase):
+    """What a worker looks like from inside, before any policy runs."""
+
+    @classmethod
+    def setUpClass(cls):
+        os.environ["BGEN_TEST_API_KEY"] = "not-for-policies"
+        try:
+            cls.facts = probe_worker(config(), timeout_s=TIMEOUT_S)
+        finally:
+            del os.environ["BGEN_TEST_API_KEY"]
+
+    def test_the_environment_holds_only_the_thread_settings(self):
+        self.assertEqual(self.facts["env"], worker.WORKER_ENV)
+        self.assertEqual(self.facts["env"]["OPENBLAS_NUM_THREADS"], "1")
+
+    def test_only_the_pipe_is_inherited_and_stdin_is_dev_null(self):
+        # 0, 1, 2 on /dev/null, the pipe, and the descriptor listing /proc/self/fd itself
+        self.assertEqual(len(self.facts["fds"]), 5)
+        self.assertEqual(self.facts["fds"][:3], [0, 1, 2])
+        self.assertEqual(self.facts["stdin"], "/dev/null")
+
+    def test_the_worker_leads_its_own_session_and_runs_one_thread(self):
+        self.assertTrue(self.facts["session_leader"])
+        self.assertEqual(self.facts["threads"], 1)
+
+    def test_limits_are_set(self):
+        limits = self.facts["limits"]
+        self.assertEqual(limits["RLIMIT_AS"], [512 * 2 ** 20] * 2)
+        cpu_soft, cpu_hard = limits["RLIMIT_CPU"]
+        self.assertLess(cpu_soft, cpu_hard)
+        self.assertEqual(limits["RLIMIT_FSIZE"], [0, 0])
+        self.assertEqual(limits["RLIMIT_CORE"], [0, 0])
+        self.assertEqual(limits["RLIMIT_NOFILE"], [64, 64])
+        self.assertEqual(limits["RLIMIT_NPROC"], [0, 0])
+
+    def test_as_root_the_worker_runs_as_nobody_so_nproc_holds(self):
+        if os.geteuid() != 0:
+            self.skipTest("not root: RLIMIT_NPROC applies to our own user")
+        self.assertEqual(self.facts["uid"], worker.NOBODY)
+        self.assertEqual(self.facts["notes"], [])
+
+
+class EndReasonTests(RunnerTestCase):
+    """Each way an episode can end, produced by a real (mis)behaving policy."""
+
+    def test_each_misbehaviour_ends_the_episode_with_its_reason(self):
+        cases = [
+            # policy file, reason, (error phase, type, lineno) or None, words in "reasons"
+            ("move_to_target.py", "success", None, "reached the target"),
+            ("hover.py", "max_steps", None, "did not reach the target within 1500 steps"),
+            ("loop_forever.py", "timeout", ("act", "BudgetExceeded", 2),
+             "act() ran longer than its budget of 0.5 s"),
+            ("swallow_alarm.py", "timeout", ("worker", "timeout", None),
+             "a policy call ran past its budget of 0.5 s and did not stop"),
+            ("memory_bomb.py", "memory", ("act", "MemoryError", 5), "out of memory in act()"),
+            ("recursion_bomb.py", "policy_error", ("act", "RecursionError", 2),
+             "maximum recursion depth exceeded"),
+            ("spawn_process.py", "policy_error", ("load", "PolicyLoadError", 1),
+             "import of 'subprocess' is not allowed"),
+            ("syntax_error.py", "policy_error", ("load", "PolicyLoadError", 5),
+             "'(' was never closed (rule: syntax)"),
+            ("missing_act.py", "policy_error", ("load", "PolicyLoadError", None),
+             "policy must define act(t, agent, world, fw, env, helpers)"),
+            ("raises_on_line_8.py", "policy_error", ("act", "ZeroDivisionError", 8),
+             "act: ZeroDivisionError: division by zero (line 8)"),
+            ("panic_intent.py", "policy_error", ("act", "PanicException", 5),
+             "assertion failed: urgency > 0.0"),
+            ("teleport.py", "teleport", None, "set_pos/set_hold_py must not be used"),
+        ]
+        for name, reason, error, words in cases:
+            with self.subTest(policy=name):
+                started = time.monotonic()
+                [summary] = self.run_policy(name, seeds=(3,))
+                self.assertEqual(summary["reason"], reason, summary["reasons"])
+                self.assertIn(words, summary["reasons"])
+                self.assertEqual(summary["success"], reason == "success")
+                if error is None:
+                    self.assertIsNone(summary["error"])
+                else:
+                    got = summary["error"]
+                    self.assertEqual((got["phase"], got["type"], got["lineno"]), error)
+                self.assertLess(time.monotonic() - started, TIMEOUT_S / 2)
+                self.assertEqual(multiprocessing.active_children(), [])
+        self.assertParentHealthy()
+
+    def test_a_worker_killed_by_a_signal_is_crashed_with_the_signal_named(self):
+        killed = []
+
+        def on_event(event):
+            if event["type"] == "step" and not killed:
+                for pid in forkserver_children():
+                    os.kill(pid, signal.SIGSEGV)
+                    killed.append(pid)
+
+        [summary] = run_episodes(policy("hover.py"), [0], config(max_steps=100_000),
+                                 self.outdir, on_event=on_event)
+        self.assertEqual(len(killed), 1)
+        self.assertEqual(summary["reason"], "crashed")
+        self.assertEqual(summary["reasons"], "worker killed by SIGSEGV")
+        self.assertGreater(summary["steps"], 0)
+        self.assertTrue((self.outdir / "ep_0" / "trace.0.json").exists())
+        self.assertParentHealthy()
+
+    def test_the_stop_event_ends_running_and_waiting_episodes_as_terminated(self):
+        stop = threading.Event()
+        stopped_at = []
+
+        def on_event(event):
+            if event["type"] == "step" and not stop.is_set():
+                stop.set()
+                stopped_at.append(time.monotonic())
+
+        summaries = run_episodes(policy("hover.py"), [0, 1, 2], config(max_steps=100_000),
+                                 self.outdir, workers=1, on_event=on_event, stop_event=stop)
+        finished = time.monotonic()
+        self.assertEqual([s["reason"] for s in summaries], ["terminated"] * 3)
+        self.assertEqual([s["seed"] for s in summaries], [0, 1, 2])
+        self.assertLess(finished - stopped_at[0], 1.5)
+        self.assertEqual(summaries[2]["reasons"], "stopped before the episode started")
+        self.assertParentHealthy()
+
+
+class FilesAndEventsTests(RunnerTestCase):
+    """What the parent writes and emits."""
+
+    def test_a_successful_episode_writes_steps_and_summaries_but_no_trace(self):
+        [summary] = self.run_policy("move_to_target.py", seeds=(5,))
+        ep = self.outdir / "ep_5"
+        self.assertEqual(sorted(p.name for p in ep.iterdir()),
+                         ["steps.5.jsonl", "summary.5.json", "summary.5.txt"])
+        lines = (ep / "steps.5.jsonl").read_text().splitlines()
+        self.assertEqual(len(lines), summary["steps"])
+        self.assertEqual([json.loads(line)["step"] for line in lines], list(range(len(lines))))
+        self.assertEqual(json.loads((ep / "summary.5.json").read_text()), summary)
+        self.assertEqual((ep / "summary.5.txt").read_text(),
+                         f"steps={summary['steps']} success=True")
+
+    def test_a_failed_episode_writes_a_trace_with_the_last_steps_and_the_traceback(self):
+        [summary] = self.run_policy("raises_on_line_8.py", seeds=(2,))
+        trace = json.loads((self.outdir / "ep_2" / "trace.2.json").read_text())
+        self.assertEqual(trace["reason"], "policy_error")
+        self.assertEqual([s["step"] for s in trace["last_steps"]], [0, 1, 2])
+        self.assertEqual(trace["error"]["traceback"].splitlines()[-2:],
+                         ["    return 1 / 0", "ZeroDivisionError: division by zero"])
+
+    def test_events_carry_every_step_in_order_then_the_summary(self):
+        summaries = self.run_policy("hover.py", seeds=(0, 1, 2), max_steps=120)
+        self.assertEqual([s["seed"] for s in summaries], [0, 1, 2])
+        for seed in (0, 1, 2):
+            with self.subTest(seed=seed):
+                mine = [e for e in self.events if e.get("seed") == seed]
+                steps = [e["step"] for e in mine if e["type"] == "step"]
+                self.assertEqual(steps, list(range(120)))
+                self.assertEqual(mine[-1]["type"], "episode_summary")
+                self.assertEqual(mine[-1]["reason"], "max_steps")
+
+    def test_warnings_reach_the_caller(self):
+        self.run_policy("collect_fails.py", seeds=(0,))
+        warnings = [e["message"] for e in self.events if e["type"] == "warning"]
+        self.assertEqual(warnings, [
+            "collect() failed: collect: ZeroDivisionError: division by zero (line 18)",
+            "finalize() failed: finalize: ValueError: finalize fails too (line 22)"])
+
+
+class ProtocolTests(unittest.TestCase):
+    """The parent trusts nothing a worker sends."""
+
+    class _Run:
+        seed = 0
+        phase = "running"
+
+        def __init__(self):
+            self.tail = worker.deque(maxlen=5)
+            self.warnings = []
+            self.result = self.fatal = None
+
+    def test_malformed_messages_are_refused(self):
+        cases = [b"X{}", b"E[1, 2]", b'E{"kind": "pickle"}', b"E{not json", b"S{}\n[1]"]
+        for data in cases:
+            with self.subTest(data=data):
+                run = self._Run()
+                run.steps_file = open(os.devnull, "wb")
+                with self.assertRaises((ValueError, TypeError, KeyError)):
+                    worker._handle(run, data, lambda event: None)
+                run.steps_file.close()
+
+    def test_signals_are_named(self):
+        self.assertEqual(signal_name(-11), "SIGSEGV")
+        self.assertEqual(signal_name(-9), "SIGKILL")
+
+
+class CheckPolicyTests(unittest.TestCase):
+    """check_policy loads a policy in a short-lived worker."""
+
+    def test_a_good_policy_passes(self):
+        self.assertIsNone(check_policy(policy("move_to_target.py"), "embedded", TIMEOUT_S))
+
+    def test_load_failures_raise_with_message_and_line(self):
+        cases = [
+            ("def act(:\n", "line 1: invalid syntax (rule: syntax)", 1, "syntax"),
+            (policy("missing_act.py"), "policy must define act(t, agent, world, fw, env, "
+             "helpers); found no 'act' (rule: contract)", None, "contract"),
+            ("while True:\n    pass\n", "executing the module body: load() ran longer than its "
+             "budget of 1.0 s", 1, "timeout"),
+        ]
+        for source, message, lineno, rule in cases:
+            with self.subTest(rule=rule):
+                with self.assertRaises(PolicyLoadError) as caught:
+                    check_policy(source, "embedded", TIMEOUT_S, config=config(act_budget_s=1.0))
+                self.assertEqual(caught.exception.message, message)
+                self.assertEqual(caught.exception.lineno, lineno)
+                self.assertEqual(caught.exception.rule, rule)
+
+
+if __name__ == "__main__":
+    unittest.main()
