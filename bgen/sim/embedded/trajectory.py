@@ -317,10 +317,15 @@ class Trajectory:
 
     def copy(self) -> "Trajectory":
         """A copy sharing the immutable spline data; progress is the copy's own."""
-        other = object.__new__(Trajectory)
-        for name in Trajectory.__slots__:
-            setattr(other, name, getattr(self, name))
-        other._search = None
+        other = _new_trajectory(Trajectory)
+        other.degree, other.knots, other.ctrl_pts = self.degree, self.knots, self.ctrl_pts
+        other.urgencies, other.yaw_seq, other.waypoints = self.urgencies, self.yaw_seq, self.waypoints
+        other.progress, other.length = self.progress, self.length
+        other._umin, other._umax, other._span_u = self._umin, self._umax, self._span_u
+        other._spans, other._bounds = self._spans, self._bounds
+        other._u_keys, other._u_vals = self._u_keys, self._u_vals
+        other._y_keys, other._y_vals = self._y_keys, self._y_vals
+        other._tail, other._search = self._tail, None
         return other
 
     # --- evaluation --------------------------------------------------------------------
@@ -596,6 +601,9 @@ class Trajectory:
             if d2 < best_d2 or (d2 == best_d2 and we < best_w):
                 best_w, best_p, best_d2 = we, (x, y, z), d2
         return k, best_w, best_p, best_d2
+
+
+_new_trajectory = object.__new__
 
 
 def _d2(a, b) -> float:
