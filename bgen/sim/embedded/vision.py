@@ -346,10 +346,10 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
         t_next = np.where(step != 0, boundary / d, np.inf)
     strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
     flat = cell @ strides
-    cx, cy, cz = (cell[:, k].copy() for k in range(3))
+    cx, cy, cz = (cell[:, k].astype(np.int32) for k in range(3))
     tx, ty, tz = (t_next[:, k].copy() for k in range(3))
     dx, dy, dz = (delta[:, k].copy() for k in range(3))
-    sx, sy, sz = (step[:, k].copy() for k in range(3))
+    sx, sy, sz = (step[:, k].astype(np.int32) for k in range(3))
     occ = occupied.ravel()
     carve = carvable.ravel() if carvable is not None else None
     nx, ny, nz = (int(v) for v in shape)
@@ -366,35 +366,38 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
             carved.append(flat[cut])
     alive = ~hit_now
     while True:
-        if not alive.all():
+        live = int(np.count_nonzero(alive))
+        if live == 0:
+            break
+        if live < 0.75 * alive.size:  # drop finished rays once enough of them pile up
             keep = np.flatnonzero(alive)
-            if keep.size == 0:
-                break
-            rays, end, flat = rays[keep], end[keep], flat[keep]
+            rays, end = rays[keep], end[keep]
             cx, cy, cz, tx, ty, tz = cx[keep], cy[keep], cz[keep], tx[keep], ty[keep], tz[keep]
             dx, dy, dz, sx, sy, sz = dx[keep], dy[keep], dz[keep], sx[keep], sy[keep], sz[keep]
+            alive = np.ones(live, dtype=bool)
+        # Cross the nearest cell boundary: the axis whose next crossing comes first.
         on_x = (tx <= ty) & (tx <= tz)
         on_y = ~on_x & (ty <= tz)
-        on_z = ~on_x & ~on_y
-        t_enter = np.where(on_x, tx, np.where(on_y, ty, tz))
-        moving = t_enter < end
-        # Step each ray across its nearest boundary (rays past their end are dropped below).
-        cx = cx + np.where(on_x, sx, 0)
-        cy = cy + np.where(on_y, sy, 0)
-        cz = cz + np.where(on_z, sz, 0)
-        tx = np.where(on_x, tx + dx, tx)
-        ty = np.where(on_y, ty + dy, ty)
-        tz = np.where(on_z, tz + dz, tz)
-        inside = moving & (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
-        flat = (cx * ny + cy) * nz + cz
-        safe = np.where(inside, flat, 0)
-        value = np.where(inside, occ[safe], 0)
+        on_z = ~(on_x | on_y)
+        t_enter = np.minimum(np.minimum(tx, ty), tz)
+        np.add(cx, sx, out=cx, where=on_x)
+        np.add(cy, sy, out=cy, where=on_y)
+        np.add(cz, sz, out=cz, where=on_z)
+        np.add(tx, dx, out=tx, where=on_x)
+        np.add(ty, dy, out=ty, where=on_y)
+        np.add(tz, dz, out=tz, where=on_z)
+        inside = alive & (t_enter < end)
+        inside &= (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny) & (cz >= 0) & (cz < nz)
+        flat = (cx.astype(np.int64) * ny + cy) * nz + cz
+        flat[~inside] = 0
+        value = occ[flat]
+        value[~inside] = 0
         hit_now = value > 0
         if hit_now.any():
             hit_rays.append(rays[hit_now])
             hit_cells.append(value[hit_now] - 1)
         if carve is not None:
-            cut = inside & ~hit_now & carve[safe]
+            cut = inside & ~hit_now & carve[flat]
             if cut.any():
                 carved.append(flat[cut])
         alive = inside & ~hit_now
