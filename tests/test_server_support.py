@@ -117,6 +117,22 @@ class ErrorRecorder(logging.Handler):
         self.records.append(record)
 
 
+def quiet_server_log():
+    """(setUpModule, tearDownModule) that keep the server's expected warnings off the test output."""
+    logger = logging.getLogger("bgen.server")
+    null = logging.NullHandler()
+
+    def set_up():
+        logger.addHandler(null)
+        logger.propagate = False
+
+    def tear_down():
+        logger.removeHandler(null)
+        logger.propagate = True
+
+    return set_up, tear_down
+
+
 def start_in_process(test_case_cls, **overrides):
     """A BgenServer with the scripted loop on free ports, for a TestCase class."""
     import bgen_server
