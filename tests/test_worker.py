@@ -128,7 +128,7 @@ class EndReasonTests(RunnerTestCase):
             ("move_to_target.py", "success", None, "reached the target"),
             ("hover.py", "max_steps", None, "did not reach the target within 1500 steps"),
             ("loop_forever.py", "timeout", ("act", "BudgetExceeded", 2),
-             "act() ran longer than its budget of 0.5 s"),
+             "act() ran longer than its budget of 0.5 s (line 2)"),
             ("swallow_alarm.py", "timeout", ("worker", "timeout", None),
              "a policy call ran past its budget of 0.5 s and did not stop"),
             ("memory_bomb.py", "memory", ("act", "MemoryError", 5), "out of memory in act()"),

@@ -461,7 +461,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
 
     def policy_fault(error: BaseException, phase: str) -> _End:
         if isinstance(error, EpisodeInterrupt):  # the policy line it was stuck on helps
-            return _End(error.reason, describe_error(error, phase, source), error.message)
+            described = describe_error(error, phase, source)
+            where = f" (line {described['lineno']})" if described["lineno"] else ""
+            return _End(error.reason, described, error.message + where)
         if isinstance(error, MemoryError):
             return _End("memory", describe_error(error, phase, source),
                         f"out of memory in {phase}()")

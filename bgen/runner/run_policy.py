@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pov-size", type=_size, default=(200, 150), help="POV size WxH (default 200x150)")
     p.add_argument("--target", type=_triple, default=None,
                    help="target x,y,z (z negative is up); default: the scenario's")
+    p.add_argument("--start", type=_triple, default=None,
+                   help="start cell x,y,z; default: the scenario's")
     p.add_argument("--use-wind-farm", action="store_true", help="wind-farm scenario instead of terrain")
     px4 = p.add_mutually_exclusive_group()
     px4.add_argument("--px4", dest="px4", action="store_true", help="PX4 dynamics when available (default)")
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> EpisodeConfig:
     return EpisodeConfig(
         max_steps=args.max_steps, delta=args.delta, target=args.target,
+        start=tuple(int(round(v)) for v in args.start) if args.start else None,
         scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
         pov_size=args.pov_size, use_px4=args.px4, backend=args.backend,
         act_budget_s=args.act_budget_s, episode_deadline_s=args.episode_deadline_s,
@@ -164,7 +167,7 @@ def main(argv=None) -> int:
 
     try:
         summaries = run_episodes(source, seeds, config, outdir, workers=args.workers,
-                                 on_event=on_event)
+                                 on_event=on_event, step_events=False)
     except ConfigError as error:
         print(f"{PROG}: error: {error.message}", file=sys.stderr)
         return 2

@@ -411,7 +411,8 @@ def _start(ctx, mode: str, source: str, config: EpisodeConfig, seed: int):
     return process, read_end
 
 
-def _read_messages(run: _Episode, emit: Callable[[dict], None] | None) -> None:
+def _read_messages(run: _Episode, emit: Callable[[dict], None] | None,
+                   step_events: bool = True) -> None:
     """Drain what the worker sent; a broken or oversized message kills it (crashed)."""
     while not run.eof:
         try:
@@ -428,14 +429,14 @@ def _read_messages(run: _Episode, emit: Callable[[dict], None] | None) -> None:
             return
         run.last_heard = time.monotonic()
         try:
-            _handle(run, data, emit)
+            _handle(run, data, emit, step_events)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             run.eof = True
             run.kill("crashed", f"the worker sent a malformed message ({error})")
             return
 
 
-def _handle(run: _Episode, data: bytes, emit) -> None:
+def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
     kind, body = data[:1], data[1:]
     if kind == b"S":
         header, _, lines = body.partition(b"\n")
@@ -445,7 +446,7 @@ def _handle(run: _Episode, data: bytes, emit) -> None:
         run.steps_file.write(lines + b"\n")
         split = lines.split(b"\n")
         run.tail.extend(split[-run.tail.maxlen:])
-        if emit is not None:
+        if emit is not None and step_events:
             for line in split:
                 step = json.loads(line)
                 if not isinstance(step, dict):
@@ -576,13 +577,15 @@ def _not_started(seed: int, outdir: Path, emit) -> dict:
 
 def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outdir: Path, *,
                  workers: int | None = None, on_event: Callable[[dict], None] | None = None,
-                 stop_event: threading.Event | None = None) -> list[dict]:
+                 stop_event: threading.Event | None = None,
+                 step_events: bool = True) -> list[dict]:
     """Run one episode per seed, each in a fresh worker, up to ``workers`` at a time.
 
     Writes ``outdir/ep_<seed>/`` files (see ``bgen.runner.schema``), calls ``on_event`` from
     this thread with ``step``, ``warning`` and ``episode_summary`` events, and returns the
     summaries in seed order. Setting ``stop_event`` kills the workers within a second; their
-    episodes, and those not started, end with reason ``terminated``.
+    episodes, and those not started, end with reason ``terminated``. ``step_events=False``
+    skips decoding steps for ``on_event`` (they are still written to the files).
     """
     if not isinstance(config, EpisodeConfig):
         raise ConfigError("config: expects an EpisodeConfig", field="config")
@@ -615,7 +618,7 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                 multiprocessing.connection.wait(waitables, timeout=POLL_S)
             now = time.monotonic()
             for run in list(active):
-                _read_messages(run, on_event)
+                _read_messages(run, on_event, step_events)
                 if stopping:
                     run.kill("terminated", "stopped from outside")
                 else:
@@ -623,7 +626,7 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                 if run.process.exitcode is None and run.killed is not None:
                     run.process.join(1.0)
                 if run.process.exitcode is not None:
-                    _read_messages(run, on_event)   # whatever was sent before it exited
+                    _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)
                     results[run.seed] = _finish(run, config, on_event)
     finally:
