@@ -358,3 +358,29 @@ class FakeLLMServer:
     def __exit__(self, *exc):
         self.close()
 
+
+
+def main(argv=None) -> None:
+    """Serve scripted replies by hand: ``python -m tests.fake_llm [--key K] reply.txt ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fake Anthropic/OpenAI provider on loopback")
+    parser.add_argument("--key", default=None, help="required API key (default: none required)")
+    parser.add_argument("replies", nargs="*", help="files whose text is answered in order")
+    args = parser.parse_args(argv)
+    server = FakeLLMServer(api_key=args.key)
+    for path in args.replies:
+        with open(path, encoding="utf-8") as handle:
+            server.script(text_reply(handle.read()))
+    print(f"fake LLM provider at {server.url} (anthropic: {server.url}/v1/messages, "
+          f"openai: {server.url}/v1/chat/completions); Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -174,6 +174,15 @@ class TestCritique(unittest.TestCase):
         self.assertNotIn('"step":100,', text)
         self.assertLessEqual(len(text), CRITIQUE_MAX_CHARS)
 
+    def test_the_runners_trace_shape_gives_last_steps_traceback_and_policy_output(self):
+        trace = {"seed": 2, "last_steps": [{"step": 41, "agent_coord": [1, 2, 3]}],
+                 "error": {"traceback": "Traceback (most recent call last):\n  line 5, in act"},
+                 "policy_output": "planning to [60, 60, -20]"}
+        text = sample_trace(trace)
+        self.assertIn('{"step":41,"agent_coord":[1,2,3]}', text)
+        self.assertIn("traceback:\nTraceback (most recent call last):\n  line 5, in act", text)
+        self.assertIn("policy output:\nplanning to [60, 60, -20]", text)
+
     def test_cap_leaves_short_text_alone(self):
         self.assertEqual(cap("short", 100), "short")
         self.assertEqual(len(cap("y" * 500, 100)), 100)

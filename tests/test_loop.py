@@ -402,5 +402,103 @@ class TestEndToEnd(LoopTestCase):
         self.assertGreater(result.sim_time_s, 0.0)
 
 
+class TestIterateCLI(unittest.TestCase):
+    """``python -m bgen.orchestrator.iterate``: in-process for runs, a subprocess for exit paths."""
+
+    KEY_ENV = "BGEN_TEST_ITERATE_KEY"
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.out = Path(tmp.name) / "run"
+
+    def main(self, *argv, env=None) -> tuple[int, str, str]:
+        import contextlib
+        import io
+        import os
+        from unittest import mock
+        from bgen.orchestrator import iterate
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr):
+            try:
+                code = iterate.main(list(argv))
+            except SystemExit as exit_:
+                code = exit_.code
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def subprocess(self, *argv, env_drop=()) -> "subprocess.CompletedProcess":
+        import os
+        import subprocess
+        import sys
+        env = {k: v for k, v in os.environ.items() if k not in env_drop}
+        return subprocess.run([sys.executable, "-m", "bgen.orchestrator.iterate", *argv],
+                              capture_output=True, text=True, timeout=WAIT_S * 3, env=env,
+                              cwd=Path(__file__).resolve().parent.parent)
+
+    def test_a_policy_file_run_writes_critique_aggregate_run_json_and_events(self):
+        from bgen.llm.context import example_path
+        code, out, err = self.main("--policy", str(example_path("move_to_target")), "--iterations", "1",
+                                   "--episodes", "3", "--max-steps", "1500", "--backend", "embedded",
+                                   "--outdir", str(self.out))
+        self.assertEqual(code, 0, err)
+        it = self.out / "iter_0"
+        self.assertTrue((it / "critique.txt").read_text().startswith("Result: "))
+        self.assertEqual(json.loads((it / "aggregate.json").read_text())["episodes"], 3)
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["status"], run["best_iteration"]), ("done", 0))
+        types = [json.loads(line)["type"] for line in (self.out / "events.jsonl").read_text().splitlines()]
+        self.assertEqual((types[0], types[-1]), ("iteration", "done"))
+        self.assertIn("iter 0: policy given, loads", out)
+        self.assertRegex(out, r"iter 0: success \d/3")
+        self.assertIn("done: best iter 0", out)
+
+    def test_with_the_llm_a_bad_then_good_policy_reaches_success_and_stops_early(self):
+        server = FakeLLMServer(api_key=KEY).script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))
+        self.addCleanup(server.close)
+        code, out, err = self.main("--use-llm", "--llvpn-url", server.url, "--api-key-env", self.KEY_ENV,
+                                   "--iterations", "4", "--episodes", "2", "--seed-start", "1",
+                                   "--success-threshold", "0.5", "--max-steps", "3000", "--backend", "embedded", "--outdir", str(self.out),
+                                   env={self.KEY_ENV: KEY})
+        self.assertEqual(code, 0, err)
+        self.assertEqual(server.problems, [])
+        self.assertEqual(len(server.requests), 2)
+        self.assertIn("cannot be interpreted as an integer", (self.out / "iter_0" / "critique.txt").read_text())
+        self.assertFalse((self.out / "iter_2").exists())
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["stopped_reason"], run["best_iteration"]), ("success_threshold", 1))
+        self.assertIn("stopped: success_threshold", out)
+        for path in self.out.rglob("*"):
+            if path.is_file():
+                self.assertNotIn(KEY, path.read_text(), str(path))
+
+    def test_without_a_key_one_line_names_the_variable_and_exits_2(self):
+        done = self.subprocess("--use-llm", "--api-key-env", self.KEY_ENV, "--outdir", str(self.out),
+                               env_drop=(self.KEY_ENV,))
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stderr, f"iterate: error: no API key: set the environment variable "
+                                      f"{self.KEY_ENV} (or choose another with --api-key-env)\n")
+        self.assertNotIn("Traceback", done.stdout + done.stderr)
+        self.assertFalse(self.out.exists())
+
+    def test_bad_flags_are_one_line_and_exit_2(self):
+        table = [
+            (["--iterations", "ten"], "iterate: error: argument --iterations: invalid int value: 'ten'"),
+            (["--policy", "x.py", "--target", "1,2"], "iterate: error: --target: expects x,y,z numbers, actual: '1,2'"),
+            (["--bogus"], "iterate: error: unrecognized arguments: --bogus"),
+            ([], "iterate: error: --policy: expects a policy file when --use-llm is not given"),
+            (["--policy", "/nonexistent/p.py"], "iterate: error: --policy: cannot read '/nonexistent/p.py': No such file or directory"),
+        ]
+        for argv, line in table:
+            with self.subTest(argv=argv):
+                code, out, err = self.main(*argv, "--outdir", str(self.out))
+                self.assertEqual((code, err), (2, line + "\n"))
+        from bgen.llm.context import example_path
+        code, out, err = self.main("--policy", str(example_path("move_to_target")), "--iterations", "0",
+                                   "--outdir", str(self.out))
+        self.assertEqual((code, err), (2, "iterate: error: iterations: expects an integer in 1..100, actual: 0\n"))
+
+
 if __name__ == "__main__":
     unittest.main()

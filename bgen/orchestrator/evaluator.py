@@ -324,8 +324,9 @@ def sample_trace(trace, max_chars: int = TRACE_MAX_CHARS) -> str:
     if isinstance(trace, dict):
         steps = next((trace[k] for k in ("steps", "last_steps", "trace") if isinstance(trace.get(k), list)), [])
         extra = []
-        for key in ("traceback", "output"):
-            text = trace.get(key)
+        error = trace.get("error") if isinstance(trace.get("error"), dict) else {}
+        for key, text in (("traceback", error.get("traceback") or trace.get("traceback")),
+                          ("policy output", trace.get("policy_output") or trace.get("output"))):
             if isinstance(text, str) and text.strip():
                 text = text.strip()
                 extra.append(f"{key}:\n" + (text if len(text) <= 600 else "…" + text[-600:]))
@@ -388,8 +389,8 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
         if budget > 300:
             sampled = sample_trace(trace, min(TRACE_MAX_CHARS, budget))
             if sampled:
-                body += (f"\n\nTrace of failed episode (seed {trace_seed}), sampled steps "
-                         f"(start, middle, end):\n{sampled}")
+                body += (f"\n\nTrace of failed episode (seed {trace_seed}), sampled from its "
+                         f"last steps:\n{sampled}")
     return cap(body, max_chars)
 
 

@@ -1,0 +1,291 @@
+"""``python -m bgen.orchestrator.iterate``: generate, run, critique and refine a policy.
+
+    # evaluate a policy file, no LLM
+    python -m bgen.orchestrator.iterate --policy bgen/llm/context/examples/move_to_target.py \\
+        --iterations 1 --episodes 3
+
+    # let the LLM write and refine it (key in $LLVPN_API_KEY)
+    python -m bgen.orchestrator.iterate --use-llm --user-goal "Reach the target safely" \\
+        --iterations 5 --episodes 4
+
+Writes the run directory (``--outdir``): run.json, events.jsonl, iter_<n>/..., policy.best.py.
+Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider or simulator),
+2 bad flags or missing API key (one line, no traceback), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from bgen.errors import BgenError, ConfigError
+from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_MAX_TOKENS, DEFAULT_MODEL,
+                             DEFAULT_TEMPERATURE, DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES,
+                             LLMClient, LLMSettings)
+from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
+from bgen.orchestrator.runlog import EventLog
+
+PROG = "iterate"
+OPENAI_DIRECT_URL = "https://api.openai.com"
+OPENAI_DIRECT_KEY_ENV = "OPENAI_API_KEY"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (no usage dump) and exits 2."""
+
+    def error(self, message):
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog=f"python -m bgen.orchestrator.{PROG}",
+                 description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
+    run = ap.add_argument_group("run")
+    run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from (with it)")
+    run.add_argument("--outdir", default="runs/bgen_iter", help="run directory (default runs/bgen_iter)")
+    run.add_argument("--iterations", type=int, default=1, help="iterations (default 1)")
+    run.add_argument("--episodes", type=int, default=3, help="episodes per iteration (default 3)")
+    run.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
+    run.add_argument("--max-steps", type=int, default=5000, help="steps per episode (default 5000)")
+    run.add_argument("--target", default=None,
+                     help="target as x,y,z (default: the scenario's, 60,60,-20 on terrain)")
+    run.add_argument("--use-wind-farm", action="store_true", help="wind-farm scenario instead of random terrain")
+    run.add_argument("--render", action="store_true", help="stream to a running renderer")
+    run.add_argument("--backend", default="auto", choices=("auto", "voxelsim", "embedded"),
+                     help="simulator backend (default auto: voxelsim if importable, else embedded)")
+    run.add_argument("--workers", type=int, default=None, help="parallel episode workers (default: CPU count)")
+    run.add_argument("--candidates", type=int, default=1, help="policies generated per iteration (default 1)")
+    run.add_argument("--holdout-seeds", type=int, default=0,
+                     help="evaluate the best policy on this many unseen seeds at the end (default 0)")
+    run.add_argument("--success-threshold", type=float, default=1.0,
+                     help="stop once an iteration's success rate reaches this (default 1.0)")
+    run.add_argument("--max-repairs", type=int, default=2,
+                     help="LLM repairs of a policy that fails to load (default 2)")
+    llm = ap.add_argument_group("LLM")
+    llm.add_argument("--use-llm", action="store_true", help="generate and refine the policy with an LLM")
+    llm.add_argument("--user-goal", default="Reach the target while minimizing collisions.")
+    llm.add_argument("--provider", default="anthropic", choices=("anthropic", "openai", "openai-direct"),
+                     help="wire API (default anthropic); openai-direct = openai at api.openai.com with $OPENAI_API_KEY")
+    llm.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
+    llm.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
+    llm.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    llm.add_argument("--llvpn-url", default=None,
+                     help="Anthropic-API endpoint: gateway service URL, base URL or full URL "
+                          "(default the reference's LLVPN gateway)")
+    llm.add_argument("--openai-url", default=None,
+                     help="OpenAI-API endpoint: gateway, https://api.openai.com, or a local server "
+                          "such as http://127.0.0.1:11434/v1")
+    llm.add_argument("--api-key-env", default=None,
+                     help=f"environment variable holding the key (default {DEFAULT_API_KEY_ENV})")
+    llm.add_argument("--no-api-key", action="store_true", help="send no key (local servers)")
+    llm.add_argument("--auth", default="auto", choices=AUTH_MODES,
+                     help="how the key is sent (default auto: x-api-key to api.anthropic.com, "
+                          "Bearer to gateways and OpenAI)")
+    llm.add_argument("--llm-timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                     help=f"seconds per LLM request (default {DEFAULT_TIMEOUT_S:g})")
+    llm.add_argument("--token-budget", type=int, default=None,
+                     help="stop cleanly once this many tokens (in + out) are spent")
+    return ap
+
+
+def parse_target(text: str | None):
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ConfigError(f"--target: expects x,y,z numbers, actual: {text!r}", field="target")
+    return values
+
+
+def llm_settings(args) -> LLMSettings:
+    provider, url, key_env = args.provider, None, args.api_key_env
+    if provider == "openai-direct":
+        provider = "openai"
+        url = args.openai_url or OPENAI_DIRECT_URL
+        key_env = key_env or OPENAI_DIRECT_KEY_ENV
+    elif provider == "openai":
+        url = args.openai_url
+    else:
+        url = args.llvpn_url
+    return LLMSettings(provider=provider, model=args.model, max_tokens=args.max_tokens,
+                       temperature=args.temperature, url=url or DEFAULT_URLS[provider],
+                       api_key_env=key_env or DEFAULT_API_KEY_ENV,
+                       auth="none" if args.no_api_key else args.auth,
+                       timeout_s=args.llm_timeout).validated()
+
+
+def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
+    """LoopConfig and LLM client from the flags; ConfigError for anything wrong (before any I/O)."""
+    from bgen.runner.episode import EpisodeConfig
+    from bgen.sim import load_backend
+
+    target = parse_target(args.target)
+    policy_code = None
+    if args.policy:
+        try:
+            policy_code = Path(args.policy).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"--policy: cannot read {args.policy!r}: {error.strerror}", field="policy")
+    if not args.use_llm and policy_code is None:
+        raise ConfigError("--policy: expects a policy file when --use-llm is not given", field="policy")
+    load_backend(args.backend)      # fails here, in one line, when voxelsim is asked for but absent
+    episode = EpisodeConfig(max_steps=args.max_steps, target=target,
+                            scenario="wind_farm" if args.use_wind_farm else "terrain",
+                            render=args.render, backend=args.backend)
+    client = None
+    settings = None
+    if args.use_llm:
+        settings = llm_settings(args)
+        client = LLMClient(settings)        # ConfigError naming the env var when the key is missing
+    config = LoopConfig(user_goal=args.user_goal, iterations=args.iterations, episodes=args.episodes,
+                        seed_start=args.seed_start, candidates=args.candidates,
+                        holdout_seeds=args.holdout_seeds, success_threshold=args.success_threshold,
+                        policy_code=policy_code, llm=settings, max_repairs=args.max_repairs,
+                        token_budget=args.token_budget, workers=args.workers, episode=episode)
+    return config.validated(), client
+
+
+# --- progress lines ---------------------------------------------------------------------------
+
+def progress_line(event: dict) -> str | None:
+    """The terminal line for an event, or None for events not worth a line (steps)."""
+    kind = event.get("type")
+    it = event.get("iteration")
+    where = f"iter {it}" + (f" cand {event['candidate']}" if event.get("candidate") else "")
+    if kind == "iteration":
+        return (f"iter {it}: starting ({event['candidates']} candidate(s), seeds "
+                f"{', '.join(str(s) for s in event['seeds'])})")
+    if kind == "policy":
+        if event["source"] == "given":
+            what = "policy given"
+        else:
+            what = (f"policy {'repaired' if event['source'] == 'repair' else 'generated'} "
+                    f"({len(event['code'])} chars; {event['tokens_in']} in / {event['tokens_out']} "
+                    f"out tokens; {event['latency_s']:.1f} s)")
+        status = "loads" if event["ok"] else f"does not load: {event['error']}"
+        return f"{where}: {what}, {status}"
+    if kind == "episode_summary":
+        head = f"{where}: {'holdout ' if event.get('phase') == 'holdout' else ''}seed {event.get('seed')}: "
+        detail = f"{event.get('reason')} after {event.get('steps')} steps, {event.get('collisions_total')} collisions"
+        error = event.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            line = f" at line {error['lineno']}" if error.get("lineno") else ""
+            detail += f"; {error.get('type')}{line}: {str(error['message'])[:160]}"
+        return head + detail
+    if kind == "critique":
+        agg = event["aggregate"]
+        steps = (agg.get("steps") or {}).get("mean")
+        collisions = (agg.get("collisions_total") or {}).get("mean")
+        return (f"{where}: success {agg['successes']}/{agg['episodes']} ({agg['success_rate']:.2f}), "
+                f"steps mean {steps if steps is not None else 'n/a'}, collisions mean "
+                f"{collisions if collisions is not None else 'n/a'}; best so far: iter "
+                f"{event['best_iteration']} ({event['best_success_rate']:.2f})")
+    if kind == "holdout":
+        agg = event["aggregate"]
+        return (f"holdout: best policy (iter {it}) succeeded {agg['successes']}/{agg['episodes']} "
+                f"on unseen seeds {', '.join(str(s) for s in event['seeds'])}")
+    if kind == "warning":
+        return f"warning: {event.get('message')}"
+    return None
+
+
+def summary_line(result: LoopResult, run_dir: Path) -> str:
+    best = "none"
+    if result.best_iteration is not None:
+        best = f"iter {result.best_iteration} (success {result.best_aggregate['success_rate']:.2f})"
+    return (f"done: best {best}; stopped: {result.stopped_reason}; tokens {result.tokens['in']} in / "
+            f"{result.tokens['out']} out; LLM {result.llm_latency_s:.1f} s; sim {result.sim_time_s:.1f} s; "
+            f"wall {result.wall_time_s:.1f} s; files in {run_dir}")
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def _request_record(args) -> dict:
+    """The flags as given (no secret: only the key's variable name)."""
+    return {k: v for k, v in vars(args).items()}
+
+
+def _write_run_json(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config, client = build_config(args)
+    except ConfigError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    run_dir = Path(args.outdir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = EventLog(run_dir / "events.jsonl")
+    record = {"request": _request_record(args), "config": config.to_dict(), "status": "running",
+              "started_at": time.time(), "finished_at": None, "best_iteration": None}
+    _write_run_json(run_dir / "run.json", record)
+    print(f"run directory {run_dir} (backend {args.backend}, {config.episode.scenario}, "
+          f"{'LLM ' + config.llm.provider + ' ' + config.llm.model if config.llm else 'no LLM'})", flush=True)
+
+    stop_event = threading.Event()
+
+    def on_sigint(signum, frame):
+        print("stopping (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+        stop_event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+
+    def emit(event: dict) -> None:
+        log.append(event)
+        line = progress_line(event)
+        if line:
+            print(line, flush=True)
+
+    status, code = "done", EXIT_OK
+    result = None
+    try:
+        result = run_loop(config, run_dir, emit, stop_event, llm_client=client)
+        if result.stopped_reason == "terminated":
+            status, code = "terminated", EXIT_INTERRUPTED
+            log.append({"type": "terminated"})
+        else:
+            log.append({"type": "done", **result.to_dict()})
+        print(summary_line(result, run_dir), flush=True)
+    except BgenError as error:
+        status, code = "failed", (EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED)
+        log.append({"type": "error", "message": str(error)})
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+    except Exception as error:       # a bug: keep the traceback in the run directory
+        status, code = "failed", EXIT_FAILED
+        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        log.append({"type": "error", "message": "internal error, see error.log"})
+        print(f"{PROG}: error: internal error ({type(error).__name__}: {error}); see {run_dir / 'error.log'}",
+              file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        record.update(status=status, finished_at=time.time())
+        if result is not None:
+            record.update(best_iteration=result.best_iteration, stopped_reason=result.stopped_reason,
+                          result=result.to_dict())
+        _write_run_json(run_dir / "run.json", record)
+        log.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
