@@ -108,6 +108,23 @@ class TestWhatTheCameraSees(unittest.TestCase, Observe):
         self.assertEqual(seen(change), set(wall(10, 1)))
 
 
+class TestChunkedCulling(unittest.TestCase):
+    def test_culling_by_chunk_sees_exactly_what_culling_by_cell_sees(self):
+        rng = np.random.default_rng(11)
+        coords = np.unique(rng.integers(-60, 60, (20000, 3)), axis=0).astype(np.int32)
+        bits = rng.integers(1, 512, len(coords)).astype(np.uint32)
+        chunks = vision.ChunkedCells(coords, bits)
+        for k in range(6):
+            with self.subTest(view=k):
+                forward = rng.normal(size=3)
+                view = vision.View(eye=rng.uniform(-20, 20, 3), forward=forward / np.linalg.norm(forward),
+                                   up=np.array([0.0, 0.0, -1.0]))
+                by_cell = vision.observe(coords, bits, view, (80, 60), None)
+                by_chunk = vision.observe(coords, bits, view, (80, 60), None, static_chunks=chunks)
+                self.assertGreater(len(by_cell.insert_coords), 0)
+                self.assertEqual(seen(by_chunk), seen(by_cell))
+
+
 class TestCarving(unittest.TestCase, Observe):
     def test_filter_cells_seen_to_be_empty_are_removed_and_others_kept(self):
         filter_cells = {"in front of the wall": (5, 0, 0), "behind the wall": (12, 0, 0),

@@ -405,12 +405,50 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
     return join(hit_rays), join(hit_cells), join(carved)
 
 
+class ChunkedCells:
+    """Cells grouped by 16³ chunk, so frustum culling tests chunks before cells.
+
+    Built once per static world; ``in_view(view)`` returns the (coords, bits) of the cells
+    whose cube may touch the frustum, exactly as ``frustum_mask`` on every cell would.
+    """
+
+    SIZE = 16
+
+    def __init__(self, coords, bits):
+        coords = np.asarray(coords, dtype=np.int32).reshape(-1, 3)
+        bits = np.asarray(bits, dtype=np.uint32)
+        chunk = np.floor_divide(coords, self.SIZE)
+        keys = _keys(chunk)
+        order = np.argsort(keys, kind="stable")
+        self.coords, self.bits = coords[order], bits[order]
+        _, self.starts, self.counts = np.unique(keys[order], return_index=True,
+                                                return_counts=True)
+        firsts = chunk[order][self.starts]
+        self.centres = firsts * self.SIZE + (self.SIZE - 1) / 2.0
+        # Sphere around a chunk's cubes: half its diagonal (in cells) plus one cube.
+        self.radius = math.sqrt(3.0) * self.SIZE / 2.0
+
+    def in_view(self, view: View) -> tuple:
+        if len(self.counts) == 0:
+            return self.coords, self.bits
+        near = frustum_mask(self.centres, view, margin=self.radius)
+        starts, counts = self.starts[near], self.counts[near]
+        total = int(counts.sum())
+        offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        index = np.arange(total) + offsets
+        coords, bits = self.coords[index], self.bits[index]
+        keep = frustum_mask(coords, view)
+        return coords[keep], bits[keep]
+
+
 def observe(static_coords, static_bits, view: View, size: tuple, noise: NoiseParams | None,
-            dynamic_coords=None, dynamic_bits=None, filter_coords=None) -> Changeset:
+            dynamic_coords=None, dynamic_bits=None, filter_coords=None,
+            static_chunks: ChunkedCells | None = None) -> Changeset:
     """One observation: what a ``size = (w, h)`` camera sees of the world and what it carves.
 
     ``static_*`` is the world uploaded at construction, ``dynamic_*`` the per-update cells drawn
-    with it, ``filter_coords`` the filter world's cells (candidates for removal).
+    with it, ``filter_coords`` the filter world's cells (candidates for removal);
+    ``static_chunks`` (the static cells, chunked) makes culling a large world cheap.
     """
     empty3 = np.zeros((0, 3), dtype=np.int32)
     width, height = int(size[0]), int(size[1])
@@ -418,9 +456,13 @@ def observe(static_coords, static_bits, view: View, size: tuple, noise: NoisePar
     static_bits = np.asarray(static_bits, dtype=np.uint32)
     eye32 = view.eye.astype(np.float32)
 
-    seen = frustum_mask(static_coords, view)
-    scene_coords = [displace(static_coords[seen], eye32, noise)]
-    scene_bits = [static_bits[seen]]
+    if static_chunks is not None:
+        culled_coords, culled_bits = static_chunks.in_view(view)
+    else:
+        seen = frustum_mask(static_coords, view)
+        culled_coords, culled_bits = static_coords[seen], static_bits[seen]
+    scene_coords = [displace(culled_coords, eye32, noise)]
+    scene_bits = [culled_bits]
     if dynamic_coords is not None and len(dynamic_coords):
         scene_coords.append(displace(np.asarray(dynamic_coords, np.int32).reshape(-1, 3),
                                      eye32, noise))
@@ -639,7 +681,7 @@ class WorldChangeset:
 _STOP = object()  # tells a render thread its renderer is gone
 
 
-def _render_loop(jobs: queue.Queue, coords: np.ndarray, bits: np.ndarray, size: tuple,
+def _render_loop(jobs: queue.Queue, chunks: "ChunkedCells", size: tuple,
                  noise: NoiseParams) -> None:
     """The render thread: observe, then hand the result on; one job at a time, in order."""
     while True:
@@ -649,8 +691,8 @@ def _render_loop(jobs: queue.Queue, coords: np.ndarray, bits: np.ndarray, size: 
         view, dyn_coords, dyn_bits, filter_world, timestamp, deliver = job
         try:
             filter_coords, _ = filter_world._arrays()
-            change = observe(coords, bits, view, size, noise, dyn_coords, dyn_bits,
-                             filter_coords)
+            change = observe(chunks.coords, chunks.bits, view, size, noise, dyn_coords,
+                             dyn_bits, filter_coords, chunks)
         except Exception:
             filter_world._abandon(timestamp)  # voxelsim sends nothing when a render fails
             continue
@@ -689,6 +731,7 @@ class AgentVisionRenderer:
         coords, bits = world._arrays()  # immutable snapshots: uploaded once, as voxelsim does
         self._coords = np.asarray(coords, dtype=np.int32).reshape(-1, 3)
         self._bits = np.asarray(bits, dtype=np.uint32)
+        self._chunks = ChunkedCells(self._coords, self._bits)
         self._size = (width, height)
         self._noise = noise
         # Jobs for the render thread, bounded like voxelsim's sync_channel(1000).
@@ -708,7 +751,7 @@ class AgentVisionRenderer:
         if self._thread is None:
             self._thread = threading.Thread(
                 target=_render_loop, name="agent-vision", daemon=True,
-                args=(self._jobs, self._coords, self._bits, self._size, self._noise))
+                args=(self._jobs, self._chunks, self._size, self._noise))
             self._thread.start()
         filter_world._begin(timestamp)
         self._jobs.put((view, dyn_coords, dyn_bits, filter_world, timestamp,
@@ -729,7 +772,7 @@ class AgentVisionRenderer:
         dyn = dynamic_world._arrays() if dynamic_world is not None else (None, None)
         filt = filter_world._arrays()[0] if filter_world is not None else None
         return observe(self._coords, self._bits, view, self._size, self._noise,
-                       dyn[0], dyn[1], filt)
+                       dyn[0], dyn[1], filt, self._chunks)
 
     def __del__(self):
         if getattr(self, "_thread", None) is not None:
