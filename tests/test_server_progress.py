@@ -23,6 +23,11 @@ class TestWireShape(unittest.TestCase):
         self.assertEqual(to_wire(event), event)
         self.assertIsNot(to_wire(event), event)
 
+    def test_a_critique_carries_its_text_under_the_reference_field_critique(self):
+        wire = to_wire({"type": "critique", "text": "2/3 reached the target", "aggregate": {}})
+        self.assertEqual(wire["critique"], "2/3 reached the target")
+        self.assertEqual(wire["text"], "2/3 reached the target")
+
     def test_other_events_are_copied_unchanged(self):
         event = {"type": "critique", "critique": "text", "aggregate": {"success_rate": 0.5}}
         self.assertEqual(to_wire(event), event)

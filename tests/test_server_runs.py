@@ -259,7 +259,8 @@ class TestShutdownAndRecovery(ManagerTestCase):
         self.make(GatedLoop())
         run_id = self.store.new_run_id()
         self.store.save({"run_id": run_id, "status": "running", "created": 1.0})
-        self.store.event_log(run_id).append({"type": "iteration", "iteration": 0})
+        with self.store.event_log(run_id) as event_log:
+            event_log.append({"type": "iteration", "iteration": 0})
         self.assertEqual(self.manager.recover(), [run_id])
         record = self.store.load(run_id)
         self.assertEqual(record["status"], "interrupted")
@@ -293,11 +294,11 @@ class TestLoopConfig(unittest.TestCase):
                                      "duration_seconds": 2, "delta": 0.02})
         config = build_loop_config(binding(None), request, ManagerSettings(workers=3, backend="embedded"),
                                    render=True, render_ports=(1, 2, 3, 4))
-        self.assertEqual(config.seeds, [5, 6])
+        self.assertEqual(config.seeds, (5, 6))
         self.assertEqual(config.workers, 3)
         self.assertIsNone(config.llm)
         self.assertEqual(config.episode.max_steps, 100)
-        self.assertEqual(config.episode.target, (125, 120, -66))
+        self.assertEqual(config.episode.target, (126, 120, -66))    # bgen.sim.scenarios' default
         self.assertEqual(config.episode.render_ports, (1, 2, 3, 4))
         self.assertEqual(config.episode.backend, "embedded")
 

@@ -12,7 +12,7 @@ import math
 
 # Top-level keys of every progress message; anything else of a step / episode_summary event
 # is its payload.
-ENVELOPE = ("type", "id", "ts", "run_id", "iteration", "candidate", "seed", "episode")
+ENVELOPE = ("type", "id", "ts", "run_id", "iteration", "candidate", "phase", "seed")
 
 FINAL_TYPES = ("done", "error", "terminated")
 
@@ -23,6 +23,8 @@ DROPPABLE_TYPES = ("step",)
 def to_wire(event: dict) -> dict:
     """The client-facing shape of a loop/runner event (a new dict; the input is not changed)."""
     kind = event.get("type")
+    if kind in ("critique", "holdout") and "critique" not in event and "text" in event:
+        return {**event, "critique": event["text"]}     # the reference's field name
     nest = {"step": "step", "episode_summary": "summary"}.get(kind)
     if nest is None or isinstance(event.get(nest), dict):
         return dict(event)
@@ -33,7 +35,7 @@ def to_wire(event: dict) -> dict:
 
 def episode_key(event: dict) -> tuple:
     """Which episode an event belongs to (steps are decimated per episode)."""
-    return event.get("iteration"), event.get("candidate"), event.get("seed")
+    return event.get("iteration"), event.get("candidate"), event.get("phase"), event.get("seed")
 
 
 class StepThrottle:

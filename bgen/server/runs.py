@@ -90,11 +90,10 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
     llm = None
     if request.policy_code is None and binding.LLMSettings is not None:
         llm = construct(binding.LLMSettings, provider=request.provider, url=request.provider_url,
-                        provider_url=request.provider_url, base_url=request.provider_url,
                         model=request.model)
     return construct(
         binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
-        episodes=request.episodes, seeds=list(request.seeds), success_threshold=request.success_threshold,
+        episodes=request.episodes, seeds=tuple(request.seeds), success_threshold=request.success_threshold,
         existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
     )
@@ -166,10 +165,10 @@ class RunManager:
             "iterations": [], "best_iteration": None, "best_aggregate": None,
             "concluded_early": None, "stopped_reason": None, "timing": None, "error": None,
         }
-        run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
         with self._lock:
             if self._closing:
                 raise Conflict("the server is shutting down; no new runs")
+            run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
             self.store.save(record)
             self._active[run_id] = run
             self._queue.append(run)
@@ -228,11 +227,13 @@ class RunManager:
             run = self._active.get(run_id)
         if run is None and not self.store.exists(run_id):
             raise NotFound(f"no run {run_id!r}", field="run_id")
-        event_log = run.log if run is not None else self.store.event_log(run_id)
-        events = event_log.read(since_id=since, include_steps=False)
-        if run is None and since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
-            finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
-            events.extend(finals[-1:])
+        if run is not None:
+            return run.log.read(since_id=since, include_steps=False)
+        with self.store.event_log(run_id) as event_log:
+            events = event_log.read(since_id=since, include_steps=False)
+            if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
+                finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
+                events.extend(finals[-1:])
         return events
 
     def recover(self) -> list[str]:
@@ -245,8 +246,9 @@ class RunManager:
             record.update(status=next_state(was, "interrupt"), finished=time.time(),
                           error=f"the server stopped while the run was {was}")
             self.store.save(record)
-            self.store.event_log(record["run_id"]).append(
-                {"type": "error", "status": lifecycle.INTERRUPTED, "message": record["error"]})
+            with self.store.event_log(record["run_id"]) as event_log:
+                event_log.append({"type": "error", "status": lifecycle.INTERRUPTED,
+                                  "message": record["error"]})
             recovered.append(record["run_id"])
             log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
         return recovered
@@ -407,6 +409,8 @@ class RunManager:
                 run.closed = True
             stored = run.log.append(wire)
             self._publish(run.run_id, stored)
+            if final:
+                run.log.close()
         log.info("run %s %s", run.run_id, describe(stored))
         if kind == "critique":
             self._note_iteration(run, stored)

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -26,53 +25,7 @@ EVENTS_FILE = "events.jsonl"
 POLICY_FILE = "policy.generated.py"
 ITER_DIR = re.compile(r"iter_(\d+)")
 
-try:
-    from bgen.orchestrator.runlog import EventLog
-except ImportError:  # the orchestrator's EventLog has not landed: a minimal one with its interface
-
-    class EventLog:
-        """Append-only events.jsonl with run-unique increasing ids (interface of bgen.orchestrator.runlog)."""
-
-        STEPS_PER_SECOND = 1.0
-
-        def __init__(self, path):
-            self.path = Path(path)
-            self._lock = threading.Lock()   # one writer at a time; ids stay in file order
-            self._last_id = max((e["id"] for e in self._load()), default=0)
-            self._last_step: dict = {}
-
-        def _load(self) -> list[dict]:
-            try:
-                lines = self.path.read_text(encoding="utf-8").splitlines()
-            except FileNotFoundError:
-                return []
-            events = []
-            for line in lines:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue    # a line cut short by a crash
-            return events
-
-        def append(self, event: dict) -> dict:
-            with self._lock:
-                self._last_id += 1
-                stored = {**event, "id": self._last_id, "ts": event.get("ts", time.time())}
-                if stored.get("type") == "step":
-                    key = (stored.get("iteration"), stored.get("seed"))
-                    if stored["ts"] - self._last_step.get(key, -1e9) < 1.0 / self.STEPS_PER_SECOND:
-                        return stored
-                    self._last_step[key] = stored["ts"]
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(stored) + "\n")
-                return stored
-
-        def read(self, since_id=None, include_steps=False) -> list[dict]:
-            with self._lock:
-                events = self._load()
-            return [e for e in events
-                    if (since_id is None or e["id"] > since_id)
-                    and (include_steps or e.get("type") != "step")]
+from bgen.orchestrator.runlog import EventLog
 
 
 class RunStore:
@@ -125,6 +78,7 @@ class RunStore:
         return records
 
     def event_log(self, run_id: str) -> EventLog:
+        """The run's events.jsonl, open for appending: close it (or use ``with``) when done."""
         return EventLog(self.run_dir(run_id) / EVENTS_FILE)
 
     def iterations_with_code(self, run_id: str) -> list[int]:

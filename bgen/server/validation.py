@@ -13,14 +13,15 @@ from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from bgen.errors import BadRequest, NotFound
+from bgen.llm import client as _llm
+from bgen.sim import scenarios as _scenarios
 
-SCENARIOS = ("terrain", "wind_farm")
-DEFAULT_PROVIDERS = ("anthropic", "openai")
-
-# Used when the request names no target, so that success is always defined. The terrain
-# point is the reference CLI's default (--target 60,60,-20); the wind-farm point stands just
-# off the defect of the middle turbine (tower at x=120, y=120; defect at mid-height, z=-66).
-DEFAULT_TARGETS = {"terrain": (60, 60, -20), "wind_farm": (125, 120, -66)}
+SCENARIOS = tuple(_scenarios.SCENARIOS)
+# A request without a target gets its scenario's default target, so success is always defined.
+DEFAULT_TARGETS = {name: tuple(entry.target) for name, entry in _scenarios.SCENARIOS.items()}
+DEFAULT_PROVIDERS = _llm.PROVIDERS
+# As the reference server: a provider's model when the request names none.
+DEFAULT_MODELS = {"anthropic": _llm.DEFAULT_MODEL, "openai": "gpt-4o-mini"}
 
 DEFAULT_GOAL = "Reach the target while minimizing collisions."
 MAX_ITERATIONS = 50
@@ -225,7 +226,7 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         delta=delta,
         provider=provider.lower(),
         provider_url=provider_url,
-        model=expect_text(body, "model", 200),
+        model=expect_text(body, "model", 200) or DEFAULT_MODELS.get(provider.lower(), _llm.DEFAULT_MODEL),
         pov_min_dt_world=expect_number(body, "pov_min_dt_world", 0.05, 0.0, 60.0),
         success_threshold=expect_number(body, "success_threshold", 0.95, 0.0, 1.0),
         use_px4=expect_bool(body, px4_field, True),
