@@ -83,11 +83,12 @@ class _PosVelParams:
 class _RateParams:
     """Body-rate PID gains (``RatePIDParams``)."""
 
-    __slots__ = ("kp", "ki", "kd", "max_torque", "max_integral", "d_lpf_hz")
+    __slots__ = ("kp", "ki", "kd", "max_torque", "max_integral", "d_lpf_hz", "flat")
 
     def __init__(self, kp, ki, kd, max_torque, max_integral, d_lpf_hz):
         self.kp, self.ki, self.kd = kp, ki, kd
         self.max_torque, self.max_integral, self.d_lpf_hz = max_torque, max_integral, d_lpf_hz
+        self.flat = kp + ki + kd + max_torque + max_integral + (d_lpf_hz,)  # for one unpack
 
 
 HOVER_POS = _PosVelParams((1.0, 1.0, 1.0), (2.0, 2.0, 2.0), (0.05, 0.05, 0.10),
@@ -367,15 +368,16 @@ class QuadDynamics:
         fsz = fsz * a_sp + rsz * (1.0 - a_sp)
 
         # 4. rate PID (gains blended between hover and moving)
-        def lerp3(h, m):
-            return (h[0] + (m[0] - h[0]) * b, h[1] + (m[1] - h[1]) * b, h[2] + (m[2] - h[2]) * b)
-
-        kpx, kpy, kpz = lerp3(hov.kp, mov.kp)
-        kix, kiy, kiz = lerp3(hov.ki, mov.ki)
-        kdx, kdy, kdz = lerp3(hov.kd, mov.kd)
-        mtx, mty, mtz = lerp3(hov.max_torque, mov.max_torque)
-        mix, miy, miz = lerp3(hov.max_integral, mov.max_integral)
-        d_lpf = hov.d_lpf_hz + (mov.d_lpf_hz - hov.d_lpf_hz) * b
+        (hkpx, hkpy, hkpz, hkix, hkiy, hkiz, hkdx, hkdy, hkdz, hmtx, hmty, hmtz,
+         hmix, hmiy, hmiz, hlpf) = hov.flat
+        (mkpx, mkpy, mkpz, mkix, mkiy, mkiz, mkdx, mkdy, mkdz, mmtx, mmty, mmtz,
+         mmix, mmiy, mmiz, mlpf) = mov.flat
+        kpx, kpy, kpz = hkpx + (mkpx - hkpx) * b, hkpy + (mkpy - hkpy) * b, hkpz + (mkpz - hkpz) * b
+        kix, kiy, kiz = hkix + (mkix - hkix) * b, hkiy + (mkiy - hkiy) * b, hkiz + (mkiz - hkiz) * b
+        kdx, kdy, kdz = hkdx + (mkdx - hkdx) * b, hkdy + (mkdy - hkdy) * b, hkdz + (mkdz - hkdz) * b
+        mtx, mty, mtz = hmtx + (mmtx - hmtx) * b, hmty + (mmty - hmty) * b, hmtz + (mmtz - hmtz) * b
+        mix, miy, miz = hmix + (mmix - hmix) * b, hmiy + (mmiy - hmiy) * b, hmiz + (mmiz - hmiz) * b
+        d_lpf = hlpf + (mlpf - hlpf) * b
 
         erx, ery, erz = fsx - wx, fsy - wy, fsz - wz
         inv_dt = _div(1.0, delta)
@@ -396,16 +398,19 @@ class QuadDynamics:
             riy = icy
         if not ((rcz > mtz and erz > 0.0) or (rcz < -mtz and erz < 0.0)):
             riz = icz
-        rix = _clamp(rix, -mix, mix)
-        riy = _clamp(riy, -miy, miy)
-        riz = _clamp(riz, -miz, miz)
+        rix = -mix if rix < -mix else (mix if rix > mix else rix)
+        riy = -miy if riy < -miy else (miy if riy > miy else riy)
+        riz = -miz if riz < -miz else (miz if riz > miz else riz)
         if idle:
             pdx, pdy, pdz = 0.02, 0.02, 0.03
         else:
             pdx, pdy, pdz = 0.05, 0.05, 0.07
-        tqx = _clamp(ptx + kix * rix + dtx - pdx * wx, -mtx, mtx)
-        tqy = _clamp(pty + kiy * riy + dty - pdy * wy, -mty, mty)
-        tqz = _clamp(ptz + kiz * riz + dtz - pdz * wz, -mtz, mtz)
+        tqx = ptx + kix * rix + dtx - pdx * wx
+        tqx = -mtx if tqx < -mtx else (mtx if tqx > mtx else tqx)
+        tqy = pty + kiy * riy + dty - pdy * wy
+        tqy = -mty if tqy < -mty else (mty if tqy > mty else tqy)
+        tqz = ptz + kiz * riz + dtz - pdz * wz
+        tqz = -mtz if tqz < -mtz else (mtz if tqz > mtz else tqz)
         if abs(tqz) >= mtz * 0.999:
             sat_z += 1
         else:
@@ -415,10 +420,13 @@ class QuadDynamics:
         if idle and math.sqrt(wx * wx + wy * wy + wz * wz) < 0.3:
             rix, riy, riz = rix * 0.9, riy * 0.9, riz * 0.9
             vix, viy, viz = vix * 0.9, viy * 0.9, viz * 0.9
-        sx, sy, sz = 6.0 * delta, 6.0 * delta, 5.0 * delta
-        tqx = ltx + _clamp(tqx - ltx, -sx, sx)
-        tqy = lty + _clamp(tqy - lty, -sy, sy)
-        tqz = ltz + _clamp(tqz - ltz, -sz, sz)
+        sx, sz = 6.0 * delta, 5.0 * delta
+        d = tqx - ltx
+        tqx = ltx + (-sx if d < -sx else (sx if d > sx else d))
+        d = tqy - lty
+        tqy = lty + (-sx if d < -sx else (sx if d > sx else d))
+        d = tqz - ltz
+        tqz = ltz + (-sz if d < -sz else (sz if d > sz else d))
         ltx, lty, ltz = tqx, tqy, tqz
         if not idle:
             decay = math.exp(-delta / 1.2)
@@ -480,10 +488,8 @@ def _rk4(P, thrust, tx, ty, tz, h, px, py, pz, vx, vy, vz, qw, qx, qy, qz, wx, w
     px += h6 * (vx + 2.0 * v2x + 2.0 * v3x + v4x)
     py += h6 * (vy + 2.0 * v2y + 2.0 * v3y + v4y)
     pz += h6 * (vz + 2.0 * v2z + 2.0 * v3z + v4z)
-    out = [0.0] * 10
-    base = (vx, vy, vz, qw, qx, qy, qz, wx, wy, wz)
-    for i in range(10):
-        out[i] = base[i] + h6 * (a1[i] + 2.0 * a2[i] + 2.0 * a3[i] + a4[i])
-    vx, vy, vz, qw, qx, qy, qz, wx, wy, wz = out
+    vx, vy, vz, qw, qx, qy, qz, wx, wy, wz = [
+        base + h6 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        for base, k1, k2, k3, k4 in zip((vx, vy, vz, qw, qx, qy, qz, wx, wy, wz), a1, a2, a3, a4)]
     n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
     return (px, py, pz, vx, vy, vz, qw / n, qx / n, qy / n, qz / n, wx, wy, wz)
