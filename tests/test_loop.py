@@ -500,5 +500,18 @@ class TestIterateCLI(unittest.TestCase):
         self.assertEqual((code, err), (2, "iterate: error: iterations: expects an integer in 1..100, actual: 0\n"))
 
 
+class TestDocs(unittest.TestCase):
+    def test_every_iterate_flag_and_event_type_is_documented(self):
+        from bgen.orchestrator.iterate import build_parser
+        doc = (Path(__file__).resolve().parent.parent / "docs" / "llm-and-loop.md").read_text()
+        flags = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+        for flag in flags:
+            with self.subTest(flag=flag):
+                self.assertIn(f"`{flag}", doc)
+        for kind in ("iteration", "policy", "warning", "critique", "holdout", "episode_summary"):
+            with self.subTest(event=kind):
+                self.assertIn(f"`{kind}`", doc)
+
+
 if __name__ == "__main__":
     unittest.main()
