@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from functools import lru_cache
 
 from bgen.sim.embedded.convert import PanicException
 
@@ -129,10 +130,15 @@ def smooth_cells(cells, passes: int = SMOOTHING_PASSES) -> list:
             m = _project_onto_segment(p, path[i - 1], path[i + 1])
             t = (m[0] * 0.5 + p[0] * 0.5, m[1] * 0.5 + p[1] * 0.5, m[2] * 0.5 + p[2] * 0.5)
             c = cells[i]
-            bmin = (c[0] - 0.5, c[1] - 0.5, c[2] - 0.5)
-            bmax = (c[0] + 0.5, c[1] + 0.5, c[2] + 0.5)
-            hit = _first_surface_intersection(t, p, bmin, bmax)
-            q = hit if hit is not None else t
+            if (abs(p[0] - c[0]) < 0.5 and abs(p[1] - c[1]) < 0.5 and abs(p[2] - c[2]) < 0.5
+                    and abs(t[0] - c[0]) <= 0.5 and abs(t[1] - c[1]) <= 0.5
+                    and abs(t[2] - c[2]) <= 0.5):
+                q = t  # both inside the cell and p off its faces: the segment crosses no face
+            else:
+                bmin = (c[0] - 0.5, c[1] - 0.5, c[2] - 0.5)
+                bmax = (c[0] + 0.5, c[1] + 0.5, c[2] + 0.5)
+                hit = _first_surface_intersection(t, p, bmin, bmax)
+                q = hit if hit is not None else t
             new_path[i] = q
             if q != p:
                 new_changed[i] = any_changed = True
@@ -175,21 +181,23 @@ def _poly_lerp(p0, p1, a0, a1):
     return out
 
 
-def _span_polynomials(degree, knots, ctrl_pts):
-    """(span start u, span end u, 12 coefficients) for every non-empty knot span.
+@lru_cache(maxsize=256)
+def _span_bases(degree: int, knots: tuple) -> tuple:
+    """Per non-empty span: (knot index above it, u0, u1, basis polynomials of ctrl 1..degree).
 
-    The coefficients are (x0, x1, x2, x3, y0, ..., z3) of the span's point as a cubic in
-    ``w = u - span start``, obtained by running de Boor's recurrence on polynomials.
+    Running de Boor's recurrence on polynomials with a one-hot control point ``j`` gives the
+    basis function of that control point on the span as a cubic in ``w = u - u0``. The knots
+    depend only on the number of control points, so this is computed once per path length.
     """
-    spans = []
-    n_ctrl = len(ctrl_pts)
+    out = []
+    n_ctrl = len(knots) - degree - 1
     for i in range(degree + 1, n_ctrl + 1):  # the knot index just above the span
         u0, u1 = knots[i - 1], knots[i]
         if not u1 > u0:
             continue
-        coeffs = []
-        for axis in range(3):
-            tmp = [[ctrl_pts[j + i - degree - 1][axis]] for j in range(degree + 1)]
+        bases = []
+        for one in range(1, degree + 1):
+            tmp = [[1.0 if j == one else 0.0] for j in range(degree + 1)]
             for lvl in range(degree):
                 k = lvl + 1
                 for j in range(degree - lvl):
@@ -197,8 +205,34 @@ def _span_polynomials(degree, knots, ctrl_pts):
                     lo, hi = knots[idx - 1], knots[idx + degree - k]
                     denom = hi - lo
                     tmp[j] = _poly_lerp(tmp[j], tmp[j + 1], _div(u0 - lo, denom), _div(1.0, denom))
-            poly = tmp[0] + [0.0] * (4 - len(tmp[0]))
-            coeffs.extend(poly[:4])
+            bases.append(tuple(tmp[0] + [0.0] * (4 - len(tmp[0])))[:4])
+        out.append((i, u0, u1, tuple(bases)))
+    return tuple(out)
+
+
+def _span_polynomials(degree, knots, ctrl_pts):
+    """(span start u, span end u, 12 coefficients) for every non-empty knot span.
+
+    The coefficients are (x0, x1, x2, x3, y0, ..., z3) of the span's point as a cubic in
+    ``w = u - span start``. They are built as ``P0 + Σ B_j (P_j - P0)`` (the basis sums to
+    one), so a coordinate shared by the span's control points comes out exactly constant.
+    """
+    spans = []
+    for i, u0, u1, bases in _span_bases(degree, tuple(knots)):
+        first = i - degree - 1
+        p0 = ctrl_pts[first]
+        coeffs = []
+        for axis in range(3):
+            base = p0[axis]
+            c = [base, 0.0, 0.0, 0.0]
+            for j, basis in enumerate(bases, start=1):
+                diff = ctrl_pts[first + j][axis] - base
+                if diff != 0.0:
+                    c[0] += basis[0] * diff
+                    c[1] += basis[1] * diff
+                    c[2] += basis[2] * diff
+                    c[3] += basis[3] * diff
+            coeffs.extend(c)
         spans.append((u0, u1, tuple(coeffs)))
     return spans
 
