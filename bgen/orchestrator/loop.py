@@ -38,6 +38,7 @@ from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_s
 from bgen.runner.episode import EpisodeConfig
 
 STOP_POLL_S = 0.1          # how often waits look at stop_event
+STOP_GRACE_S = 2.0         # after a stop, how long to let abandoned calls wind down (workers die)
 CHECK_TIMEOUT_S = 10.0     # check_policy's own limit
 CANDIDATE_TEMPERATURE_STEP = 0.2   # candidate k asks at temperature + k * step (capped at 1.0)
 EVENT_CODE_LIMIT = 100_000
@@ -184,6 +185,9 @@ class _Run:
         self.pack = load_pack(choose_examples(config.user_goal, config.episode.scenario))
         self.system_prompt = build_system_prompt()
         self.iteration = 0          # the iteration being worked on, for events
+        # Daemon threads running LLM calls, checks and episode batches; after a stop they are
+        # given STOP_GRACE_S to finish (the runner kills its workers within a second).
+        self.inflight: list[threading.Thread] = []
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: dict) -> None:
@@ -206,6 +210,7 @@ class _Run:
 
         thread = threading.Thread(target=target, name="bgen-loop-call", daemon=True)
         thread.start()
+        self.inflight.append(thread)
         while thread.is_alive():
             thread.join(STOP_POLL_S)
             if self.stop_event.is_set() and thread.is_alive():
@@ -354,6 +359,9 @@ class _Run:
             self.result.stopped_reason = "terminated"
         if self.stopped():
             self.result.stopped_reason = "terminated"
+            deadline = time.monotonic() + STOP_GRACE_S
+            for thread in self.inflight:
+                thread.join(max(0.0, deadline - time.monotonic()))
         if self.result.best_code is not None:
             _write(self.run_dir / "policy.best.py", self.result.best_code)
         self.result.wall_time_s = round(time.monotonic() - started, 3)
@@ -380,6 +388,7 @@ class _Run:
             self.call(self.produce, candidates[0], given, base_code, critique)
         else:
             threads = [_Job(self.produce, c, given, base_code, critique) for c in candidates]
+            self.inflight.extend(job.thread for job in threads)
             for job in threads:
                 job.join_until(self.stop_event)
         failures = [c.provider_error for c in candidates if c.provider_error]
