@@ -160,6 +160,10 @@ class RendererClient:
     def __exit__(self, *exc):
         self.close()
 
+    def __del__(self):  # voxelsim closes its streams on drop
+        if getattr(self, "_povs", None) is not None:
+            self.close()
+
     # --- sending (payloads already encoded) ---------------------------------------------
     @staticmethod
     def _send(stream: _Stream | None, payload: bytes, missing: str) -> None:

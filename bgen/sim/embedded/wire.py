@@ -483,7 +483,8 @@ def _as_world_arrays(world) -> tuple[np.ndarray, np.ndarray]:
         return world.coords, world.bits
     if isinstance(world, tuple) and len(world) == 2:
         return world
-    return world_data(world).coords, world_data(world).bits
+    data = world_data(world)  # a VoxelGrid or FilterWorld (anything with ``_arrays()``)
+    return data.coords, data.bits
 
 
 def encode_world_into(writer: Writer, coords, bits) -> None:
