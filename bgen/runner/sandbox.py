@@ -645,10 +645,22 @@ class PolicyImportError(ImportError):
     """An import the sandbox refuses; the loader reports it under rule ``import``."""
 
 
-def make_import(standins: dict):
-    """The ``__import__`` policies get: allowed names map to stand-ins, the rest fail."""
+def make_import(standins: dict, native_packages: frozenset = frozenset({"numpy"})):
+    """The ``__import__`` policies get: allowed names map to stand-ins, the rest fail.
+
+    ``native_packages`` are packages whose C code may import its own submodules while a
+    policy frame is current (numpy's lazy imports; a PyO3 backend importing numpy).
+    """
 
     def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+        if type(fromlist) is list and not fromlist and not level \
+                and name.split(".")[0] in native_packages:
+            # C code importing its own helpers while a policy frame is current: CPython's
+            # PyImport_Import calls the frame's __import__ with an empty *list* fromlist and
+            # then reads sys.modules itself. Policy import statements pass None or a tuple,
+            # and policies cannot call __import__ directly, so nothing is returned to them.
+            builtins.__import__(name, None, None, [], 0)
+            return None
         if level:
             raise PolicyImportError("relative imports are not allowed in policies")
         if name not in standins:
@@ -745,13 +757,14 @@ def safe_hasattr(obj, name, /):
 safe_hasattr.__name__ = safe_hasattr.__qualname__ = "hasattr"
 
 
-def make_builtins(standins: dict, output: CapturedOutput) -> dict:
+def make_builtins(standins: dict, output: CapturedOutput,
+                  native_packages: frozenset = frozenset({"numpy"})) -> dict:
     """A fresh builtins dict for one policy module."""
     table = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
     table["print"] = make_print(output)
     table["hasattr"] = safe_hasattr
     # Needed by the compiled code itself; policy source cannot name them (underscore rule).
-    table["__import__"] = make_import(standins)
+    table["__import__"] = make_import(standins, native_packages)
     table["__build_class__"] = builtins.__build_class__
     table["__name__"] = "builtins"
     return table
@@ -761,7 +774,9 @@ def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None 
     """The globals a fresh policy module body runs in."""
     output = output if output is not None else CapturedOutput()
     standins = build_standins(vxs_module, seed=seed)
-    return {"__builtins__": make_builtins(standins, output), "__name__": "policy",
+    backend_package = str(getattr(vxs_module, "__name__", "voxelsim")).split(".")[0]
+    native = frozenset({"numpy", backend_package, "pyo3_runtime"})
+    return {"__builtins__": make_builtins(standins, output, native), "__name__": "policy",
             "__doc__": None}
 
 
