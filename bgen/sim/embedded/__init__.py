@@ -29,7 +29,7 @@ from bgen.sim.embedded.dynamics import EnvState, QuadDynamics, QuadParams
 from bgen.sim.embedded.planner import AStarActionPlanner
 from bgen.sim.embedded.terrain import TerrainConfig, TerrainGenerator
 from bgen.sim.embedded.camera import CameraOrientation, CameraProjection, CameraView
-from bgen.sim.embedded.vision import AgentVisionRenderer, FilterWorld, NoiseParams
+from bgen.sim.embedded.vision import AgentVisionRenderer, FilterWorld, NoiseParams, WorldChangeset
 from bgen.sim.embedded.network import AsyncRendererClient, RendererClient
 
 __all__ = [
@@ -38,5 +38,5 @@ __all__ = [
     "CameraView", "Cell", "ChaseTarget", "DenseSnapshot", "EnvState", "FilterWorld",
     "FixedLookaheadChaser", "MoveDir", "NoiseParams", "PanicException", "PyAgentStateUpdate",
     "QuadDynamics", "QuadParams", "RendererClient", "TerrainConfig", "TerrainGenerator",
-    "VoxelGrid", "VoxelSet",
+    "VoxelGrid", "VoxelSet", "WorldChangeset",
 ]
