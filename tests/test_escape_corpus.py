@@ -7,6 +7,9 @@ Each file starts with a header:
     # expect: <outcome>
     # seeds: 1 2                      (optional, worker cases; default: 1)
     # config: max_steps=50            (optional EpisodeConfig overrides, worker cases)
+    # known-gap: why                  (optional: a hole another layer must close; the case
+                                       must fail its expectation until then, like
+                                       unittest.expectedFailure)
 
 Outcomes, and where each is checked:
 
@@ -66,6 +69,7 @@ class Case:
     reasons: frozenset = frozenset()
     seeds: tuple = (1,)
     config: dict = field(default_factory=dict)
+    known_gap: str | None = None   # a hole another layer must close; the case must still fail
     source: str = ""
 
     @property
@@ -89,7 +93,7 @@ def parse_case(path: Path) -> Case:
     for line in text.splitlines():
         if not line.startswith("#"):
             break
-        match = re.match(r"#\s*(tries|expect|seeds|config):\s*(.*)$", line)
+        match = re.match(r"#\s*(tries|expect|seeds|config|known-gap):\s*(.*)$", line)
         if match:
             header[match.group(1)] = match.group(2).strip()
     where = f"{path.parent.name}/{path.name}"
@@ -116,6 +120,7 @@ def parse_case(path: Path) -> Case:
         case.kind, case.reasons = "episode", frozenset(reasons)
     else:
         raise ValueError(f"{where}: unknown expectation {expect!r}")
+    case.known_gap = header.get("known-gap")
     if "seeds" in header:
         case.seeds = tuple(int(s) for s in header["seeds"].split())
     for item in header.get("config", "").split():
@@ -246,8 +251,16 @@ class EscapeCorpus(unittest.TestCase):
                 outcome = results[case.label]
                 if isinstance(outcome, Exception):
                     self.fail(f"{case.label} ({case.tries}): harness error {outcome!r}")
-                self.check_expectation(case, outcome)
                 self.check_nothing_escaped(case, outcome, workdir, canary)
+                if case.known_gap is None:
+                    self.check_expectation(case, outcome)
+                    continue
+                # Like expectedFailure: the gap must still show; once closed, drop the line.
+                with self.assertRaises(AssertionError,
+                                       msg=f"{case.label}: the known gap is closed; remove its "
+                                           "'# known-gap:' line"):
+                    self.check_expectation(case, outcome)
+                print(f"\nknown gap: {case.label}: {case.known_gap}", file=sys.stderr)
         self.assertIsNone(self.bystander.poll(), "the bystander process was killed")
 
     def check_expectation(self, case: Case, outcome: Outcome):

@@ -476,6 +476,15 @@ class ImportMapping(unittest.TestCase):
                 with self.assertRaises(ImportError):
                     hook(*args)
 
+    def test_numpy_c_code_may_import_its_own_helpers_but_gets_nothing_back(self):
+        # numpy imports numpy._core._internal lazily from C while a policy frame is current.
+        error = load_error(MINIMAL + "import numpy as np\nnp.zeros(2, dtype=np.int64).view(object)\n")
+        self.assertIn("TypeError while loading: Cannot change data-type", str(error))
+        hook = sandbox.make_import(sandbox.build_standins(VXS))
+        self.assertIsNone(hook("numpy.linalg", {}, {}, [], 0))
+        with self.assertRaises(ImportError):
+            hook("os", {}, {}, [], 0)  # the C-style call shape does not open other packages
+
     def test_refused_import_inside_a_function_is_catchable(self):
         # `import numpy` passes validation; a backend without numpy would refuse it at run time.
         standins = sandbox.build_standins(VXS)
