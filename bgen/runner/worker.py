@@ -93,6 +93,16 @@ if _IN_FORKSERVER:
             __import__(_name)
         except Exception:  # a missing optional module must not kill the forkserver
             pass
+    # Workers only ever run _worker_main (defined here), so they need not re-run the parent's
+    # __main__ (multiprocessing's default; for a server script that means importing its web
+    # stack in every episode). This process exists only to fork our workers.
+    import multiprocessing.spawn as _spawn
+    _spawn._fixup_main_from_name = _spawn._fixup_main_from_path = lambda _main: None
+    # Workers are forks of this process: move what is loaded out of the collector's sight, so
+    # a worker's garbage collections do not touch (and copy) every inherited page.
+    import gc
+    gc.collect()
+    gc.freeze()
 
 #: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024

@@ -1,0 +1,152 @@
+"""``python -m bgen.runner.bench``: episodes per second, in-process vs 1 worker vs N workers.
+
+The standard episode: the A* policy below flies from the terrain scenario's start
+[50, 50, -20] to [60, 60, -20], terrain seeds 0..7, delta 0.01, at most 3,000 steps. We time
+
+* in-process: ``run_episode`` in this process, one after the other (the baseline; the policy
+  is this module's own, so running it here is safe),
+* 1 worker and N workers: ``run_episodes`` with fresh worker processes, files written,
+
+and report episodes/s, the N-worker speedup and the worker machinery's overhead (1 worker vs
+in-process). Medians of ``--repeat`` runs. Nothing is asserted: the figures are this machine's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+STANDARD_POLICY = '''\
+"""The standard episode's policy: plan once with A*, fly it."""
+
+TARGET = [60, 60, -20]
+
+
+def init(config):
+    global TARGET
+    TARGET = [int(round(v)) for v in config["target"]]
+
+
+def act(t, agent, world, fw, env, helpers):
+    if agent.get_action_py() is None:
+        return helpers.plan_to(world, agent.get_coord_py(), TARGET, 1.0, 0.0), "Replace"
+    return None
+
+
+def collect(step_ctx):
+    return {"dist": f"{step_ctx['distance_to_target']:.2f}"}
+
+
+def finalize(ep_ctx):
+    return {"summary": f"steps={ep_ctx['steps']} success={ep_ctx['success']}"}
+'''
+
+
+class _Discard:
+    """An episode sink that keeps nothing (the in-process baseline)."""
+
+    def step(self, log):
+        pass
+
+    def warning(self, message):
+        pass
+
+    def phase(self, name):
+        pass
+
+
+def standard_config(backend: str, max_steps: int = 3000):
+    from bgen.runner.episode import EpisodeConfig
+    return EpisodeConfig(max_steps=max_steps, delta=0.01, target=(60, 60, -20),
+                         start=(50, 50, -20), scenario="terrain", use_px4=True, backend=backend)
+
+
+def time_in_process(config, seeds) -> tuple[float, list[dict]]:
+    from bgen.runner.episode import run_episode
+    from bgen.sim import load_backend
+    vxs = load_backend(config.backend)
+    started = time.perf_counter()
+    summaries = [run_episode(STANDARD_POLICY, vxs, config, seed, _Discard()).summary.to_dict()
+                 for seed in seeds]
+    return time.perf_counter() - started, summaries
+
+
+def time_workers(config, seeds, workers: int) -> tuple[float, list[dict]]:
+    from bgen.runner.worker import run_episodes
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        summaries = run_episodes(STANDARD_POLICY, seeds, config, Path(tmp), workers=workers)
+        return time.perf_counter() - started, summaries
+
+
+def outcome_line(summaries: list[dict]) -> str:
+    counts = Counter(s["reason"] for s in summaries)
+    text = ", ".join(f"{reason} {n}" for reason, n in counts.most_common())
+    failed = [f"seed {s['seed']}: {s['reasons']}" for s in summaries
+              if s["reason"] not in ("success", "max_steps")]
+    return text + (f"  ({'; '.join(failed)})" if failed else "")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--seed-start", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="N for the N-worker run (default: number of cores)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--max-steps", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    from bgen.runner.worker import probe_worker
+    from bgen.sim import backend_label, load_backend
+    config = standard_config(args.backend, args.max_steps)
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    started = time.perf_counter()
+    probe_worker(config)                     # starts the forkserver (once per process)
+    startup = time.perf_counter() - started
+
+    print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
+          f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "
+          f"backend {backend_label(load_backend(args.backend))}, {os.cpu_count()} cores, "
+          f"median of {args.repeat}")
+    print(f"forkserver start (once per process, not counted below): {startup * 1000:.0f} ms")
+
+    runs = {"in-process": [], "1 worker": [], f"{args.workers} workers": []}
+    inside = []          # 1-worker runs: episode time measured inside the workers
+    outcomes = None
+    for _ in range(args.repeat):
+        elapsed, summaries = time_in_process(config, seeds)
+        runs["in-process"].append(elapsed)
+        outcomes = outcomes or summaries
+        elapsed, summaries = time_workers(config, seeds, 1)
+        runs["1 worker"].append(elapsed)
+        inside.append(elapsed - sum(s["wall_time_s"] for s in summaries))
+        runs[f"{args.workers} workers"].append(time_workers(config, seeds, args.workers)[0])
+
+    steps = sum(s["steps"] for s in outcomes)
+    print(f"outcomes: {outcome_line(outcomes)}; {steps} steps in all")
+    medians = {name: statistics.median(times) for name, times in runs.items()}
+    for name, seconds in medians.items():
+        print(f"{name:<12} {len(seeds) / seconds:7.2f} episodes/s   {seconds:6.2f} s for "
+              f"{len(seeds)}   {seconds / len(seeds) * 1000:7.1f} ms/episode   "
+              f"{steps / seconds:9.0f} steps/s")
+    one, many, base = medians["1 worker"], medians[f"{args.workers} workers"], medians["in-process"]
+    machinery = statistics.median(inside)
+    print(f"speedup {args.workers} workers vs 1 worker: {one / many:.2f}x")
+    print(f"1 worker vs in-process: {(one - base) / base * 100:+.1f} % "
+          f"({(one - base) / len(seeds) * 1000:+.1f} ms/episode)")
+    print(f"worker machinery (1-worker wall time minus the episode time measured inside the "
+          f"workers: start, pipe, files): {machinery / len(seeds) * 1000:.1f} ms/episode = "
+          f"{machinery / (one - machinery) * 100:.1f} % of the episode time (target < 10 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
