@@ -128,16 +128,16 @@ class QueueModeTests(unittest.TestCase):
     """An intent replaces the current action unless act() says "Push"."""
 
     def test_push_queues_behind_and_replace_discards_the_current_action(self):
-        # Forward x5 at step 0, then Right x5 at step 1: queued, the agent ends 5 right and
-        # 5 forward of the start; replacing, only 5 right.
-        for mode, reason in (("Push", "success"), ("Replace", "max_steps")):
+        # Forward x5 at step 0, then Right x5 at step 1: queued, the flight ends 5 forward and
+        # 5 right of the start; replacing, only 5 right.
+        for mode, end in (("Push", (55, 55)), ("Replace", (50, 55))):
             with self.subTest(mode=mode):
                 source = policy("queue_mode.py").replace('MODE = "Push"', f'MODE = "{mode}"')
-                outcome, sink = run("", source=source, target=(55, 55, -60), max_steps=800)
-                self.assertEqual(outcome.summary.reason, reason)
-                if mode == "Replace":
-                    x, y, _ = sink.steps[-1]["agent_pos"]
-                    self.assertLess(math.dist((x, y), (50, 55)), 1.0)
+                outcome, sink = run("", source=source, target=(0, 0, -60), max_steps=800)
+                self.assertEqual(outcome.summary.reason, "max_steps")
+                self.assertEqual(sink.steps[-1]["command_len"], 0)      # the flight is over
+                x, y, _ = sink.steps[-1]["agent_pos"]
+                self.assertLess(math.dist((x, y), end), 1.5, (x, y))
 
 
 class StepLogTests(unittest.TestCase):
