@@ -6,6 +6,7 @@ what reaches the policy, how intents are queued, how an episode ends and what it
 
 import math
 import socket
+import threading
 import unittest
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bgen.runner.schema import REASONS, EpisodeSummary, StepLog
 from bgen.sim import load_backend
 
 POLICIES = Path(__file__).parent / "policies"
+TIMEOUT_S = 20.0
 # Start and target above the highest terrain and trees, so every seed has a free path.
 SKY = {"start": (50, 50, -60), "target": (56, 56, -60)}
 DEFAULTS = {"start": None, "target": None}   # the scenario's: the standard episode
@@ -99,6 +101,17 @@ class EpisodeEndsTests(unittest.TestCase):
         self.assertFalse(outcome.summary.success)
         self.assertEqual(len(sink.steps), 1)
         self.assertIn("set_pos/set_hold_py must not be used", outcome.summary.reasons)
+
+    def test_a_panic_in_the_simulator_step_is_a_sim_error_not_the_policys(self):
+        vxs = load_backend("embedded")
+        config = EpisodeConfig(max_steps=50, backend="embedded", **SKY)
+        sim = episode.build_sim(vxs, config, 0)
+        sim.dynamics = _PanickingDynamics(vxs.PanicException)
+        outcome = run_episode(policy("move_to_target.py"), vxs, config, 0, ListSink(), sim=sim)
+        self.assertEqual(outcome.summary.reason, "sim_error")
+        self.assertEqual(outcome.summary.error, {
+            "phase": "sim", "type": "PanicException", "message": "index out of bounds",
+            "lineno": None})
 
     def test_a_broken_act_result_is_a_policy_error_naming_the_contract(self):
         source = policy("hover.py").replace("return None", "return 'up'", 1)
@@ -183,6 +196,22 @@ class RenderingTests(unittest.TestCase):
         self.assertTrue(sink.warnings[0].startswith(f"renderer not reachable at 127.0.0.1:{port}"))
         self.assertTrue(sink.warnings[0].endswith("continuing headless"))
 
+    def test_a_listening_renderer_gets_the_world_agents_every_step_and_povs(self):
+        listeners = [_FrameCounter() for _ in range(4)]   # world, agents, pov, pov agents
+        try:
+            outcome, sink = run("hover.py", max_steps=30, render=True,
+                                render_ports=tuple(l.port for l in listeners))
+        finally:
+            counts = [l.finish() for l in listeners]
+        self.assertEqual(sink.warnings, [])
+        self.assertEqual(outcome.summary.reason, "max_steps")
+        world, agents, povs, _ = counts
+        self.assertGreaterEqual(world, 1)     # at the start, then once per second of wall time
+        self.assertEqual(agents, 1 + 30)      # at the start, then every step
+        # The first step sends a POV; later ones only once the vision update has finished
+        # (the cadence itself is specified with fakes below).
+        self.assertGreaterEqual(povs, 1)
+
     def test_pov_waits_for_the_filter_world_and_for_simulated_time(self):
         link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
         link.step(0.0)                  # first step: POV
@@ -200,6 +229,47 @@ class RenderingTests(unittest.TestCase):
             clock.now = now
             link.step(now)
         self.assertEqual(client.worlds_sent, 2)
+
+
+class _PanickingDynamics:
+    def __init__(self, panic):
+        self.panic = panic
+
+    def update_agent_dynamics_py(self, agent, env, target, delta):
+        raise self.panic("index out of bounds")
+
+
+class _FrameCounter:
+    """A renderer port: accepts one connection, counts ``[u32 length][payload]`` frames."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(TIMEOUT_S)
+        self.port = self.server.getsockname()[1]
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(TIMEOUT_S)
+            while chunk := conn.recv(1 << 16):
+                self.data += chunk
+
+    def finish(self) -> int:
+        import gc
+        gc.collect()                   # drops the episode's client, closing its sockets
+        self.thread.join(TIMEOUT_S)
+        self.server.close()
+        frames, offset = 0, 0
+        while offset + 4 <= len(self.data):
+            offset += 4 + int.from_bytes(self.data[offset:offset + 4], "little")
+            frames += 1
+        return frames
 
 
 class _FakeFW:

@@ -166,11 +166,11 @@ def apply_limits(config: EpisodeConfig) -> list[str]:
         (resource.RLIMIT_NOFILE, config.max_open_files, config.max_open_files),
         (resource.RLIMIT_CORE, 0, 0),
     ]
-    if not config.render:   # the vision renderer may need a thread; threads count as processes
+    note = _drop_privileges()
+    if note:
+        notes.append(note)
+    if not config.render:   # the vision renderer runs a thread, and threads count as processes
         wanted.append((resource.RLIMIT_NPROC, 0, 0))
-        note = _drop_privileges()
-        if note:
-            notes.append(note)
     for limit, soft, hard in wanted:
         try:
             resource.setrlimit(limit, (soft, hard))
