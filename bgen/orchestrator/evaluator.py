@@ -234,6 +234,10 @@ def _fmt(value, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _metres(value) -> str:
+    return "n/a" if value is None else f"{value:.1f} m"
+
+
 def findings(agg: dict, summaries: list[dict], policy_code: str | None = None) -> list[str]:
     """Concrete problems, most important first, each a short paragraph."""
     n = agg["episodes"]
@@ -373,8 +377,8 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
         f"(success rate {agg['success_rate']:.2f}). Episode ends: {ends}.",
         f"Steps mean {_fmt(agg['steps']['mean'])} (min {_fmt(agg['steps']['min'], 0)}, max "
         f"{_fmt(agg['steps']['max'], 0)}); collisions mean {_fmt(agg['collisions_total']['mean'])}; "
-        f"path length mean {_fmt(agg['path_len_est']['mean'])} m; closest approach to the target "
-        f"mean {_fmt(agg['min_distance_to_target']['mean'])} m.",
+        f"path length mean {_metres(agg['path_len_est']['mean'])}; closest approach to the target "
+        f"mean {_metres(agg['min_distance_to_target']['mean'])}.",
     ]
     problems = findings(agg, summaries, policy_code)
     body = "\n".join(head)
