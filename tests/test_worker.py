@@ -162,6 +162,20 @@ class EndReasonTests(RunnerTestCase):
                 self.assertEqual(multiprocessing.active_children(), [])
         self.assertParentHealthy()
 
+    def test_the_cpu_limit_and_the_wall_clock_deadline_end_episodes_as_timeout(self):
+        cases = [
+            ("loop_forever.py", dict(act_budget_s=10.0, stall_grace_s=10.0, cpu_limit_s=1.0),
+             "the episode used up its CPU time limit (line 2)"),
+            ("hover.py", dict(max_steps=10_000_000, episode_deadline_s=1.0, cpu_limit_s=30.0),
+             "the episode ran past its wall-clock deadline of 1.0 s"),
+        ]
+        for name, overrides, reasons in cases:
+            with self.subTest(policy=name):
+                [summary] = self.run_policy(name, **overrides)
+                self.assertEqual(summary["reason"], "timeout")
+                self.assertEqual(summary["reasons"], reasons)
+        self.assertParentHealthy()
+
     def test_a_worker_killed_by_a_signal_is_crashed_with_the_signal_named(self):
         killed = []
 
