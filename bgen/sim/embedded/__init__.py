@@ -5,10 +5,10 @@ names, with the same argument order, return types and failure behaviour, as the 
 built from Merlotec/vxs (``voxelsim/src/py.rs``, ``voxelsim-simulator/src/py.rs``,
 ``voxelsim-compute/src/py.rs``). Where we knowingly differ it is said in the class docstring.
 
-    convert.py     PyO3-style argument conversion and PanicException
+    convert.py     PyO3-style argument conversion, PanicException, sealed (immutable) types
     intent.py      MoveDir, ActionIntent
     world.py       Cell, VoxelGrid, VoxelSet, DenseSnapshot
-    agent.py       Action, Agent, AgentStateUpdate (PyAgentStateUpdate)
+    agent.py       Action, Agent, PyAgentStateUpdate
     trajectory.py  B-spline trajectory through cell centroids
     chase.py       FixedLookaheadChaser, ChaseTarget
     dynamics.py    QuadParams, QuadDynamics, EnvState
@@ -23,7 +23,7 @@ built from Merlotec/vxs (``voxelsim/src/py.rs``, ``voxelsim-simulator/src/py.rs`
 from bgen.sim.embedded.convert import PanicException
 from bgen.sim.embedded.intent import ActionIntent, MoveDir
 from bgen.sim.embedded.world import Cell, DenseSnapshot, VoxelGrid, VoxelSet
-from bgen.sim.embedded.agent import Action, Agent, AgentStateUpdate, PyAgentStateUpdate
+from bgen.sim.embedded.agent import Action, Agent, PyAgentStateUpdate
 from bgen.sim.embedded.chase import ChaseTarget, FixedLookaheadChaser
 from bgen.sim.embedded.dynamics import EnvState, QuadDynamics, QuadParams
 from bgen.sim.embedded.planner import AStarActionPlanner
@@ -33,7 +33,7 @@ from bgen.sim.embedded.vision import AgentVisionRenderer, FilterWorld, NoisePara
 from bgen.sim.embedded.network import AsyncRendererClient, RendererClient
 
 __all__ = [
-    "Action", "ActionIntent", "Agent", "AgentStateUpdate", "AgentVisionRenderer",
+    "Action", "ActionIntent", "Agent", "AgentVisionRenderer",
     "AStarActionPlanner", "AsyncRendererClient", "CameraOrientation", "CameraProjection",
     "CameraView", "Cell", "ChaseTarget", "DenseSnapshot", "EnvState", "FilterWorld",
     "FixedLookaheadChaser", "MoveDir", "NoiseParams", "PanicException", "PyAgentStateUpdate",

@@ -35,6 +35,7 @@ from bgen.sim.embedded.convert import (PanicException, to_coord, to_float, to_fl
                                        to_instance, to_int, to_list_of, to_optional)
 from bgen.sim.embedded.intent import ActionIntent
 from bgen.sim.embedded.trajectory import Trajectory
+from bgen.sim.embedded.convert import Sealed
 
 DUPLICATE_CENTROID = "Duplicate centroid"
 NO_COMMANDS = "No commands"
@@ -133,7 +134,7 @@ def _require_moves(intent) -> None:
         raise PanicException("assertion failed: !intent.move_sequence.is_empty()")
 
 
-class Action:
+class Action(Sealed):
     """An intent queue and the trajectory through it (no constructor, as in voxelsim)."""
 
     __slots__ = ("_intents", "_trajectory", "_origin")
@@ -263,7 +264,7 @@ class Action:
 _PUSH, _REPLACE, _TRUNCATE, _HOLD = "Push", "Replace", "Truncate", "Hold"
 
 
-class PyAgentStateUpdate:
+class PyAgentStateUpdate(Sealed):
     """A queued change of agent state; build with the static methods (voxelsim's name)."""
 
     __slots__ = ("_kind", "_payload")
@@ -304,7 +305,7 @@ AgentStateUpdate = PyAgentStateUpdate
 
 # --- the agent ---------------------------------------------------------------------------
 
-class Agent:
+class Agent(Sealed):
     """A drone: kinematic state plus what it is doing (see the module docstring for fields)."""
 
     __slots__ = ("_id", "_pos", "_vel", "_thrust", "_rate", "_attitude", "_state")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 from bgen.sim.embedded.convert import to_float
+from bgen.sim.embedded.convert import Sealed
 
 # Base axes of voxelsim's MoveDir vectors: Forward +x, Right +y, Up -z.
 BASE_FORWARD = (1.0, 0.0, 0.0)
@@ -57,7 +58,7 @@ def quat_rotate(q, v):
             vz + w * tz + (x * ty - y * tx))
 
 
-class CameraProjection:
+class CameraProjection(Sealed):
     """Pinhole projection parameters; all four fields are plain read/write float attributes."""
 
     __slots__ = ("_aspect", "_fov_vertical", "_max_distance", "_near_distance")
@@ -102,7 +103,7 @@ class CameraProjection:
     near_distance = property(_get_near, _set_near, doc="near plane distance")
 
 
-class CameraOrientation:
+class CameraOrientation(Sealed):
     """The camera's rotation relative to the drone body (no constructor, as in voxelsim)."""
 
     __slots__ = ("_quat",)
@@ -124,7 +125,7 @@ class CameraOrientation:
         return CameraOrientation._from_quat((math.cos(half), 0.0, math.sin(half), 0.0))
 
 
-class CameraView:
+class CameraView(Sealed):
     """A posed camera: eye position and the world forward/up/right unit vectors."""
 
     __slots__ = ("_pos", "_quat", "_forward", "_up", "_right")

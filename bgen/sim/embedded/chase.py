@@ -31,6 +31,7 @@ from __future__ import annotations
 from bgen.sim.embedded.agent import Action, Agent, Hold
 from bgen.sim.embedded.convert import PanicException, to_float, to_instance
 from bgen.sim.embedded.trajectory import EPSILON
+from bgen.sim.embedded.convert import Sealed
 
 HOLD = 0
 PROGRESS_TO = 1
@@ -42,7 +43,7 @@ DISTANCE_THRESHOLD = 1.0
 DEFAULT_URGENCY = 0.8
 
 
-class ChaseTarget:
+class ChaseTarget(Sealed):
     """Position/velocity/acceleration/yaw target plus a progress update (no Python fields)."""
 
     __slots__ = ("_pos", "_vel", "_acc", "_yaw", "_progress")
@@ -67,7 +68,7 @@ def _f64_clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else (hi if x > hi else x)
 
 
-class FixedLookaheadChaser:
+class FixedLookaheadChaser(Sealed):
     """voxelsim's fixed-lookahead chaser (no constructor; use ``default_py()``)."""
 
     __slots__ = ("_v_max_base", "_s_lookahead_base", "_min_step")

@@ -165,3 +165,61 @@ class PanicException(BaseException):
 
 
 PanicException.__module__ = "pyo3_runtime"
+
+
+class SealedType(type):
+    """Metaclass that makes a class immutable, like a PyO3 ``#[pyclass]`` type.
+
+    voxelsim's classes are immutable types: ``vxs.Agent.get_pos = fake`` raises ``TypeError``.
+    Ours must refuse too, or a policy could patch the backend the runner measures it with.
+    Names starting with ``_`` stay writable for the backend's own bookkeeping; policy code
+    cannot spell them (the sandbox rejects every ``_`` identifier).
+    """
+
+    def __setattr__(cls, name, value):
+        if not name.startswith("_"):
+            raise TypeError(f"cannot set '{name}' attribute of immutable type '{cls.__name__}'")
+        super().__setattr__(name, value)
+
+    def __delattr__(cls, name):
+        if not name.startswith("_"):
+            raise TypeError(f"cannot delete '{name}' attribute of immutable type '{cls.__name__}'")
+        super().__delattr__(name)
+
+
+class Sealed(metaclass=SealedType):
+    """Base of every exported backend class: an immutable type, as PyO3 classes are.
+
+    Most subclasses declare ``__slots__`` of ``_`` names, so their instances already refuse
+    public attributes (properties with setters, like PyO3's ``set_all`` fields, still work).
+    """
+
+    __slots__ = ()
+
+
+def _settable(cls: type, name: str) -> bool:
+    attr = getattr(cls, name, None)
+    return isinstance(attr, property) and attr.fset is not None
+
+
+class SealedInstances(Sealed):
+    """For the few backend classes without ``__slots__``: refuse public instance attributes.
+
+    Kept off the slotted classes on purpose: a Python ``__setattr__`` would tax every internal
+    assignment in the simulation's hot path.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name, value):
+        if name.startswith("_") or _settable(type(self), name):
+            object.__setattr__(self, name, value)
+        elif hasattr(type(self), name):
+            raise AttributeError(f"'{type(self).__name__}' object attribute '{name}' is read-only")
+        else:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        if not name.startswith("_"):
+            raise AttributeError(f"'{type(self).__name__}' object attribute '{name}' is read-only")
+        object.__delattr__(self, name)

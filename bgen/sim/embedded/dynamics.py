@@ -47,11 +47,12 @@ import math
 from bgen.sim.embedded.agent import Action, ActionError, Agent
 from bgen.sim.embedded.chase import COMPLETE, PROGRESS_TO, ChaseTarget
 from bgen.sim.embedded.convert import to_float, to_instance
+from bgen.sim.embedded.convert import Sealed
 
 _TWO_PI = 2.0 * math.pi
 
 
-class EnvState:
+class EnvState(Sealed):
     """Environment seen by the dynamics (``g``, ``wind``); no Python fields, as in voxelsim."""
 
     __slots__ = ("_g", "_wind")
@@ -101,7 +102,7 @@ MOVING_RATE = _RateParams((2.6, 2.6, 4.2), (0.015, 0.015, 0.03), (0.16, 0.16, 0.
                           (0.28, 0.28, 0.50), (0.36, 0.36, 0.18), 15.0)
 
 
-class QuadParams:
+class QuadParams(Sealed):
     """Quadrotor parameters; only ``default_py()`` exists in Python, as in voxelsim."""
 
     __slots__ = ("_mass", "_gravity", "_drag_coefficient", "_inertia", "_bounding_box",
@@ -165,7 +166,7 @@ def quat_from_matrix(m00, m01, m02, m10, m11, m12, m20, m21, m22):
     return ((m10 - m01) / d, (m02 + m20) / d, (m12 + m21) / d, 0.25 * d)
 
 
-class QuadDynamics:
+class QuadDynamics(Sealed):
     """voxelsim's QuadDynamics: controller state + rigid-body state (see module docstring)."""
 
     __slots__ = ("_params", "_s")

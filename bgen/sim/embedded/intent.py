@@ -7,6 +7,7 @@ Axes are voxelsim's (NED-like): Forward/Back is ±x, Right/Left is ±y, Down/Up 
 from __future__ import annotations
 
 from bgen.sim.embedded.convert import PanicException, to_float, to_int, to_list_of
+from bgen.sim.embedded.convert import Sealed
 
 _DIRECTIONS = (
     # (name, code, unit vector or None when undecided)
@@ -23,7 +24,7 @@ _OPPOSITE = {"Up": "Down", "Down": "Up", "Left": "Right", "Right": "Left",
              "Forward": "Back", "Back": "Forward", "None": "None", "Undecided": "Undecided"}
 
 
-class MoveDir:
+class MoveDir(Sealed):
     """One unit move; a PyO3 simple enum with variants as class attributes (``MoveDir.Up``)."""
 
     __slots__ = ("_name", "_code", "_vector")
@@ -118,11 +119,11 @@ class MoveDir:
 
 _BY_CODE = [MoveDir._make(name, code, vector) for name, code, vector in _DIRECTIONS]
 for _variant in _BY_CODE:
-    setattr(MoveDir, _variant._name, _variant)
+    type.__setattr__(MoveDir, _variant._name, _variant)  # sealed type: bypass on purpose
 del _variant
 
 
-class ActionIntent:
+class ActionIntent(Sealed):
     """A move sequence flown at ``urgency`` (speed scale, must be > 0) facing ``yaw`` radians.
 
     ``ActionIntent(urgency, yaw, move_sequence)`` — three arguments, in this order. An urgency

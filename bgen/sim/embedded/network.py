@@ -39,6 +39,7 @@ from collections import deque
 
 from bgen.sim.embedded import wire
 from bgen.sim.embedded.convert import to_dict, to_instance, to_int
+from bgen.sim.embedded.convert import Sealed, SealedInstances
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORTS = (8080, 8081, 8090, 9090)  # world, agents, first pov world, first pov agents
@@ -88,7 +89,7 @@ class _ClientError(Exception):
     """Internal: a failure already worded as voxelsim's inner error."""
 
 
-class RendererClient:
+class RendererClient(SealedInstances):
     """Blocking client: each send writes its frame before returning."""
 
     connect_timeout = 10.0  # seconds; voxelsim has none (the OS decides)
@@ -281,7 +282,7 @@ class _Outbox:
             self.cond.notify_all()
 
 
-class AsyncRendererClient:
+class AsyncRendererClient(SealedInstances):
     """Non-blocking client: sends return at once; one daemon thread writes the frames.
 
     Each stream key (world, agents, pov i) has its own queue of at most ``queue_size`` pending

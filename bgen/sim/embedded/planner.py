@@ -32,6 +32,7 @@ from bgen.sim.embedded.intent import ActionIntent, MoveDir
 from bgen.sim.embedded.world import (
     DRONE_OCCUPIED, DRONE_TRAJECTORY, FILLED, GROUND, VoxelGrid,
 )
+from bgen.sim.embedded.convert import Sealed
 
 OBSTACLE_BITS = FILLED | GROUND | DRONE_OCCUPIED | DRONE_TRAJECTORY
 MAX_EXPANSIONS = 200_000
@@ -229,7 +230,7 @@ def _reconstruct(came_from: dict, dst: tuple, origin: tuple) -> list:
 
 
 # --- bound class -----------------------------------------------------------------------------
-class AStarActionPlanner:
+class AStarActionPlanner(Sealed):
     """``AStarActionPlanner(padding)``; a negative padding counts as 0 (see module docstring)."""
 
     __slots__ = ("_padding",)

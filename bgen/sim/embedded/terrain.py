@@ -30,6 +30,7 @@ import numpy as np
 
 from bgen.sim.embedded.convert import to_instance, to_int
 from bgen.sim.embedded.world import FILLED, GROUND, SPARSE, VoxelGrid
+from bgen.sim.embedded.convert import Sealed
 
 # --- reference constants ---------------------------------------------------------------------
 DEFAULT_SIZE = (100, 30, 100)
@@ -54,7 +55,7 @@ _MAX_COLUMNS = 1 << 26
 _U32 = 0xFFFF_FFFF
 
 
-class TerrainConfig:
+class TerrainConfig(Sealed):
     """Terrain parameters; ``TerrainConfig(seed)`` or ``default_py()`` (seed 100).
 
     voxelsim binds no field accessors: fields are reachable only through the setters below.
@@ -101,7 +102,7 @@ class TerrainConfig:
         return f"TerrainConfig(seed={self._seed}, size={list(self._size)})"
 
 
-class TerrainGenerator:
+class TerrainGenerator(Sealed):
     """Accumulates terrain cells; ``generate_world_py()`` returns them as a world (z up = -y).
 
     Calling ``generate_terrain_py`` again adds to (ORs into) the cells already generated,

@@ -55,6 +55,7 @@ import numpy as np
 from bgen.sim.embedded import wire
 from bgen.sim.embedded.convert import to_float, to_float_array, to_instance, to_int, \
     to_int_array
+from bgen.sim.embedded.convert import Sealed, SealedInstances
 
 FILLED, SPARSE = 16, 32
 _CUBE_RADIUS = math.sqrt(3.0) / 2.0  # a unit cube fits in this sphere around its centre
@@ -98,7 +99,7 @@ def bind_arguments(full_name: str, names: tuple, args: tuple, kwargs: dict) -> d
 # Noise (voxelcoord.wgsl: 6-D simplex fBm, float32 and wrapping u32 hashes as on the GPU)
 # =========================================================================================
 
-class NoiseParams:
+class NoiseParams(Sealed):
     """Parameters of the observation noise; build with ``default_with_seed_py`` or ``none_py``."""
 
     __slots__ = ("_spatial_freq", "_seed_freq", "_seed_vec", "_lacunarity", "_gain",
@@ -546,7 +547,7 @@ def apply_changeset(coords: np.ndarray, bits: np.ndarray, change: Changeset) -> 
     return all_coords, all_bits
 
 
-class FilterWorld:
+class FilterWorld(SealedInstances):
     """What the agent has seen: cells inserted by vision updates, removed when seen empty."""
 
     def __init__(self):
@@ -642,7 +643,7 @@ class FilterWorld:
 # AgentVisionRenderer
 # =========================================================================================
 
-class WorldChangeset:
+class WorldChangeset(Sealed):
     """One finished observation, handed to ``render_changeset_py``'s callback (not applied)."""
 
     __slots__ = ("_change", "_timestamp", "_cam_pos", "_cam_dir")
@@ -715,7 +716,7 @@ def _hand_over(callback):
     return deliver
 
 
-class AgentVisionRenderer:
+class AgentVisionRenderer(SealedInstances):
     """Renders the agent's view into a FilterWorld on a background thread.
 
     The thread starts with the first update and ends when the renderer is garbage-collected

@@ -34,6 +34,7 @@ import numpy as np
 from bgen.sim.embedded.convert import (
     PanicException, to_coord, to_dict, to_float_array, to_instance,
 )
+from bgen.sim.embedded.convert import Sealed
 
 # --- cell flags: the bit values of voxelsim's `bitflags! Cell: u32` --------------------------
 DRONE_OCCUPIED = 0b0000_0001
@@ -66,7 +67,7 @@ def flag_names(bits: int) -> list[str]:
 
 
 # --- Cell ------------------------------------------------------------------------------------
-class Cell:
+class Cell(Sealed):
     """A voxel's flags (``bits_py()``); built only by ``filled()``, ``sparse()``, ``interest()``.
 
     Embedded differences: cells compare and hash by value (voxelsim's pyclass compares by
@@ -137,7 +138,7 @@ _CELLS: dict[int, Cell] = {}
 
 
 # --- VoxelSet --------------------------------------------------------------------------------
-class VoxelSet:
+class VoxelSet(Sealed):
     """A set of voxel coordinates (what ``difference_set_from_py`` returns).
 
     voxelsim binds no methods on it; ``_cells()`` (a frozenset of ``(x, y, z)``) is internal.
@@ -159,7 +160,7 @@ class VoxelSet:
 
 
 # --- DenseSnapshot ---------------------------------------------------------------------------
-class DenseSnapshot:
+class DenseSnapshot(Sealed):
     """Cells of the box ``centre ± half_dims`` (inclusive), x outermost, then y, z innermost.
 
     ``data_py()`` gives the bits as a list of ints; index of ``(x, y, z)`` is
@@ -292,7 +293,7 @@ def _freeze(array: np.ndarray) -> np.ndarray:
 
 
 # --- VoxelGrid -------------------------------------------------------------------------------
-class VoxelGrid:
+class VoxelGrid(Sealed):
     """A sparse voxel world (see the module docstring for axes, storage and internals).
 
     Embedded differences: none in behaviour that we know of. ``to_dict_py()`` raises

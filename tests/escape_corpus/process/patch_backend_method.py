@@ -1,7 +1,6 @@
 # tries: replace Agent.get_pos on the shared backend class so the runner measures a fake position creeping to the target
 # expect: episode-reason=policy_error
 # config: max_steps=120
-# known-gap: embedded backend classes accept attribute assignment, PyO3 classes do not ("cannot set 'get_pos' attribute of immutable type"); needs immutable types in bgen/sim/embedded
 
 import voxelsim as vxs
 

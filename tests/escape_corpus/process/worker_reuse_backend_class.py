@@ -1,5 +1,5 @@
-# tries: mark a backend class in one episode and look for the mark in the next
-# expect: runs
+# tries: mark a backend class in one episode and look for the mark in the next (fresh workers would hide it; immutable backend types refuse the mark outright)
+# expect: episode-reason=policy_error
 # seeds: 1 2
 # config: max_steps=3
 
