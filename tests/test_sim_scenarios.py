@@ -76,6 +76,36 @@ class TestWindFarmScenario(unittest.TestCase):
         self.assertEqual(intent.len(), 16 + 10 + 14)
 
 
+class TestPlacingAboveObstacles(unittest.TestCase):
+    def small_world(self, cells):
+        return vxs.VoxelGrid.from_dict_py({c: vxs.Cell.filled() for c in cells})
+
+    def test_a_point_with_a_clear_column_stays_where_it_is(self):
+        world = self.small_world([(5, 5, 0)])
+        self.assertEqual(scenarios.place_above_obstacles(world, (5, 5, -10)), (5, 5, -10))
+
+    def test_a_point_inside_the_ground_is_lifted_over_the_highest_cell_with_clearance(self):
+        world = self.small_world([(5, 5, z) for z in range(-4, 1)])
+        self.assertEqual(scenarios.column_top(world, 5, 5), -4)
+        self.assertEqual(scenarios.place_above_obstacles(world, (5, 5, -2)), (5, 5, -7))
+
+    def test_an_obstacle_beside_the_column_counts_too(self):
+        world = self.small_world([(6, 6, -9)])
+        self.assertEqual(scenarios.place_above_obstacles(world, (5, 5, -10)), (5, 5, -12))
+
+    def test_the_terrain_start_and_target_can_be_planned_between_on_every_seed(self):
+        planner = vxs.AStarActionPlanner(1)
+        for seed in range(4):
+            with self.subTest(seed=seed):
+                world = scenarios.terrain_world(vxs, seed)
+                start = scenarios.place_above_obstacles(world, scenarios.TERRAIN_START)
+                target = scenarios.place_above_obstacles(world, scenarios.TERRAIN_TARGET)
+                self.assertEqual(start[:2], (50, 50))
+                self.assertLessEqual(start[2], -20)
+                intent = planner.plan_action_py(world, list(start), list(target), 1.0, 0.0)
+                self.assertGreater(intent.len(), 0)
+
+
 class TestScenarioTable(unittest.TestCase):
     def test_table_lists_both_scenarios_with_start_and_target(self):
         rows = {name: (s.start, s.target) for name, s in scenarios.SCENARIOS.items()}

@@ -143,6 +143,44 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+# --- placing the start and the default target above the terrain ------------------------------
+COLUMN_TOP_Z = -160      # highest z a column scan looks at (towers reach -125, trees less)
+COLUMN_BOTTOM_Z = 10     # lowest; terrain never goes below z = 0
+CLEARANCE = 2            # free cells kept between a placed point and the highest obstacle
+
+
+def column_top(world, x: int, y: int, radius: int = 1) -> int | None:
+    """The highest (most negative) z of any filled or sparse cell within ``radius`` of (x, y).
+
+    Built on ``dense_snapshot_py`` so it works on either backend. ``None`` for an empty column.
+    """
+    half_z = (COLUMN_BOTTOM_Z - COLUMN_TOP_Z) // 2
+    centre_z = COLUMN_TOP_Z + half_z
+    data = world.dense_snapshot_py([x, y, centre_z], [radius, radius, half_z]).data_py()
+    bits = np.asarray(data, dtype=np.int64).reshape(2 * radius + 1, 2 * radius + 1, -1)
+    occupied = (bits & (_FILLED_BIT | _SPARSE_BIT)) != 0
+    layers = np.nonzero(occupied.any(axis=(0, 1)))[0]
+    return None if layers.size == 0 else int(centre_z - half_z + layers[0])
+
+
+def place_above_obstacles(world, coord, clearance: int = CLEARANCE) -> tuple[int, int, int]:
+    """``coord`` when nothing in its 3 x 3 column is above it, else lifted over the highest cell.
+
+    The nominal starts and targets ([50, 50, -20], [60, 60, -20]) come from the reference's
+    runner; on some terrain seeds they fall inside the ground or a tree, where no episode can
+    succeed. Lifting them straight up keeps their x, y and makes success possible on every seed.
+    """
+    x, y, z = (int(v) for v in coord)
+    top = column_top(world, x, y)
+    if top is None or z < top - clearance:
+        return (x, y, z)
+    return (x, y, top - clearance - 1)
+
+
+_FILLED_BIT = 0b0001_0000
+_SPARSE_BIT = 0b0010_0000
+
+
 def get_scenario(name: str) -> Scenario:
     """The scenario called ``name``; ``ConfigError`` naming the choices otherwise."""
     try:
