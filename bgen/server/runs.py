@@ -198,6 +198,8 @@ class RunManager:
         log.info("run %s terminate requested (%s -> %s)", run_id, state, new_state)
         if new_state == lifecycle.TERMINATED:
             self._emit_final(run, None)
+        elif state != new_state:
+            self._emit(run, {"type": "status", "status": new_state})
         return new_state
 
     def record(self, run_id: str) -> dict:
