@@ -52,11 +52,21 @@ class EpisodeEndsTests(unittest.TestCase):
         self.assertEqual(summary.policy_summary, {"summary": f"steps={summary.steps} success=True"})
         self.assertIsNone(summary.error)
 
-    def test_start_and_target_default_to_the_scenarios(self):
-        _, sink = run("hover.py", max_steps=1, start=None, target=None)
+    def test_start_and_target_default_to_the_scenarios_lifted_above_the_terrain(self):
+        from bgen.sim import scenarios
+        world = scenarios.terrain_world(load_backend("embedded"), 0)
+        start = scenarios.place_above_obstacles(world, (50, 50, -20))
+        target = scenarios.place_above_obstacles(world, (60, 60, -20))
+        self.assertNotEqual(start, (50, 50, -20))      # seed 0 puts it inside a hill
+        outcome, sink = run("hover.py", max_steps=1, **DEFAULTS)
+        self.assertEqual(sink.steps[0]["agent_coord"], start)
+        self.assertEqual(outcome.summary.start, list(start))
+        self.assertEqual(outcome.summary.target, [float(v) for v in target])
+
+    def test_lifting_can_be_turned_off(self):
+        outcome, sink = run("hover.py", max_steps=1, lift_above_terrain=False, **DEFAULTS)
         self.assertEqual(sink.steps[0]["agent_coord"], (50, 50, -20))
-        self.assertAlmostEqual(sink.steps[0]["distance_to_target"], math.dist((50, 50, -20),
-                                                                              (60, 60, -20)))
+        self.assertEqual(outcome.summary.target, [60.0, 60.0, -20.0])
 
     def test_an_agent_that_never_arrives_ends_at_max_steps(self):
         outcome, sink = run("hover.py", max_steps=40)

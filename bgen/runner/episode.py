@@ -59,6 +59,8 @@ class EpisodeConfig:
     ``memory_limit_mb`` (address space), ``max_open_files``, ``stall_grace_s`` (silence
     beyond the act budget after which the parent kills a worker that swallowed its alarm).
     Checks: ``max_speed_mps`` bounds one step's movement (faster is a teleport).
+    ``lift_above_terrain``: a start or target inside terrain/trees is lifted straight up
+    (``scenarios.place_above_obstacles``); the effective ones are in the summary.
     Output: ``trace_steps`` steps kept in ``trace.<seed>.json``.
     """
 
@@ -82,6 +84,7 @@ class EpisodeConfig:
     stall_grace_s: float = 5.0
     max_speed_mps: float = 50.0
     trace_steps: int = 50
+    lift_above_terrain: bool = True
 
     def __post_init__(self):
         for problem in config_problems(self):
@@ -270,6 +273,24 @@ def build_world(vxs, scenario: str, seed: int):
     return scenarios.terrain_world(vxs, seed)
 
 
+def lift_above_terrain(world, start, target):
+    """Start and target lifted straight up when they lie inside terrain or trees.
+
+    The reference's nominal points ([50, 50, -20], [60, 60, -20]) fall inside the ground on
+    some terrain seeds, where no episode can succeed; ``scenarios.place_above_obstacles``
+    keeps x, y and moves such a point above the highest cell of its column.
+    """
+    from bgen.sim import scenarios
+    place = getattr(scenarios, "place_above_obstacles", None)
+    if place is None:
+        return start, target
+    lifted = place(world, [int(round(v)) for v in target])
+    # A target the caller gave with a fraction keeps it unless it had to move.
+    if tuple(lifted) == tuple(int(round(v)) for v in target):
+        lifted = target
+    return tuple(place(world, start)), tuple(float(v) for v in lifted)
+
+
 def make_dynamics(vxs, use_px4: bool):
     """PX4-style dynamics when asked for and available (as the reference), else QuadDynamics."""
     px4 = getattr(vxs, "px4", None) if use_px4 else None
@@ -285,6 +306,8 @@ def build_sim(vxs, config: EpisodeConfig, seed: int) -> Sim:
     start = config.start if config.start is not None else start
     target = config.target if config.target is not None else default_target
     world = build_world(vxs, config.scenario, seed)
+    if config.lift_above_terrain:
+        start, target = lift_above_terrain(world, start, target)
     agent = vxs.Agent(0)
     agent.set_hold_py([int(v) for v in start], 0.0)
     sim = Sim(vxs=vxs, world=world, agent=agent, fw=vxs.FilterWorld(),
@@ -601,7 +624,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
         error={k: v for k, v in error.items() if k != "traceback"} if error else None,
         sim_time_s=sim_time_s, wall_time_s=wall_time_s,
         final_distance_to_target=stats.last_distance, min_distance_to_target=stats.min_distance,
-        rejected_intents=rejected)
+        rejected_intents=rejected, start=list(sim.start), target=list(sim.target))
     output = _policy_output(policy)
     return EpisodeOutcome(summary=summary, error=error, output=output, warnings=warnings)
 

@@ -87,6 +87,8 @@ class EpisodeSummary:
     final_distance_to_target: float | None = None
     min_distance_to_target: float | None = None
     rejected_intents: int = 0
+    start: list[int] | None = None          # effective start cell (after lifting)
+    target: list[float] | None = None       # effective target
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +143,10 @@ def _checked(name: str, value: Any) -> Any:
         if not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             fail("an object of strings")
+    elif name in ("start", "target"):
+        if value is not None and not (isinstance(value, list) and len(value) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            fail("three numbers or null")
     elif name == "error":
         if value is not None and not isinstance(value, dict):
             fail("an object or null")
