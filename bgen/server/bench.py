@@ -1,0 +1,213 @@
+"""``python -m bgen.server.bench``: what the server's streams deliver, beside raw loopback TCP.
+
+Measured in one run, on this machine, with the clients in a separate process:
+
+* progress fan-out: N small progress events published from a thread, delivered to 1 and 16
+  WebSocket subscribers through the EventHub and the WebSocket thread; beside the same
+  messages written to 1 and 16 plain TCP connections (one ``sendall`` per message);
+* renderer proxy: 200 KB frames sent over TCP to a run's proxy port and delivered to one
+  WebSocket subscriber (binary, and JSON + base64); beside the same bytes over plain TCP.
+
+Nothing is asserted; the figures are printed (medians of ``--repeat`` rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import threading
+import time
+
+from bgen.errors import Conflict
+from bgen.server.framing import encode_frame
+
+PROGRESS_EVENT = {"type": "episode_summary", "iteration": 0, "seed": 3,
+                  "summary": {"success": True, "steps": 812, "collisions_total": 0, "reason": "success",
+                              "sim_time_s": 8.12, "wall_time_s": 0.41, "avg_command_len": 1.0,
+                              "policy_summary": {"summary": "reached the target"}}}
+
+
+class BenchManager:
+    """Stands in for the RunManager: one run, "bench", with nothing to replay."""
+
+    def exists(self, run_id):
+        return True
+
+    def record(self, run_id):
+        return {"status": "running"}
+
+    def replay(self, run_id, since=None):
+        return []
+
+    def terminate(self, run_id):
+        raise Conflict("the benchmark run cannot be terminated")
+
+
+# ---------------------------------------------------------------- client process
+
+def _ws_clients(url: str, connections: int, expected: int, binary: bool, conn) -> None:
+    """Open ``connections`` WebSockets, report ready, read ``expected`` messages on each, report the time."""
+    from websockets.asyncio.client import connect
+
+    async def main():
+        sockets = [await connect(url, max_size=None, compression=None) for _ in range(connections)]
+        for ws in sockets:
+            await ws.recv()      # connected
+        conn.send("ready")
+        payload_bytes = 0
+
+        async def read(ws):
+            nonlocal payload_bytes
+            for _ in range(expected):
+                message = await ws.recv()
+                payload_bytes += len(message) - 4 if binary else len(message)
+
+        await asyncio.gather(*(read(ws) for ws in sockets))
+        conn.send((time.monotonic(), payload_bytes))
+        for ws in sockets:
+            await ws.close()
+
+    asyncio.run(main())
+
+
+def _tcp_clients(port: int, connections: int, expected_bytes: int, conn) -> None:
+    """Open ``connections`` TCP sockets, report ready, read ``expected_bytes`` on each, report the time."""
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    conn.send("ready")
+    for sock in sockets:       # the kernel buffers what the others send meanwhile
+        left = expected_bytes
+        while left > 0:
+            chunk = sock.recv(min(left, 1 << 20))
+            if not chunk:
+                raise ConnectionError("sender closed early")
+            left -= len(chunk)
+    conn.send((time.monotonic(), expected_bytes * connections))
+    for sock in sockets:
+        sock.close()
+
+
+def _spawn(target, *args):
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(*args, child), daemon=True)
+    process.start()
+    if not parent.poll(60) or parent.recv() != "ready":
+        raise RuntimeError("benchmark client did not start")
+    return process, parent
+
+
+def _finish(process, parent, started: float) -> tuple[float, int]:
+    if not parent.poll(300):
+        raise RuntimeError("benchmark client did not finish")
+    ended, delivered = parent.recv()
+    process.join(10)
+    return ended - started, delivered
+
+
+# ---------------------------------------------------------------- measurements
+
+def progress_ws(hub, ws_port: int, subscribers: int, messages: int) -> float:
+    """Messages delivered per second (all subscribers together) through EventHub + WebSockets."""
+    process, parent = _spawn(_ws_clients, f"ws://127.0.0.1:{ws_port}/ws/progress/bench",
+                             subscribers, messages, False)
+    events = [{**PROGRESS_EVENT, "id": i} for i in range(1, messages + 1)]
+    started = time.monotonic()
+    for event in events:
+        hub.publish_event("bench", event)
+    elapsed, _ = _finish(process, parent, started)
+    return subscribers * messages / elapsed
+
+
+def progress_tcp(subscribers: int, messages: int) -> float:
+    """The same messages, one ``sendall`` each, to plain TCP connections."""
+    lines = [(json.dumps({**PROGRESS_EVENT, "id": i}, separators=(",", ":")) + "\n").encode()
+             for i in range(1, messages + 1)]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        process, parent = _spawn(_tcp_clients, server.getsockname()[1], subscribers, sum(map(len, lines)))
+        peers = [server.accept()[0] for _ in range(subscribers)]
+        started = time.monotonic()
+        writers = [threading.Thread(target=lambda p=p: [p.sendall(line) for line in lines]) for p in peers]
+        for writer in writers:
+            writer.start()
+        elapsed, _ = _finish(process, parent, started)
+        for writer in writers:
+            writer.join()
+        for peer in peers:
+            peer.close()
+    return subscribers * messages / elapsed
+
+
+def proxy_ws(proxy_port: int, ws_port: int, frames: int, frame_bytes: int, fmt: str) -> float:
+    """Payload MB/s from a TCP sender through the renderer proxy to one WebSocket subscriber."""
+    process, parent = _spawn(_ws_clients, f"ws://127.0.0.1:{ws_port}/ws/render/bench/world?format={fmt}",
+                             1, frames, fmt == "binary")
+    frame = encode_frame(bytes(range(256)) * (frame_bytes // 256))
+    with socket.create_connection(("127.0.0.1", proxy_port)) as sender:
+        started = time.monotonic()
+        for _ in range(frames):
+            sender.sendall(frame)
+        elapsed, _ = _finish(process, parent, started)
+    return frames * (len(frame) - 4) / elapsed / 1e6
+
+
+def proxy_tcp(frames: int, frame_bytes: int) -> float:
+    frame = encode_frame(bytes(range(256)) * (frame_bytes // 256))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        process, parent = _spawn(_tcp_clients, server.getsockname()[1], 1, frames * len(frame))
+        peer = server.accept()[0]
+        started = time.monotonic()
+        for _ in range(frames):
+            peer.sendall(frame)
+        elapsed, _ = _finish(process, parent, started)
+        peer.close()
+    return frames * (len(frame) - 4) / elapsed / 1e6
+
+
+def median_of(repeat: int, measure) -> float:
+    return statistics.median(measure() for _ in range(repeat))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bgen.server.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="progress events per round (default 20000)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per proxy round (default 200)")
+    parser.add_argument("--frame-kb", type=int, default=200, help="frame size in KB (default 200)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per figure; the median is printed (default 3)")
+    args = parser.parse_args(argv)
+
+    from bgen_server import EventHub, RenderProxy, WebSocketService
+
+    hub = EventHub()
+    service = WebSocketService("127.0.0.1", 0, hub, BenchManager(), subscriber_queue=args.messages + 10,
+                               render_queue=args.frames + 10)
+    service.start()
+    proxy = RenderProxy("bench", hub, (0, 0, 0, 0), max_frame_bytes=64 << 20)
+    event_bytes = len(json.dumps({**PROGRESS_EVENT, "id": 1}, separators=(",", ":")))
+    try:
+        print(f"progress fan-out: {args.messages} events of {event_bytes} B, median of {args.repeat}")
+        print(f"  {'subscribers':>11}  {'EventHub + websockets':>22}  {'raw loopback TCP':>17}")
+        for subscribers in (1, 16):
+            ws = median_of(args.repeat, lambda: progress_ws(hub, service.port, subscribers, args.messages))
+            tcp = median_of(args.repeat, lambda: progress_tcp(subscribers, args.messages))
+            print(f"  {subscribers:>11}  {ws:>16,.0f} msg/s  {tcp:>11,.0f} msg/s")
+        print(f"renderer proxy: {args.frames} frames of {args.frame_kb} KB, median of {args.repeat}")
+        frame_bytes = args.frame_kb * 1000
+        tcp = median_of(args.repeat, lambda: proxy_tcp(args.frames, frame_bytes))
+        for fmt in ("binary", "json"):
+            ws = median_of(args.repeat, lambda: proxy_ws(proxy.ports[0], service.port, args.frames,
+                                                         frame_bytes, fmt))
+            label = "binary message per frame" if fmt == "binary" else "JSON + base64 (default)"
+            print(f"  TCP -> proxy -> WS, {label:<25} {ws:>8,.0f} MB/s")
+        print(f"  raw loopback TCP, same frames{'':<16} {tcp:>8,.0f} MB/s")
+    finally:
+        proxy.stop()
+        service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
