@@ -312,6 +312,13 @@ class ApiServer(ThreadingHTTPServer):
         self.app = app
         super().__init__(address, ApiHandler)
 
+    def handle_error(self, request, client_address):
+        """A client that went away mid-answer is not worth a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], OSError):
+            log.debug("http %s: connection error", client_address[0], exc_info=True)
+        else:
+            log.error("http %s: unexpected error", client_address[0], exc_info=True)
+
 
 # ============================================================================ TCP → WebSocket renderer proxy
 
@@ -478,7 +485,7 @@ class EventHub:
         topic = f"progress:{run_id}"
         if topic not in self._formats:
             return      # nobody listens; a later subscriber gets it from the replay
-        text = json.dumps(event, separators=(",", ":"))
+        text = json.dumps(event, separators=(",", ":"), default=str)
         self._hand_over((topic, event.get("id"), text, None, event.get("type") in DROPPABLE_TYPES))
 
     def publish_frame(self, run_id: str, channel: str, payload: bytes) -> None:

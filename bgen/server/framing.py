@@ -51,6 +51,7 @@ class FrameParser:
         frames = []
         start = 0
         end = len(buffer)
+        view = memoryview(buffer)       # slicing a view copies once (a bytearray slice copies twice)
         while end - start >= HEADER.size:
             (length,) = HEADER.unpack_from(buffer, start)
             if length == 0 or length > self.max_frame_bytes:
@@ -62,8 +63,9 @@ class FrameParser:
             if end - start - HEADER.size < length:
                 break
             start += HEADER.size
-            frames.append(bytes(buffer[start:start + length]))
+            frames.append(bytes(view[start:start + length]))
             start += length
+        view.release()
         if start:
             del buffer[:start]
         return frames

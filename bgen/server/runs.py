@@ -12,6 +12,7 @@ the time before the real loop exists) can put a scripted loop in its place.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import logging
@@ -163,7 +164,8 @@ class RunManager:
             "created": time.time(), "started": None, "finished": None,
             "backend": self.settings.backend_label, "render_ports": None,
             "iterations": [], "best_iteration": None, "best_aggregate": None,
-            "concluded_early": None, "stopped_reason": None, "timing": None, "error": None,
+            "concluded_early": None, "stopped_reason": None, "holdout": None, "timing": None,
+            "error": None,
         }
         with self._lock:
             if self._closing:
@@ -206,7 +208,7 @@ class RunManager:
         with self._lock:
             run = self._active.get(run_id)
             if run is not None:
-                return dict(run.record)
+                return copy.deepcopy(run.record)    # the run thread keeps changing it
         return self.store.load(run_id)
 
     def records(self) -> list[dict]:
@@ -347,6 +349,8 @@ class RunManager:
                                       best_aggregate=result_field(result, "best_aggregate"))
                 run.record.update(concluded_early=bool(result_field(result, "concluded_early", False)),
                                   stopped_reason=result_field(result, "stopped_reason"))
+                if result_field(result, "holdout") is not None:
+                    run.record["holdout"] = result_field(result, "holdout")
             error = None
             if new_state == lifecycle.FAILED:
                 error = error_text(failure)
@@ -414,8 +418,8 @@ class RunManager:
             if final:
                 run.log.close()
         log.info("run %s %s", run.run_id, describe(stored))
-        if kind == "critique":
-            self._note_iteration(run, stored)
+        if kind in ("critique", "holdout"):
+            self._note_aggregate(run, stored)
 
     @staticmethod
     def _add_timing(run: Run, summary: dict) -> None:
@@ -425,18 +429,22 @@ class RunManager:
         except (TypeError, ValueError):
             pass
 
-    def _note_iteration(self, run: Run, critique: dict) -> None:
-        """Keep each iteration's aggregate (and the best so far) in run.json as it happens."""
-        aggregate = critique.get("aggregate") or {}
+    def _note_aggregate(self, run: Run, event: dict) -> None:
+        """Keep each iteration's aggregate, the best so far and the holdout in run.json as they come."""
+        aggregate = event.get("aggregate") or {}
         with self._lock:
             if run.run_id not in self._active:
                 return
-            iterations = run.record["iterations"]
-            number = critique.get("iteration", len(iterations))
-            iterations.append({"iteration": number, "aggregate": aggregate,
-                               "success_rate": success_rate(aggregate)})
-            best = best_iteration(iterations)
-            run.record["best_iteration"] = best
-            run.record["best_aggregate"] = next(
-                (i["aggregate"] for i in iterations if i["iteration"] == best), None)
-            self.store.save(run.record)
+            record = run.record
+            if event["type"] == "holdout":
+                record["holdout"] = aggregate
+            else:
+                iterations = record["iterations"]
+                iterations.append({"iteration": event.get("iteration", len(iterations)),
+                                   "aggregate": aggregate, "success_rate": success_rate(aggregate)})
+                # The loop ranks by more than the success rate; its choice wins when it says one.
+                best = event.get("best_iteration")
+                record["best_iteration"] = best if best is not None else best_iteration(iterations)
+                record["best_aggregate"] = next((i["aggregate"] for i in iterations
+                                                 if i["iteration"] == record["best_iteration"]), None)
+            self.store.save(record)
