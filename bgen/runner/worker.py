@@ -69,6 +69,10 @@ if _IN_FORKSERVER:
     # single-threaded; every worker forked from it inherits the empty environment.
     _scrub_environment()
 
+# Imported here, not on first use: a worker that dropped to ``nobody`` may no longer read
+# the interpreter's files (under /root, say), and RendererClient's connect() encodes the
+# host name with the idna codec, which Python imports lazily.
+import encodings.idna  # noqa: E402,F401
 import math  # noqa: E402
 import multiprocessing  # noqa: E402
 import multiprocessing.connection  # noqa: E402

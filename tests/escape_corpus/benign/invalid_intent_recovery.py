@@ -1,5 +1,6 @@
-# tries: catch a planner error (a goal inside the ground) and fly up instead
+# tries: catch a planner error (a goal inside the ground) and fly up instead; an unreachable goal costs the embedded A* up to ~2 s before it gives up, hence the budget
 # expect: runs
+# config: act_budget_s=4
 
 import voxelsim as vxs
 
