@@ -25,7 +25,7 @@ from bgen.sim import load_backend, scenarios
 
 VXS = load_backend("embedded")
 REACHABLE_TERRAIN_SEED = 1      # a terrain seed whose default target A* can reach
-EPISODE_STEPS = 3000
+EPISODE_STEPS = 5000
 # Python's own methods that may follow a dot in the cheatsheet; everything else must be API.
 PYTHON_METHODS = {"get", "append", "items", "keys", "values", "join", "sqrt", "cos", "sin",
                   "radians", "pi"}
