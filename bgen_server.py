@@ -740,6 +740,7 @@ class Settings:
     render_ports: tuple = DEFAULT_RENDER_PORTS
     max_body_bytes: int = MAX_BODY_BYTES
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    api_key_env: str | None = None
     loop_module: str | None = None
 
 
@@ -768,7 +769,8 @@ class BgenServer:
             start_proxy=self.start_proxy,
             settings=ManagerSettings(max_concurrent=settings.max_concurrent_runs,
                                      progress_hz=settings.progress_hz, workers=settings.workers,
-                                     backend=settings.backend, backend_label=self.backend_label))
+                                     backend=settings.backend, backend_label=self.backend_label,
+                                     api_key_env=settings.api_key_env))
         self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager)
         self.http: ApiServer | None = None
         self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)
@@ -885,6 +887,12 @@ def backend_name(text: str) -> str:
     return text
 
 
+def env_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", text):
+        raise argparse.ArgumentTypeError(f"expects an environment variable name, actual: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bgen-server", description="bgen server: HTTP API and WebSocket streams for behavior-generation runs.")
@@ -909,6 +917,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--render-ports", type=render_ports, default=DEFAULT_RENDER_PORTS,
                         help="first proxy port block WORLD,AGENTS,POV_WORLD,POV_AGENTS (default "
                              "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
+    parser.add_argument("--api-key-env", type=env_name, default=None,
+                        help="environment variable holding the LLM provider key (default LLVPN_API_KEY, as the reference)")
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
     return parser
 
@@ -917,7 +927,8 @@ def settings_from_args(args) -> Settings:
     return Settings(host=args.host, port=args.port, ws_port=args.ws_port, ws_proxy=args.ws_proxy,
                     runs_dir=args.runs_dir, max_concurrent_runs=args.max_concurrent_runs,
                     backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
-                    render_ports=args.render_ports, loop_module=args.loop_module)
+                    render_ports=args.render_ports, api_key_env=args.api_key_env,
+                    loop_module=args.loop_module)
 
 
 def main(argv=None) -> int:

@@ -78,6 +78,7 @@ class ManagerSettings:
     workers: int | None = None
     backend: str = "auto"
     backend_label: str = "embedded"
+    api_key_env: str | None = None      # None: the LLM client's default (LLVPN_API_KEY)
 
 
 def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
@@ -90,8 +91,9 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
         episode.update(render_host="127.0.0.1", render_ports=tuple(render_ports))
     llm = None
     if request.policy_code is None and binding.LLMSettings is not None:
+        names = {"api_key_env": settings.api_key_env} if settings.api_key_env else {}
         llm = construct(binding.LLMSettings, provider=request.provider, url=request.provider_url,
-                        model=request.model)
+                        model=request.model, **names)
     return construct(
         binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
         episodes=request.episodes, seeds=tuple(request.seeds), success_threshold=request.success_threshold,
