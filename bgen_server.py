@@ -128,12 +128,16 @@ CORS_HEADERS = (
 )
 
 
+def methods_for(path: str) -> list[str]:
+    return [method for method, pattern, _ in ROUTES if pattern.fullmatch(path)]
+
+
 def match_route(method: str, path: str) -> tuple[str, dict]:
-    allowed = [m for m, pattern, _ in ROUTES if pattern.fullmatch(path)]
+    """(handler name, path parameters); NotFound or MethodNotAllowed (naming the right methods)."""
     for route_method, pattern, name in ROUTES:
-        match = pattern.fullmatch(path)
-        if match and route_method == method:
+        if route_method == method and (match := pattern.fullmatch(path)):
             return name, match.groupdict()
+    allowed = methods_for(path)
     if allowed:
         raise MethodNotAllowed(f"{method} {show(path)}: expects {' or '.join(allowed)}",
                                allowed=tuple(allowed) + ("OPTIONS",))
@@ -190,7 +194,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         """CORS preflight: any route path answers 204 with the allowed methods."""
         self.body_read = False
         path = urlsplit(self.path).path
-        allowed = [m for m, pattern, _ in ROUTES if pattern.fullmatch(path)]
+        allowed = methods_for(path)
         if not allowed:
             self.send_json(*error_response(NotFound(f"no route {show(path)}")))
             return
@@ -210,7 +214,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     def send_json(self, status: int, body, headers=()) -> None:
         if not self.body_read and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
             self.close_connection = True     # an unread body would be taken for the next request
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        data = b"" if body is None else json.dumps(body, default=str).encode("utf-8")
         self.send_response(status)
         for name, value in CORS_HEADERS + tuple(headers):
             self.send_header(name, value)

@@ -56,7 +56,7 @@ class RunStore:
     def save(self, record: dict) -> None:
         path = self.run_dir(record["run_id"]) / RUN_FILE
         tmp = path.with_name(f".{RUN_FILE}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, path)
 
     def load(self, run_id: str) -> dict:
