@@ -11,6 +11,7 @@ import http.client
 import json
 import socket
 import struct
+import tempfile
 import unittest
 
 from websockets.asyncio.client import connect
@@ -18,12 +19,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bgen.orchestrator.loop import LoopConfig
 from bgen.server.framing import encode_frame
-from tests.test_server_support import (FINAL, MINIMAL_POLICY, TIMEOUT, progress_messages, request,
-                                       start_in_process, types, wait_until)
+from tests.test_server_support import (FINAL, LONG, MINIMAL_POLICY, QUICK, TIMEOUT, progress_messages,
+                                       request, start_in_process, types, wait_until)
 
-QUICK = {"user_goal": "Test run", "iterations": 1, "episodes": 1, "render": False,
-         "policy_code": MINIMAL_POLICY, "max_steps": 300}
-LONG = {**QUICK, "max_steps": 1_000_000}     # runs until terminated
 
 
 def zero_episodes_accepted() -> bool:
@@ -455,6 +453,44 @@ class TestRenderProxy(ServerTestCase):
         finally:
             self.http("POST", f"/runs/{run_id}/terminate")
             self.follow(run_id)
+
+
+class TestRenderPortBlocks(unittest.TestCase):
+    """Each rendered run gets its own block of proxy ports; a taken block is skipped."""
+
+    BASE = (47080, 47081, 47090, 48090)
+
+    def setUp(self):
+        import bgen_server
+
+        runs_dir = tempfile.TemporaryDirectory()
+        self.addCleanup(runs_dir.cleanup)
+        self.server = bgen_server.BgenServer(bgen_server.Settings(render_ports=self.BASE, runs_dir=runs_dir.name))
+
+    def open(self, run_id):
+        ports, stop = self.server.start_proxy(run_id)
+        self.addCleanup(stop)
+        return ports
+
+    def test_two_rendered_runs_get_disjoint_blocks_100_apart(self):
+        first, second = self.open("run1"), self.open("run2")
+        self.assertTrue(set(first).isdisjoint(second))
+        offset = second[0] - first[0]
+        self.assertEqual(offset % 100, 0)
+        self.assertEqual(tuple(p + offset for p in first), second)
+
+    def test_a_block_with_a_taken_port_is_skipped(self):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", self.BASE[2]))
+            taken.listen()
+            ports = self.open("run1")
+        self.assertNotIn(self.BASE[2], ports)
+        self.assertEqual((ports[0] - self.BASE[0]) % 100, 0)
+
+    def test_a_stopped_run_gives_its_block_back(self):
+        ports, stop = self.server.start_proxy("run1")
+        stop()
+        self.assertEqual(self.open("run2"), ports)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,10 @@ import unittest
 from pathlib import Path
 
 from tests.fake_llm import FakeLLMServer, text_reply
-from tests.test_server_support import (MINIMAL_POLICY, ServerProcess, TIMEOUT, port_is_free,
-                                       progress_messages, request, types, wait_until)
+from tests.test_server_support import (LONG, MINIMAL_POLICY, QUICK, ServerProcess, TIMEOUT, port_is_free,
+                                       progress_messages, request, types)
 
 REFERENCE_PORTS = (8098, 8099)
-QUICK = {"user_goal": "Test run", "iterations": 1, "episodes": 1, "render": False,
-         "policy_code": MINIMAL_POLICY, "max_steps": 300}
-LONG = {**QUICK, "max_steps": 1_000_000}
 
 
 class ProcessTestCase(unittest.TestCase):

@@ -54,6 +54,12 @@ def finalize(ep_ctx: Dict[str, Any]) -> Dict[str, str]:
 '''
 
 
+# A run that ends in about a second, and one that runs until it is terminated.
+QUICK = {"user_goal": "Test run", "iterations": 1, "episodes": 1, "render": False,
+         "policy_code": MINIMAL_POLICY, "max_steps": 300}
+LONG = {**QUICK, "max_steps": 1_000_000}
+
+
 def request(port: int, method: str, path: str, body=None, *, raw: bytes | None = None,
             headers: dict | None = None, conn: http.client.HTTPConnection | None = None):
     """(status, decoded JSON or None, headers) of one HTTP request."""
