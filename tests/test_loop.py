@@ -131,7 +131,8 @@ class LoopTestCase(unittest.TestCase):
 
     def loop(self, *, llm=True, runner=None, checker=fake_checker, **changes):
         client = self.client() if llm else None
-        config = LoopConfig(llm=client.settings if client else None, seeds=(1, 3),
+        changes.setdefault("seeds", (1, 3))
+        config = LoopConfig(llm=client.settings if client else None,
                             episode=EpisodeConfig(max_steps=3000, backend="embedded"), **changes)
         return run_loop(config, self.run_dir, self.events.append, self.stop, llm_client=client,
                         episode_runner=runner or self.runner, policy_checker=checker)
@@ -228,6 +229,15 @@ class TestGivenPolicy(LoopTestCase):
         self.assertIn("The policy did not load, so no episode ran.", critique)
         self.assertIn("line 1: import os", critique)
         self.assertEqual(result.best_aggregate["episodes"], 0)
+
+    def test_zero_episodes_generate_and_validate_the_policy_without_running_any(self):
+        result = self.loop(llm=False, policy_code=GOOD, iterations=1, seeds=(), episodes=0)
+        self.assertTrue(all(seeds == [] for _, seeds in self.runner.calls), self.runner.calls)
+        self.assertNotIn("episode_summary", self.types())
+        self.assertEqual(result.best_code, GOOD)
+        self.assertEqual(result.best_aggregate["episodes"], 0)
+        self.assertFalse(result.concluded_early)
+        self.assertEqual((self.run_dir / "iter_0" / "policy.generated.py").read_text(), GOOD)
 
     def test_bad_settings_are_config_errors_naming_the_field(self):
         table = [({"iterations": 0}, "iterations: expects an integer in 1..100, actual: 0"),

@@ -82,7 +82,7 @@ class LoopConfig:
                                   field=name)
 
         check_int("iterations", 1, 100)
-        check_int("episodes", 1, 1000)
+        check_int("episodes", 0, 1000)  # 0: generate and validate only (the reference test does)
         check_int("candidates", 1, 16)
         check_int("holdout_seeds", 0, 1000)
         check_int("max_repairs", 0, 10)
@@ -94,7 +94,7 @@ class LoopConfig:
                 or not 0.0 <= self.success_threshold <= 1.0:
             raise ConfigError(f"success_threshold: expects a number in 0..1, actual: "
                               f"{self.success_threshold!r}", field="success_threshold")
-        if self.seeds is not None and (not self.seeds or not all(
+        if self.seeds is not None and ((not self.seeds and self.episodes) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)):
             raise ConfigError(f"seeds: expects a non-empty list of integers >= 0, actual: {self.seeds!r}",
                               field="seeds")
