@@ -123,7 +123,7 @@ def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
             iter_dir.mkdir(parents=True, exist_ok=True)
             (iter_dir / "policy.generated.py").write_text(code, encoding="utf-8")
             emit({"type": "policy", "iteration": iteration,
-                  "source": "given" if config.policy_code else "llm", "code": code})
+                  "source": "given" if config.policy_code else "generated", "code": code})
             successes = 0
             for seed in seeds[: config.episodes] if config.episodes else []:
                 summary = run_episode(episode, iteration, seed, emit, stop_event, renderer)

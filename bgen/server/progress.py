@@ -103,7 +103,7 @@ def describe(event: dict) -> str:
         return f"iteration {event.get('iteration')}"
     if kind == "policy":
         code = event.get("code") or ""
-        return (f"policy iteration={event.get('iteration')} source={event.get('source', 'llm')} "
+        return (f"policy iteration={event.get('iteration')} source={event.get('source', 'generated')} "
                 f"lines={code.count(chr(10)) + 1 if code else '?'}")
     if kind == "episode_summary":
         summary = event.get("summary") or {}
