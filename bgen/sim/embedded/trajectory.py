@@ -405,20 +405,7 @@ class Trajectory:
         return self._velocity(t)
 
     def _velocity(self, t: float):
-        h = 1e-2
-        t_lo = max(t - h, 0.0)
-        t_hi = min(t + h, 1.0)
-        t_lo = min(t_lo, t_hi - 2.0 * h)
-        t_hi = max(t_hi, t_lo + 2.0 * h)
-        hi = self.position(t_hi)
-        lo = self.position(t_lo)
-        if hi is None or lo is None:
-            return None
-        dx, dy, dz = hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
-        norm = math.sqrt(dx * dx + dy * dy + dz * dz)
-        if norm > EPSILON:
-            return (dx / norm, dy / norm, dz / norm)
-        return (0.0, 0.0, 0.0)
+        return self._unit_difference(self.position, t)
 
     def acceleration(self, t: float):
         """voxelsim's unit difference of two ``velocity`` samples (same window rule)."""
@@ -427,13 +414,21 @@ class Trajectory:
         return self._acceleration(t)
 
     def _acceleration(self, t: float):
+        return self._unit_difference(self._velocity, t)
+
+    @staticmethod
+    def _unit_difference(sample, t: float):
+        """Unit direction of ``sample(t + h) - sample(t - h)``, h = 0.01, window kept in [0, 1].
+
+        voxelsim derives velocity from positions and acceleration from velocities this way.
+        """
         h = 1e-2
         t_lo = max(t - h, 0.0)
         t_hi = min(t + h, 1.0)
         t_lo = min(t_lo, t_hi - 2.0 * h)
         t_hi = max(t_hi, t_lo + 2.0 * h)
-        hi = self._velocity(t_hi)
-        lo = self._velocity(t_lo)
+        hi = sample(t_hi)
+        lo = sample(t_lo)
         if hi is None or lo is None:
             return None
         dx, dy, dz = hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
