@@ -287,7 +287,10 @@ def parse_code_query(query: str) -> tuple[int | None, bool]:
 
 
 RENDER_CHANNEL = re.compile(r"world|agents|pov_world_\d{1,3}|pov_agents_\d{1,3}")
-RENDER_FORMATS = ("json", "binary")
+# base64: the reference's envelope (payload_b64), the default; binary: [u32 LE length][payload]
+# as one binary message; json: the frame decoded (bgen_server.decoded_frame_message).
+RENDER_FORMATS = ("base64", "binary", "json")
+DEFAULT_RENDER_FORMAT = "base64"
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ class WsTarget:
     run_id: str
     channel: str | None = None   # render only
     since: int | None = None     # progress only: replay events after this id
-    format: str = "json"         # render only: "json" (base64 in JSON) | "binary"
+    format: str = DEFAULT_RENDER_FORMAT   # render only: one of RENDER_FORMATS
 
     @property
     def topic(self) -> str:
@@ -308,7 +311,7 @@ class WsTarget:
 
 
 def parse_ws_path(path: str) -> WsTarget | None:
-    """``/ws/progress/<id>[?since=N]`` or ``/ws/render/<id>/<channel>[?format=binary]``.
+    """``/ws/progress/<id>[?since=N]`` or ``/ws/render/<id>/<channel>[?format=base64|binary|json]``.
 
     Any other path returns None: the client is expected to send a subscribe message.
     """
@@ -320,7 +323,7 @@ def parse_ws_path(path: str) -> WsTarget | None:
                         since=query_int(params, "since", 0, 2**53))
     if len(segments) == 4 and segments[:2] == ["ws", "render"]:
         params = query_params(parts.query, ("format",))
-        fmt = params.get("format", "json")
+        fmt = params.get("format", DEFAULT_RENDER_FORMAT)
         if fmt not in RENDER_FORMATS:
             raise BadRequest(f"format: expects one of {', '.join(RENDER_FORMATS)}, actual: {show(fmt)}",
                              field="format")
