@@ -425,7 +425,7 @@ class RenderProxy:
 def world_json(world: wire.WorldData) -> dict:
     """A world as web clients take it: flat ``coords`` (x0, y0, z0, x1, …) and parallel ``bits``.
 
-    ``wire.to_jsonable``'s one [x, y, z, bits] list per cell is 15 % more text and takes longer
+    ``wire.to_jsonable``'s one [x, y, z, bits] list per cell is 14 % more text and takes longer
     to build and serialize (figures in docs/server.md); flat arrays also map straight onto
     typed arrays in a browser.
     """

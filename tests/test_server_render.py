@@ -250,14 +250,17 @@ class TestRenderBench(unittest.TestCase):
         text = out.getvalue()
         self.assertEqual(code, 0)
         for expected in ("world frame: terrain seed 0, size 16", "encode (wire.encode_world)",
-                         "?format=json message (decode + JSON)", "agents frame:", "headless", "rendered",
-                         "rendering costs"):
+                         "?format=json message (decode + JSON)", "agents frame:",
+                         "standard: A* [50, 50, -20] -> [60, 60, -20], terrain seed 0",
+                         "long flight: A* [50, 50, -20] -> [150, 150, -20], terrain seed 0", "ratio"):
             with self.subTest(expected=expected):
                 self.assertIn(expected, text)
         self.assertNotIn("warning:", text)
         # agents: one at connect and one per step, on both agent ports; world and POV: timing-bound
-        self.assertRegex(text, r"frames received in the first rendered round: world [1-9]\d*, agents 31, "
-                               r"pov_world_0 [1-9]\d*, pov_agents_0 31\n")
+        for workload in ("standard", "long flight"):
+            with self.subTest(workload=workload):
+                self.assertRegex(text, rf"frames received, {workload}, first round: world [1-9]\d*, "
+                                       r"agents 31, pov_world_0 [1-9]\d*, pov_agents_0 31\n")
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from bgen.sim.embedded import wire
 
 CHANNELS = ("world", "agents", "pov_world_0", "pov_agents_0")
+LONG_FLIGHT_TARGET = (150, 150, -20)       # about 140 m from the start: longer than 3000 steps
 JOIN_TIMEOUT_S = 30.0     # a listener still reading after the episode's client closed
 
 
@@ -228,15 +229,20 @@ def frame_rows(vxs, seed: int, size: int, repeat: int) -> list[str]:
     payload = wire.encode_agents(agents)
     state = "flying an A* plan" if agent.get_action_py() is not None else "holding (no plan)"
     lines.append(f"agents frame: one agent {state}: payload {len(payload):,} B")
-    rows = [("encode (wire.encode_agents)", median_time(lambda: wire.encode_agents(agents),
-                                                        repeat * 20)),
-            ("decode (wire.decode_agents)", median_time(lambda: wire.decode_agents(payload),
-                                                        repeat * 20))]
+    rows = [("encode (wire.encode_agents)",
+             median_time(lambda: wire.encode_agents(agents), repeat * 20), None),
+            ("decode (wire.decode_agents)",
+             median_time(lambda: wire.decode_agents(payload), repeat * 20), None),
+            ("?format=base64 message (base64 + JSON)",
+             median_time(lambda: base64_message("agents", payload), repeat * 20),
+             len(base64_message("agents", payload)))]
     if server is not None:
         rows.append(("?format=json message (decode + JSON)",
                      median_time(lambda: server.decoded_frame_message("agents", payload, 0.0),
-                                 repeat * 20)))
-    lines += [f"  {name:<58} {seconds * 1e6:8.0f} µs" for name, seconds in rows]
+                                 repeat * 20),
+                     len(server.decoded_frame_message("agents", payload, 0.0))))
+    lines += [f"  {name:<58} {seconds * 1e6:8.0f} µs" + (f"  {size_:>11,} B" if size_ else "")
+              for name, seconds, size_ in rows]
     return lines
 
 
@@ -268,7 +274,8 @@ class _Sink:
 
 
 def run_standard(vxs, config, seed: int) -> EpisodeRun:
-    """One standard episode, headless or rendered as ``config.render`` says; setup untimed."""
+    """One episode of the standard policy, headless or rendered as ``config.render`` says;
+    building the world (and the vision renderer) is not timed."""
     from bgen.runner.bench import STANDARD_POLICY
     from bgen.runner.episode import build_sim, run_episode
 
@@ -310,40 +317,61 @@ class Round:
             self.frames[channel] = self.frames.get(channel, 0) + count
 
 
-def episode_rows(vxs, backend: str, steps: int, seeds: list, repeat: int) -> list[str]:
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    config: object          # EpisodeConfig, headless
+    seeds: tuple
+
+
+def workloads(backend: str, steps: int, seeds: list) -> list[Workload]:
+    """The standard episodes (they end at the target after a few hundred steps), and one long
+    flight across the map (it runs every step: the rates it sustains)."""
     from bgen.runner.bench import standard_config
 
-    headless_config = standard_config(backend, steps)
-    rendered_config = replace(headless_config, render=True)
-    headless, rendered = [], []
-    for _ in range(max(1, repeat)):
-        for rounds, config in ((headless, headless_config), (rendered, rendered_config)):
-            totals = Round()
-            for seed in seeds:
-                totals.add(run_standard(vxs, config, seed))
-            rounds.append(totals)
-    first = rendered[0]
-    reasons = ", ".join(f"{r} {first.reasons.count(r)}" for r in sorted(set(first.reasons)))
-    lines = [f"standard episode: A* {list(headless_config.start)} -> "
-             f"{list(headless_config.target)}, terrain seeds {seeds[0]}..{seeds[-1]}, delta "
-             f"{headless_config.delta}, max {steps} steps ({reasons}; {first.steps} steps in all); "
-             f"POV {rendered_config.pov_size[0]}x{rendered_config.pov_size[1]} at most every "
-             f"{rendered_config.pov_min_dt_world} s simulated; world at connect and every wall second"]
-    head = statistics.median(r.wall_s for r in headless)
-    rend = statistics.median(r.wall_s for r in rendered)
-    lines.append(f"  {'':<9} {'steps':>6} {'wall s':>7} {'steps/s':>8}  frames per wall second: "
-                 + " ".join(f"{c:>12}" for c in CHANNELS))
-    lines.append(f"  {'headless':<9} {headless[0].steps:>6} {head:7.2f} "
-                 f"{headless[0].steps / head:8,.0f}")
-    per_second = [f"{statistics.median(r.frames.get(c, 0) / r.wall_s for r in rendered):12.1f}"
-                  for c in CHANNELS]
-    lines.append(f"  {'rendered':<9} {first.steps:>6} {rend:7.2f} {first.steps / rend:8,.0f}  "
-                 f"{'':23}" + " ".join(per_second))
-    totals = ", ".join(f"{c} {first.frames.get(c, 0)}" for c in CHANNELS)
-    lines.append(f"  frames received in the first rendered round: {totals}")
-    lines.append(f"  rendering costs {rend / head:.1f}x the headless wall time "
-                 f"(+{(rend - head) / max(first.steps, 1) * 1000:.2f} ms per step)")
-    for warning in sorted(set().union(*(r.warnings for r in rendered))):
+    standard = standard_config(backend, steps)
+    return [Workload("standard", standard, tuple(seeds)),
+            Workload("long flight", replace(standard, target=LONG_FLIGHT_TARGET), (seeds[0],))]
+
+
+def episode_rows(vxs, backend: str, steps: int, seeds: list, repeat: int) -> list[str]:
+    loads = workloads(backend, steps, seeds)
+    rendered_config = replace(loads[0].config, render=True)
+    lines = [f"episodes (in this process, setup untimed): POV {rendered_config.pov_size[0]}x"
+             f"{rendered_config.pov_size[1]} at most every {rendered_config.pov_min_dt_world} s "
+             f"simulated; world at connect and every wall second; agents every step"]
+    results = []
+    for load in loads:
+        headless, rendered = [], []
+        for _ in range(max(1, repeat)):
+            for rounds, config in ((headless, load.config), (rendered, replace(load.config, render=True))):
+                totals = Round()
+                for seed in load.seeds:
+                    totals.add(run_standard(vxs, config, seed))
+                rounds.append(totals)
+        results.append((load, headless, rendered))
+        first = rendered[0]
+        reasons = ", ".join(f"{r} {first.reasons.count(r)}" for r in sorted(set(first.reasons)))
+        seed_text = (f"seeds {load.seeds[0]}..{load.seeds[-1]}" if len(load.seeds) > 1
+                     else f"seed {load.seeds[0]}")
+        lines.append(f"  {load.name}: A* {list(load.config.start)} -> {list(load.config.target)}, "
+                     f"terrain {seed_text}, delta {load.config.delta}, max {steps} steps: {reasons}; "
+                     f"{first.steps} steps")
+    lines.append(f"  {'':<12} {'headless':>17}  {'rendered':>17}  {'':>6}   rendered, frames per wall second")
+    lines.append(f"  {'workload':<12} {'wall s':>8} {'steps/s':>8}  {'wall s':>8} {'steps/s':>8}  "
+                 f"{'ratio':>6}   " + " ".join(f"{c:>12}" for c in CHANNELS))
+    for load, headless, rendered in results:
+        head = statistics.median(r.wall_s for r in headless)
+        rend = statistics.median(r.wall_s for r in rendered)
+        steps_done = rendered[0].steps
+        per_second = [f"{statistics.median(r.frames.get(c, 0) / r.wall_s for r in rendered):12.1f}"
+                      for c in CHANNELS]
+        lines.append(f"  {load.name:<12} {head:8.2f} {headless[0].steps / head:8,.0f}  {rend:8.2f} "
+                     f"{steps_done / rend:8,.0f}  {rend / head:5.1f}x   " + " ".join(per_second))
+    for load, _, rendered in results:
+        totals = ", ".join(f"{c} {rendered[0].frames.get(c, 0)}" for c in CHANNELS)
+        lines.append(f"  frames received, {load.name}, first round: {totals}")
+    for warning in sorted(set().union(*(r.warnings for _, _, rounds in results for r in rounds))):
         lines.append(f"  warning: {warning}")
     return lines
 
