@@ -326,7 +326,8 @@ class TestRenderedRunEndToEnd(unittest.TestCase):
                 sockets[name] = await connect(f"ws://127.0.0.1:{ws_port}/ws/render/{run_id}/{channel}{query}",
                                               open_timeout=TIMEOUT, max_size=None)
                 connected = json.loads(await asyncio.wait_for(sockets[name].recv(), TIMEOUT))
-                assert connected["type"] == "connected", connected
+                if connected["type"] != "connected":
+                    raise AssertionError(f"expects a connected message first, actual: {connected}")
             progress = await connect(f"ws://127.0.0.1:{ws_port}/ws/progress/{run_id}", open_timeout=TIMEOUT)
             sockets["progress"] = progress
             await post(f"/runs/{blocker['run_id']}/terminate")
