@@ -109,8 +109,36 @@ class EpisodeEndsTests(unittest.TestCase):
         outcome, sink = run("teleport.py")
         self.assertEqual(outcome.summary.reason, "teleport")
         self.assertFalse(outcome.summary.success)
-        self.assertEqual(len(sink.steps), 1)
-        self.assertIn("set_pos/set_hold_py must not be used", outcome.summary.reasons)
+        self.assertEqual(len(sink.steps), 0)
+        self.assertEqual(outcome.summary.reasons,
+                         "act() moved the agent from (50.00, 50.00, -60.00) to (56.00, 56.00, "
+                         "-60.00): only the dynamics may move it, set_pos/set_hold_py must not "
+                         "be used to move the agent; fly with ActionIntents")
+
+    def test_any_move_made_by_a_policy_call_is_a_teleport_however_small(self):
+        # 0.004 m per step is 0.4 m/s, far below the speed bound: the position itself is checked.
+        nudge = ("    x, y, z = agent.get_pos()\n"
+                 "    agent.set_pos([x + 0.004, y, z])\n")
+        cases = {
+            "act": ("def act(t, agent, world, fw, env, helpers):\n" + nudge
+                    + "    return None\ndef collect(c):\n    return {}\n", 0),
+            "collect": ("held = []\ndef act(t, agent, world, fw, env, helpers):\n"
+                        "    held.append(agent)\n    return None\n"
+                        "def collect(c):\n    agent = held[0]\n" + nudge + "    return {}\n", 1),
+            "set_hold_py": ("def act(t, agent, world, fw, env, helpers):\n"
+                            "    x, y, z = agent.get_coord_py()\n"
+                            "    agent.set_hold_py([x + 1, y, z], 0.0)\n"
+                            "    return None\ndef collect(c):\n    return {}\n", 0),
+        }
+        for phase, (source, steps) in cases.items():
+            with self.subTest(phase=phase):
+                source += "def finalize(e):\n    return {}\n"
+                outcome, sink = run("", source=source, max_steps=3)
+                self.assertEqual(outcome.summary.reason, "teleport")
+                self.assertFalse(outcome.summary.success)
+                self.assertEqual(len(sink.steps), steps)
+                self.assertTrue(outcome.summary.reasons.startswith(
+                    f"{'act' if phase == 'set_hold_py' else phase}() moved the agent from"))
 
     def test_a_panic_in_the_simulator_step_is_a_sim_error_not_the_policys(self):
         vxs = load_backend("embedded")
@@ -354,6 +382,20 @@ class ErrorReportTests(unittest.TestCase):
             "  line 5, in helper", "    raise KeyError('x')",
             "KeyError: 'x'"])
         self.assertEqual(error_line(described), "act: KeyError: 'x' (line 5)")
+
+    def test_describing_an_error_runs_no_policy_code_and_caps_the_message(self):
+        # describe_error runs after the policy's budget: str() of a Counter subclass would
+        # call the policy's most_common().
+        import collections
+
+        class Endless(collections.Counter):
+            def most_common(self, n=None):
+                raise AssertionError("policy code ran")
+
+        self.assertEqual(describe_error(ValueError(Endless("ab")), "act")["message"],
+                         "<Endless object>")
+        self.assertEqual(describe_error(ValueError("m" * 5000), "act")["message"],
+                         "m" * 2000 + "...[3000 more characters]")
 
 
 class ConfigTests(unittest.TestCase):

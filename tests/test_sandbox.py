@@ -647,6 +647,31 @@ class ActResultCheck(unittest.TestCase):
     def test_without_the_class_a_look_alike_name_is_what_counts(self):
         self.assertEqual(check_act_result(self.intent), (self.intent, "Replace"))
 
+    def test_a_subclass_of_action_intent_is_refused_as_voxelsim_refuses_subclassing(self):
+        # The runner calls intent methods after act() returned: a subclass's len() would run
+        # policy code outside the time budget.
+        class Endless(VXS.ActionIntent):
+            def len(self):
+                raise AssertionError("policy code ran")
+
+        intent = Endless(1.0, 0.0, [VXS.MoveDir.Up])
+        shown = "Endless (a subclass of ActionIntent; return ActionIntent itself)"
+        expected = "act() must return an ActionIntent, (intent, 'Replace'|'Push') or None"
+        for result, message in [(intent, f"{expected}; actual: {shown}"),
+                                ((intent, "Push"), f"{expected}; actual: tuple ({shown}, str)")]:
+            with self.subTest(result=type(result).__name__):
+                with self.assertRaises(PolicyError) as caught:
+                    check_act_result(result, VXS.ActionIntent)
+                self.assertEqual(str(caught.exception), message)
+
+    def test_a_str_subclass_mode_is_read_without_calling_its_methods(self):
+        class Mode(str):
+            def lower(self):
+                raise AssertionError("policy code ran")
+
+        self.assertEqual(check_act_result((self.intent, Mode("PUSH")), VXS.ActionIntent),
+                         (self.intent, "Push"))
+
 
 class NotesCheck(unittest.TestCase):
     def test_values_become_text(self):
@@ -660,6 +685,19 @@ class NotesCheck(unittest.TestCase):
         notes = check_notes({"big": "x" * 5000})
         self.assertEqual(notes["big"], "x" * 2000 + "...[3000 more characters]")
 
+    def test_subclasses_run_no_policy_code_and_become_plain_str(self):
+        class Notes(dict):
+            def items(self):
+                raise AssertionError("policy code ran")
+
+        class Text(str):
+            def upper(self):
+                raise AssertionError("policy code ran")
+
+        notes = check_notes(Notes({Text("k"): Text("v")}))
+        self.assertEqual(notes, {"k": "v"})
+        self.assertEqual([type(x) for pair in notes.items() for x in pair], [str, str])
+
     def test_wrong_shapes_are_policy_errors(self):
         cases = [
             (["a"], "collect() must return a dict of str to str; actual: list"),
@@ -672,6 +710,67 @@ class NotesCheck(unittest.TestCase):
                 with self.assertRaises(PolicyError) as caught:
                     check_notes(result)
                 self.assertEqual(str(caught.exception), message)
+
+
+class ExceptionText(unittest.TestCase):
+    """What the runner shows of a policy's exception, after the policy's budget ended."""
+
+    def test_plain_arguments_read_as_str_would(self):
+        cases = [
+            (ValueError("bad value"), "bad value"),
+            (KeyError("x"), "'x'"),
+            (ZeroDivisionError("division by zero"), "division by zero"),
+            (RuntimeError("a", 1, [2.5, None]), "('a', 1, [2.5, None])"),
+            (StopIteration(), ""),
+        ]
+        for error, text in cases:
+            with self.subTest(error=repr(error)):
+                self.assertEqual(sandbox.exception_text(error), text)
+
+    def test_objects_whose_text_could_run_policy_code_show_only_their_type(self):
+        class Endless(collections.Counter):
+            def most_common(self, n=None):
+                raise AssertionError("policy code ran")
+
+        cases = [
+            (ValueError(Endless("ab")), "<Endless object>"),
+            (KeyError(Endless("ab")), "<Endless object>"),
+            (RuntimeError("at", Endless("ab")), "('at', <Endless object>)"),
+            (ValueError(["ok", Endless("ab")]), "<list object>"),
+        ]
+        for error, text in cases:
+            with self.subTest(text=text):
+                self.assertEqual(sandbox.exception_text(error), text)
+
+    def test_long_text_is_cut(self):
+        self.assertEqual(sandbox.exception_text(ValueError("m" * 50), limit=10),
+                         "m" * 10 + "...[40 more characters]")
+        self.assertEqual(sandbox.exception_text(ValueError(10 ** 5000)),
+                         "<int too large to show>")
+
+
+class CheckedAttributes(unittest.TestCase):
+    """``obj.data`` is read through ``checked_attribute``: never a memoryview."""
+
+    def test_array_data_is_refused_and_the_message_says_what_to_use(self):
+        policy = load("import numpy as np\nitems = np.array([None, 'x'], dtype=object)\n"
+                      "def get():\n    return items.data\n" + MINIMAL)
+        with self.assertRaises(AttributeError) as caught:
+            policy.namespace["get"]()
+        self.assertEqual(str(caught.exception),
+                         "'ndarray' attribute 'data' is raw memory (memoryview), not available "
+                         "in policies; use tolist() or indexing")
+
+    def test_a_policys_own_data_attribute_still_works(self):
+        policy = load("class Box:\n    data = 1\nbox = Box()\nbox.data = [3]\n"
+                      "box.data += [4]\nseen = box.data\n" + MINIMAL)
+        self.assertEqual(policy.namespace["seen"], [3, 4])
+
+    def test_class_patterns_cannot_read_data(self):
+        error = validation_error("match x:\n    case object(data=raw):\n        pass\n")
+        self.assertEqual(str(error), "line 2: attribute 'data' is not allowed in class "
+                                     "patterns; read it with attribute syntax ('obj.data') "
+                                     "(rule: denied-attribute)")
 
 
 class HelpersObject(unittest.TestCase):
@@ -745,9 +844,12 @@ def _children(obj):
         if attribute_denial(name) is not None:
             continue  # the validator rejects this attribute name
         try:
-            yield getattr(obj, name), "." + name
+            value = getattr(obj, name)
         except Exception:
             continue
+        if name in sandbox.RUNTIME_CHECKED_ATTRIBUTES and sandbox.value_denial(value):
+            continue  # checked_attribute refuses this value at run time
+        yield value, "." + name
     if isinstance(obj, dict):
         for key, value in list(obj.items())[:1000]:
             yield key, "[key]"
@@ -781,7 +883,7 @@ def walk_reachable(roots: dict, *, max_depth: int = 8, max_objects: int = 200_00
         if isinstance(obj, types.ModuleType) and not isinstance(obj, sandbox.StandIn):
             problems.append((path, f"real module {obj.__name__}"))
             continue
-        if isinstance(obj, (types.FrameType, types.CodeType, types.TracebackType)):
+        if isinstance(obj, (types.FrameType, types.CodeType, types.TracebackType, memoryview)):
             problems.append((path, type(obj).__name__))
             continue
         if depth < max_depth:

@@ -213,11 +213,9 @@ def describe_error(error: BaseException, phase: str, source: str | None = None,
         if frame.lineno and 0 < frame.lineno <= len(lines):
             text.append(f"    {lines[frame.lineno - 1].strip()}")
     message = getattr(error, "message", None) if isinstance(error, PolicyError) else None
-    if message is None:
-        try:
-            message = str(error)
-        except Exception:
-            message = "<unprintable message>"
+    if not isinstance(message, str):
+        from bgen.runner.sandbox import exception_text   # never runs policy code
+        message = exception_text(error)
     kind = type(error).__name__
     text.append(f"{kind}: {message}" if message else kind)
     return {"phase": phase, "type": kind, "message": message,
@@ -421,6 +419,29 @@ def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
             "max_steps": config.max_steps, "delta": config.delta, "scenario": config.scenario}
 
 
+def _same_position(a, b) -> bool:
+    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
+
+
+def check_not_moved(agent, expected: tuple, phase: str) -> None:
+    """End the episode (``teleport``) when a policy call moved the agent.
+
+    Only the dynamics may move the agent, so across ``init``, ``act`` and ``collect`` its
+    position must stay exactly where the runner last measured it. A speed bound alone would
+    let ``set_pos`` creep to the target in steps below it.
+    """
+    pos = tuple(agent.get_pos())
+    if not _same_position(pos, expected):
+        raise _End("teleport", None, (
+            f"{phase}() moved the agent from {_shown_pos(expected)} to {_shown_pos(pos)}: "
+            "only the dynamics may move it, set_pos/set_hold_py must not be used to move the "
+            "agent; fly with ActionIntents"))
+
+
+def _shown_pos(pos) -> str:
+    return "(" + ", ".join(f"{float(v):.2f}" for v in pos) + ")"
+
+
 def run_episode(source: str, vxs, config: EpisodeConfig, seed: int, sink: EpisodeSink, *,
                 guard=no_guard, should_stop: Callable[[], bool] | None = None,
                 sim: Sim | None = None, before_load: Callable[[], None] | None = None
@@ -503,6 +524,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                     policy.init(policy_config(sim, config, seed))
             except BaseException as exc:  # noqa: B036 - panics and interrupts included
                 raise policy_fault(exc, "init") from None
+            check_not_moved(agent, prev_pos, "init")
         sink.phase("running")
         while step < config.max_steps:
             if should_stop is not None and should_stop():
@@ -514,9 +536,10 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             try:
                 with guard("act"):
                     result = policy.act(sim_t, agent, world, sim.fw, sim.env, helpers)
-                intent, mode = split_act_result(policy, result)
+                    intent, mode = split_act_result(policy, result)
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
+            check_not_moved(agent, prev_pos, "act")
             if intent is not None:
                 try:
                     if mode == "Push":
@@ -525,7 +548,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                         agent.perform_oneshot_py(intent)
                 except Exception as exc:
                     rejected += 1
-                    warn(f"intent rejected: {exc}")
+                    warn(f"intent rejected: {sandbox.exception_text(exc, 500)}")
                 except BaseException as exc:  # noqa: B036 - a panic on the policy's intent
                     raise policy_fault(exc, "apply_intent") from None
 
@@ -579,6 +602,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                               frame_time_ms=(time.perf_counter() - frame_start) * 1000.0,
                               policy_log=notes).to_dict())
             step += 1
+            check_not_moved(agent, pos, "collect")
             if teleported:
                 raise _End("teleport", None, (
                     f"the agent jumped {distance(prev_pos, pos):.2f} m in one step of {delta} s "

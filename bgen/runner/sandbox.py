@@ -184,6 +184,13 @@ FORBIDDEN_NAMES = {
     "SystemExit": None, "KeyboardInterrupt": None, "GeneratorExit": None,
 }
 
+#: Attribute names that stay usable (a policy's own ``self.data``) but are read through
+#: ``checked_attribute`` at run time: on a numpy array ``data`` is a *writable* memoryview,
+#: and on an object array its bytes are PyObject pointers a policy could forge.
+RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data"})
+#: The builtins name compiled code calls for them (policy source cannot spell it).
+CHECKED_ATTRIBUTE_NAME = "__policy_attribute__"
+
 _IDENTIFIER_KINDS = {
     ast.Name: "names", ast.Attribute: "attribute names", ast.FunctionDef: "function names",
     ast.ClassDef: "class names", ast.arg: "argument names", ast.keyword: "keyword argument names",
@@ -324,6 +331,10 @@ def _check_identifier(node, lineno, bound: set[str]):
             elif denial is not None:
                 yield _violation(lineno, f"{denial[1]}: {attr!r}"
                                  if denial[0] != "denied-attribute" else denial[1], denial[0])
+            elif attr in RUNTIME_CHECKED_ATTRIBUTES:
+                yield _violation(lineno, f"attribute '{attr}' is not allowed in class patterns; "
+                                 f"read it with attribute syntax ('obj.{attr}')",
+                                 "denied-attribute")
 
 
 def _check_import(node, lineno):
@@ -430,9 +441,21 @@ def validate_source(source: str) -> None:
     checked_tree(source)
 
 
+class _CheckedAttributeReads(ast.NodeTransformer):
+    """``obj.data`` (a read) becomes ``__policy_attribute__(obj, "data")``; stores stay as they are."""
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        if node.attr not in RUNTIME_CHECKED_ATTRIBUTES or not isinstance(node.ctx, ast.Load):
+            return node
+        call = ast.Call(func=ast.Name(id=CHECKED_ATTRIBUTE_NAME, ctx=ast.Load()),
+                        args=[node.value, ast.Constant(value=node.attr)], keywords=[])
+        return ast.copy_location(call, node)
+
+
 def compile_policy(source: str) -> types.CodeType:
     """Validate and compile; compile-time errors ('return' outside function...) become rules."""
-    tree = checked_tree(source)
+    tree = ast.fix_missing_locations(_CheckedAttributeReads().visit(checked_tree(source)))
     try:
         return compile(tree, POLICY_FILENAME, "exec", dont_inherit=True)
     except SyntaxError as error:
@@ -757,6 +780,22 @@ def safe_hasattr(obj, name, /):
 safe_hasattr.__name__ = safe_hasattr.__qualname__ = "hasattr"
 
 
+def value_denial(value) -> str | None:
+    """Why a policy may not hold ``value`` it read through a RUNTIME_CHECKED_ATTRIBUTES name."""
+    if isinstance(value, memoryview):
+        return "raw memory (memoryview), not available in policies; use tolist() or indexing"
+    return None
+
+
+def checked_attribute(obj, name: str):
+    """``obj.<name>`` for the names in RUNTIME_CHECKED_ATTRIBUTES, refusing raw memory."""
+    value = getattr(obj, name)
+    reason = value_denial(value)
+    if reason is not None:
+        raise AttributeError(f"'{type(obj).__name__}' attribute '{name}' is {reason}")
+    return value
+
+
 def make_builtins(standins: dict, output: CapturedOutput,
                   native_packages: frozenset = frozenset({"numpy"})) -> dict:
     """A fresh builtins dict for one policy module."""
@@ -766,6 +805,7 @@ def make_builtins(standins: dict, output: CapturedOutput,
     # Needed by the compiled code itself; policy source cannot name them (underscore rule).
     table["__import__"] = make_import(standins, native_packages)
     table["__build_class__"] = builtins.__build_class__
+    table[CHECKED_ATTRIBUTE_NAME] = checked_attribute
     table["__name__"] = "builtins"
     return table
 
@@ -940,9 +980,19 @@ QUEUE_MODES = {"replace": "Replace", "push": "Push"}
 
 
 def _is_intent(value, intent_type) -> bool:
+    # Exactly the backend's class: voxelsim's PyO3 class cannot be subclassed, and a policy
+    # subclass could override len()/get_move_sequence(), which the runner calls after act()
+    # returned, outside the policy's time budget.
     if intent_type is not None:
-        return isinstance(value, intent_type)
+        return type(value) is intent_type
     return type(value).__name__ == "ActionIntent"
+
+
+def _intent_shown(value, intent_type) -> str:
+    name = _type_name(value)
+    if intent_type is not None and isinstance(value, intent_type):
+        return f"{name} (a subclass of ActionIntent; return ActionIntent itself)"
+    return name
 
 
 def check_act_result(result, intent_type=None):
@@ -960,18 +1010,19 @@ def check_act_result(result, intent_type=None):
             raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {len(result)}")
         intent, mode = result
         if intent is not None and not _is_intent(intent, intent_type):
-            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple ({_type_name(intent)}, "
-                              f"{_type_name(mode)})")
-        normalized = QUEUE_MODES.get(mode.lower()) if isinstance(mode, str) else None
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple "
+                              f"({_intent_shown(intent, intent_type)}, {_type_name(mode)})")
+        # str.lower, not mode.lower(): a str subclass's own lower() is policy code.
+        normalized = QUEUE_MODES.get(str.lower(mode)) if isinstance(mode, str) else None
         if normalized is None:
             shown = repr(mode) if isinstance(mode, (str, int, float)) else _type_name(mode)
             raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple with mode {shown[:40]}")
         return None if intent is None else (intent, normalized)
-    raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: {_type_name(result)}")
+    raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: {_intent_shown(result, intent_type)}")
 
 
 def _note_text(value) -> str:
-    text = value if isinstance(value, str) else str(value)
+    text = value if type(value) is str else str(value)   # str subclasses become plain str
     if len(text) > MAX_NOTE_CHARS:
         text = text[:MAX_NOTE_CHARS] + f"...[{len(text) - MAX_NOTE_CHARS} more characters]"
     return text
@@ -991,7 +1042,7 @@ def check_notes(result, where: str = "collect") -> dict[str, str]:
     if len(result) > MAX_NOTES:
         raise PolicyError(f"{expected}; actual: {len(result)} keys, exceeds limit of {MAX_NOTES}")
     notes = {}
-    for key, value in result.items():
+    for key, value in dict.items(result):   # not result.items(): a subclass could override it
         if not isinstance(key, str):
             raise PolicyError(f"{expected}; actual: key {_note_text(repr(key))[:40]} of type "
                               f"{_type_name(key)}")
@@ -1001,3 +1052,61 @@ def check_notes(result, where: str = "collect") -> dict[str, str]:
             raise PolicyError(f"{expected}; actual: value of {key[:40]!r} cannot be shown as "
                               f"text ({_type_name(error)}: {error})") from None
     return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing a policy's exception without running policy code
+# ---------------------------------------------------------------------------------------------
+
+_PLAIN_SCALARS = (str, int, float, complex, bool, type(None))
+_PLAIN_CONTAINERS = (tuple, list, set, frozenset, dict)
+_PLAIN_MAX_ITEMS = 1000
+
+
+def _is_plain(value, depth: int = 0) -> bool:
+    """Built only of exact builtin scalars and containers: its str()/repr() runs no policy code."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind not in _PLAIN_CONTAINERS or depth >= 4 or len(value) > _PLAIN_MAX_ITEMS:
+        return False
+    items = [x for pair in dict.items(value) for x in pair] if kind is dict else value
+    return all(_is_plain(item, depth + 1) for item in items)
+
+
+def _shown(value, as_repr: bool) -> str:
+    if not _is_plain(value):
+        return f"<{_type_name(value)} object>"
+    try:
+        return repr(value) if as_repr else str(value)
+    except ValueError:  # an int too long to convert
+        return f"<{_type_name(value)} too large to show>"
+
+
+def exception_text(error: BaseException, limit: int = MAX_NOTE_CHARS) -> str:
+    """``str(error)``, cut at ``limit`` characters, without running policy code.
+
+    A policy's exception may carry an object whose ``str()`` calls back into policy methods
+    (a ``collections.Counter`` subclass's repr calls its ``most_common``), and the runner
+    describes errors after the policy's time budget ended. So the usual text is used only
+    when the arguments are plain builtin values and the exception's ``__str__`` is built in;
+    otherwise each argument that is not plain shows as ``<TypeName object>``.
+    """
+    args = error.args if type(error.args) is tuple else ()
+    builtin_str = not isinstance(getattr(type(error), "__str__", None), types.FunctionType)
+    text = None
+    if builtin_str and _is_plain(args):
+        try:
+            text = str(error)
+        except Exception:  # an int too long to convert: show the arguments one by one
+            text = None
+    if text is None:
+        if len(args) == 1:
+            text = _shown(args[0], isinstance(error, KeyError))
+        elif args:
+            text = "(" + ", ".join(_shown(arg, True) for arg in args[:20]) + ")"
+        else:
+            text = ""
+    if len(text) > limit:
+        text = text[:limit] + f"...[{len(text) - limit} more characters]"
+    return text

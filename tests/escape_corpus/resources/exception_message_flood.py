@@ -1,5 +1,5 @@
 # tries: raise an exception carrying a 20 MB message
-# expect: episode-reason=policy_error|crashed
+# expect: episode-reason=policy_error
 # config: max_steps=5
 
 def act(t, agent, world, fw, env, helpers):
