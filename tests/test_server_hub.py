@@ -144,7 +144,7 @@ class TestHubHandOver(unittest.IsolatedAsyncioTestCase):
         self.hub.publish_event("nobody", {"type": "step", "id": 1, "value": object()})
 
     async def test_frames_go_out_base64_in_json_or_as_one_binary_message(self):
-        as_json, as_binary = Subscriber("json"), Subscriber("binary")
+        as_json, as_binary = Subscriber("base64"), Subscriber("binary")
         self.hub.subscribe("render:r1:world", as_json)
         self.hub.subscribe("render:r1:world", as_binary)
         await asyncio.to_thread(self.hub.publish_frame, "r1", "world", b"\x01\x02voxels")

@@ -167,7 +167,7 @@ class TestWebSocketPaths(unittest.TestCase):
         target = parse_ws_path("/ws/render/ab12/pov_world_0?format=binary")
         self.assertEqual((target.kind, target.channel, target.format, target.topic),
                          ("render", "pov_world_0", "binary", "render:ab12:pov_world_0"))
-        self.assertEqual(parse_ws_path("/ws/render/ab12/world").format, "json")
+        self.assertEqual(parse_ws_path("/ws/render/ab12/world").format, "base64")
 
     def test_paths_without_a_topic_wait_for_a_subscribe_message(self):
         for path in ("/", "/ws", "/?x=1"):
