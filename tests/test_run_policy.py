@@ -108,3 +108,23 @@ class RunTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LiftedPlacementTests(unittest.TestCase):
+    """The episode line says when a start or target inside terrain was moved up."""
+
+    def test_points_used_as_asked_add_no_note(self):
+        summary = {"start": [50, 50, -20], "target": [60.0, 60.0, -20.0]}
+        self.assertEqual(run_policy.lifted_note(summary, (50, 50, -20), (60, 60, -20)), "")
+
+    def test_lifted_points_are_named_with_where_they_went(self):
+        summary = {"start": [50, 50, -27], "target": [60.0, 60.0, -25.0]}
+        self.assertEqual(run_policy.lifted_note(summary, (50, 50, -20), (60, 60, -20)),
+                         "start lifted to [50, 50, -27]; target lifted to [60, 60, -25]")
+
+    def test_the_episode_line_carries_the_note(self):
+        summary = {"seed": 0, "reason": "success", "steps": 10, "sim_time_s": 0.1,
+                   "wall_time_s": 0.01, "final_distance_to_target": 0.5, "collisions_total": 0,
+                   "start": [50, 50, -20], "target": [60.0, 60.0, -25.0]}
+        line = run_policy.episode_line(summary, (50, 50, -20), (60, 60, -20))
+        self.assertTrue(line.endswith("[target lifted to [60, 60, -25] (inside terrain)]"), line)

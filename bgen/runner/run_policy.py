@@ -17,6 +17,7 @@ from pathlib import Path
 from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.schema import REASONS
+from bgen.sim.scenarios import get_scenario
 
 PROG = "run_policy"
 
@@ -111,7 +112,19 @@ def _fmt(value, spec=".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def episode_line(summary: dict) -> str:
+def lifted_note(summary: dict, requested_start, requested_target) -> str:
+    """Where the episode moved a start or target that lay inside terrain, e.g. "target lifted to
+    [60, 60, -25]"; empty when both were used as asked."""
+    notes = []
+    for name, asked in (("start", requested_start), ("target", requested_target)):
+        used = summary.get(name)
+        if asked is not None and used is not None and \
+                [round(float(v), 3) for v in used] != [round(float(v), 3) for v in asked]:
+            notes.append(f"{name} lifted to [{', '.join(format(float(v), 'g') for v in used)}]")
+    return "; ".join(notes)
+
+
+def episode_line(summary: dict, requested_start=None, requested_target=None) -> str:
     """One line per finished episode."""
     line = (f"seed {summary['seed']}: {summary['reason']:<12} steps {summary['steps']:>6}  "
             f"sim {summary['sim_time_s']:.2f} s  wall {summary['wall_time_s']:.2f} s  "
@@ -119,6 +132,9 @@ def episode_line(summary: dict) -> str:
             f"collisions {summary['collisions_total']}")
     if summary["reason"] not in ("success", "max_steps") and summary.get("reasons"):
         line += f"  ({summary['reasons']})"
+    note = lifted_note(summary, requested_start, requested_target)
+    if note:
+        line += f"  [{note} (inside terrain)]"
     return line
 
 
@@ -157,11 +173,14 @@ def main(argv=None) -> int:
         return 2
 
     seeds = [args.seed_start + i for i in range(args.episodes)]
+    scenario = get_scenario(config.scenario)
+    requested_start = config.start if config.start is not None else scenario.start
+    requested_target = config.target if config.target is not None else scenario.target
     outdir = Path(args.outdir)
 
     def on_event(event: dict) -> None:
         if event["type"] == "episode_summary":
-            print(episode_line(event), flush=True)
+            print(episode_line(event, requested_start, requested_target), flush=True)
         elif event["type"] == "warning":
             print(f"seed {event['seed']}: warning: {event['message']}", file=sys.stderr, flush=True)
 
