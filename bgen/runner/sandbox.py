@@ -23,6 +23,12 @@ What each step stops:
   never reports private attributes, an ``__import__`` that maps allowed names to stand-ins)
   and stand-in modules that hold only public API objects, never real modules, so
   ``typing.sys`` or a backend module's own imports are unreachable.
+* compiling rewrites reads of ``RUNTIME_CHECKED_ATTRIBUTES`` (``obj.data``) into calls of
+  ``checked_attribute``, which refuses memoryviews (a numpy object array's ``data`` is a
+  writable view of its object pointers);
+* the result checks (``check_act_result``, ``check_notes``, ``exception_text``) never call a
+  method a policy could have overridden, since the runner calls some of them after the
+  policy's time budget ended.
 
 Attribute access is the only way policy code reaches an object's attributes (``getattr``,
 ``vars`` and ``dir`` are not offered, ``str.format`` is blocked), so "reachable from a policy"
