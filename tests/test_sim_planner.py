@@ -207,3 +207,37 @@ class EmbeddedOnlySearch(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(EMBEDDED, "embedded backend internals")
+class EmbeddedOnlyResultMemory(unittest.TestCase):
+    """Repeated questions about an unchanged world are answered without searching again."""
+
+    def test_a_repeated_failing_plan_searches_once_and_fails_the_same_way(self):
+        from bgen.sim.embedded import planner
+        grid = world(filled=[(2, 0, 0)])
+        with mock.patch.object(planner, "search", wraps=planner.search) as search:
+            for _ in range(3):
+                with self.assertRaises(Exception) as caught:
+                    vxs.AStarActionPlanner(0).plan_action_py(grid, [0, 0, 0], [2, 0, 0], 1.0, 0.0)
+                self.assertEqual(str(caught.exception), NO_PATH)
+        self.assertEqual(search.call_count, 1)
+
+    def test_a_changed_world_is_searched_again(self):
+        from bgen.sim.embedded import planner
+        grid = world()
+        with mock.patch.object(planner, "search", wraps=planner.search) as search:
+            first = vxs.AStarActionPlanner(0).plan_action_py(grid, [0, 0, 0], [2, 0, 0], 1.0, 0.0)
+            grid._set_bits((1, 0, 0), vxs.Cell.filled().bits_py())
+            second = vxs.AStarActionPlanner(0).plan_action_py(grid, [0, 0, 0], [2, 0, 0], 1.0, 0.0)
+        self.assertEqual(search.call_count, 2)
+        self.assertEqual(len(first.get_move_sequence()), 2)
+        self.assertEqual(len(second.get_move_sequence()), 4)
+
+    def test_remembered_moves_are_a_fresh_list_each_time(self):
+        grid = world()
+        planner_ = vxs.AStarActionPlanner(0)
+        first = planner_.plan_action_py(grid, [0, 0, 0], [3, 0, 0], 0.5, 0.0)
+        second = planner_.plan_action_py(grid, [0, 0, 0], [3, 0, 0], 0.9, 0.1)
+        self.assertEqual(first.get_move_sequence(), second.get_move_sequence())
+        self.assertIsNot(first.get_move_sequence(), second.get_move_sequence())

@@ -230,6 +230,33 @@ def _reconstruct(came_from: dict, dst: tuple, origin: tuple) -> list:
 
 
 # --- bound class -----------------------------------------------------------------------------
+PLAN_CACHE_SIZE = 256   # results kept per world and padding
+
+
+def _planned(world: VoxelGrid, origin: tuple, dst: tuple, padding: int):
+    """The move list from origin to dst, or the ``PlannerError``; remembered per unchanged world.
+
+    Policies often re-plan the same route every step, and a failing search (up to 200,000
+    expansions) costs this Python planner a second or more where voxelsim's takes milliseconds.
+    The search is deterministic, so while the world is unchanged (``_derived()`` is emptied on
+    every change) a repeated question gets the remembered answer.
+    """
+    derived = world._derived()
+    results = derived.setdefault(("astar-results", padding), {})
+    key = (origin, dst)
+    outcome = results.get(key)
+    if outcome is None:
+        memo = derived.setdefault(("astar-blocked", padding), {})
+        try:
+            outcome = tuple(search(world._cells(), origin, dst, padding, memo))
+        except PlannerError as error:
+            outcome = error
+        if len(results) >= PLAN_CACHE_SIZE:
+            results.pop(next(iter(results)))
+        results[key] = outcome
+    return outcome if isinstance(outcome, PlannerError) else list(outcome)
+
+
 class AStarActionPlanner(Sealed):
     """``AStarActionPlanner(padding)``; a negative padding counts as 0 (see module docstring)."""
 
@@ -245,12 +272,10 @@ class AStarActionPlanner(Sealed):
         dst = to_coord(dst, "dst")
         urgency = to_float(urgency, "urgency")
         yaw = to_float(yaw, "yaw")
-        try:
-            memo = world._derived().setdefault(("astar-blocked", self._padding), {})
-            moves = search(world._cells(), origin, dst, self._padding, memo)
-        except PlannerError as error:
-            raise Exception(f"Failed to create action intent: {error.reason}") from None
-        return ActionIntent(urgency, yaw, moves)
+        outcome = _planned(world, origin, dst, self._padding)
+        if isinstance(outcome, PlannerError):
+            raise Exception(f"Failed to create action intent: {outcome.reason}")
+        return ActionIntent(urgency, yaw, outcome)
 
     def __repr__(self) -> str:
         return f"AStarActionPlanner(padding={self._padding})"
