@@ -47,12 +47,16 @@ Rules that decide whether the policy works:
    intent only then (or when you must change course); replacing the action every step keeps
    the drone from ever flying.
 7. Success is being within 1.0 of the target; the episode then ends. Compare positions by
-   distance, never by equality.
+   distance, never by equality. An action often ends about 1 m short of its end cell and the
+   drone stops there: if it is not yet within 1.0 of the target, plan again from
+   agent.get_coord_py().
 8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
    per-step work small.
-9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, open, eval,
-   getattr and imports other than voxelsim (as vxs), math, random, typing, collections,
-   heapq, itertools and numpy.
+9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, bare
+   `except:` (write `except Exception:`), open, eval, getattr and imports other than voxelsim
+   (as vxs), math, random, typing, collections, heapq, itertools and numpy.
+10. Keep yaw near 0 (within about 0.8 rad): a larger yaw makes the flight controller diverge and
+   the drone climbs away without finishing its action.
 Use only the API in the cheatsheet, with its exact names and argument order.
 """
 
