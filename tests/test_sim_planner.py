@@ -44,6 +44,112 @@ def plan(grid, origin, dst, padding=0, urgency=1.0, yaw=0.0):
     return [move.to_string() for move in intent.get_move_sequence()]
 
 
+# --- the search before packed keys, kept as the specification of its results ----------------
+# A plain transcription of the rules in the module docstring, with tuple keys and tuple heap
+# entries; the embedded planner must return exactly what this returns.
+REF_OBSTACLE_BITS = 0b0101_1001  # FILLED | GROUND | DRONE_OCCUPIED | DRONE_TRAJECTORY
+FILLED_BITS = 0b0001_0000
+REF_CHECKS = ((5_000, 5_000), (40_000, 400_000))
+REF_NEIGHBOURS = ((1, 0, 0, F), (-1, 0, 0, B), (0, 1, 0, R), (0, -1, 0, L),
+                  (0, 0, 1, D), (0, 0, -1, U))
+
+
+def ref_blocked(cells, padding):
+    answers = {}
+    span = range(-padding, padding + 1) if padding > 0 else range(1)
+
+    def blocked(c):
+        hit = answers.get(c)
+        if hit is None:
+            x, y, z = c
+            hit = answers[c] = any(cells.get((x + dx, y + dy, z + dz), 0) & REF_OBSTACLE_BITS
+                                   for dx in span for dy in span for dz in span)
+        return hit
+    return blocked
+
+
+def ref_distance(origin, dst):
+    import math
+    ax, ay, az = float(origin[0]), float(origin[1]), float(origin[2])
+    vx, vy, vz = dst[0] - ax, dst[1] - ay, dst[2] - az
+    vv = vx * vx + vy * vy + vz * vz
+
+    def distance(p):
+        wx, wy, wz = p[0] - ax, p[1] - ay, p[2] - az
+        t = 0.0 if vv <= 1e-9 else min(max((wx * vx + wy * vy + wz * vz) / vv, 0.0), 1.0)
+        dx, dy, dz = p[0] - (ax + t * vx), p[1] - (ay + t * vy), p[2] - (az + t * vz)
+        scaled = math.sqrt(dx * dx + dy * dy + dz * dz) * 1000.0
+        whole = math.floor(scaled)
+        return int(whole) + (1 if scaled - whole >= 0.5 else 0)
+    return distance
+
+
+def ref_region_excludes(start, goal, blocked, limit):
+    seen, frontier = {start}, [start]
+    while frontier:
+        x, y, z = frontier.pop()
+        for dx, dy, dz, _ in REF_NEIGHBOURS:
+            nb = (x + dx, y + dy, z + dz)
+            if nb in seen or blocked(nb):
+                continue
+            if nb == goal:
+                return False
+            seen.add(nb)
+            if len(seen) > limit:
+                return False
+            frontier.append(nb)
+    return True
+
+
+def reference_search(cells, origin, dst, padding, cap=200_000, checks=REF_CHECKS):
+    """Move names from origin to dst, or the error reason (a str)."""
+    import heapq
+    if origin == dst:
+        return "The parameters specified were invalid."
+    blocked = ref_blocked(cells, padding)
+    if blocked(origin):
+        return "Path to the target is blocked."
+    if blocked(dst):
+        return "No viable path to target."
+    distance = ref_distance(origin, dst)
+    (tx, ty, tz), (ox, oy, oz) = dst, origin
+    best, came_from = {origin: (0, 0)}, {}
+    heap = [(abs(ox - tx) + abs(oy - ty) + abs(oz - tz), 0, -ox, -oy, -oz, 0)]
+    checks = list(checks)
+    expansions = 0
+    while heap:
+        _, g_dist, nx, ny, nz, g_steps = heapq.heappop(heap)
+        current = (-nx, -ny, -nz)
+        if best[current] != (g_steps, g_dist):
+            continue
+        if current == dst:
+            moves = []
+            while current in came_from:
+                prev, move = came_from[current]
+                moves.append(move)
+                current = prev
+            return moves[::-1]
+        expansions += 1
+        if expansions > cap:
+            break
+        if checks and expansions == checks[0][0]:
+            if ref_region_excludes(dst, origin, blocked, checks.pop(0)[1]):
+                break
+        x, y, z = current
+        for dx, dy, dz, move in REF_NEIGHBOURS:
+            nb = (x + dx, y + dy, z + dz)
+            if blocked(nb):
+                continue
+            new = (g_steps + 1, g_dist + distance(nb))
+            old = best.get(nb)
+            if old is None or new < old:
+                best[nb], came_from[nb] = new, (current, move)
+                bx, by, bz = nb
+                heapq.heappush(heap, (new[0] + abs(bx - tx) + abs(by - ty) + abs(bz - tz),
+                                      new[1], -bx, -by, -bz, new[0]))
+    return "No viable path to target."
+
+
 class TestOpenSpace(unittest.TestCase):
     def test_straight_line_along_each_axis(self):
         cases = (
@@ -195,18 +301,46 @@ class EmbeddedOnlySearch(unittest.TestCase):
         grid = world(filled=[(1, 0, 0)])
         plan(grid, [0, 0, -3], [3, 0, -3], padding=1)
         memo = grid._derived()[("astar-blocked", 1)]
-        self.assertTrue(memo["cells"])
+        self.assertTrue(any(answers for answers in memo.values()))
         grid.add_target_cell([9, 9, 9])
         self.assertNotIn(("astar-blocked", 1), grid._derived())
+
+    def test_flood_check_stops_as_soon_as_the_region_leaves_the_obstacles_box(self):
+        # A floor under dst: its free region is unbounded, which the fill shows by stepping
+        # past the floor's edge, long before the 400,000-cell limit.
+        from bgen.sim.embedded import planner
+        cells = {(x, y, 0): FILLED_BITS for x in range(-100, 100) for y in range(-100, 100)}
+        dst, origin = (0, 0, -1), (0, 0, 5)
+        w = planner.field_width(origin, dst, 1)
+        answers, blocked = planner.blocked_test(cells, 1, w)
+        box = planner._field_box(cells, {}, 1, 1 << (w - 1))
+        self.assertFalse(planner.region_excludes(planner.pack(dst, w), planner.pack(origin, w),
+                                                 answers, blocked, 400_000, box, w))
+        self.assertLess(len(answers), 2_000)
+
+    def test_flood_check_finds_a_pocket_sealed_by_padding(self):
+        from bgen.sim.embedded import planner
+        cells = {c: FILLED_BITS for c in shell((0, 0, 0), 4)}
+        w = planner.field_width((20, 0, 0), (0, 0, 0), 1)
+        answers, blocked = planner.blocked_test(cells, 1, w)
+        box = planner._field_box(cells, {}, 1, 1 << (w - 1))
+        inside, outside = planner.pack((0, 0, 0), w), planner.pack((20, 0, 0), w)
+        self.assertTrue(planner.region_excludes(inside, outside, answers, blocked, 125, box, w))
+        self.assertFalse(planner.region_excludes(inside, outside, answers, blocked, 124, box, w))
+        self.assertFalse(planner.region_excludes(outside, inside, answers, blocked, 10**6, box, w))
+
+    def test_packed_keys_round_trip_at_the_i32_limits(self):
+        from bgen.sim.embedded import planner
+        for coord in ((0, 0, 0), (-2**31, 2**31 - 1, -1), (5, -7, 2**31 - 1)):
+            with self.subTest(coord=coord):
+                w = planner.field_width(coord, (0, 0, 0), 3)
+                self.assertEqual(planner.unpack(planner.pack(coord, w), w), coord)
 
     def test_large_enclosed_destination_fails_by_the_flood_check(self):
         # A pocket of 7^3 free cells around dst: the flood fill closes it long before the cap.
         self.assertRaisesRegex(Exception, "No viable path", plan,
                                world(filled=shell((30, 0, 0), 4)), [0, 0, 0], [30, 0, 0])
 
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 @unittest.skipUnless(EMBEDDED, "embedded backend internals")
@@ -241,3 +375,116 @@ class EmbeddedOnlyResultMemory(unittest.TestCase):
         second = planner_.plan_action_py(grid, [0, 0, 0], [3, 0, 0], 0.9, 0.1)
         self.assertEqual(first.get_move_sequence(), second.get_move_sequence())
         self.assertIsNot(first.get_move_sequence(), second.get_move_sequence())
+
+
+def random_world(rng, size=12):
+    """Cells in a size³ box: obstacles of every kind, free kinds, and mostly empty space."""
+    from bgen.sim.embedded import world as w
+    kinds = (w.FILLED, w.FILLED, w.FILLED, w.GROUND, w.DRONE_OCCUPIED, w.DRONE_TRAJECTORY,
+             w.SPARSE, w.TARGET, w.DRONE_ADJACENT)
+    density = rng.choice((0.05, 0.15, 0.3, 0.45))
+    return {(x, y, z): rng.choice(kinds) for x in range(size) for y in range(size)
+            for z in range(size) if rng.random() < density}
+
+
+def outcome(search, *args):
+    """Move names, or the error reason."""
+    from bgen.sim.embedded import planner
+    try:
+        return [move.to_string() for move in search(*args)]
+    except planner.PlannerError as error:
+        return error.reason
+
+
+@unittest.skipUnless(EMBEDDED, "embedded backend internals")
+class EmbeddedOnlyEquivalence(unittest.TestCase):
+    """The packed-key search returns exactly what the plain search above returns."""
+
+    def assertSameAsReference(self, cells, origin, dst, padding, memo=None, **limits):
+        from bgen.sim.embedded import planner
+        expected = reference_search(cells, origin, dst, padding, **limits)
+        patches = {"MAX_EXPANSIONS": limits.get("cap", planner.MAX_EXPANSIONS),
+                   "_ENCLOSURE_CHECKS": limits.get("checks", planner._ENCLOSURE_CHECKS)}
+        with mock.patch.multiple(planner, **patches):
+            got = outcome(planner.search, cells, origin, dst, padding, memo)
+        self.assertEqual(got, expected, f"origin={origin} dst={dst} padding={padding}")
+        return got
+
+    def test_random_small_worlds_give_the_same_moves_and_errors(self):
+        import random
+        rng = random.Random(20240611)
+        seen = set()
+        for case in range(120):
+            cells = random_world(rng)
+            for padding in range(3):
+                memo = {}  # shared by the plans on this world, as the bound class shares it
+                for _ in range(2):
+                    origin = tuple(rng.randrange(-1, 13) for _ in range(3))
+                    dst = tuple(rng.randrange(-1, 13) for _ in range(3))
+                    if rng.random() < 0.1:
+                        dst = origin
+                    got = self.assertSameAsReference(cells, origin, dst, padding, memo)
+                    seen.add(got if isinstance(got, str) else "moves")
+        self.assertEqual(seen, {"moves", INVALID[len(PREFIX):], BLOCKED[len(PREFIX):],
+                                NO_PATH[len(PREFIX):]})
+
+    def test_small_caps_and_early_flood_checks_give_the_same_answers(self):
+        # Caps and flood checks moved into the range of small worlds, where they decide often.
+        import random
+        rng = random.Random(7)
+        limits = ({"cap": 1}, {"cap": 25}, {"cap": 120},
+                  {"checks": ((1, 1), (3, 50))}, {"checks": ((10, 30), (60, 2_000))})
+        for case in range(60):
+            cells = random_world(rng, size=8)
+            padding = rng.randrange(2)
+            origin = tuple(rng.randrange(0, 8) for _ in range(3))
+            dst = tuple(rng.randrange(0, 8) for _ in range(3))
+            for limit in limits:
+                with self.subTest(case=case, **limit):
+                    self.assertSameAsReference(cells, origin, dst, padding, **limit)
+
+    def test_sealed_pockets_and_open_space_give_the_same_answers(self):
+        cases = (
+            (shell((10, 0, 0), 2), (0, 0, 0), (10, 0, 0), 0),   # sealed destination
+            (shell((10, 0, 0), 3), (0, 0, 0), (10, 0, 0), 1),   # padding seals it
+            (shell((0, 0, 0), 2), (0, 0, 0), (10, 0, 0), 0),    # sealed origin
+            (shell((0, 0, 0), 4), (0, 0, 0), (2, 1, -1), 1),    # both inside one pocket
+            ([], (0, 0, 0), (7, -3, 5), 2),                      # no obstacle at all
+        )
+        for filled, origin, dst, padding in cases:
+            with self.subTest(origin=origin, dst=dst, padding=padding):
+                cells = {c: FILLED_BITS for c in filled}
+                self.assertSameAsReference(cells, origin, dst, padding,
+                                           checks=((20, 100), (200, 1_000)))
+
+    def test_coordinates_near_the_i32_limits_give_the_same_answers(self):
+        top, bottom = 2**31 - 1, -2**31
+        cells = {(top - 3, bottom + 2, 5): FILLED_BITS, (top - 2, bottom + 3, 5): FILLED_BITS}
+        cases = (((top - 5, bottom + 3, 5), (top, bottom + 2, 5), 0),
+                 ((top - 5, bottom + 3, 5), (top - 1, bottom, 4), 1))
+        for origin, dst, padding in cases:
+            with self.subTest(dst=dst, padding=padding):
+                self.assertSameAsReference(cells, origin, dst, padding)
+
+    def test_wall_detour_gives_the_same_moves(self):
+        wall = {(30, y, z): FILLED_BITS for y in range(-5, 6) for z in range(-5, 6)}
+        for padding in (0, 1):
+            with self.subTest(padding=padding):
+                moves = self.assertSameAsReference(wall, (0, 0, 0), (60, 0, 0), padding)
+                self.assertGreater(len(moves), 60)
+
+    def test_terrain_plans_give_the_same_answers(self):
+        # The unreachable destination lies in free space under the terrain shell: both
+        # searches run to the 200,000-expansion cap.
+        from bgen.sim import scenarios
+        cells = scenarios.terrain_world(vxs, 1)._cells()
+        for padding in (0, 1):
+            with self.subTest(padding=padding):
+                self.assertEqual(
+                    self.assertSameAsReference(cells, (50, 50, -42), (52, 50, -2), padding),
+                    NO_PATH[len(PREFIX):])
+        self.assertSameAsReference(cells, (50, 50, -42), (60, 58, -40), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

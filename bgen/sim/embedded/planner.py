@@ -49,7 +49,6 @@ NEIGHBOURS = (
     (0, 1, 0, MoveDir.Right), (0, -1, 0, MoveDir.Left),
     (0, 0, 1, MoveDir.Down), (0, 0, -1, MoveDir.Up),
 )
-_MOVE_OF_DELTA = {(dx, dy, dz): move for dx, dy, dz, move in NEIGHBOURS}
 
 # Flood-fill checks of the destination's free region: (after this many expansions, cell limit).
 _ENCLOSURE_CHECKS = ((5_000, 5_000), (40_000, 400_000))
@@ -64,43 +63,81 @@ class PlannerError(Exception):
 
 
 # --- pure search -----------------------------------------------------------------------------
-def blocked_test(cells: dict, padding: int, memo: dict | None = None):
-    """``(answers, blocked)``: a dict of known answers and a function ``coord -> bool``.
+# Cells are keyed by one int, (x + off) << 2w | (y + off) << w | (z + off) with off = 2**(w-1),
+# so a neighbour is one addition and a dict probe hashes a small int instead of a tuple. The
+# width w is chosen per search so that every cell the search or the flood fill can reach
+# (origin ± expansions, dst ± flood limit, ± padding) fits in its field, whatever the
+# coordinates; fields then never borrow from each other.
+def field_width(origin: tuple, dst: tuple, padding: int) -> int:
+    """Bits per packed coordinate that hold every cell a search from origin to dst can touch."""
+    reach = (max(abs(c) for c in (*origin, *dst)) + padding + 4
+             + max(MAX_EXPANSIONS, max(limit for _, limit in _ENCLOSURE_CHECKS)))
+    return max(21, reach.bit_length() + 1)
 
-    ``blocked(c)`` says whether the cell is blocked for this padding and records the answer in
-    ``answers`` (callers may read ``answers`` first, to skip the call). Pass the same ``memo``
-    again for the same, unchanged world to reuse the answers. The padded cube test is split
-    into memoized z-rows.
+
+def pack(coord: tuple, w: int) -> int:
+    off = 1 << (w - 1)
+    return (coord[0] + off) << (2 * w) | (coord[1] + off) << w | (coord[2] + off)
+
+
+def unpack(key: int, w: int) -> tuple:
+    off, mask = 1 << (w - 1), (1 << w) - 1
+    return (key >> (2 * w)) - off, ((key >> w) & mask) - off, (key & mask) - off
+
+
+def blocked_test(cells: dict, padding: int, w: int, memo: dict | None = None):
+    """``(answers, blocked)``: known answers by packed key, and a function ``key -> bool``.
+
+    ``blocked(k)`` decides a key missing from ``answers`` and records it there (callers read
+    ``answers`` first). Pass the same ``memo`` again for the same, unchanged world and padding
+    to reuse the answers. The padded cube is split into memoized lines: z-rows of 2p+1 cells,
+    then y-planes of 2p+1 rows, then the cube of 2p+1 planes along x.
     """
     get = cells.get
+    off, mask, w2 = 1 << (w - 1), (1 << w) - 1, 2 * w
     memo = {} if memo is None else memo
-    answers = memo.setdefault("cells", {})
+    answers = memo.setdefault(("blocked", w), {})
     if padding <= 0:
-        def blocked(c):
-            hit = answers[c] = bool(get(c, 0) & OBSTACLE_BITS)
+        def blocked(k):
+            hit = answers[k] = bool(
+                get(((k >> w2) - off, ((k >> w) & mask) - off, (k & mask) - off), 0)
+                & OBSTACLE_BITS)
             return hit
         return answers, blocked
     span = range(-padding, padding + 1)
-    rows = memo.setdefault("rows", {})  # (x, y, z) -> obstacle among (x, y, z - p .. z + p)
+    x_steps = tuple(d << w2 for d in span)
+    y_steps = tuple(d << w for d in span)
+    rows = memo.setdefault(("rows", w), {})      # key -> obstacle among z - p .. z + p
+    planes = memo.setdefault(("planes", w), {})  # key -> obstacle row among y - p .. y + p
 
-    def row(x, y, z):
-        key = (x, y, z)
-        hit = rows.get(key)
-        if hit is None:
-            hit = False
-            for dz in span:
-                if get((x, y, z + dz), 0) & OBSTACLE_BITS:
-                    hit = True
-                    break
-            rows[key] = hit
-        return hit
+    row_get, plane_get = rows.get, planes.get
 
-    def blocked(c):
-        hit = answers.get(c)
-        if hit is None:
-            x, y, z = c
-            hit = answers[c] = any(row(x + dx, y + dy, z) for dx in span for dy in span)
-        return hit
+    def row(k):
+        x, y, z = (k >> w2) - off, ((k >> w) & mask) - off, (k & mask) - off
+        for dz in span:
+            if get((x, y, z + dz), 0) & OBSTACLE_BITS:
+                rows[k] = True
+                return True
+        rows[k] = False
+        return False
+
+    def plane(k):
+        for dy in y_steps:
+            r = row_get(k + dy)
+            if r or (r is None and row(k + dy)):
+                planes[k] = True
+                return True
+        planes[k] = False
+        return False
+
+    def blocked(k):
+        for dx in x_steps:
+            p = plane_get(k + dx)
+            if p or (p is None and plane(k + dx)):
+                answers[k] = True
+                return True
+        answers[k] = False
+        return False
 
     return answers, blocked
 
@@ -129,15 +166,42 @@ def segment_distance(origin: tuple, dst: tuple):
     return distance
 
 
-def region_excludes(start: tuple, goal: tuple, blocked, limit: int) -> bool:
-    """True when the free region around ``start`` is closed (≤ limit cells) and lacks ``goal``."""
+def obstacle_bounds(cells: dict):
+    """``((xmin, ymin, zmin), (xmax, ymax, zmax))`` of the obstacle cells, or None if none."""
+    obstacles = [c for c, bits in cells.items() if bits & OBSTACLE_BITS]
+    if not obstacles:
+        return None
+    xs, ys, zs = zip(*obstacles)
+    return (min(xs), min(ys), min(zs)), (max(xs), max(ys), max(zs))
+
+
+def region_excludes(start: int, goal: int, answers: dict, blocked, limit: int,
+                    box, w: int) -> bool:
+    """True when the free region around ``start`` is closed (≤ limit cells) and lacks ``goal``.
+
+    Keys are packed (width ``w``). ``box``: packed-field bounds ``(low, high)`` outside which
+    every cell is free, or None when the world has no obstacle; a region reaching outside it is
+    unbounded, so the answer is False at once. The answer depends only on the region, not on
+    the order of the fill.
+    """
+    if box is None:
+        return False
+    (lx, ly, lz), (hx, hy, hz) = box
+    mask, w2, sx, sy = (1 << w) - 1, 2 * w, 1 << (2 * w), 1 << w
+    known = answers.get
     seen = {start}
     frontier = [start]
     while frontier:
-        x, y, z = frontier.pop()
-        for dx, dy, dz, _ in NEIGHBOURS:
-            nb = (x + dx, y + dy, z + dz)
-            if nb in seen or blocked(nb):
+        k = frontier.pop()
+        if not (lx <= k >> w2 <= hx and ly <= (k >> w) & mask <= hy and lz <= k & mask <= hz):
+            return False
+        for nb in (k + sx, k - sx, k + sy, k - sy, k + 1, k - 1):
+            if nb in seen:
+                continue
+            hit = known(nb)
+            if hit is None:
+                hit = blocked(nb)
+            if hit:
                 continue
             if nb == goal:
                 return False
@@ -152,78 +216,163 @@ def search(cells: dict, origin: tuple, dst: tuple, padding: int,
            memo: dict | None = None) -> list:
     """The move sequence voxelsim's A* returns for this world, or ``PlannerError``.
 
-    ``memo``: a dict kept with the (unchanged) world, so repeated plans reuse blocked tests.
+    ``memo``: a dict kept with the (unchanged) world, one per padding, so repeated plans reuse
+    blocked tests.
+
+    Costs are packed into ints whose order is the reference's: ``f = (steps + h) << db | dist``
+    (``h`` the Manhattan distance to dst, ``dist`` the summed segment distances, always below
+    ``2**db``), and a heap entry is ``f << 3w | ~key`` (the complemented key pops the largest
+    x, then y, then z first on equal f). ``best`` keeps f per cell; h is fixed per cell, so
+    comparing f compares (steps, dist), and a step changes f by the neighbour's segment
+    distance plus 0 (towards dst on that axis) or 2 << db (away).
     """
     if origin == dst:
         raise PlannerError(INVALID_PARAMS)
-    answers, blocked = blocked_test(cells, padding, memo)
+    memo = {} if memo is None else memo
+    w = field_width(origin, dst, padding)
+    answers, blocked = blocked_test(cells, padding, w, memo)
     known = answers.get
-    if blocked(origin):
+    okey, dkey = pack(origin, w), pack(dst, w)
+    if known(okey) or blocked(okey):
         raise PlannerError(PATH_BLOCKED)
-    if blocked(dst):
+    if known(dkey) or blocked(dkey):
         raise PlannerError(NO_VIABLE_PATH)
-    distance = segment_distance(origin, dst)
-    tx, ty, tz = dst
-    ox, oy, oz = origin
-    best = {origin: (0, 0)}  # node -> (steps, distance sum) of the best known path
+    cap = MAX_EXPANSIONS
+    off, mask, w2, sh = 1 << (w - 1), (1 << w) - 1, 2 * w, 3 * w
+    sx, sy = 1 << w2, 1 << w
+    kall = (1 << sh) - 1
+    # A distance is below 1000 * 2 * 2**w; a path has at most cap + 1 cells.
+    db = (cap + 1).bit_length() + w + 11
+    two = 2 << db
+    tx, ty, tz = dst[0] + off, dst[1] + off, dst[2] + off
+    ax, ay, az = float(origin[0]), float(origin[1]), float(origin[2])
+    vx, vy, vz = dst[0] - ax, dst[1] - ay, dst[2] - az
+    vv = vx * vx + vy * vy + vz * vz  # >= 1: origin != dst
+    sqrt, floor = math.sqrt, math.floor
+    f0 = (abs(origin[0] - dst[0]) + abs(origin[1] - dst[1]) + abs(origin[2] - dst[2])) << db
+    seg = {okey: 0}  # key -> scaled distance to the segment (free cells seen by this search)
+    # key -> f of the best known path minus the cell's own segment distance, -1 when blocked:
+    # a neighbour improves on it when f(current) + step cost < that value, one probe per move.
+    base = {okey: f0}
+    base_get = base.get
     came_from: dict = {}
-    # Heap entries (f_steps, f_dist, -x, -y, -z, g_steps): f_dist is g_dist (the distance term
-    # has no heuristic); negated coordinates make the min-heap prefer the largest x, y, z.
-    heap = [(abs(ox - tx) + abs(oy - ty) + abs(oz - tz), 0, -ox, -oy, -oz, 0)]
+    heap = [(f0 << sh) | (kall ^ okey)]
     pop, push = heapq.heappop, heapq.heappush
-    best_get = best.get
-    seg = {}  # node -> scaled distance to the segment
-    seg_get = seg.get
+
+    def discover(k, b, parent):
+        """A cell not seen before, reached with ``b`` = f(parent) + step cost."""
+        hit = known(k)
+        if hit is None:
+            hit = blocked(k)
+        if hit:
+            base[k] = -1
+            return
+        x, y, z = (k >> w2) - off, ((k >> w) & mask) - off, (k & mask) - off
+        t = ((x - ax) * vx + (y - ay) * vy + (z - az) * vz) / vv  # as in segment_distance
+        t = 0.0 if t < 0.0 else (1.0 if t > 1.0 else t)
+        dx = x - (ax + t * vx)
+        dy = y - (ay + t * vy)
+        dz = z - (az + t * vz)
+        scaled = sqrt(dx * dx + dy * dy + dz * dz) * DIST_SCALE
+        whole = floor(scaled)
+        seg[k] = d = int(whole) + (1 if scaled - whole >= 0.5 else 0)
+        base[k] = b
+        came_from[k] = parent
+        push(heap, ((b + d) << sh) | (kall ^ k))
+
+    def improve(k, b, parent):
+        base[k] = b
+        came_from[k] = parent
+        push(heap, ((b + seg[k]) << sh) | (kall ^ k))
+
     checks = list(_ENCLOSURE_CHECKS)
     next_check = checks[0][0]
     expansions = 0
     while heap:
-        _, g_dist, nx, ny, nz, g_steps = pop(heap)
-        x, y, z = -nx, -ny, -nz
-        current = (x, y, z)
-        if best[current] != (g_steps, g_dist):
+        entry = pop(heap)
+        f = entry >> sh
+        key = kall ^ (entry & kall)
+        if base[key] + seg[key] != f:
             continue  # stale entry
-        if current == dst:
-            return _reconstruct(came_from, dst, origin)
+        if key == dkey:
+            return _reconstruct(came_from, dkey, okey, w)
         expansions += 1
-        if expansions > MAX_EXPANSIONS:
+        if expansions > cap:
             break
         if expansions == next_check:
             _, limit = checks.pop(0)
             next_check = checks[0][0] if checks else -1
-            if region_excludes(dst, origin, blocked, limit):
+            if region_excludes(dkey, okey, answers, blocked, limit,
+                               _field_box(cells, memo, padding, off), w):
                 break
-        steps = g_steps + 1
-        for nb in ((x + 1, y, z), (x - 1, y, z), (x, y + 1, z),
-                   (x, y - 1, z), (x, y, z + 1), (x, y, z - 1)):
-            hit = known(nb)
-            if hit is None:
-                hit = blocked(nb)
-            if hit:
-                continue
-            d = seg_get(nb)
-            if d is None:
-                d = seg[nb] = distance(nb)
-            total = g_dist + d
-            old = best_get(nb)
-            if old is None or steps < old[0] or (steps == old[0] and total < old[1]):
-                came_from[nb] = current
-                best[nb] = (steps, total)
-                bx, by, bz = nb
-                push(heap, (steps + abs(bx - tx) + abs(by - ty) + abs(bz - tz), total,
-                            -bx, -by, -bz, steps))
+        fx, fy, fz = key >> w2, (key >> w) & mask, key & mask
+        away = f + two
+        # The six neighbours, unrolled, in the reference's order +x, -x, +y, -y, +z, -z.
+        b = f if fx < tx else away
+        nb = key + sx
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
+        b = f if fx > tx else away
+        nb = key - sx
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
+        b = f if fy < ty else away
+        nb = key + sy
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
+        b = f if fy > ty else away
+        nb = key - sy
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
+        b = f if fz < tz else away
+        nb = key + 1
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
+        b = f if fz > tz else away
+        nb = key - 1
+        old = base_get(nb)
+        if old is None:
+            discover(nb, b, key)
+        elif b < old:
+            improve(nb, b, key)
     raise PlannerError(NO_VIABLE_PATH)
 
 
-def _reconstruct(came_from: dict, dst: tuple, origin: tuple) -> list:
+def _field_box(cells: dict, memo: dict, padding: int, off: int):
+    """The obstacles' bounding box grown by ``padding``, in packed-field values (or None)."""
+    if "bounds" not in memo:
+        memo["bounds"] = obstacle_bounds(cells)
+    bounds = memo["bounds"]
+    if bounds is None:
+        return None
+    low, high = bounds
+    return (tuple(c + off - padding for c in low), tuple(c + off + padding for c in high))
+
+
+def _reconstruct(came_from: dict, dkey: int, okey: int, w: int) -> list:
+    steps = {(dx << (2 * w)) + (dy << w) + dz: move for dx, dy, dz, move in NEIGHBOURS}
     moves = []
-    current = dst
-    while current != origin:
+    current = dkey
+    while current != okey:
         prev = came_from.get(current)
         if prev is None:
             break
-        moves.append(_MOVE_OF_DELTA[(current[0] - prev[0], current[1] - prev[1],
-                                     current[2] - prev[2])])
+        moves.append(steps[current - prev])
         current = prev
     moves.reverse()
     return moves
