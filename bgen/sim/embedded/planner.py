@@ -19,7 +19,13 @@ The search, as the reference runs it:
 
 Two shortcuts give the same answers sooner: a blocked destination can never be reached, and
 when a bounded flood fill from the destination closes without meeting the origin, the
-reference would search until exhausted or capped and fail with the same error.
+reference would search until exhausted or capped and fail with the same error. The fill gives
+up as soon as it leaves the obstacles' bounding box (the region is then unbounded).
+
+Everything else is bookkeeping that keeps the reference's order exactly: cells are packed into
+one int, costs and heap entries are ints ordered as the reference's tuples (see ``search``).
+Python still needs about 4 µs per expansion, so a search that runs to the cap takes about a
+second where voxelsim's takes milliseconds.
 """
 
 from __future__ import annotations
@@ -222,9 +228,10 @@ def search(cells: dict, origin: tuple, dst: tuple, padding: int,
     Costs are packed into ints whose order is the reference's: ``f = (steps + h) << db | dist``
     (``h`` the Manhattan distance to dst, ``dist`` the summed segment distances, always below
     ``2**db``), and a heap entry is ``f << 3w | ~key`` (the complemented key pops the largest
-    x, then y, then z first on equal f). ``best`` keeps f per cell; h is fixed per cell, so
-    comparing f compares (steps, dist), and a step changes f by the neighbour's segment
-    distance plus 0 (towards dst on that axis) or 2 << db (away).
+    x, then y, then z first on equal f). h is fixed per cell, so comparing f compares
+    (steps, dist); a step changes f by the neighbour's segment distance plus 0 (towards dst on
+    that axis) or 2 << db (away). ``base`` keeps, per cell, the best f minus the cell's own
+    segment distance, so testing a move costs one dict probe and one comparison.
     """
     if origin == dst:
         raise PlannerError(INVALID_PARAMS)
