@@ -18,7 +18,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 PROGRESS_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary",
                   "critique", "holdout", "warning") + FINAL_TYPES
-ENVIRONMENT = ("BGEN_SIM_BACKEND", "BGEN_SERVER_LOG", "LLVPN_API_KEY", "BGEN_TEST_VERBOSITY")
+ENVIRONMENT = ("BGEN_SIM_BACKEND", "BGEN_SERVER_LOG", "LLVPN_API_KEY", "BGEN_TEST_VERBOSITY",
+               "BGEN_TEST_TIME_SCALE")
 BENCHMARKS = ("bgen.sim.bench", "bgen.runner.bench", "bgen.server.bench", "bgen.sim.render_bench")
 
 

@@ -17,9 +17,10 @@ from bgen.runner.episode import (EpisodeConfig, ListSink, RenderLink, describe_e
 from bgen.runner.metrics import EpisodeStats, clean_policy_log, is_teleport, max_step_distance
 from bgen.runner.schema import REASONS, EpisodeSummary, StepLog
 from bgen.sim import load_backend
+from tests.timing import scaled
 
 POLICIES = Path(__file__).parent / "policies"
-TIMEOUT_S = 20.0
+TIMEOUT_S = scaled(20.0)
 # Start and target above the highest terrain and trees, so every seed has a free path.
 SKY = {"start": (50, 50, -60), "target": (56, 56, -60)}
 DEFAULTS = {"start": None, "target": None}   # the scenario's: the standard episode

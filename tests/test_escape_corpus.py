@@ -41,12 +41,12 @@ from pathlib import Path
 
 from bgen.errors import PolicyLoadError
 from bgen.runner.sandbox import RULES, validate_source
+from tests.timing import TIME_SCALE
 
 CORPUS_DIR = Path(__file__).resolve().parent / "escape_corpus"
 LAYERS = ("validator", "namespace", "resources", "process", "benign")
 SECRET_ENV = "BGEN_CORPUS_SECRET"
 #: One constant scales every time limit of the corpus run.
-TIME_SCALE = float(os.environ.get("BGEN_TEST_TIME_SCALE", "1"))
 CASE_TIMEOUT_S = 30.0 * TIME_SCALE
 MAX_EPISODE_FILES_BYTES = 4 * 1024 * 1024
 PARALLEL = 2

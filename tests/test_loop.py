@@ -19,9 +19,10 @@ from bgen.orchestrator.loop import LoopConfig, run_loop
 from bgen.orchestrator.runlog import EventLog
 from bgen.runner.episode import EpisodeConfig
 from tests.fake_llm import FakeLLMServer, error_reply, slow_reply, text_reply
+from tests.timing import scaled
 
 KEY = "sk-loop-secret-42"
-WAIT_S = 10.0                 # bound on every wait in this module
+WAIT_S = scaled(10.0)                 # bound on every wait in this module
 REACHABLE_SEEDS = (1, 3)      # terrain seeds whose default target A* reaches
 
 GOOD = """import voxelsim as vxs

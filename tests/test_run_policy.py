@@ -11,10 +11,11 @@ import unittest
 from pathlib import Path
 
 from bgen.runner import run_policy
+from tests.timing import scaled
 
 POLICIES = Path(__file__).parent / "policies"
 ROOT = Path(__file__).parent.parent
-TIMEOUT_S = 60.0
+TIMEOUT_S = scaled(60.0)
 SKY = ["--start", "50,50,-60", "--target", "56,56,-60", "--backend", "embedded"]
 
 

@@ -1,6 +1,6 @@
 """Helpers shared by the tests/test_server_*.py modules (this module holds no tests).
 
-Every wait is bounded by ``TIMEOUT`` (scaled by ``BGEN_TEST_TIMEOUT_SCALE``); every socket is
+Every wait is bounded by ``TIMEOUT`` (scaled by ``BGEN_TEST_TIME_SCALE``, see tests.timing); every socket is
 on 127.0.0.1.
 """
 
@@ -22,7 +22,9 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-TIMEOUT = 10.0 * float(os.environ.get("BGEN_TEST_TIMEOUT_SCALE", "1"))
+from tests.timing import scaled
+
+TIMEOUT = scaled(10.0)
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_LOOP = "bgen.server.fakeloop"
 FINAL = ("done", "error", "terminated")

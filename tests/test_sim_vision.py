@@ -12,8 +12,9 @@ import numpy as np
 
 import bgen.sim.embedded as vxs
 from bgen.sim.embedded import vision
+from tests.timing import scaled
 
-TIMEOUT = 10.0  # every bounded wait in this module
+TIMEOUT = scaled(10.0)  # every bounded wait in this module
 
 
 def world_of(cells: dict) -> "vxs.VoxelGrid":

@@ -16,8 +16,9 @@ import numpy as np
 import bgen.sim.embedded as vxs
 from bgen.sim.embedded import network, wire
 from bgen.sim.embedded.network import RendererClient, AsyncRendererClient
+from tests.timing import scaled
 
-TIMEOUT = 5.0  # every bounded wait in this module
+TIMEOUT = scaled(5.0)  # every bounded wait in this module
 
 
 def h(text: str) -> bytes:

@@ -18,9 +18,10 @@ from bgen.errors import PolicyLoadError
 from bgen.runner import worker
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.worker import check_policy, probe_worker, run_episodes, signal_name
+from tests.timing import scaled
 
 POLICIES = Path(__file__).parent / "policies"
-TIMEOUT_S = 20.0           # every wait in this module is bounded by (a fraction of) this
+TIMEOUT_S = scaled(20.0)           # every wait in this module is bounded by (a fraction of) this
 
 #: Short limits so misbehaving policies are caught quickly.
 FAST = dict(backend="embedded", max_steps=1500, start=(50, 50, -60), target=(56, 56, -60),
