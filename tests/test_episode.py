@@ -262,6 +262,37 @@ class RenderingTests(unittest.TestCase):
         self.assertEqual(fw.povs, [0.0, 0.07])
         self.assertEqual(client.agents_sent, 4)
 
+    def test_an_overdue_view_is_awaited_before_the_simulation_runs_further_ahead(self):
+        link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
+        link.step(0.0)
+        fw.updating = True
+        link.step(0.2)                  # 4 POV periods behind: one look, no waiting
+        self.assertEqual(fw.waits, 1)
+        fw.finish_after = 3             # the update finishes after three more polls
+        link.step(0.26)                 # over 5 periods behind: wait for the view, send the next
+        self.assertEqual(fw.waits, 1 + 3)
+        self.assertEqual(fw.povs, [0.0, 0.26])
+
+    def test_waiting_for_a_view_is_bounded_in_wall_time(self):
+        link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
+        clock.step = 0.5                # every clock read advances wall time by 0.5 s
+        link.step(0.0)
+        fw.updating = True
+        link.step(1.0)                  # the view never finishes: give up after the limit
+        self.assertEqual(fw.povs, [0.0])
+        self.assertLessEqual(fw.waits, episode.POV_WAIT_LIMIT_S / clock.step + 2)
+
+    def test_a_rendered_episode_sends_a_view_at_least_every_five_pov_periods(self):
+        listeners = [_FrameCounter() for _ in range(4)]
+        try:
+            outcome, sink = run("hover.py", max_steps=300, render=True, pov_min_dt_world=0.05,
+                                render_ports=tuple(l.port for l in listeners))
+        finally:
+            counts = [l.finish() for l in listeners]
+        self.assertEqual(outcome.summary.reason, "max_steps")
+        povs = counts[2]
+        self.assertGreaterEqual(povs, 300 * 0.01 / (episode.POV_MAX_LAG_PERIODS * 0.05) - 1)
+
     def test_the_world_is_resent_every_second_of_wall_time(self):
         link, fw, client, clock = _fake_link(pov_min_dt_world=0.05)
         for now in (0.2, 0.9, 1.1, 1.5, 2.2):
@@ -316,8 +347,16 @@ class _FakeFW:
         self.updating = False
         self.povs = []
         self.pending_stamp = None
+        self.finish_after = None    # polls of is_updating_py until a running update finishes
+        self.waits = 0              # polls answered "still updating"
 
     def is_updating_py(self, stamp):
+        if self.updating and self.finish_after is not None:
+            if self.finish_after == 0:
+                self.updating, self.finish_after = False, None
+            else:
+                self.finish_after -= 1
+        self.waits += self.updating
         return self.updating
 
     def send_pov_py(self, client, stream, agent_id, proj, cam):
@@ -351,8 +390,10 @@ class _FakeAgent:
 
 class _Clock:
     now = 0.0
+    step = 0.0      # wall time that passes at every read
 
     def __call__(self):
+        self.now += self.step
         return self.now
 
 

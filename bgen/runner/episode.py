@@ -354,6 +354,8 @@ class RenderLink:
     def step(self, sim_t: float) -> None:
         sim = self.sim
         now = self.clock()
+        if sim_t - self.last_pov_sim_t >= POV_MAX_LAG_PERIODS * self.pov_min_dt_world:
+            self.await_view()
         if not sim.fw.is_updating_py(self.last_view_stamp) and (
                 sim_t - self.last_pov_sim_t >= self.pov_min_dt_world):
             sim.fw.send_pov_py(self.client, 0, 0, sim.proj, sim.camera)
@@ -365,6 +367,24 @@ class RenderLink:
             self.client.send_world_py(sim.world)
             self.last_world_send = now
         self.client.send_agents_py({0: sim.agent})
+
+
+    def await_view(self) -> None:
+        """Wait (bounded) for the vision update in flight, as the reference's interactive loop
+        does once a view is overdue.
+
+        Without this, the POV falls arbitrarily far behind a full-speed episode: the embedded
+        backend's vision runs in a Python thread that a busy step loop starves of the GIL
+        (two views in 3,000 steps were measured), and a GPU can lag too.
+        """
+        deadline = self.clock() + POV_WAIT_LIMIT_S
+        while self.sim.fw.is_updating_py(self.last_view_stamp) and self.clock() < deadline:
+            time.sleep(POV_POLL_S)
+
+
+POV_MAX_LAG_PERIODS = 5     # the simulation may run this many POV periods ahead of the last view
+POV_WAIT_LIMIT_S = 2.0      # never wait longer than this for one view (wall seconds)
+POV_POLL_S = 0.0005
 
 
 def _ignore_update(*_args):
