@@ -356,15 +356,19 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
     nx, ny, nz = (int(v) for v in shape)
 
     # The first cell: counts only when entered through the box face inside the depth range.
+    def record(rays, flat, value, hit_now, candidates):
+        """Keep the rays that hit (and the cell each hit) and the carvable cells passed."""
+        if hit_now.any():
+            hit_rays.append(rays[hit_now])
+            hit_cells.append(value[hit_now] - 1)
+        if carve is not None:
+            cut = candidates & ~hit_now & carve[flat]
+            if cut.any():
+                carved.append(flat[cut])
+
     first = occ[flat]
     hit_now = entered & (first > 0)
-    if hit_now.any():
-        hit_rays.append(rays[hit_now])
-        hit_cells.append(first[hit_now] - 1)
-    if carve is not None:
-        cut = entered & ~hit_now & carve[flat]
-        if cut.any():
-            carved.append(flat[cut])
+    record(rays, flat, first, hit_now, entered)
     alive = ~hit_now
     while True:
         live = int(np.count_nonzero(alive))
@@ -394,13 +398,7 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
         value = occ[flat]
         value[~inside] = 0
         hit_now = value > 0
-        if hit_now.any():
-            hit_rays.append(rays[hit_now])
-            hit_cells.append(value[hit_now] - 1)
-        if carve is not None:
-            cut = inside & ~hit_now & carve[flat]
-            if cut.any():
-                carved.append(flat[cut])
+        record(rays, flat, value, hit_now, inside)
         alive = inside & ~hit_now
     join = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64))
     return join(hit_rays), join(hit_cells), join(carved)
