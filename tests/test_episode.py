@@ -457,6 +457,31 @@ class ConfigTests(unittest.TestCase):
                 self.assertEqual(caught.exception.message, message)
 
 
+class InitConfigTests(unittest.TestCase):
+    """What init(config) receives."""
+
+    RECORDER = (
+        "import voxelsim as vxs\n"
+        "SEEN = {}\n"
+        "def init(config):\n"
+        "    SEEN['target'] = config['target']\n"
+        "def act(t, agent, world, fw, env, helpers):\n"
+        "    return helpers.plan_to(world, agent.get_coord_py(), SEEN['target'], 0.8, 0.0)\n"
+        "def collect(step_ctx):\n"
+        "    return {'target': repr(SEEN['target'])}\n"
+        "def finalize(ep_ctx):\n"
+        "    return {'summary': 'ok'}\n")
+
+    def test_a_whole_number_target_arrives_as_ints_that_plan_to_accepts(self):
+        outcome, sink = run("", source=self.RECORDER, max_steps=3, target=(56.0, 56.0, -60.0))
+        self.assertIsNone(outcome.summary.error)
+        self.assertEqual(sink.steps[0]["policy_log"], {"target": "[56, 56, -60]"})
+
+    def test_a_fractional_target_keeps_its_fraction(self):
+        self.assertEqual(episode.as_coordinate((60.5, 60.0, -20.0)), [60.5, 60.0, -20.0])
+        self.assertEqual(episode.as_coordinate((60.0, 60, -20.0)), [60, 60, -20])
+
+
 class MetricsTests(unittest.TestCase):
     def test_a_step_longer_than_max_speed_times_delta_is_a_teleport(self):
         self.assertAlmostEqual(max_step_distance(0.01, 50.0), 0.5, places=5)

@@ -434,9 +434,21 @@ def load(source: str, vxs, guard=no_guard, seed: int = 0):
 
 
 def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
-    """What init(config) receives."""
-    return {"target": list(sim.target), "start": list(sim.start), "seed": seed,
+    """What init(config) receives.
+
+    A target on whole numbers is given as ints, as the reference's --target gives it: it is a
+    voxel coordinate, and policies pass it straight to plan_to, where a float is a TypeError.
+    """
+    return {"target": as_coordinate(sim.target), "start": as_coordinate(sim.start), "seed": seed,
             "max_steps": config.max_steps, "delta": config.delta, "scenario": config.scenario}
+
+
+def as_coordinate(point) -> list:
+    """``point`` as a list, with ints when every component is a whole number."""
+    values = [float(v) for v in point]
+    if all(math.isfinite(v) and v.is_integer() for v in values):
+        return [int(v) for v in values]
+    return values
 
 
 def _same_position(a, b) -> bool:
