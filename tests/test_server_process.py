@@ -110,12 +110,15 @@ class TestLLMRun(ProcessTestCase):
                 self.assertNotIn(key, path.read_text(errors="replace"), path)
         self.assertNotIn(key, server.output())
 
-    def test_a_missing_key_fails_the_run_with_a_message_naming_the_variable(self):
+    def test_a_run_that_needs_the_llm_is_refused_at_once_when_the_server_has_no_key(self):
         server = self.launch("--port", "0", "--ws-port", "0", env={"LLVPN_API_KEY": ""})
-        run_id = request(server.port, "POST", "/run", {**QUICK, "policy_code": None})[1]["run_id"]
-        final = self.follow(server, run_id)[-1]
-        self.assertEqual((final["type"], final["status"]), ("error", "failed"))
-        self.assertIn("LLVPN_API_KEY", final["message"])
+        status, body, _ = request(server.port, "POST", "/run", {**QUICK, "policy_code": None})
+        self.assertEqual(status, 400)
+        self.assertEqual(body["field"], "provider")
+        self.assertTrue(body["error"].startswith("no API key: set the environment variable LLVPN_API_KEY"),
+                        body["error"])
+        self.assertEqual(request(server.port, "GET", "/runs")[1]["runs"], [])
+        self.assertEqual(request(server.port, "POST", "/run", QUICK)[0], 200)   # policy_code: no key needed
 
 
 class TestCommandLine(ProcessTestCase):

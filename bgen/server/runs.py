@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bgen.errors import BgenError, Conflict, NotFound
+from bgen.errors import BadRequest, BgenError, ConfigError, Conflict, NotFound
 from bgen.server import lifecycle
 from bgen.server.lifecycle import LifecycleError, next_state
 from bgen.server.progress import (FINAL_TYPES, StepThrottle, best_iteration, describe, episode_key,
@@ -160,6 +160,7 @@ class RunManager:
 
     def submit(self, request: RunRequest) -> dict:
         """Queue a run (it starts at once if a slot is free); returns {"run_id", "status"}."""
+        self.check_provider_key(request)
         run_id = self.store.new_run_id()
         record = {
             "run_id": run_id, "status": lifecycle.QUEUED, "request": request.to_json(),
@@ -298,6 +299,33 @@ class RunManager:
             run.thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{run.run_id}",
                                           daemon=True)  # daemon: a stuck loop cannot block exit (shutdown joins with a bound)
             run.thread.start()
+
+    def check_provider_key(self, request: RunRequest) -> None:
+        """Refuse at once (400) a run that needs the LLM when this server has no key for it.
+
+        Otherwise it would be accepted, queued, and fail on its first step: the client learns
+        the same thing later and a failed run is left behind.
+        """
+        if request.policy_code is not None:
+            return
+        try:
+            binding = self._binding_or_load()
+        except Exception:       # the loop cannot load: _execute reports that as the run's error
+            return
+        if binding.LLMSettings is None:
+            return
+        config = build_loop_config(binding, request, self.settings, render=False, render_ports=None)
+        from bgen.llm.client import LLMClient, LLMSettings
+        settings = getattr(config, "llm", None)
+        if not isinstance(settings, LLMSettings):   # no LLM, or a stand-in loop's own settings
+            return
+        try:
+            LLMClient(settings)     # no request is sent: this only reads the key from the environment
+        except ConfigError as error:
+            if error.field != "api_key_env":
+                raise
+            raise BadRequest(f"{error.message} in the server's environment, or send policy_code "
+                             f"to run without an LLM", field="provider") from None
 
     def _binding_or_load(self) -> LoopBinding:
         if self._binding is None:
