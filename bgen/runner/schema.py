@@ -58,7 +58,9 @@ class StepLog:
     policy_log: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields in order, shallow: every value is immutable or built fresh per step, and
+        ``asdict``'s recursive copy cost about 12 µs, a third of a simulated step."""
+        return dict(self.__dict__)
 
 
 @dataclass
