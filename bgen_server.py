@@ -829,14 +829,6 @@ class Settings:
     loop_module: str | None = None
 
 
-def available_providers() -> tuple[str, ...]:
-    try:
-        from bgen.llm import client
-    except ImportError:
-        return DEFAULT_PROVIDERS
-    return tuple(getattr(client, "PROVIDERS", None) or DEFAULT_PROVIDERS)
-
-
 class BgenServer:
     """Everything of one server process; ``start()`` binds and returns, ``stop()`` undoes it."""
 
@@ -846,7 +838,7 @@ class BgenServer:
         self.settings = settings
         requested_backend_name(settings.backend)
         self.backend_label = backend_label(load_backend(settings.backend))
-        self.providers = available_providers()
+        self.providers = DEFAULT_PROVIDERS
         self.store = RunStore(Path(settings.runs_dir))
         self.hub = EventHub()
         self.manager = RunManager(

@@ -485,18 +485,12 @@ class _Job:
 
 
 def _task_of(config: LoopConfig) -> Task:
-    start, target = config.episode.start, config.episode.target
-    try:
-        from bgen.runner.episode import scenario_defaults
-        default_start, default_target = scenario_defaults(config.episode.scenario)
-        start = start if start is not None else default_start
-        target = target if target is not None else default_target
-    except Exception:   # scenarios not importable: the prompt just omits what it cannot state
-        pass
-    return Task(goal=config.user_goal, scenario=config.episode.scenario,
-                target=tuple(target) if target is not None else None,
-                start=tuple(start) if start is not None else None,
-                max_steps=config.episode.max_steps, delta=config.episode.delta)
+    from bgen.runner.episode import scenario_defaults
+    default_start, default_target = scenario_defaults(config.episode.scenario)
+    start = config.episode.start if config.episode.start is not None else default_start
+    target = config.episode.target if config.episode.target is not None else default_target
+    return Task(goal=config.user_goal, scenario=config.episode.scenario, target=tuple(target),
+                start=tuple(start), max_steps=config.episode.max_steps, delta=config.episode.delta)
 
 
 def _policy_event(iteration: int, candidate: Candidate, attempt: int, error) -> dict:

@@ -36,6 +36,7 @@ from bgen.errors import ConfigError, PolicyError, PolicyLoadError
 from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
                                  distance, is_teleport, max_step_distance)
 from bgen.runner.schema import SUCCESS_RADIUS, EpisodeSummary, StepLog
+from bgen.sim import scenarios
 
 COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
 WORLD_RESEND_S = 1.0
@@ -257,18 +258,8 @@ class Sim:
 
 def scenario_defaults(scenario: str) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """(start coord, default target) of a scenario, from ``bgen.sim.scenarios``."""
-    from bgen.sim import scenarios
-    entry = scenarios.SCENARIOS[scenario]
-    start = entry["start"] if isinstance(entry, dict) else entry.start
-    target = entry["target"] if isinstance(entry, dict) else entry.target
-    return tuple(int(v) for v in start), tuple(float(v) for v in target)
-
-
-def build_world(vxs, scenario: str, seed: int):
-    from bgen.sim import scenarios
-    if scenario == "wind_farm":
-        return scenarios.wind_farm_world(vxs)
-    return scenarios.terrain_world(vxs, seed)
+    entry = scenarios.get_scenario(scenario)
+    return tuple(int(v) for v in entry.start), tuple(float(v) for v in entry.target)
 
 
 def lift_above_terrain(world, start, target):
@@ -278,10 +269,7 @@ def lift_above_terrain(world, start, target):
     some terrain seeds, where no episode can succeed; ``scenarios.place_above_obstacles``
     keeps x, y and moves such a point above the highest cell of its column.
     """
-    from bgen.sim import scenarios
-    place = getattr(scenarios, "place_above_obstacles", None)
-    if place is None:
-        return start, target
+    place = scenarios.place_above_obstacles
     lifted = place(world, [int(round(v)) for v in target])
     # A target the caller gave with a fraction keeps it unless it had to move.
     if tuple(lifted) == tuple(int(round(v)) for v in target):
@@ -303,7 +291,7 @@ def build_sim(vxs, config: EpisodeConfig, seed: int) -> Sim:
     start, default_target = scenario_defaults(config.scenario)
     start = config.start if config.start is not None else start
     target = config.target if config.target is not None else default_target
-    world = build_world(vxs, config.scenario, seed)
+    world = scenarios.get_scenario(config.scenario).build(vxs, seed)
     if config.lift_above_terrain:
         start, target = lift_above_terrain(world, start, target)
     agent = vxs.Agent(0)

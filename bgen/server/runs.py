@@ -54,10 +54,8 @@ def load_binding(module_name: str | None = None) -> LoopBinding:
                            getattr(module, "LLMSettings", None))
     loop = importlib.import_module(REAL_LOOP)
     worker = importlib.import_module("bgen.runner.worker")
-    settings = getattr(loop, "LLMSettings", None)
-    if settings is None:
-        settings = getattr(importlib.import_module("bgen.llm.client"), "LLMSettings", None)
-    return LoopBinding(loop.run_loop, loop.LoopConfig, worker.EpisodeConfig, settings)
+    client = importlib.import_module("bgen.llm.client")
+    return LoopBinding(loop.run_loop, loop.LoopConfig, worker.EpisodeConfig, client.LLMSettings)
 
 
 def construct(cls, **values):
