@@ -467,6 +467,13 @@ def frame_data(channel: str, payload: bytes) -> dict:
     return {str(key): agent_json(agent) for key, agent in wire.decode_agents(payload).items()}
 
 
+def base64_frame_message(channel: str, payload: bytes, ts: float) -> str:
+    """The default (``?format=base64``) message of one frame, as the reference sends it."""
+    return json.dumps({"type": "frame", "channel": channel, "len": len(payload),
+                       "payload_b64": base64.b64encode(payload).decode("ascii"), "ts": ts},
+                      separators=(",", ":"))
+
+
 def decoded_frame_message(channel: str, payload: bytes, ts: float) -> str:
     """The ``?format=json`` message of one frame: a ``frame`` with ``data``, or a ``frame_error``.
 
@@ -577,10 +584,7 @@ class EventHub:
         ts = time.time()
         messages = {}
         if "base64" in formats:
-            messages["base64"] = json.dumps(
-                {"type": "frame", "channel": channel, "len": len(payload),
-                 "payload_b64": base64.b64encode(payload).decode("ascii"), "ts": ts},
-                separators=(",", ":"))
+            messages["base64"] = base64_frame_message(channel, payload, ts)
         if "binary" in formats:
             messages["binary"] = encode_frame(payload)
         if "json" in formats:
@@ -885,10 +889,7 @@ class BgenServer:
         """A given policy_code is checked against the sandbox's rules (AST only, nothing runs)."""
         if request.policy_code is None:
             return
-        try:
-            from bgen.runner.sandbox import validate_source
-        except ImportError:
-            return
+        from bgen.runner.sandbox import validate_source
         try:
             validate_source(request.policy_code)
         except PolicyError as exc:

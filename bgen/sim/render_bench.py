@@ -20,7 +20,6 @@ Medians of ``--repeat`` runs. It prints what it measured and asserts nothing abo
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import socket
@@ -31,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
+import bgen_server
 from bgen.sim.embedded import wire
 
 CHANNELS = ("world", "agents", "pov_world_0", "pov_agents_0")
@@ -163,22 +163,6 @@ def terrain(vxs, seed: int, size: int):
     return generator.generate_world_py()
 
 
-def server_messages():
-    """The server's render message builders, when bgen_server is importable (from the repo root)."""
-    try:
-        import bgen_server
-    except ImportError:
-        return None
-    return bgen_server
-
-
-def base64_message(channel: str, payload: bytes) -> str:
-    """The default render message, as the server builds it (for timing without the server)."""
-    return json.dumps({"type": "frame", "channel": channel, "len": len(payload),
-                       "payload_b64": base64.b64encode(payload).decode("ascii"),
-                       "ts": time.time()}, separators=(",", ":"))
-
-
 def flying_agent(vxs, world, start, target):
     """An agent at ``start`` performing the A* plan to ``target`` (holding if there is none)."""
     agent = vxs.Agent(0)
@@ -199,7 +183,6 @@ def frame_rows(vxs, seed: int, size: int, repeat: int) -> list[str]:
     built = time.perf_counter() - started
     payload = wire.encode_world(world)
     decoded = wire.decode_world(payload)
-    server = server_messages()
     lines.append(f"world frame: terrain seed {seed}, size {size}: {decoded.bits.size:,} cells, "
                  f"payload {len(payload):,} B (world built in {built * 1000:.0f} ms)")
     rows = [("encode (wire.encode_world)", median_time(lambda: wire.encode_world(world), repeat),
@@ -207,13 +190,11 @@ def frame_rows(vxs, seed: int, size: int, repeat: int) -> list[str]:
             ("decode (wire.decode_world)", median_time(lambda: wire.decode_world(payload), repeat),
              None),
             ("?format=base64 message (base64 + JSON)",
-             median_time(lambda: base64_message("world", payload), repeat),
-             len(base64_message("world", payload)))]
-    if server is not None:
-        message = server.decoded_frame_message("world", payload, 0.0)
-        rows.append(("?format=json message (decode + JSON)",
-                     median_time(lambda: server.decoded_frame_message("world", payload, 0.0),
-                                 repeat), len(message)))
+             median_time(lambda: bgen_server.base64_frame_message("world", payload, 0.0), repeat),
+             len(bgen_server.base64_frame_message("world", payload, 0.0))),
+            ("?format=json message (decode + JSON)",
+             median_time(lambda: bgen_server.decoded_frame_message("world", payload, 0.0), repeat),
+             len(bgen_server.decoded_frame_message("world", payload, 0.0)))]
     cells = json.dumps(wire.to_jsonable(decoded), separators=(",", ":"))
     rows.append(("  for comparison: decode + one [x,y,z,bits] list per cell",
                  median_time(lambda: json.dumps(wire.to_jsonable(wire.decode_world(payload)),
@@ -234,13 +215,11 @@ def frame_rows(vxs, seed: int, size: int, repeat: int) -> list[str]:
             ("decode (wire.decode_agents)",
              median_time(lambda: wire.decode_agents(payload), repeat * 20), None),
             ("?format=base64 message (base64 + JSON)",
-             median_time(lambda: base64_message("agents", payload), repeat * 20),
-             len(base64_message("agents", payload)))]
-    if server is not None:
-        rows.append(("?format=json message (decode + JSON)",
-                     median_time(lambda: server.decoded_frame_message("agents", payload, 0.0),
-                                 repeat * 20),
-                     len(server.decoded_frame_message("agents", payload, 0.0))))
+             median_time(lambda: bgen_server.base64_frame_message("agents", payload, 0.0), repeat * 20),
+             len(bgen_server.base64_frame_message("agents", payload, 0.0))),
+            ("?format=json message (decode + JSON)",
+             median_time(lambda: bgen_server.decoded_frame_message("agents", payload, 0.0), repeat * 20),
+             len(bgen_server.decoded_frame_message("agents", payload, 0.0)))]
     lines += [f"  {name:<58} {seconds * 1e6:8.0f} µs" + (f"  {size_:>11,} B" if size_ else "")
               for name, seconds, size_ in rows]
     return lines
