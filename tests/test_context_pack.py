@@ -8,7 +8,6 @@ example are loaded by the sandbox and flown in real episodes by the runner.
 from __future__ import annotations
 
 import ast
-import math
 import re
 import sys
 import tempfile

@@ -217,7 +217,7 @@ def _describe_error(group: dict, n: int, policy_code: str | None) -> str:
 def load_error_critique(message: str, lineno: int | None, policy_code: str | None) -> str:
     """The critique of a policy that did not load (no episode ran)."""
     lines = ["The policy did not load, so no episode ran.",
-             f"Load error" + (f" at line {lineno}" if lineno else "") + f": {message}"]
+             "Load error" + (f" at line {lineno}" if lineno else "") + f": {message}"]
     code = source_line(policy_code, lineno)
     if code:
         lines.append(f"   line {lineno}: {code}")

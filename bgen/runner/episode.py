@@ -208,7 +208,7 @@ def describe_error(error: BaseException, phase: str, source: str | None = None,
     lineno = getattr(error, "lineno", None) if isinstance(error, (PolicyError, SyntaxError)) else None
     if frames:
         lineno = frames[-1].lineno
-    text = [f"Traceback (policy frames only):"]
+    text = ["Traceback (policy frames only):"]
     for frame in frames:
         text.append(f'  line {frame.lineno}, in {frame.name}')
         if frame.lineno and 0 < frame.lineno <= len(lines):

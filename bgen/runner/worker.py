@@ -84,7 +84,7 @@ from typing import Callable  # noqa: E402
 
 from bgen.errors import BgenError, ConfigError, PolicyLoadError  # noqa: E402
 from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,  # noqa: E402
-                                 describe_error, error_line, run_episode)
+                                 describe_error, run_episode)
 from bgen.runner.metrics import EpisodeStats, distance  # noqa: E402
 from bgen.runner.schema import FAILURE_REASONS, EpisodeSummary  # noqa: E402
 
@@ -352,7 +352,7 @@ def _probe_facts(notes: list[str]) -> dict:
     fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
     return {"env": dict(os.environ), "fds": fds, "session_leader": os.getsid(0) == os.getpid(),
             "uid": os.getuid(), "limits": limits, "notes": notes,
-            "stdin": os.path.realpath(f"/proc/self/fd/0"), "threads": threading.active_count()}
+            "stdin": os.path.realpath("/proc/self/fd/0"), "threads": threading.active_count()}
 
 
 # ============================================================================================

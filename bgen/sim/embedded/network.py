@@ -39,7 +39,7 @@ from collections import deque
 
 from bgen.sim.embedded import wire
 from bgen.sim.embedded.convert import to_dict, to_instance, to_int
-from bgen.sim.embedded.convert import Sealed, SealedInstances
+from bgen.sim.embedded.convert import SealedInstances
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORTS = (8080, 8081, 8090, 9090)  # world, agents, first pov world, first pov agents

@@ -319,7 +319,6 @@ def cast_rays(eye: np.ndarray, dirs: np.ndarray, t_min: float, t_max: float,
     shape = np.array(occupied.shape, dtype=np.int64)
     box_lo = lo - 0.5
     box_hi = lo + shape - 0.5
-    count = len(dirs)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / dirs
         t_a = (box_lo[None, :] - eye[None, :]) * inv
