@@ -84,19 +84,29 @@ class PolicyLoadError(PolicyError):
 
 
 class ProviderError(BgenError):
-    """The LLM provider failed after retries (connection, timeout, 429/5xx, unusable reply)."""
+    """The LLM provider failed after retries (connection, timeout, 429/5xx, unusable reply).
+
+    ``provider_message`` and ``provider_code`` are the provider's own words and error code
+    (an HTTP status, ``"overloaded_error"``, …) when it sent an error object.
+    """
 
     status = 502
+
+    def __init__(self, message: str, *, provider_message: str | None = None,
+                 provider_code: int | str | None = None, field: str | None = None):
+        super().__init__(message, field=field)
+        self.provider_message = provider_message
+        self.provider_code = provider_code
 
 
 class ProviderRequestError(ProviderError):
     """The provider rejected the request (4xx); ``provider_message`` is its own words."""
 
     def __init__(self, message: str, *, http_status: int | None = None,
-                 provider_message: str | None = None):
-        super().__init__(message)
+                 provider_message: str | None = None, provider_code: int | str | None = None):
+        super().__init__(message, provider_message=provider_message,
+                         provider_code=provider_code if provider_code is not None else http_status)
         self.http_status = http_status
-        self.provider_message = provider_message
 
 
 class SimulatorError(BgenError):

@@ -4,11 +4,19 @@ Providers (``LLMSettings.provider``):
 
 * ``"anthropic"`` — the Messages API: ``POST <endpoint>`` with ``model``, ``max_tokens``,
   ``system``, ``messages``, ``temperature``; header ``anthropic-version: 2023-06-01``; the reply
-  text is the first ``text`` block of ``content``; usage is ``input_tokens``/``output_tokens``.
+  text is the ``text`` blocks of ``content`` joined (``thinking``/``redacted_thinking`` blocks
+  are kept apart); ``stop_reason: max_tokens`` marks a cut-off reply; usage is
+  ``input_tokens``/``output_tokens``.
 * ``"openai"`` — Chat Completions: ``messages`` = system + user, ``max_tokens`` (or
-  ``max_completion_tokens`` for models that want it), ``choices[0].message.content``, usage
-  ``prompt_tokens``/``completion_tokens``. Also speaks to local OpenAI-compatible servers
-  (Ollama, vLLM, llama.cpp).
+  ``max_completion_tokens`` for models that want it); the reply text is
+  ``choices[0].message.content``, a string or a list of chunks whose ``text`` chunks are joined
+  (``thinking`` chunks, ``reasoning_content`` and ``reasoning`` are kept apart);
+  ``finish_reason: length`` marks a cut-off reply; usage ``prompt_tokens``/``completion_tokens``
+  (reasoning included, as the providers count it). Also speaks to local OpenAI-compatible
+  servers (Ollama, vLLM, llama.cpp).
+
+The code is found in the text by ``bgen.llm.extract`` (reasoning sections stripped, fenced
+blocks chosen by what they define); ``LLMReply.extraction`` says which block and why.
 
 Where the request goes (``endpoint_url``): a URL whose path already ends with the API path
 (``/v1/messages``, ``/chat/completions``) is used as given; a path ending in ``/v1`` gets the
@@ -24,10 +32,14 @@ headers: never in settings, replies, logs, files or events; provider messages th
 are redacted.
 
 Failures: a missing key is a ``ConfigError`` before any request (not for ``auth="none"`` or an
-OpenAI-compatible server on a loopback address). 408/429/5xx, connection errors and timeouts
-are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped); the last
-failure becomes ``ProviderError``. Any other 4xx is ``ProviderRequestError`` with the
-provider's own message.
+OpenAI-compatible server on a loopback address). 408/429/5xx, connection errors, timeouts and
+an ``error`` object in a 200 body whose code is 408/429/5xx or whose type is
+``overloaded_error``/``rate_limit_error`` (see ``RETRYABLE_ERROR_TYPES``) are retried with
+exponential backoff and jitter, honouring ``Retry-After`` (capped); each retry is reported to
+``on_retry``; the last failure becomes ``ProviderError`` carrying the provider's message and
+code. Any other 4xx, or a non-retryable error object, is ``ProviderRequestError`` with the
+provider's own message. A reply stopped at its token limit before any text is a
+``ProviderError`` naming the limit and how to raise it.
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Mapping
 
 from bgen.errors import ConfigError, ProviderError, ProviderRequestError
+from bgen.llm.extract import Extraction, extract, extract_code  # noqa: F401  (extract_code: re-exported)
 
 PROVIDERS = ("anthropic", "openai")
 AUTH_MODES = ("auto", "x-api-key", "bearer", "both", "none")
@@ -60,6 +73,12 @@ DEFAULT_MAX_TOKENS = 2400
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_API_KEY_ENV = "LLVPN_API_KEY"
 DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_RETRIES = 4
+MAX_RETRIES_LIMIT = 20
+DEFAULT_BACKOFF_CAP_S = 30.0
+MAX_BACKOFF_CAP_S = 600.0
+# What raises the token limit, named in the error of a reply cut off before any text.
+MAX_TOKENS_HINT = "raise --max-tokens (iterate) or max_tokens (POST /run)"
 # The reference's gateway service endpoints (LLVPN), one per wire API.
 DEFAULT_URLS = {
     "anthropic": "https://llvpn.io/v1/service/1bd998cc32e3e5d34b2f09ec104f7439e0498c22358cdf8c1c11a258c3157f84",
@@ -85,9 +104,9 @@ class LLMSettings:
     api_key_env: str = DEFAULT_API_KEY_ENV
     auth: str = "auto"
     timeout_s: float = DEFAULT_TIMEOUT_S
-    max_retries: int = 4                   # attempts = 1 + max_retries
+    max_retries: int = DEFAULT_MAX_RETRIES     # attempts = 1 + max_retries
     backoff_base_s: float = 1.0            # delay before retry n: base * 2**n, jittered
-    backoff_cap_s: float = 30.0
+    backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
     retry_after_cap_s: float = 60.0
 
     def validated(self) -> "LLMSettings":
@@ -109,6 +128,13 @@ class LLMSettings:
         if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
             raise ConfigError(f"timeout_s: expects a positive number, actual: {self.timeout_s!r}",
                               field="timeout_s")
+        if type(self.max_retries) is not int or not 0 <= self.max_retries <= MAX_RETRIES_LIMIT:
+            raise ConfigError(f"max_retries: expects an integer in 0..{MAX_RETRIES_LIMIT}, "
+                              f"actual: {self.max_retries!r}", field="max_retries")
+        if isinstance(self.backoff_cap_s, bool) or not isinstance(self.backoff_cap_s, (int, float)) \
+                or not 0 < self.backoff_cap_s <= MAX_BACKOFF_CAP_S:
+            raise ConfigError(f"backoff_cap_s: expects a number in (0, {MAX_BACKOFF_CAP_S:g}], "
+                              f"actual: {self.backoff_cap_s!r}", field="backoff_cap_s")
         endpoint_url(self.provider, self.url)
         return self
 
@@ -133,13 +159,42 @@ class LLMReply:
     truncated: bool           # the provider stopped at max_tokens
     endpoint: str
     request_fields: tuple = field(default=())   # body fields finally sent (for llm.json)
+    reasoning_chars: int = 0  # reasoning text kept out of the code (thinking blocks, reasoning_content)
+    stop_reason: str | None = None
+    extraction: Extraction | None = None         # which block became ``code`` and why
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("text")
         data.pop("code")
         data["request_fields"] = list(self.request_fields)
+        data["extraction"] = None if self.extraction is None else {
+            "source": self.extraction.source, "block": self.extraction.block,
+            "blocks": self.extraction.blocks, "reason": self.extraction.reason,
+            "from_reasoning": self.extraction.from_reasoning,
+            "reasoning_stripped": self.extraction.reasoning_stripped}
         return data
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """One failed attempt about to be retried, for ``LLMClient(on_retry=...)``.
+
+    ``attempt`` is the 1-based number of the attempt that failed, ``attempts`` the most there
+    will be (1 + max_retries), ``cause`` what went wrong (the provider's message and code when
+    it sent an error object), ``wait_s`` the pause before the next attempt.
+    """
+
+    attempt: int
+    attempts: int
+    cause: str
+    wait_s: float
+    provider_message: str | None = None
+    provider_code: int | str | None = None
+
+    def describe(self, provider: str) -> str:
+        return (f"{provider} request attempt {self.attempt} of {self.attempts} failed: "
+                f"{self.cause}; retrying in {self.wait_s:.1f} s")
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -228,34 +283,180 @@ class ReplyShapeError(ValueError):
     """The provider answered 2xx with a body we cannot use."""
 
 
-def parse_reply(provider: str, data) -> tuple[str, int, int, bool]:
-    """(text, input_tokens, output_tokens, truncated) from a provider's success body."""
+class TokenLimitReached(ReplyShapeError):
+    """The reply ended at its token limit before any text came (only reasoning, or nothing)."""
+
+
+class ErrorInBody(Exception):
+    """The body carries the provider's ``error`` object (any HTTP status, 200 included)."""
+
+    def __init__(self, message: str, code: int | str | None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return is_retryable_code(self.code)
+
+    def describe(self) -> str:
+        return f"{self.message} ({self.code})" if self.code not in (None, "") else self.message
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """What a success body holds: the answer text, the reasoning kept apart, usage, why it stopped."""
+
+    text: str
+    reasoning: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str | None
+    truncated: bool          # stopped at the token limit (stop_reason max_tokens / finish_reason length)
+
+
+# Error codes/types retried like HTTP 429/5xx: Anthropic's overloaded_error (529),
+# rate_limit_error (429) and api_error (500); OpenAI's rate_limit_exceeded and server_error.
+RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error",
+                                   "rate_limit_exceeded", "server_error", "timeout"})
+_REASONING_CHUNKS = frozenset({"thinking", "redacted_thinking", "reasoning"})
+
+
+def is_retryable_code(code) -> bool:
+    """True for 408/429/5xx (as an int or a numeric string) and the retryable error types."""
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if type(code) is int:
+        return code in RETRYABLE_STATUSES or 500 <= code <= 599
+    return isinstance(code, str) and code.lower() in RETRYABLE_ERROR_TYPES
+
+
+def error_in_body(data) -> ErrorInBody | None:
+    """The provider's error object of a decoded body, or None.
+
+    Shapes: ``{"error": {"message", "type"|"code"}}`` (OpenAI, gateways), ``{"type": "error",
+    "error": {"type", "message"}}`` (Anthropic), ``{"error": "text"}``, and an error inside
+    ``choices[0]`` (a gateway whose upstream failed mid-reply). The code is the HTTP-like
+    ``code`` when numeric, else the error ``type``, else the ``code`` string.
+    """
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    if err is None and isinstance(data.get("choices"), list) and data["choices"] \
+            and isinstance(data["choices"][0], dict) and not _has_message(data["choices"][0]):
+        err = data["choices"][0].get("error")
+    if err is None and data.get("type") == "error":
+        err = {"message": data.get("message") or "error without a message"}
+    if err is None or err is False:
+        return None
+    if isinstance(err, str):
+        return ErrorInBody(err.strip() or "error without a message", None)
+    if not isinstance(err, dict):
+        return ErrorInBody(str(err), None)
+    message = err.get("message")
+    message = message.strip() if isinstance(message, str) and message.strip() else "error without a message"
+    code, kind = err.get("code"), err.get("type")
+    status = code if type(code) is int or (isinstance(code, str) and code.isdigit()) else None
+    if status is not None:
+        chosen = int(status)
+    elif isinstance(kind, str) and kind:
+        chosen = kind
+    else:
+        chosen = code if isinstance(code, str) and code else None
+    return ErrorInBody(message, chosen)
+
+
+def _has_message(choice: dict) -> bool:
+    message = choice.get("message")
+    return isinstance(message, dict) and bool(message.get("content"))
+
+
+def _chunk_texts(content, reasoning: list[str]) -> list[str]:
+    """Text chunks of a content list; thinking/reasoning chunks go to ``reasoning``."""
+    texts = []
+    for chunk in content:
+        if isinstance(chunk, str):
+            texts.append(chunk)
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        kind = chunk.get("type")
+        if kind in _REASONING_CHUNKS:
+            inner = chunk.get("thinking", chunk.get("reasoning", chunk.get("text")))
+            if isinstance(inner, str):
+                reasoning.append(inner)
+            elif isinstance(inner, list):       # Mistral: thinking is itself a list of text chunks
+                reasoning.extend(c.get("text", "") for c in inner if isinstance(c, dict)
+                                 and isinstance(c.get("text"), str))
+        elif kind in ("text", "output_text", None) and isinstance(chunk.get("text"), str):
+            texts.append(chunk["text"])
+    return texts
+
+
+def parse_reply(provider: str, data) -> ParsedReply:
+    """The answer of a provider's success body.
+
+    Raises ``ErrorInBody`` when the body is an error object (see ``error_in_body``),
+    ``TokenLimitReached`` when it stopped at its token limit with no text, and
+    ``ReplyShapeError`` for anything else without text.
+    """
     if not isinstance(data, dict):
         raise ReplyShapeError(f"expects a JSON object, actual: {type(data).__name__}")
+    failure = error_in_body(data)
+    reasoning: list[str] = []
     if provider == "anthropic":
         content = data.get("content")
         if not isinstance(content, list):
+            if failure is not None:
+                raise failure
             raise ReplyShapeError("expects 'content' to be a list of blocks")
-        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
-        if not texts or not isinstance(texts[0], str):
-            raise ReplyShapeError("expects a text block in 'content', actual: none")
+        text = "\n".join(_chunk_texts(content, reasoning))
+        stop = data.get("stop_reason")
+        truncated = stop == "max_tokens"
         usage = data.get("usage") or {}
-        return (texts[0], _int(usage.get("input_tokens")), _int(usage.get("output_tokens")),
-                data.get("stop_reason") == "max_tokens")
+        tokens = (_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))
+        kinds = sorted({b.get("type") for b in content if isinstance(b, dict)} - {None})
+        if not text.strip():
+            if truncated:
+                raise TokenLimitReached(f"only {' and '.join(kinds) or 'no'} content")
+            if stop == "refusal":
+                raise ReplyShapeError("the model refused (stop_reason: refusal)")
+            raise ReplyShapeError("expects a text block in 'content', actual: "
+                                  f"{', '.join(kinds) + ' only' if kinds else 'none'}")
+        return ParsedReply(text, "\n".join(reasoning), *tokens, stop, truncated)
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if failure is not None:
+            raise failure
         raise ReplyShapeError("expects a non-empty 'choices' list")
+    if failure is not None and not _has_message(choices[0]):
+        raise failure
     message = choices[0].get("message") or {}
-    text = message.get("content")
-    if not isinstance(text, str) or not text.strip():
-        refusal = message.get("refusal")
-        if refusal:
-            raise ReplyShapeError(f"the model refused: {refusal}")
-        raise ReplyShapeError("expects choices[0].message.content to be text, actual: "
-                              f"{type(text).__name__}")
+    content = message.get("content")
+    if isinstance(content, list):
+        text = "".join(_chunk_texts(content, reasoning))
+    else:
+        text = content if isinstance(content, str) else ""
+    for name in ("reasoning_content", "reasoning"):
+        if isinstance(message.get(name), str):
+            reasoning.append(message[name])
+    stop = choices[0].get("finish_reason")
+    truncated = stop == "length"
     usage = data.get("usage") or {}
-    return (text, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")),
-            choices[0].get("finish_reason") == "length")
+    tokens = (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+    if not text.strip():
+        if truncated:
+            what = "only reasoning" if any(r.strip() for r in reasoning) else "no content"
+            raise TokenLimitReached(what)
+        if message.get("refusal"):
+            raise ReplyShapeError(f"the model refused: {message['refusal']}")
+        if stop == "content_filter":
+            raise ReplyShapeError("the provider's content filter stopped the reply "
+                                  "(finish_reason: content_filter)")
+        shown = "empty text" if isinstance(content, (str, list)) else \
+            ("null" if content is None else type(content).__name__)
+        raise ReplyShapeError(f"expects choices[0].message.content to be text, actual: {shown}")
+    return ParsedReply(text, "\n".join(reasoning), *tokens, stop, truncated)
 
 
 def _int(value) -> int:
@@ -311,21 +512,6 @@ def backoff_delay(retry: int, settings: LLMSettings, retry_after: float | None,
     return ceiling / 2 + rand() * ceiling / 2
 
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-
-
-def extract_code(text: str) -> str:
-    """The first fenced Python block (an untagged fence if none is tagged), else the whole text."""
-    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
-    for tag, body in blocks:
-        if tag in ("python", "py", "python3"):
-            return body.strip() + "\n"
-    for tag, body in blocks:
-        if tag == "":
-            return body.strip() + "\n"
-    return text.strip() + "\n"
-
-
 def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         return text.replace(secret, "***")
@@ -362,24 +548,29 @@ def _drop_temperature(body: dict, message: str) -> dict | None:
 class _Transient(Exception):
     """One failed attempt worth retrying."""
 
-    def __init__(self, description: str, retry_after: float | None = None):
+    def __init__(self, description: str, retry_after: float | None = None, *,
+                 provider_message: str | None = None, provider_code: int | str | None = None):
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
+        self.provider_message = provider_message
+        self.provider_code = provider_code
 
 
 class LLMClient:
     """Sends one system + user prompt and returns an ``LLMReply``.
 
-    ``sleep`` waits between retries (tests pass a no-op); ``stop_event`` interrupts those waits.
-    Thread-safe: each call builds its own request, so K candidates may call concurrently.
+    ``sleep`` waits between retries (tests pass a no-op); ``stop_event`` interrupts those waits;
+    ``on_retry(RetryNotice)`` is called before each wait (the loop turns it into a ``warning``
+    event). Thread-safe: each call builds its own request, so K candidates may call concurrently.
     """
 
     def __init__(self, settings: LLMSettings, *, api_key: str | None = None,
                  environ: Mapping[str, str] | None = None,
                  sleep: Callable[[float], None] | None = None,
                  rand: Callable[[], float] = random.random,
-                 stop_event: threading.Event | None = None):
+                 stop_event: threading.Event | None = None,
+                 on_retry: Callable[[RetryNotice], None] | None = None):
         self.settings = settings.validated()
         self.endpoint = settings.endpoint()
         env = os.environ if environ is None else environ
@@ -398,6 +589,7 @@ class LLMClient:
         self._stop_event = stop_event
         self._sleep = sleep
         self._rand = rand
+        self.on_retry = on_retry
         self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({}))
                         if is_loopback_url(self.endpoint) else urllib.request.build_opener())
 
@@ -414,10 +606,18 @@ class LLMClient:
         clone.settings = settings
         return clone
 
+    def with_retry_hook(self, on_retry: Callable[[RetryNotice], None] | None) -> "LLMClient":
+        """A client like this one whose retries are reported to ``on_retry``."""
+        clone = copy.copy(self)
+        clone.on_retry = on_retry
+        return clone
+
     def generate(self, system: str, user: str) -> LLMReply:
-        """One completion; raises ProviderRequestError (4xx) or ProviderError (after retries)."""
+        """One completion; raises ProviderRequestError (4xx, or a non-retryable error object) or
+        ProviderError (after retries, or a reply with no usable text)."""
         started = time.monotonic()
         body = build_body(self.settings, system, user)
+        provider = self.settings.provider
         adjusted: set[str] = set()
         attempts = 0
         retries = 0
@@ -425,12 +625,20 @@ class LLMClient:
             attempts += 1
             try:
                 data = self._post(body)
+                parsed = self._parse(data)
             except _Transient as failure:
                 if retries >= self.settings.max_retries:
                     raise ProviderError(
-                        f"{self.settings.provider} request to {self.endpoint} failed after "
-                        f"{attempts} attempts: {failure.description}") from None
-                self._wait(backoff_delay(retries, self.settings, failure.retry_after, self._rand))
+                        f"{provider} request to {self.endpoint} failed after "
+                        f"{attempts} attempts: {failure.description}",
+                        provider_message=failure.provider_message,
+                        provider_code=failure.provider_code) from None
+                wait = backoff_delay(retries, self.settings, failure.retry_after, self._rand)
+                if self.on_retry is not None:
+                    self.on_retry(RetryNotice(attempts, self.settings.max_retries + 1,
+                                              failure.description, round(wait, 3),
+                                              failure.provider_message, failure.provider_code))
+                self._wait(wait)
                 retries += 1
                 continue
             except ProviderRequestError as rejected:
@@ -439,20 +647,40 @@ class LLMClient:
                     raise
                 body = retry_body
                 continue
-            try:
-                text, tokens_in, tokens_out, truncated = parse_reply(self.settings.provider, data)
-            except ReplyShapeError as error:
-                raise ProviderError(
-                    f"{self.settings.provider} reply from {self.endpoint} is unusable: {error}") from None
+            extraction = extract(parsed.text)
             return LLMReply(
-                text=text, code=extract_code(text),
+                text=parsed.text, code=extraction.code,
                 model=str(data.get("model") or self.settings.model),
-                input_tokens=tokens_in, output_tokens=tokens_out,
+                input_tokens=parsed.input_tokens, output_tokens=parsed.output_tokens,
                 latency_s=round(time.monotonic() - started, 4), attempts=attempts,
-                truncated=truncated, endpoint=self.endpoint,
-                request_fields=tuple(sorted(body)))
+                truncated=parsed.truncated, endpoint=self.endpoint,
+                request_fields=tuple(sorted(body)), reasoning_chars=len(parsed.reasoning),
+                stop_reason=parsed.stop_reason if isinstance(parsed.stop_reason, str) else None,
+                extraction=extraction)
 
     # -- internals -----------------------------------------------------------------------
+    def _parse(self, data) -> ParsedReply:
+        """``parse_reply`` with its failures turned into this client's errors."""
+        provider = self.settings.provider
+        try:
+            return parse_reply(provider, data)
+        except ErrorInBody as failure:
+            message = redact(failure.message, self._key)
+            shown = f"{message} ({failure.code})" if failure.code not in (None, "") else message
+            if failure.retryable:
+                raise _Transient(f"provider error in a 200 reply: {shown}",
+                                 provider_message=message, provider_code=failure.code) from None
+            status = failure.code if type(failure.code) is int else None
+            raise ProviderRequestError(f"{provider} answered with an error: {shown}",
+                                       http_status=status, provider_message=message,
+                                       provider_code=failure.code) from None
+        except TokenLimitReached as error:
+            raise ProviderError(
+                f"{provider} reply from {self.endpoint} stopped at the token limit (max_tokens "
+                f"{self.settings.max_tokens}) with {error} and no text: {MAX_TOKENS_HINT}") from None
+        except ReplyShapeError as error:
+            raise ProviderError(f"{provider} reply from {self.endpoint} is unusable: {error}") from None
+
     def _adjusted_body(self, body: dict, rejected: ProviderRequestError, adjusted: set) -> dict | None:
         if self.settings.provider != "openai" or rejected.http_status != 400:
             return None
@@ -491,7 +719,8 @@ class LLMClient:
             status = error.code
             if status in RETRYABLE_STATUSES or status >= 500:
                 raise _Transient(f"HTTP {status}: {message}",
-                                 retry_after_seconds(error.headers.get("Retry-After"))) from None
+                                 retry_after_seconds(error.headers.get("Retry-After")),
+                                 provider_message=message, provider_code=status) from None
             raise ProviderRequestError(
                 f"{self.settings.provider} rejected the request (HTTP {status}): {message}",
                 http_status=status, provider_message=message) from None
