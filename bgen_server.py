@@ -65,7 +65,7 @@ from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BL
                                   render_channels)
 from bgen.server.runs import ManagerSettings, RunManager
 from bgen.server.store import RunStore
-from bgen.server.validation import (DEFAULT_PROVIDERS, check_run_id, parse_code_query,
+from bgen.server.validation import (DEFAULT_PROVIDERS, LLMDefaults, check_run_id, parse_code_query,
                                     parse_run_request, parse_subscribe, parse_ws_path, query_params,
                                     show)
 from bgen.sim.embedded import wire
@@ -275,13 +275,13 @@ class ApiHandler(BaseHTTPRequestHandler):
     def health(self, query: str):
         app = self.server.app
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
-                     "ws_port": app.ws.port, "runs": app.manager.counts()}
+                     "ws_port": app.ws.port, "runs": app.manager.counts(), "llm": app.llm_health()}
 
     def start_run(self, query: str):
         app = self.server.app
         query_params(query, ())
         request = parse_run_request(self.read_json(), default_ws_proxy=app.settings.ws_proxy,
-                                    providers=app.providers)
+                                    providers=app.providers, llm_defaults=app.llm_defaults)
         app.check_policy(request)
         started = app.manager.submit(request)
         return 200, {**started, "progress": f"/ws/progress/{started['run_id']}"}
@@ -830,6 +830,9 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     api_key_env: str | None = None
+    provider: str = DEFAULT_PROVIDERS[0]       # LLM defaults of POST /run (its fields override)
+    provider_url: str | None = None
+    model: str | None = None
     loop_module: str | None = None
 
 
@@ -843,6 +846,7 @@ class BgenServer:
         requested_backend_name(settings.backend)
         self.backend_label = backend_label(load_backend(settings.backend))
         self.providers = DEFAULT_PROVIDERS
+        self.llm_defaults = LLMDefaults(settings.provider, settings.provider_url, settings.model)
         self.store = RunStore(Path(settings.runs_dir))
         self.hub = EventHub()
         self.manager = RunManager(
@@ -884,6 +888,16 @@ class BgenServer:
         self.ws.stop()
         if self.http is not None:
             self.http.server_close()
+
+    def llm_health(self) -> dict:
+        """The LLM defaults in force for GET /health: provider, URL host, model (never the key)."""
+        from bgen.llm.client import endpoint_url
+        provider = self.llm_defaults.provider
+        url = urlsplit(endpoint_url(provider, self.llm_defaults.url_for(provider)))
+        host = url.hostname or ""
+        return {"provider": provider, "url_host": f"{host}:{url.port}" if url.port else host,
+                "model": self.llm_defaults.model_for(provider),
+                "api_key_env": self.settings.api_key_env or "LLVPN_API_KEY"}
 
     def check_policy(self, request) -> None:
         """A given policy_code is checked against the sandbox's rules (AST only, nothing runs)."""
@@ -971,6 +985,21 @@ def env_name(text: str) -> str:
     return text
 
 
+def provider_url(text: str) -> str:
+    from bgen.llm.client import endpoint_url
+    try:
+        endpoint_url("openai", text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expects an http:// or https:// URL, actual: {text!r}") from None
+    return text
+
+
+def model_name(text: str) -> str:
+    if not text.strip() or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"expects a model name (1..200 characters), actual: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bgen-server", description="bgen server: HTTP API and WebSocket streams for behavior-generation runs.")
@@ -997,6 +1026,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
     parser.add_argument("--api-key-env", type=env_name, default=None,
                         help="environment variable holding the LLM provider key (default LLVPN_API_KEY, as the reference)")
+    parser.add_argument("--provider", choices=DEFAULT_PROVIDERS, default=DEFAULT_PROVIDERS[0],
+                        help="LLM wire API of runs whose request names none (default anthropic)")
+    parser.add_argument("--provider-url", type=provider_url, default=None,
+                        help="LLM endpoint for --provider: gateway, base URL or local server "
+                             "(default the reference's gateway); POST /run provider_url overrides")
+    parser.add_argument("--model", type=model_name, default=None,
+                        help="model for --provider (default claude-3-5-sonnet-20241022 / gpt-4o-mini); "
+                             "POST /run model overrides")
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
     return parser
 
@@ -1006,6 +1043,7 @@ def settings_from_args(args) -> Settings:
                     runs_dir=args.runs_dir, max_concurrent_runs=args.max_concurrent_runs,
                     backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
                     render_ports=args.render_ports, api_key_env=args.api_key_env,
+                    provider=args.provider, provider_url=args.provider_url, model=args.model,
                     loop_module=args.loop_module)
 
 

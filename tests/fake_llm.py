@@ -62,6 +62,49 @@ def slow_reply(delay_s: float, text: str = "```python\npass\n```") -> Reply:
     return Reply(text=text, delay_s=delay_s)
 
 
+# --- reply shapes real providers send (bodies answered as they are, after the request checks) ---
+
+def json_reply(body, status: int = 200) -> Reply:
+    """Answer ``body`` (a dict) with ``status``, whatever it holds: a provider's odd shape."""
+    return Reply(status=status, raw_body=json.dumps(body).encode("utf-8"))
+
+
+def anthropic_message(content: list, *, stop_reason: str | None = "end_turn",
+                      usage: tuple[int, int] | None = (100, 50), model: str = "claude-x") -> dict:
+    """A Messages API success body with ``content`` blocks as given (``usage=None``: none)."""
+    body = {"id": "msg_shape", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+    if usage is not None:
+        body["usage"] = {"input_tokens": usage[0], "output_tokens": usage[1]}
+    return body
+
+
+def openai_completion(message: dict, *, finish_reason: str | None = "stop",
+                      usage: tuple[int, int] | None = (100, 50), model: str = "gpt-x",
+                      choice_extra: dict | None = None) -> dict:
+    """A Chat Completions success body whose first choice has ``message`` as given."""
+    choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason,
+              **(choice_extra or {})}
+    body = {"id": "chatcmpl-shape", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [choice]}
+    if usage is not None:
+        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                         "total_tokens": usage[0] + usage[1]}
+    return body
+
+
+def gateway_error(message: str, code: int | str, status: int = 200) -> Reply:
+    """A gateway's error object (``{"error": {"message", "code"}}``), by default inside a 200."""
+    return json_reply({"error": {"message": message, "code": code}}, status)
+
+
+def think_wrapped(final: str, draft: str, *, tag: str = "think") -> str:
+    """A reasoning model's content: a ``<think>`` section holding a draft block, then the answer."""
+    return (f"<{tag}>\nThe user wants a policy. A first draft:\n```python\n{draft}```\n"
+            f"That has a flaw; the final version fixes it.\n</{tag}>\n\n"
+            f"Here is the policy:\n```python\n{final}```\n")
+
+
 @dataclass
 class Recorded:
     api: str

@@ -8,14 +8,36 @@ import unittest
 from bgen.errors import ConfigError, ProviderError, ProviderRequestError
 from bgen.llm.client import (
     DEFAULT_URLS, LLMClient, LLMSettings, auth_headers, backoff_delay, build_body,
-    endpoint_url, extract_code, key_required, provider_error_message, retry_after_seconds,
+    endpoint_url, extract_code, is_retryable_code, key_required, provider_error_message,
+    retry_after_seconds,
 )
-from tests.fake_llm import FakeLLMServer, Reply, error_reply, slow_reply, text_reply
+from tests.fake_llm import (FakeLLMServer, Reply, anthropic_message, error_reply, gateway_error,
+                            json_reply, openai_completion, slow_reply, text_reply, think_wrapped)
 
 KEY = "sk-test-0123456789"
 ENV = {"LLVPN_API_KEY": KEY}
 SHORT_TIMEOUT_S = 0.3     # the one timeout a "slow provider" test waits for
 POLICY = "def act(t, agent, world, fw, env, helpers):\n    return None\n"
+# A whole module (act, collect, finalize) and a draft of it that a reasoning section holds.
+MODULE = ("import math\n\n\ndef act(t, agent, world, fw, env, helpers):\n"
+          "    if agent.get_action_py() is None:\n        return None\n    return None\n\n\n"
+          "def collect(step_ctx):\n    return {}\n\n\ndef finalize(ep_ctx):\n"
+          "    return {\"summary\": \"final\"}\n")
+DRAFT = MODULE.replace("final", "draft")
+TABBED = MODULE.replace("    ", "\t")
+
+
+def fence(code: str, tag: str = "python", marker: str = "```") -> str:
+    return f"{marker}{tag}\n{code}{marker}\n"
+
+
+def indented(code: str, prefix: str = "   ") -> str:
+    return "".join(prefix + line if line else line for line in code.splitlines(True))
+
+
+LIST_ITEM = ("1. Save this as policy.py:\n\n   ```python\n" + indented(MODULE) + "   ```\n\n"
+             "2. Run it with the iterate command.\n")
+HINT = "raise --max-tokens (iterate) or max_tokens (POST /run)"
 
 
 class Sleeps(list):
@@ -289,11 +311,213 @@ class TestRetries(ProviderTestCase):
         self.assertEqual(backoff_delay(0, settings, 2.5), 2.5)
 
 
+class TestReplyShapes(ProviderTestCase):
+    """Each row: a body a provider (or a gateway, or a local server) sends with HTTP 200 ->
+    the code taken from it, or the exact error (``{url}``: the endpoint)."""
+
+    def check_rows(self, provider: str, rows: list) -> None:
+        for name, body, expected in rows:
+            with self.subTest(shape=name):
+                self.server.script(json_reply(body))
+                client = self.client(provider=provider, max_retries=0)
+                if isinstance(expected, str):
+                    reply = client.generate("sys", "user")
+                    self.assertEqual(reply.code, expected)
+                else:
+                    kind, message = expected
+                    with self.assertRaises(kind) as caught:
+                        client.generate("sys", "user")
+                    self.assertEqual(str(caught.exception), message.format(url=client.endpoint))
+        self.assertNoSchemaProblems()
+
+    def test_anthropic_messages_shapes(self):
+        text = lambda t: {"type": "text", "text": t}                        # noqa: E731
+        thinking = {"type": "thinking", "thinking": "Plan:\n" + fence(DRAFT), "signature": "sig"}
+        rows = [
+            ("one fenced block", anthropic_message([text("Here:\n" + fence(MODULE) + "Done.")]), MODULE),
+            ("a thinking block before the text", anthropic_message([thinking, text(fence(MODULE))]), MODULE),
+            ("a redacted thinking block", anthropic_message([{"type": "redacted_thinking", "data": "x"},
+                                                             text(fence(MODULE))]), MODULE),
+            ("<think> section with a draft block", anthropic_message([text(think_wrapped(MODULE, DRAFT))]),
+             MODULE),
+            ("<thinking> section with a draft block",
+             anthropic_message([text(think_wrapped(MODULE, DRAFT, tag="thinking"))]), MODULE),
+            ("closing </think> with no opening tag",
+             anthropic_message([text("draft:\n" + fence(DRAFT) + "</think>\n" + fence(MODULE))]), MODULE),
+            ("<think> section, then the module with no fence",
+             anthropic_message([text("<think>x = </think>\n" + MODULE)]), MODULE),
+            ("fence indented under a numbered list item", anthropic_message([text(LIST_ITEM)]), MODULE),
+            ("prose and code in two text blocks", anthropic_message([text("Here it is."), text(fence(MODULE))]),
+             MODULE),
+            ("CRLF line ends and tab indentation",
+             anthropic_message([text(fence(TABBED).replace("\n", "\r\n"))]), TABBED),
+            ("~~~ fence", anthropic_message([text(fence(MODULE, "", "~~~"))]), MODULE),
+            ("```Python tag after a json block",
+             anthropic_message([text(fence("{}", "json") + fence(MODULE, "Python"))]), MODULE),
+            ("a snippet, then the whole module",
+             anthropic_message([text(fence("def act(t, agent, world, fw, env, helpers):\n    return None\n")
+                                     + fence(MODULE, "py"))]), MODULE),
+            ("the module, then an untagged shell line",
+             anthropic_message([text(fence(MODULE) + fence("python -m bgen.orchestrator.iterate --policy p.py", ""))]),
+             MODULE),
+            ("a fence cut off by max_tokens",
+             anthropic_message([text("```python\nx = 1\n")], stop_reason="max_tokens"), "x = 1\n"),
+            ("no usage", anthropic_message([text(fence(MODULE))], usage=None), MODULE),
+            ("max_tokens after only a thinking block", anthropic_message([thinking], stop_reason="max_tokens"),
+             (ProviderError, "anthropic reply from {url} stopped at the token limit (max_tokens 2400) with "
+                             f"only thinking content and no text: {HINT}")),
+            ("overloaded_error inside a 200",
+             {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+             (ProviderError, "anthropic request to {url} failed after 1 attempt: provider error in a 200 "
+                             "reply: Overloaded (overloaded_error)")),
+            ("a gateway's 502 inside a 200",
+             {"error": {"message": "Provider returned error: upstream overloaded", "code": 502}},
+             (ProviderError, "anthropic request to {url} failed after 1 attempt: provider error in a 200 "
+                             "reply: Provider returned error: upstream overloaded (502)")),
+            ("invalid_request_error inside a 200",
+             {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}},
+             (ProviderRequestError, "anthropic answered with an error: prompt is too long (invalid_request_error)")),
+            ("no content blocks", anthropic_message([]),
+             (ProviderError, "anthropic reply from {url} is unusable: expects a text block in 'content', "
+                             "actual: none")),
+            ("a refusal", anthropic_message([], stop_reason="refusal"),
+             (ProviderError, "anthropic reply from {url} is unusable: the model refused (stop_reason: refusal)")),
+        ]
+        self.assertGreaterEqual(len(rows), 15)
+        self.check_rows("anthropic", rows)
+
+    def test_openai_chat_completions_shapes(self):
+        content = lambda t, **kw: openai_completion({"content": t}, **kw)      # noqa: E731
+        rows = [
+            ("content with one fenced block", content(fence(MODULE)), MODULE),
+            ("<think> section with a draft block (vLLM, Ollama, llama.cpp)", content(think_wrapped(MODULE, DRAFT)),
+             MODULE),
+            ("<think> section, then the module with no fence",
+             content("<think>\nI will write it.\n</think>\n\n" + MODULE), MODULE),
+            ("closing </think> only (opening tag in the chat template)",
+             content("so the draft is\n" + fence(DRAFT) + "</think>\n\n" + fence(MODULE)), MODULE),
+            ("<reasoning> section", content(think_wrapped(MODULE, DRAFT, tag="reasoning")), MODULE),
+            ("reasoning_content beside content (DeepSeek, vLLM)",
+             openai_completion({"content": fence(MODULE), "reasoning_content": fence(DRAFT)}), MODULE),
+            ("reasoning beside content", openai_completion({"content": fence(MODULE), "reasoning": "hmm"}), MODULE),
+            ("content as a list of chunks with thinking (Mistral)",
+             openai_completion({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": fence(DRAFT)}]},
+                                            {"type": "text", "text": fence(MODULE)}]}), MODULE),
+            ("content as text chunks split mid-block",
+             openai_completion({"content": [{"type": "text", "text": "```python\n" + MODULE[:40]},
+                                            {"type": "text", "text": MODULE[40:] + "```"}]}), MODULE),
+            ("fence indented under a numbered list item", content(LIST_ITEM), MODULE),
+            ("~~~python fence", content(fence(MODULE, "python", "~~~")), MODULE),
+            ("no fence, prose around the module", content("Here is the policy:\n" + MODULE + "\nGood luck!"),
+             MODULE),
+            ("no usage", content(fence(MODULE), usage=None), MODULE),
+            ("a fence cut off by the length limit", content("```python\ny = 2\n", finish_reason="length"),
+             "y = 2\n"),
+            ("content null, finish_reason length, reasoning_content",
+             openai_completion({"content": None, "reasoning_content": "Let me think..."}, finish_reason="length"),
+             (ProviderError, "openai reply from {url} stopped at the token limit (max_tokens 2400) with only "
+                             f"reasoning and no text: {HINT}")),
+            ("empty content, finish_reason length", content("", finish_reason="length"),
+             (ProviderError, "openai reply from {url} stopped at the token limit (max_tokens 2400) with no "
+                             f"content and no text: {HINT}")),
+            ("a gateway's 502 inside a 200",
+             {"error": {"message": "Provider returned error: upstream overloaded", "code": 502}},
+             (ProviderError, "openai request to {url} failed after 1 attempt: provider error in a 200 "
+                             "reply: Provider returned error: upstream overloaded (502)")),
+            ("a rate limit inside a 200", {"error": {"message": "Rate limit exceeded", "code": 429}},
+             (ProviderError, "openai request to {url} failed after 1 attempt: provider error in a 200 "
+                             "reply: Rate limit exceeded (429)")),
+            ("an error inside choices[0]",
+             openai_completion({"content": ""}, finish_reason="error",
+                               choice_extra={"error": {"message": "upstream connection reset", "code": 502}}),
+             (ProviderError, "openai request to {url} failed after 1 attempt: provider error in a 200 "
+                             "reply: upstream connection reset (502)")),
+            ("out of credits inside a 200", {"error": {"message": "Insufficient credits", "code": 402}},
+             (ProviderRequestError, "openai answered with an error: Insufficient credits (402)")),
+            ("a refusal", openai_completion({"content": None, "refusal": "I cannot help with that."}),
+             (ProviderError, "openai reply from {url} is unusable: the model refused: I cannot help with that.")),
+            ("content filter", content(None, finish_reason="content_filter"),
+             (ProviderError, "openai reply from {url} is unusable: the provider's content filter stopped the "
+                             "reply (finish_reason: content_filter)")),
+            ("no choices", {"id": "x", "object": "chat.completion", "choices": []},
+             (ProviderError, "openai reply from {url} is unusable: expects a non-empty 'choices' list")),
+        ]
+        self.assertGreaterEqual(len(rows), 15)
+        self.check_rows("openai", rows)
+
+    def test_reasoning_is_kept_out_of_the_code_but_its_tokens_are_counted(self):
+        self.server.script(json_reply(openai_completion(
+            {"content": fence(MODULE), "reasoning_content": "long thoughts " * 10}, usage=(300, 900))))
+        reply = self.client(provider="openai").generate("sys", "user")
+        self.assertEqual((reply.code, reply.output_tokens, reply.reasoning_chars), (MODULE, 900, 140))
+        self.assertNotIn("long thoughts", reply.code)
+
+    def test_the_reply_record_says_which_block_was_taken(self):
+        self.server.script(text_reply(fence(DRAFT.replace("def collect", "def kollect")) + fence(MODULE)
+                                      + fence("print('usage')", "")))
+        reply = self.client().generate("sys", "user")
+        self.assertEqual(reply.to_dict()["extraction"], {
+            "source": "fence", "block": 2, "blocks": 3, "from_reasoning": False, "reasoning_stripped": False,
+            "reason": "the last block that compiles and defines act, collect and finalize"})
+
+
+class TestProviderErrorsAndRetryNotices(ProviderTestCase):
+    def test_an_error_inside_a_200_is_retried_and_each_retry_is_reported(self):
+        notices = []
+        self.server.script(gateway_error("Provider returned error: upstream overloaded", 502),
+                           json_reply({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}),
+                           text_reply(fence(MODULE)))
+        client = self.client(backoff_base_s=1.0).with_retry_hook(notices.append)
+        reply = client.generate("sys", "user")
+        self.assertEqual((reply.code, reply.attempts), (MODULE, 3))
+        self.assertEqual([(n.attempt, n.attempts, n.cause, n.wait_s, n.provider_code) for n in notices], [
+            (1, 5, "provider error in a 200 reply: Provider returned error: upstream overloaded (502)", 0.75, 502),
+            (2, 5, "provider error in a 200 reply: slow down (rate_limit_error)", 1.5, "rate_limit_error")])
+        self.assertEqual(notices[0].provider_message, "Provider returned error: upstream overloaded")
+        self.assertEqual(notices[0].describe("anthropic"),
+                         "anthropic request attempt 1 of 5 failed: provider error in a 200 reply: Provider "
+                         "returned error: upstream overloaded (502); retrying in 0.8 s")
+        self.assertEqual(self.sleeps, [0.75, 1.5])
+
+    def test_the_last_failure_carries_the_providers_message_and_code(self):
+        self.server.script(*[gateway_error("upstream overloaded", 503)] * 2)
+        with self.assertRaises(ProviderError) as caught:
+            self.client(max_retries=1).generate("sys", "user")
+        self.assertEqual((caught.exception.provider_message, caught.exception.provider_code),
+                         ("upstream overloaded", 503))
+
+    def test_http_errors_are_reported_to_the_hook_too_and_the_backoff_cap_holds(self):
+        notices = []
+        self.server.script(error_reply(529, "Overloaded"), error_reply(500, "boom"), text_reply("x = 1"))
+        self.client(backoff_base_s=8.0, backoff_cap_s=5.0).with_retry_hook(notices.append).generate("s", "u")
+        self.assertEqual([(n.cause, n.wait_s) for n in notices],
+                         [("HTTP 529: Overloaded (overloaded_error)", 3.75), ("HTTP 500: boom (api_error)", 3.75)])
+
+    def test_retry_settings_are_validated(self):
+        table = [
+            ({"max_retries": -1}, "max_retries: expects an integer in 0..20, actual: -1"),
+            ({"max_retries": 21}, "max_retries: expects an integer in 0..20, actual: 21"),
+            ({"backoff_cap_s": 0}, "backoff_cap_s: expects a number in (0, 600], actual: 0"),
+        ]
+        for changes, message in table:
+            with self.subTest(changes=changes), self.assertRaises(ConfigError) as caught:
+                LLMSettings(**changes).validated()
+            self.assertEqual(str(caught.exception), message)
+
+    def test_classifying_error_codes(self):
+        for code in (408, 429, 500, 502, 503, 529, "502", "overloaded_error", "rate_limit_error", "server_error"):
+            with self.subTest(code=code):
+                self.assertTrue(is_retryable_code(code))
+        for code in (400, 401, 402, 404, "invalid_request_error", "authentication_error", None):
+            with self.subTest(code=code):
+                self.assertFalse(is_retryable_code(code))
+
+
 class TestPureHelpers(unittest.TestCase):
     def test_code_extraction(self):
         table = [
             ("```python\na = 1\n```", "a = 1\n"),
-            ("text\n```py\na = 1\n```\nmore\n```python\nb = 2\n```", "a = 1\n"),
+            ("text\n```py\na = 1\n```\nmore\n```python\nb = 2\n```", "b = 2\n"),
             ("```json\n{}\n```\n```python\nb = 2\n```", "b = 2\n"),
             ("```\nc = 3\n```", "c = 3\n"),
             ("d = 4", "d = 4\n"),

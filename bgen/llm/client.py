@@ -629,8 +629,8 @@ class LLMClient:
             except _Transient as failure:
                 if retries >= self.settings.max_retries:
                     raise ProviderError(
-                        f"{provider} request to {self.endpoint} failed after "
-                        f"{attempts} attempts: {failure.description}",
+                        f"{provider} request to {self.endpoint} failed after {attempts} "
+                        f"attempt{'' if attempts == 1 else 's'}: {failure.description}",
                         provider_message=failure.provider_message,
                         provider_code=failure.provider_code) from None
                 wait = backoff_delay(retries, self.settings, failure.retry_after, self._rand)

@@ -25,9 +25,9 @@ import traceback
 from pathlib import Path
 
 from bgen.errors import BgenError, ConfigError
-from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_MAX_TOKENS, DEFAULT_MODEL,
-                             DEFAULT_TEMPERATURE, DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES,
-                             LLMClient, LLMSettings)
+from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT_MAX_RETRIES,
+                             DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_TEMPERATURE,
+                             DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.orchestrator.runlog import EventLog
 
@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "Bearer to gateways and OpenAI)")
     llm.add_argument("--llm-timeout", type=float, default=DEFAULT_TIMEOUT_S,
                      help=f"seconds per LLM request (default {DEFAULT_TIMEOUT_S:g})")
+    llm.add_argument("--llm-retries", type=int, default=DEFAULT_MAX_RETRIES,
+                     help=f"retries of a failed LLM request (429/5xx, overloaded, connection "
+                          f"errors, timeouts; default {DEFAULT_MAX_RETRIES}); each prints a warning line")
+    llm.add_argument("--llm-backoff-cap", type=float, default=DEFAULT_BACKOFF_CAP_S,
+                     help=f"longest wait in seconds between LLM retries (default {DEFAULT_BACKOFF_CAP_S:g})")
     llm.add_argument("--token-budget", type=int, default=None,
                      help="stop cleanly once this many tokens (in + out) are spent")
     return ap
@@ -123,7 +128,8 @@ def llm_settings(args) -> LLMSettings:
                        temperature=args.temperature, url=url or DEFAULT_URLS[provider],
                        api_key_env=key_env or DEFAULT_API_KEY_ENV,
                        auth="none" if args.no_api_key else args.auth,
-                       timeout_s=args.llm_timeout).validated()
+                       timeout_s=args.llm_timeout, max_retries=args.llm_retries,
+                       backoff_cap_s=args.llm_backoff_cap).validated()
 
 
 def build_config(args) -> tuple[LoopConfig, LLMClient | None]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from bgen.errors import BgenError, ConfigError, PolicyLoadError, ProviderError
-from bgen.llm.client import LLMClient, LLMSettings
+from bgen.llm.client import MAX_TOKENS_HINT, LLMClient, LLMSettings, RetryNotice
 from bgen.llm.context import choose_examples, load_pack
 from bgen.orchestrator import evaluator
 from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_system_prompt,
@@ -152,6 +152,7 @@ class Candidate:
     aggregate: dict | None = None
     critique: str | None = None
     provider_error: str | None = None
+    extraction_note: str | None = None            # which block of the last reply became the code
 
     @property
     def loaded(self) -> bool:
@@ -235,18 +236,34 @@ class _Run:
             self.result.tokens["out"] += reply.output_tokens
             self.result.llm_latency_s = round(self.result.llm_latency_s + reply.latency_s, 4)
         candidate.calls.append({"purpose": purpose, **reply.to_dict()})
+        candidate.extraction_note = reply.extraction.note() if reply.extraction else None
         if reply.truncated:
-            self.warn(f"the LLM reply was cut at max_tokens ({client.settings.max_tokens}); "
-                      "raise --max-tokens if policies come back incomplete",
+            complete = reply.extraction is not None and reply.extraction.complete
+            what = "" if complete else " before a complete module"
+            self.warn(f"the LLM reply was cut at max_tokens ({client.settings.max_tokens}){what}; "
+                      f"{MAX_TOKENS_HINT} if policies come back incomplete",
                       iteration=self.iteration, candidate=candidate.index)
         return reply
 
     def client_for(self, k: int) -> LLMClient:
-        """Candidate k > 0 asks at a higher temperature so the K candidates differ."""
-        if k == 0 or self.llm is None:
-            return self.llm
-        temperature = min(1.0, self.llm.settings.temperature + CANDIDATE_TEMPERATURE_STEP * k)
-        return self.llm.derived(temperature=temperature)
+        """Candidate k's client: retries reported as warnings; k > 0 asks at a higher
+        temperature so the K candidates differ."""
+        if self.llm is None:
+            return None
+        client = self.llm
+        if k > 0:
+            temperature = min(1.0, self.llm.settings.temperature + CANDIDATE_TEMPERATURE_STEP * k)
+            client = self.llm.derived(temperature=temperature)
+        iteration = self.iteration
+        return client.with_retry_hook(
+            lambda notice: self.llm_retried(notice, client.settings.provider, iteration, k))
+
+    def llm_retried(self, notice: RetryNotice, provider: str, iteration: int, k: int) -> None:
+        """A ``warning`` event for each LLM retry: attempt, cause and wait."""
+        self.warn(notice.describe(provider), iteration=iteration, candidate=k, kind="llm_retry",
+                  attempt=notice.attempt, attempts=notice.attempts, cause=notice.cause,
+                  wait_s=notice.wait_s, provider_message=notice.provider_message,
+                  provider_code=notice.provider_code)
 
     # -- one candidate ---------------------------------------------------------------------
     def produce(self, candidate: Candidate, given_code: str | None, base_code: str | None,
@@ -289,7 +306,8 @@ class _Run:
             _write(candidate.directory / f"policy.failed_{attempt}.py", candidate.code)
             attempt += 1
             prompt = build_repair_prompt(self.task, self.pack,
-                                         Repair(candidate.code, error.message, error.lineno))
+                                         Repair(candidate.code, error.message, error.lineno,
+                                                extraction_note=candidate.extraction_note))
             _write(candidate.directory / f"repair_{attempt}_prompt.txt", prompt)
             reply = self.ask(candidate, prompt, "repair", self.client_for(candidate.index))
             candidate.code, candidate.source = reply.code, "repair"

@@ -80,6 +80,7 @@ class Repair:
     code: str
     message: str
     lineno: int | None = None
+    extraction_note: str | None = None   # which block of a reply with several became the code
 
 
 SCENARIO_TEXT = {
@@ -157,6 +158,7 @@ def build_repair_prompt(task: Task, pack: ContextPack, repair: Repair) -> str:
         f"THE POLICY BELOW FAILED TO LOAD{where}\n{repair.message.strip()}"
         f"{_quoted_line(repair.code, repair.lineno)}",
         f"```python\n{repair.code.rstrip()}\n```",
+        *([repair.extraction_note] if repair.extraction_note else []),
         "Fix the load error (and anything else that breaks the rules) and return the complete "
         "corrected module.",
     ]

@@ -90,8 +90,12 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
     llm = None
     if request.policy_code is None and binding.LLMSettings is not None:
         names = {"api_key_env": settings.api_key_env} if settings.api_key_env else {}
+        limits = {name: value for name, value in (
+            ("max_retries", getattr(request, "llm_retries", None)),
+            ("backoff_cap_s", getattr(request, "llm_backoff_cap_s", None)),
+            ("max_tokens", getattr(request, "max_tokens", None))) if value is not None}
         llm = construct(binding.LLMSettings, provider=request.provider, url=request.provider_url,
-                        model=request.model, **names)
+                        model=request.model, **names, **limits)
     return construct(
         binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
         episodes=request.episodes, seeds=tuple(request.seeds), success_threshold=request.success_threshold,

@@ -44,8 +44,29 @@ RUN_FIELDS = (
     "user_goal", "iterations", "episodes", "seeds", "render", "ws_proxy", "existing_code",
     "policy_code", "max_steps", "duration_seconds", "duration", "delta", "provider",
     "provider_url", "model", "pov_min_dt_world", "success_threshold", "px4", "use_px4",
-    "target", "scenario",
+    "target", "scenario", "llm_retries", "llm_backoff_cap_s", "max_tokens",
 )
+
+
+@dataclass(frozen=True)
+class LLMDefaults:
+    """The server's LLM defaults (``bgen_server.py --provider --provider-url --model``).
+
+    A request naming no provider gets ``provider``; ``provider_url`` and ``model`` apply to a
+    request whose provider is the server's and that names none itself.
+    """
+
+    provider: str = _llm.PROVIDERS[0]
+    provider_url: str | None = None
+    model: str | None = None
+
+    def model_for(self, provider: str) -> str:
+        if provider == self.provider and self.model:
+            return self.model
+        return DEFAULT_MODELS.get(provider, _llm.DEFAULT_MODEL)
+
+    def url_for(self, provider: str) -> str | None:
+        return self.provider_url if provider == self.provider else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,9 @@ class RunRequest:
     use_px4: bool
     target: tuple[float, float, float]
     scenario: str
+    llm_retries: int | None = None          # None: the client's default (4)
+    llm_backoff_cap_s: float | None = None  # None: the client's default (30 s)
+    max_tokens: int | None = None           # None: the client's default (2400)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -185,12 +209,15 @@ def parse_target(body: dict, scenario: str) -> tuple:
 
 
 def parse_run_request(body, *, default_ws_proxy: bool = True,
-                      providers: tuple[str, ...] = DEFAULT_PROVIDERS) -> RunRequest:
-    """Validate a decoded POST /run body against the reference's fields plus target/scenario/seeds."""
+                      providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+                      llm_defaults: LLMDefaults | None = None) -> RunRequest:
+    """Validate a decoded POST /run body against the reference's fields plus target/scenario/seeds
+    and the LLM retry/limit fields; ``llm_defaults`` fill provider, URL and model (see LLMDefaults)."""
+    llm_defaults = llm_defaults or LLMDefaults(provider=providers[0])
     if type(body) is not dict:
         raise BadRequest(f"request body: expects a JSON object, actual: {type_name(body)}")
     for name in body:
-        if SECRET_FIELD.search(name):
+        if name not in RUN_FIELDS and SECRET_FIELD.search(name):
             raise BadRequest(f"{show(name, 40)}: credentials are not accepted in requests; the server "
                              "reads provider keys from its own environment", field=name[:64])
         if name not in RUN_FIELDS:
@@ -202,11 +229,11 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
     if scenario not in SCENARIOS:
         raise BadRequest(f"scenario: expects one of {', '.join(SCENARIOS)}, actual: {show(scenario)}",
                          field="scenario")
-    provider = body.get("provider", providers[0])
+    provider = body.get("provider", llm_defaults.provider)
     if type(provider) is not str or provider.lower() not in providers:
         raise BadRequest(f"provider: expects one of {', '.join(providers)}, actual: {show(provider)}",
                          field="provider")
-    provider_url = expect_text(body, "provider_url", MAX_TEXT_CHARS)
+    provider_url = expect_text(body, "provider_url", MAX_TEXT_CHARS) or llm_defaults.url_for(provider.lower())
     if provider_url is not None and not re.match(r"https?://[^\s/]+", provider_url):
         raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: {show(provider_url)}",
                          field="provider_url")
@@ -226,13 +253,23 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         delta=delta,
         provider=provider.lower(),
         provider_url=provider_url,
-        model=expect_text(body, "model", 200) or DEFAULT_MODELS.get(provider.lower(), _llm.DEFAULT_MODEL),
+        model=expect_text(body, "model", 200) or llm_defaults.model_for(provider.lower()),
         pov_min_dt_world=expect_number(body, "pov_min_dt_world", 0.05, 0.0, 60.0),
         success_threshold=expect_number(body, "success_threshold", 0.95, 0.0, 1.0),
         use_px4=expect_bool(body, px4_field, True),
         target=parse_target(body, scenario),
         scenario=scenario,
+        llm_retries=optional(body, "llm_retries", lambda: expect_int(
+            body, "llm_retries", None, 0, _llm.MAX_RETRIES_LIMIT)),
+        llm_backoff_cap_s=optional(body, "llm_backoff_cap_s", lambda: expect_number(
+            body, "llm_backoff_cap_s", None, 0.0, _llm.MAX_BACKOFF_CAP_S, low_open=True)),
+        max_tokens=optional(body, "max_tokens", lambda: expect_int(body, "max_tokens", None, 1, 200_000)),
     )
+
+
+def optional(body: dict, field: str, parse):
+    """``parse()`` when the field is present and not null, else None."""
+    return None if body.get(field) is None else parse()
 
 
 # ---------------------------------------------------------------- query strings and paths
