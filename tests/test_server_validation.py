@@ -4,7 +4,7 @@ and WebSocket paths accept, and the exact message for what they refuse."""
 import unittest
 
 from bgen.errors import BadRequest, NotFound
-from bgen.server.validation import (DEFAULT_TARGETS, RunRequest, parse_code_query, parse_run_request,
+from bgen.server.validation import (DEFAULT_TARGETS, LLMDefaults, RunRequest, parse_code_query, parse_run_request,
                                     parse_subscribe, parse_ws_path)
 
 
@@ -115,7 +115,14 @@ class TestRunRequestRefusals(unittest.TestCase):
         ({"iteratons": 2}, "iteratons", "'iteratons': unknown field; expects one of user_goal, iterations, "
          "episodes, seeds, render, ws_proxy, existing_code, policy_code, max_steps, duration_seconds, "
          "duration, delta, provider, provider_url, model, pov_min_dt_world, success_threshold, px4, "
-         "use_px4, target, scenario"),
+         "use_px4, target, scenario, llm_retries, llm_backoff_cap_s, max_tokens"),
+        ({"llm_retries": -1}, "llm_retries", "llm_retries: expects an integer in 0..20, actual: -1"),
+        ({"llm_retries": "3"}, "llm_retries", "llm_retries: expects an integer in 0..20, actual: '3'"),
+        ({"llm_backoff_cap_s": 0}, "llm_backoff_cap_s",
+         "llm_backoff_cap_s: expects a number in (0, 600], actual: 0"),
+        ({"llm_backoff_cap_s": 601}, "llm_backoff_cap_s",
+         "llm_backoff_cap_s: expects a number in (0, 600], actual: 601"),
+        ({"max_tokens": 0}, "max_tokens", "max_tokens: expects an integer in 1..200000, actual: 0"),
     ]
 
     def test_each_bad_input_names_its_field_and_what_came(self):
@@ -134,6 +141,25 @@ class TestRunRequestRefusals(unittest.TestCase):
                     parse_run_request({name: "sk-secret-value"})
                 self.assertNotIn("sk-secret-value", caught.exception.message)
                 self.assertIn("credentials are not accepted", caught.exception.message)
+
+    def test_llm_retry_and_limit_fields_are_taken_and_default_to_none(self):
+        request = parse_run_request({"llm_retries": 0, "llm_backoff_cap_s": 2.5, "max_tokens": 8000})
+        self.assertEqual((request.llm_retries, request.llm_backoff_cap_s, request.max_tokens), (0, 2.5, 8000))
+        request = parse_run_request({})
+        self.assertEqual((request.llm_retries, request.llm_backoff_cap_s, request.max_tokens), (None, None, None))
+
+    def test_the_servers_llm_defaults_fill_what_the_request_leaves_out(self):
+        defaults = LLMDefaults("openai", "http://127.0.0.1:11434/v1", "qwen3")
+        table = [
+            ({}, ("openai", "http://127.0.0.1:11434/v1", "qwen3")),
+            ({"model": "llama3.1"}, ("openai", "http://127.0.0.1:11434/v1", "llama3.1")),
+            ({"provider_url": "https://gw.example/v1"}, ("openai", "https://gw.example/v1", "qwen3")),
+            ({"provider": "anthropic"}, ("anthropic", None, "claude-3-5-sonnet-20241022")),
+        ]
+        for body, expected in table:
+            with self.subTest(body=body):
+                request = parse_run_request(body, llm_defaults=defaults)
+                self.assertEqual((request.provider, request.provider_url, request.model), expected)
 
     def test_providers_come_from_the_caller(self):
         self.assertEqual(parse_run_request({"provider": "Local"}, providers=("local",)).provider, "local")
