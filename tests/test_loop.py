@@ -18,7 +18,8 @@ from bgen.llm.client import LLMClient, LLMSettings
 from bgen.orchestrator.loop import LoopConfig, run_loop
 from bgen.orchestrator.runlog import EventLog
 from bgen.runner.episode import EpisodeConfig
-from tests.fake_llm import FakeLLMServer, error_reply, slow_reply, text_reply
+from tests.fake_llm import (FakeLLMServer, error_reply, gateway_error, slow_reply, text_reply,
+                            think_wrapped)
 from tests.timing import scaled
 
 KEY = "sk-loop-secret-42"
@@ -411,6 +412,108 @@ class TestEndToEnd(LoopTestCase):
         self.assertTrue((self.run_dir / "iter_1" / "ep_1" / "summary.1.json").exists())
         self.assertEqual(result.best_aggregate["success_rate"], 1.0)
         self.assertGreater(result.sim_time_s, 0.0)
+
+
+class TestProviderReplies(LoopTestCase):
+    """Reasoning sections, several blocks and errors inside 200s, through the loop."""
+
+    def test_a_draft_inside_think_is_not_taken_and_the_final_policy_runs_first(self):
+        self.server.script(text_reply(think_wrapped(GOOD, FLOATY)))
+        result = self.loop(iterations=3)
+        self.assertEqual(len(self.server.requests), 1)
+        self.assertEqual((result.best_iteration, result.stopped_reason), (0, "success_threshold"))
+        self.assertEqual((self.run_dir / "iter_0" / "policy.generated.py").read_text(), GOOD)
+        call = json.loads((self.run_dir / "iter_0" / "llm.json").read_text())["calls"][0]
+        self.assertEqual((call["extraction"]["source"], call["extraction"]["reasoning_stripped"]),
+                         ("fence", True))
+
+    def test_a_200_with_an_error_is_retried_once_and_the_warning_names_the_providers_message(self):
+        self.server.script(gateway_error("Provider returned error: upstream overloaded", 502),
+                           text_reply(fenced(GOOD)))
+        result = self.loop(iterations=1)
+        self.assertEqual((result.best_iteration, result.best_aggregate["success_rate"]), (0, 1.0))
+        retries = [e for e in self.events if e["type"] == "warning" and e.get("kind") == "llm_retry"]
+        self.assertEqual(len(retries), 1)
+        self.assertEqual({k: retries[0][k] for k in ("attempt", "attempts", "provider_message", "provider_code",
+                                                      "iteration", "candidate")},
+                         {"attempt": 1, "attempts": 5, "provider_message": "Provider returned error: upstream overloaded",
+                          "provider_code": 502, "iteration": 0, "candidate": 0})
+        self.assertEqual(retries[0]["cause"],
+                         "provider error in a 200 reply: Provider returned error: upstream overloaded (502)")
+        self.assertIn("Provider returned error: upstream overloaded", retries[0]["message"])
+        self.assertIn("retrying in", retries[0]["message"])
+        self.assertEqual(json.loads((self.run_dir / "iter_0" / "llm.json").read_text())["calls"][0]["attempts"], 2)
+
+    def test_the_repair_prompt_says_which_of_several_blocks_was_taken(self):
+        self.server.script(text_reply("First a helper:\n```python\nSPEED = 1\n```\n" + fenced(BROKEN)),
+                           text_reply(fenced(GOOD)))
+        self.loop(iterations=1)
+        prompt = (self.run_dir / "iter_0" / "repair_1_prompt.txt").read_text()
+        self.assertIn("Your reply had 2 Python code blocks; block 2 of 2 was taken as the module (the last "
+                      "block that compiles and defines act, collect and finalize).", prompt)
+        self.assertIn("THE POLICY BELOW FAILED TO LOAD", prompt)
+
+    def test_a_reply_cut_off_before_any_text_ends_the_run_naming_the_limit(self):
+        from tests.fake_llm import anthropic_message, json_reply
+        self.server.script(json_reply(anthropic_message(
+            [{"type": "thinking", "thinking": "long", "signature": "s"}], stop_reason="max_tokens")))
+        with self.assertRaises(ProviderError) as caught:
+            self.loop(iterations=1)
+        self.assertEqual(str(caught.exception),
+                         f"anthropic reply from {self.server.url}/v1/messages stopped at the token limit "
+                         "(max_tokens 2400) with only thinking content and no text: raise --max-tokens "
+                         "(iterate) or max_tokens (POST /run)")
+
+
+class TestIterateCLIReplies(unittest.TestCase):
+    """``iterate --use-llm`` against replies of reasoning models and gateways, real workers."""
+
+    KEY_ENV = "BGEN_TEST_ITERATE_KEY"
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.out = Path(tmp.name) / "run"
+        self.server = FakeLLMServer(api_key=KEY)
+        self.addCleanup(self.server.close)
+
+    def main(self, *argv) -> tuple[int, str, str]:
+        import contextlib
+        import io
+        import os
+        from unittest import mock
+        from bgen.orchestrator import iterate
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, {self.KEY_ENV: KEY}), contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr):
+            code = iterate.main(["--use-llm", "--llvpn-url", self.server.url, "--api-key-env", self.KEY_ENV,
+                                 "--episodes", "1", "--seed-start", "1", "--max-steps", "3000",
+                                 "--backend", "embedded", "--outdir", str(self.out), *argv])
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_a_think_wrapped_reply_with_a_draft_runs_the_real_policy_in_the_first_iteration(self):
+        self.server.script(text_reply(think_wrapped(GOOD, FLOATY)))
+        code, out, err = self.main("--iterations", "3")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(self.server.requests), 1)
+        self.assertEqual((self.out / "iter_0" / "policy.generated.py").read_text(), GOOD)
+        self.assertIn("iter 0: success 1/1 (1.00)", out)
+        self.assertIn("stopped: success_threshold", out)
+        self.assertFalse((self.out / "iter_1").exists())
+
+    def test_a_200_with_an_error_prints_a_retry_line_then_the_run_succeeds(self):
+        self.server.script(gateway_error("Provider returned error: upstream overloaded", 502),
+                           text_reply(fenced(GOOD)))
+        code, out, err = self.main("--iterations", "1", "--llm-backoff-cap", "0.05", "--llm-retries", "2")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"warning: anthropic request attempt 1 of 3 failed: provider error in a 200 reply: "
+                              r"Provider returned error: upstream overloaded \(502\); retrying in 0\.\d s\n")
+        self.assertIn("iter 0: success 1/1 (1.00)", out)
+        events = [json.loads(line) for line in (self.out / "events.jsonl").read_text().splitlines()]
+        retry = next(e for e in events if e.get("kind") == "llm_retry")
+        self.assertEqual(retry["provider_message"], "Provider returned error: upstream overloaded")
+        self.assertLessEqual(retry["wait_s"], 0.05)
 
 
 class TestIterateCLI(unittest.TestCase):
