@@ -44,15 +44,20 @@ def bare_environment(home: Path, **extra: str) -> dict:
     return {"PATH": os.defpath, "HOME": str(home), **extra}
 
 
-def fresh_venv(folder: Path) -> Path:
-    """A venv without pip or packages; its python."""
-    venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(folder)
+def fresh_venv(folder: Path, with_pip: bool = False) -> Path:
+    """A venv without packages (and without pip unless asked); its python."""
+    venv.EnvBuilder(with_pip=with_pip, symlinks=os.name != "nt").create(folder)
     return folder / ("Scripts" if os.name == "nt" else "bin") / "python"
 
 
 def run(command: list, *, env: dict, cwd: Path, timeout: float = TIMEOUT * 3) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in command], env=env, cwd=str(cwd), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def pip_version() -> str:
+    done = subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.PIPE, text=True)
+    return done.stdout.split()[1] if done.returncode == 0 else "0"
 
 
 class CommandServer(ServerProcess):
@@ -231,16 +236,23 @@ class TestWheelhouse(DeployedServerChecks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = Path(tempfile.mkdtemp(prefix="bgen-test-wheelhouse-"))
-        cls.wheelhouse = cls.tmp / "wheelhouse"
-        built = subprocess.run([sys.executable, "-m", "bgen.pack", "--wheelhouse", str(cls.wheelhouse)],
-                               cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               timeout=BUILD_TIMEOUT)
-        if built.returncode == pack.EXIT_DOWNLOAD:
+        # Whether the index answers is decided apart from the code under test, so that a broken
+        # wheelhouse build fails here instead of passing for an unreachable index.
+        probe = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "--no-deps",
+                                "--only-binary", ":all:", "--dest", str(cls.tmp / "probe"), "websockets>=12"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=BUILD_TIMEOUT)
+        if probe.returncode != 0:
             shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise unittest.SkipTest("the package index is unreachable, so numpy's and websockets' wheels "
-                                    f"cannot be fetched: {built.stderr.strip()}")
-        cls.built = built
-        cls.python = fresh_venv(cls.tmp / "venv")
+            last = probe.stdout.strip().splitlines()[-1:] or ["no output"]
+            raise unittest.SkipTest("the package index is unreachable, so the wheelhouse (numpy's and "
+                                    f"websockets' wheels) cannot be built here: pip download said: {last[0]}")
+        cls.wheelhouse = cls.tmp / "wheelhouse"
+        cls.built = subprocess.run([sys.executable, "-m", "bgen.pack", "--wheelhouse", str(cls.wheelhouse)],
+                                   cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=BUILD_TIMEOUT)
+        # pip >= 22.3 installs into another environment (--python): the venv needs no pip of its own.
+        cls.pip_outside = tuple(int(p) for p in pip_version().split(".")[:2]) >= (22, 3)
+        cls.python = fresh_venv(cls.tmp / "venv", with_pip=not cls.pip_outside)
         cls.home = cls.tmp / "home"
         cls.home.mkdir()
 
@@ -255,8 +267,10 @@ class TestWheelhouse(DeployedServerChecks, unittest.TestCase):
         """``pip install --no-index --find-links wheelhouse bgen`` into the venv; its bin folder."""
         bin_dir = self.python.parent
         if not (bin_dir / "bgen").exists():
-            done = run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", self.python,
-                        "install", "--no-compile", "--no-index", "--find-links", self.wheelhouse, "bgen"],
+            pip = ([sys.executable, "-m", "pip", "--python", self.python] if self.pip_outside
+                   else [self.python, "-m", "pip"])
+            done = run([*pip, "--disable-pip-version-check", "install", "--no-compile", "--no-index",
+                        "--find-links", self.wheelhouse, "bgen"],
                        env={**os.environ, "PIP_CONFIG_FILE": os.devnull}, cwd=self.tmp, timeout=BUILD_TIMEOUT)
             self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
         return bin_dir
@@ -315,6 +329,17 @@ class TestBootstrap(unittest.TestCase):
             with self.assertRaises(bootstrap.PyzError) as caught:
                 bootstrap._extract_payload(zf, folder)
         self.assertEqual(str(caught.exception), "corrupt archive: member 'payload/../evil.py' leaves the payload folder")
+
+
+    def test_temporary_folders_of_killed_starts_are_removed_after_an_hour_and_only_those(self):
+        with tempfile.TemporaryDirectory() as root:
+            for name in (".0.1.0-abc.old", ".0.1.0-abc.fresh", "0.1.0-abc"):
+                os.mkdir(os.path.join(root, name))
+            hour_ago = time.time() - bootstrap.ABANDONED_S - 1
+            os.utime(os.path.join(root, ".0.1.0-abc.old"), (hour_ago, hour_ago))
+            os.utime(os.path.join(root, "0.1.0-abc"), (hour_ago, hour_ago))
+            bootstrap.remove_abandoned(root, time.time())
+            self.assertEqual(sorted(os.listdir(root)), [".0.1.0-abc.fresh", "0.1.0-abc"])
 
 
 class TestPackPieces(unittest.TestCase):

@@ -258,7 +258,10 @@ def build_wheelhouse(folder: Path, *, platform: str | None = None, python_versio
         build[1] = str(tree)
         done = _pip(build)
     if done.returncode != 0:
-        raise PackError(f"pip wheel of bgen failed: {_last_lines(done.stdout)}")
+        hint = ("" if "--no-build-isolation" in build else
+                " (pip fetched setuptools and wheel from the package index for the build; "
+                "install both here to build bgen's wheel without a network)")
+        raise PackError(f"pip wheel of bgen failed{hint}: {_last_lines(done.stdout)}")
     download = ["download", "--only-binary", ":all:", "--dest", str(folder), *runtime_requirements()]
     if platform:
         download += ["--platform", platform]

@@ -30,6 +30,7 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+import time
 import zipfile
 
 MANIFEST = "bgen_pyz.json"
@@ -38,6 +39,7 @@ CACHE_ENV = "BGEN_PYZ_CACHE"
 COMPLETE = ".complete"          # written last inside the temporary folder, before the rename
 PROG = "bgen.pyz"
 EXIT_USAGE = 2
+ABANDONED_S = 3600.0            # a temporary unpack folder this old was left by a killed start
 
 
 class PyzError(Exception):
@@ -126,6 +128,7 @@ def unpack(archive_path, manifest, root):
         return target
     try:
         os.makedirs(root, exist_ok=True)
+        remove_abandoned(root, time.time())
         staging = tempfile.mkdtemp(prefix="." + cache_name(manifest) + ".", dir=root)
     except OSError as error:
         raise PyzError("cannot write the unpack cache %s (%s); set %s to a writable folder"
@@ -144,6 +147,23 @@ def unpack(archive_path, manifest, root):
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def remove_abandoned(root, now):
+    """Delete temporary folders of first starts that were killed while unpacking.
+
+    A temporary folder (``.<name>.<random>``, ``.stale.<random>``) untouched for ABANDONED_S
+    seconds belongs to no running start: extraction takes seconds.
+    """
+    for entry in os.listdir(root):
+        path = os.path.join(root, entry)
+        if not entry.startswith(".") or not os.path.isdir(path):
+            continue
+        try:
+            if now - os.stat(path).st_mtime > ABANDONED_S:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass                                      # removed meanwhile by another start
 
 
 def _move_into_place(staging, target):
