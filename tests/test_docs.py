@@ -9,6 +9,8 @@ import unittest
 from pathlib import Path
 
 import bgen_server
+from bgen import __main__ as bgen_command
+from bgen import pack
 from bgen.orchestrator import iterate
 from bgen.runner import run_policy
 from bgen.server.progress import FINAL_TYPES
@@ -19,7 +21,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 PROGRESS_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary",
                   "critique", "holdout", "warning") + FINAL_TYPES
 ENVIRONMENT = ("BGEN_SIM_BACKEND", "BGEN_SERVER_LOG", "LLVPN_API_KEY", "BGEN_TEST_VERBOSITY",
-               "BGEN_TEST_TIME_SCALE")
+               "BGEN_TEST_TIME_SCALE", "BGEN_PYZ_CACHE")
 BENCHMARKS = ("bgen.sim.bench", "bgen.runner.bench", "bgen.server.bench", "bgen.sim.render_bench")
 
 
@@ -44,12 +46,18 @@ class TestCommandLines(unittest.TestCase):
     def test_every_flag_of_every_command_is_named(self):
         parsers = {"bgen_server.py": bgen_server.build_parser(),
                    "bgen.orchestrator.iterate": iterate.build_parser(),
-                   "bgen.runner.run_policy": run_policy.build_parser()}
+                   "bgen.runner.run_policy": run_policy.build_parser(),
+                   "bgen.pack": pack.build_parser()}
         for command, parser in parsers.items():
             self.assertIn(command, README)
             for flag in flags_of(parser):
                 with self.subTest(command=command, flag=flag):
                     self.assertIn(f"`{flag}", README)
+
+    def test_every_subcommand_of_the_bgen_command_is_named(self):
+        for command in [*bgen_command.COMMANDS, "--version"]:
+            with self.subTest(command=command):
+                self.assertIn(f"`bgen {command}", README)
 
     def test_every_benchmark_command_is_named(self):
         for module in BENCHMARKS:
