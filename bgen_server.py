@@ -60,6 +60,7 @@ from websockets.exceptions import ConnectionClosed
 from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
+from bgen.runner.executor import add_executor_arguments, make_executor
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
@@ -275,7 +276,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def health(self, query: str):
         app = self.server.app
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
-                     "ws_port": app.ws.port, "runs": app.manager.counts()}
+                     "ws_port": app.ws.port, "runs": app.manager.counts(),
+                     "executor": app.executor.describe()}
 
     def start_run(self, query: str):
         app = self.server.app
@@ -831,6 +833,8 @@ class Settings:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     api_key_env: str | None = None
     loop_module: str | None = None
+    executor: str = "local"
+    dask_scheduler: str | None = None
 
 
 class BgenServer:
@@ -844,6 +848,9 @@ class BgenServer:
         self.backend_label = backend_label(load_backend(settings.backend))
         self.providers = DEFAULT_PROVIDERS
         self.store = RunStore(Path(settings.runs_dir))
+        # where every run's episodes execute; the dask one holds one client for all runs
+        self.executor = make_executor(settings.executor, dask_scheduler=settings.dask_scheduler,
+                                      workers=settings.workers)
         self.hub = EventHub()
         self.manager = RunManager(
             self.store, self.hub.publish_event, loop_module=settings.loop_module,
@@ -851,7 +858,8 @@ class BgenServer:
             settings=ManagerSettings(max_concurrent=settings.max_concurrent_runs,
                                      progress_hz=settings.progress_hz, workers=settings.workers,
                                      backend=settings.backend, backend_label=self.backend_label,
-                                     api_key_env=settings.api_key_env))
+                                     api_key_env=settings.api_key_env,
+                                     episode_runner=self.executor.run_episodes))
         self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager)
         self.http: ApiServer | None = None
         self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)
@@ -884,6 +892,7 @@ class BgenServer:
         self.ws.stop()
         if self.http is not None:
             self.http.server_close()
+        self.executor.close()
 
     def check_policy(self, request) -> None:
         """A given policy_code is checked against the sandbox's rules (AST only, nothing runs)."""
@@ -997,6 +1006,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
     parser.add_argument("--api-key-env", type=env_name, default=None,
                         help="environment variable holding the LLM provider key (default LLVPN_API_KEY, as the reference)")
+    add_executor_arguments(parser)
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
     return parser
 
@@ -1006,7 +1016,8 @@ def settings_from_args(args) -> Settings:
                     runs_dir=args.runs_dir, max_concurrent_runs=args.max_concurrent_runs,
                     backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
                     render_ports=args.render_ports, api_key_env=args.api_key_env,
-                    loop_module=args.loop_module)
+                    loop_module=args.loop_module, executor=args.executor,
+                    dask_scheduler=args.dask_scheduler)
 
 
 def main(argv=None) -> int:
