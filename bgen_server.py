@@ -60,6 +60,7 @@ from websockets.exceptions import ConnectionClosed
 from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
+from bgen.runner.executor import add_executor_arguments, make_executor
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
@@ -275,7 +276,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     def health(self, query: str):
         app = self.server.app
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
-                     "ws_port": app.ws.port, "runs": app.manager.counts(), "llm": app.llm_health()}
+                     "ws_port": app.ws.port, "runs": app.manager.counts(), "llm": app.llm_health(),
+                     "executor": app.executor.describe()}
 
     def start_run(self, query: str):
         app = self.server.app
@@ -834,6 +836,8 @@ class Settings:
     provider_url: str | None = None
     model: str | None = None
     loop_module: str | None = None
+    executor: str = "local"
+    dask_scheduler: str | None = None
 
 
 class BgenServer:
@@ -848,6 +852,9 @@ class BgenServer:
         self.providers = DEFAULT_PROVIDERS
         self.llm_defaults = LLMDefaults(settings.provider, settings.provider_url, settings.model)
         self.store = RunStore(Path(settings.runs_dir))
+        # where every run's episodes execute; the dask one holds one client for all runs
+        self.executor = make_executor(settings.executor, dask_scheduler=settings.dask_scheduler,
+                                      workers=settings.workers)
         self.hub = EventHub()
         self.manager = RunManager(
             self.store, self.hub.publish_event, loop_module=settings.loop_module,
@@ -855,7 +862,8 @@ class BgenServer:
             settings=ManagerSettings(max_concurrent=settings.max_concurrent_runs,
                                      progress_hz=settings.progress_hz, workers=settings.workers,
                                      backend=settings.backend, backend_label=self.backend_label,
-                                     api_key_env=settings.api_key_env))
+                                     api_key_env=settings.api_key_env,
+                                     episode_runner=self.executor.run_episodes))
         self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager)
         self.http: ApiServer | None = None
         self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)
@@ -888,6 +896,7 @@ class BgenServer:
         self.ws.stop()
         if self.http is not None:
             self.http.server_close()
+        self.executor.close()
 
     def llm_health(self) -> dict:
         """The LLM defaults in force for GET /health: provider, URL host, model (never the key)."""
@@ -1034,6 +1043,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=model_name, default=None,
                         help="model for --provider (default claude-3-5-sonnet-20241022 / gpt-4o-mini); "
                              "POST /run model overrides")
+    add_executor_arguments(parser)
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
     return parser
 
@@ -1045,6 +1055,8 @@ def settings_from_args(args) -> Settings:
                     render_ports=args.render_ports, api_key_env=args.api_key_env,
                     provider=args.provider, provider_url=args.provider_url, model=args.model,
                     loop_module=args.loop_module)
+                    loop_module=args.loop_module, executor=args.executor,
+                    dask_scheduler=args.dask_scheduler)
 
 
 def main(argv=None) -> int:

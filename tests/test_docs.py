@@ -36,10 +36,10 @@ class TestQuickStart(unittest.TestCase):
         first_blocks = re.findall(r"```sh\n(.*?)```", section, re.S)[:2]
         self.assertEqual([b.strip() for b in first_blocks],
                          ["python -m pip install . && python bgen_server.py",
-                          "python -m pip install . && python -m tests"])
+                          "python -m pip install \".[dask]\" && python -m tests"])
 
     def test_ci_runs_the_readme_test_command(self):
-        self.assertIn("python -m pip install . && python -m tests", (ROOT / ".ci" / "run").read_text())
+        self.assertIn("python -m pip install \".[dask]\" && python -m tests", (ROOT / ".ci" / "run").read_text())
 
 
 class TestCommandLines(unittest.TestCase):

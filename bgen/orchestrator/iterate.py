@@ -29,6 +29,7 @@ from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT
                              DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_TEMPERATURE,
                              DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
+from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.orchestrator.runlog import EventLog
 
 PROG = "iterate"
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default="auto", choices=("auto", "voxelsim", "embedded"),
                      help="simulator backend (default auto: voxelsim if importable, else embedded)")
     run.add_argument("--workers", type=int, default=None, help="parallel episode workers (default: CPU count)")
+    add_executor_arguments(run)
     run.add_argument("--candidates", type=int, default=1, help="policies generated per iteration (default 1)")
     run.add_argument("--holdout-seeds", type=int, default=0,
                      help="evaluate the best policy on this many unseen seeds at the end (default 0)")
@@ -233,6 +235,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config, client = build_config(args)
+        executor = executor_from_args(args, workers=args.workers)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -264,7 +267,8 @@ def main(argv=None) -> int:
     status, code = "done", EXIT_OK
     result = None
     try:
-        result = run_loop(config, run_dir, emit, stop_event, llm_client=client)
+        result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
+                          episode_runner=executor.run_episodes)
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED
             log.append({"type": "terminated"})
@@ -290,6 +294,7 @@ def main(argv=None) -> int:
                           result=result.to_dict())
         _write_run_json(run_dir / "run.json", record)
         log.close()
+        executor.close()
     return code
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig
+from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
 from bgen.sim.scenarios import get_scenario
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock deadline of each episode (default 600)")
     p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
                    help="address-space limit of each worker (default 2048)")
+    add_executor_arguments(p)
     return p
 
 
@@ -157,7 +159,6 @@ def results_table(summaries: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from bgen.runner.worker import run_episodes
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -185,14 +186,21 @@ def main(argv=None) -> int:
             print(f"seed {event['seed']}: warning: {event['message']}", file=sys.stderr, flush=True)
 
     try:
-        summaries = run_episodes(source, seeds, config, outdir, workers=args.workers,
-                                 on_event=on_event, step_events=False)
+        executor = executor_from_args(args, workers=args.workers)
+    except ConfigError as error:
+        print(f"{PROG}: error: {error.message}", file=sys.stderr)
+        return 2
+    try:
+        summaries = executor.run_episodes(source, seeds, config, outdir, workers=args.workers,
+                                          on_event=on_event, step_events=False)
     except ConfigError as error:
         print(f"{PROG}: error: {error.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        executor.close()
     print()
     print(results_table(summaries))
     print(f"files: {outdir}/ep_<seed>/")

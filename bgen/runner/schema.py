@@ -29,6 +29,7 @@ REASONS = (
     "terminated",     # stopped from outside (stop_event, Ctrl-C)
     "teleport",       # the agent moved farther in one step than the dynamics allow
     "sim_error",      # the simulator itself failed (a panic or exception outside policy code)
+    "lost",           # the executor lost the episode (its Dask worker died twice, or its task failed)
 )
 FAILURE_REASONS = frozenset(REASONS) - {"success", "max_steps"}
 

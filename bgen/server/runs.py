@@ -77,6 +77,7 @@ class ManagerSettings:
     backend: str = "auto"
     backend_label: str = "embedded"
     api_key_env: str | None = None      # None: the LLM client's default (LLVPN_API_KEY)
+    episode_runner: Callable | None = None   # the executor's run_episodes (None: the loop's default)
 
 
 def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
@@ -352,8 +353,10 @@ class RunManager:
                     self._emit(run, {"type": "warning", "message":
                                      f"renderer proxy unavailable ({exc}); the run continues headless"})
             config = build_loop_config(binding, request, self.settings, render=render, render_ports=ports)
+            runner = {"episode_runner": self.settings.episode_runner} \
+                if self.settings.episode_runner is not None else {}
             result = binding.run_loop(config, self.store.run_dir(run.run_id),
-                                      lambda event: self._emit(run, event), run.stop_event)
+                                      lambda event: self._emit(run, event), run.stop_event, **runner)
         except BaseException as exc:  # noqa: BLE001 - a run thread must always end with a final event
             failure = exc
             if not isinstance(exc, BgenError):
