@@ -1054,7 +1054,6 @@ def settings_from_args(args) -> Settings:
                     backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
                     render_ports=args.render_ports, api_key_env=args.api_key_env,
                     provider=args.provider, provider_url=args.provider_url, model=args.model,
-                    loop_module=args.loop_module)
                     loop_module=args.loop_module, executor=args.executor,
                     dask_scheduler=args.dask_scheduler)
 
