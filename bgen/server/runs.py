@@ -3,17 +3,26 @@
     submit() ──► queue (FIFO) ──► up to max_concurrent run threads ──► run_loop(config, run_dir, emit, stop)
                                                   │ emit(event) from the loop / runner threads
                                                   ▼
-                          to_wire ─► EventLog.append (id, events.jsonl) ─► StepThrottle ─► publish(run_id, event)
+                     to_wire ─► StepThrottle ─► EventLog.append (id, events.jsonl) ─► publish(run_id, event)
 
-Every status change goes through ``lifecycle.next_state`` under one lock and is written to
-run.json before anyone is told. The loop is reached through a ``LoopBinding`` so tests (and
-the time before the real loop exists) can put a scripted loop in its place.
+Every status change goes through ``lifecycle.next_state`` under the manager's lock and is
+written to run.json before anyone is told. The lock guards memory only (the active runs, the
+queue, each record): files are written outside it, one writer per run at a time
+(``Run.save_lock``), so accepting a run never waits for another run's file writes.
+
+Event order: a run's events are throttled first, then numbered and handed to subscribers under
+one lock per run (``Run.emit_lock``), so every subscriber sees strictly increasing ids, and
+events.jsonl (the replay source) is a subset of what was published, in the same order. A step
+that the throttle holds back gets its id only when it is released (at its episode's summary).
+
+The loop is reached through a ``LoopBinding`` so tests can put a scripted loop in its place.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import importlib
 import logging
 import threading
@@ -77,6 +86,7 @@ class ManagerSettings:
     backend: str = "auto"
     backend_label: str = "embedded"
     api_key_env: str | None = None      # None: the LLM client's default (LLVPN_API_KEY)
+    keep_runs: int | None = None        # keep at most this many finished runs (oldest deleted first)
 
 
 def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
@@ -95,6 +105,7 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
     return construct(
         binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
         episodes=request.episodes, seeds=tuple(request.seeds), success_threshold=request.success_threshold,
+        candidates=request.candidates, holdout_seeds=request.holdout_seeds,
         existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
     )
@@ -122,6 +133,7 @@ class Run:
         self.log = event_log                 # events.jsonl; assigns the event ids
         self.stop_event = threading.Event()  # set by terminate/shutdown; the loop and its workers watch it
         self.emit_lock = threading.Lock()    # id assignment + hand-over as one step: subscribers see ids in order
+        self.save_lock = threading.Lock()    # one run.json writer at a time (snapshots taken under the manager lock)
         self.throttle = StepThrottle(progress_hz)   # guarded by emit_lock
         self.closed = False                  # final event sent; later emits are dropped (guarded by emit_lock)
         self.sim_time_s = 0.0                # from episode summaries, in case the loop's result has none
@@ -148,7 +160,7 @@ class RunManager:
         self._clock = clock
         self._loop_module = loop_module
         self._binding = binding              # resolved on first use: the server starts even if the loop cannot load
-        self._lock = threading.Lock()        # guards _active, _queue, _running, _closing and every run.json write
+        self._lock = threading.Lock()        # guards _active, _queue, _running, _closing and every record (no I/O under it)
         self._active: dict[str, Run] = {}    # queued, running and stopping runs
         self._queue: deque[Run] = deque()    # queued runs, FIFO
         self._running = 0
@@ -168,20 +180,24 @@ class RunManager:
             "concluded_early": None, "stopped_reason": None, "holdout": None, "timing": None,
             "error": None,
         }
+        self.store.save(record)      # on disk before anyone can see the run
+        run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
         with self._lock:
             if self._closing:
+                run.log.close()
+                self.store.delete(run_id)
                 raise Conflict("the server is shutting down; no new runs")
-            run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
-            self.store.save(record)
             self._active[run_id] = run
             self._queue.append(run)
-            self._start_queued()
-            if record["status"] == lifecycle.QUEUED:
+            starting = self._take_startable()
+            status = record["status"]
+            if status == lifecycle.QUEUED:
                 self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": len(self._queue)})
+        self._launch(starting)
         log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
                  run_id, request.user_goal[:60], request.iterations, request.episodes, request.render,
                  request.ws_proxy, request.scenario)
-        return {"run_id": run_id, "status": record["status"]}
+        return {"run_id": run_id, "status": status}
 
     def terminate(self, run_id: str) -> str:
         """Stop a run: a queued one ends at once, a running one within about a second."""
@@ -196,8 +212,8 @@ class RunManager:
                 self._close_locked(run, new_state)
             else:
                 run.record["status"] = new_state
-                self.store.save(run.record)
                 run.stop_event.set()
+        self._save(run)
         log.info("run %s terminate requested (%s -> %s)", run_id, state, new_state)
         if new_state == lifecycle.TERMINATED:
             self._emit_final(run, None)
@@ -212,8 +228,70 @@ class RunManager:
                 return copy.deepcopy(run.record)    # the run thread keeps changing it
         return self.store.load(run_id)
 
-    def records(self) -> list[dict]:
-        return self.store.records()
+    def records(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        """Every run, newest first; only those in ``statuses`` when given. Active runs answer
+        from memory (their run.json may be a write behind)."""
+        with self._lock:
+            live = {run_id: copy.deepcopy(run.record) for run_id, run in self._active.items()}
+        records = [live.pop(r.get("run_id"), r) for r in self.store.records()]
+        if statuses is not None:
+            records = [r for r in records if r.get("status") in statuses]
+        return records
+
+    def delete(self, run_id: str, *, terminate: bool = False, timeout_s: float = 15.0) -> str:
+        """Remove a run and its folder; returns the status it had. An active run is a Conflict
+        unless ``terminate``: then it is stopped first (waiting up to ``timeout_s``)."""
+        with self._lock:
+            run = self._active.get(run_id)
+            state = run.record["status"] if run is not None else None
+        if run is not None:
+            if not terminate:
+                raise Conflict(f"cannot delete a run that is {state}; terminate it first or send "
+                               "?terminate=1", field="run_id")
+            try:
+                self.terminate(run_id)
+            except LifecycleError:
+                pass            # it ended meanwhile
+            deadline = time.monotonic() + timeout_s
+            if run.thread is not None:
+                run.thread.join(timeout_s)
+            while self.is_active(run_id) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.is_active(run_id) or (run.thread is not None and run.thread.is_alive()):
+                raise Conflict(f"run {run_id} did not stop within {timeout_s:g} s; try again",
+                               field="run_id")
+        state = self.store.load(run_id)["status"]      # NotFound for an unknown run
+        if state in lifecycle.ACTIVE_STATES and not self.is_active(run_id):
+            state = lifecycle.INTERRUPTED   # a record left behind by a server that died
+        self.store.delete(run_id)
+        log.info("run %s deleted (was %s)", run_id, state)
+        return state
+
+    def prune(self) -> list[str]:
+        """Delete the oldest finished runs beyond ``keep_runs``; returns their ids."""
+        keep = self.settings.keep_runs
+        if keep is None:
+            return []
+        finished = [r for r in self.store.records() if lifecycle.is_final(r.get("status"))]
+        removed = []
+        for record in finished[keep:]:       # newest first: everything past the first keep
+            run_id = record.get("run_id")
+            if not isinstance(run_id, str) or self.is_active(run_id):
+                continue
+            try:
+                self.store.delete(run_id)
+            except (OSError, NotFound) as exc:
+                log.warning("run %s could not be pruned: %s", run_id, exc)
+                continue
+            removed.append(run_id)
+        if removed:
+            log.info("pruned %d finished run(s) beyond --keep-runs %d: %s", len(removed), keep,
+                     ", ".join(removed))
+        return removed
+
+    def is_active(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._active
 
     def counts(self) -> dict:
         with self._lock:
@@ -226,16 +304,17 @@ class RunManager:
         return self.store.exists(run_id)
 
     def replay(self, run_id: str, since: int | None = None) -> list[dict]:
-        """A subscriber's catch-up: events after ``since`` without steps; for a finished run the
-        final event is always included (so a client that reconnects late still gets ``done``)."""
+        """A subscriber's catch-up: the stored events after ``since`` (steps included: those
+        events.jsonl kept), oldest first; for a finished run the final event is always included
+        (so a client that reconnects late still gets ``done``)."""
         with self._lock:
             run = self._active.get(run_id)
         if run is None and not self.store.exists(run_id):
             raise NotFound(f"no run {run_id!r}", field="run_id")
         if run is not None:
-            return run.log.read(since_id=since, include_steps=False)
+            return run.log.read(since_id=since, include_steps=True)
         with self.store.event_log(run_id) as event_log:
-            events = event_log.read(since_id=since, include_steps=False)
+            events = event_log.read(since_id=since, include_steps=True)
             if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
                 finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
                 events.extend(finals[-1:])
@@ -248,7 +327,8 @@ class RunManager:
             if record.get("status") not in lifecycle.ACTIVE_STATES:
                 continue
             was = record["status"]
-            record.update(status=next_state(was, "interrupt"), finished=time.time(),
+            state = next_state(was, "interrupt")
+            record.update(status=state, finished=time.time(), stopped_reason=lifecycle.stopped_reason(state, None),
                           error=f"the server stopped while the run was {was}")
             self.store.save(record)
             with self.store.event_log(record["run_id"]) as event_log:
@@ -256,6 +336,7 @@ class RunManager:
                                   "message": record["error"]})
             recovered.append(record["run_id"])
             log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
+        self.prune()
         return recovered
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
@@ -269,6 +350,7 @@ class RunManager:
                                    error="the server shut down before the run started")
             running = [run for run in self._active.values()]
         for run in queued:
+            self._save(run)
             self._emit_final(run, None)
         for run in running:
             run.stop_event.set()
@@ -282,21 +364,38 @@ class RunManager:
                     continue
                 self._running -= 1
                 self._close_locked(run, lifecycle.INTERRUPTED, error="the server shut down during the run")
+            self._save(run)
             log.warning("run %s did not stop within %.0f s; marked interrupted", run.run_id, timeout_s)
             self._emit_final(run, None)
 
     # ------------------------------------------------------------ run threads
 
-    def _start_queued(self) -> None:
-        """Start queued runs while slots are free (caller holds the lock)."""
+    def _take_startable(self) -> list[Run]:
+        """Move queued runs to running while slots are free (caller holds the lock; no I/O):
+        the caller passes them to ``_launch`` once it has let go of the lock."""
+        starting = []
         while self._queue and self._running < self.settings.max_concurrent and not self._closing:
             run = self._queue.popleft()
             run.record.update(status=next_state(run.record["status"], "start"), started=time.time())
-            self.store.save(run.record)
             self._running += 1
+            starting.append(run)
+        return starting
+
+    def _launch(self, runs: list[Run]) -> None:
+        """Write each started run's record, then start its thread (caller does not hold the lock)."""
+        for run in runs:
+            self._save(run)
             run.thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{run.run_id}",
                                           daemon=True)  # daemon: a stuck loop cannot block exit (shutdown joins with a bound)
             run.thread.start()
+
+    def _save(self, run: Run) -> None:
+        """Write the run's record as it is now. Snapshots are taken under the manager lock and
+        written under the run's own lock, so the file always ends at the latest snapshot."""
+        with run.save_lock:
+            with self._lock:
+                snapshot = copy.deepcopy(run.record)
+            self.store.save(snapshot)
 
     def check_provider_key(self, request: RunRequest) -> None:
         """Refuse at once (400) a run that needs the LLM when this server has no key for it.
@@ -342,7 +441,7 @@ class RunManager:
                     ports, stop_proxy = self._start_proxy(run.run_id)
                     with self._lock:
                         run.record["render_ports"] = list(ports)
-                        self.store.save(run.record)
+                    self._save(run)
                 except OSError as exc:
                     render = False
                     self._emit(run, {"type": "warning", "message":
@@ -385,16 +484,19 @@ class RunManager:
             elif new_state == lifecycle.INTERRUPTED:
                 error = "the server shut down during the run"
             self._close_locked(run, new_state, error=error)
-            self._start_queued()
+            starting = self._take_startable()
+        self._save(run)
+        self._launch(starting)
         self._emit_final(run, failure)
+        self.prune()
 
     def _close_locked(self, run: Run, state: str, *, error: str | None = None) -> None:
-        """Record a final state (caller holds the lock)."""
+        """Record a final state in memory (caller holds the lock, then calls ``_save``)."""
         run.record.update(status=state, finished=time.time(), error=error,
-                          timing=timing(run.sim_time_s, run.wall_time_s))
+                          timing=timing(run.sim_time_s, run.wall_time_s),
+                          stopped_reason=lifecycle.stopped_reason(state, run.record.get("stopped_reason")))
         if run.record["concluded_early"] is None:
             run.record["concluded_early"] = False
-        self.store.save(run.record)
         del self._active[run.run_id]
 
     def _emit_final(self, run: Run, failure: BaseException | None) -> None:
@@ -428,18 +530,17 @@ class RunManager:
                 log.debug("run %s: %s after the final event dropped", run.run_id, kind)
                 return
             if kind == "step":
-                stored = run.log.append(wire)
-                if run.throttle.offer(episode_key(stored), stored, self._clock()) is not None:
-                    self._publish(run.run_id, stored)
+                if run.throttle.offer(episode_key(wire), wire, self._clock()) is not None:
+                    self._publish(run.run_id, run.log.append(wire))
                 return
             if kind == "episode_summary":
                 held = run.throttle.flush(episode_key(wire))
                 if held is not None:
-                    self._publish(run.run_id, held)
+                    self._publish(run.run_id, run.log.append(held))
                 self._add_timing(run, wire.get("summary") or {})
             elif final:
                 for held in run.throttle.flush_all():
-                    self._publish(run.run_id, held)
+                    self._publish(run.run_id, run.log.append(held))
                 run.closed = True
             stored = run.log.append(wire)
             self._publish(run.run_id, stored)
@@ -475,4 +576,4 @@ class RunManager:
                 record["best_iteration"] = best if best is not None else best_iteration(iterations)
                 record["best_aggregate"] = next((i["aggregate"] for i in iterations
                                                  if i["iteration"] == record["best_iteration"]), None)
-            self.store.save(record)
+        self._save(run)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -70,12 +71,25 @@ class RunStore:
         """Every readable run.json, newest first; a damaged one is logged and skipped."""
         records = []
         for path in self.root.glob(f"*/{RUN_FILE}"):
+            if path.parent.name.startswith("."):      # a folder being deleted
+                continue
             try:
                 records.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable %s: %s", path, exc)
         records.sort(key=lambda r: r.get("created", 0), reverse=True)
         return records
+
+    def delete(self, run_id: str) -> None:
+        """Remove ``runs/<run_id>/``: renamed aside first (one atomic step, so no listing sees
+        half a run), then deleted. NotFound if there is no such run."""
+        run_dir = self.run_dir(run_id)
+        aside = self.root / f".deleting-{run_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(run_dir, aside)
+        except FileNotFoundError:
+            raise NotFound(f"no run {run_id!r}", field="run_id") from None
+        shutil.rmtree(aside, ignore_errors=True)
 
     def event_log(self, run_id: str) -> EventLog:
         """The run's events.jsonl, open for appending: close it (or use ``with``) when done."""
