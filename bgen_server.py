@@ -825,7 +825,8 @@ class WebSocketService:
                 raise NotFound(f"no run {target.run_id!r}", field="run_id")
         except BgenError as exc:
             response = connection.respond(exc.status, json.dumps(exc.to_json()) + "\n")
-            response.headers["Content-Type"] = "application/json"     # respond() says text/plain
+            del response.headers["Content-Type"]      # respond() says text/plain
+            response.headers["Content-Type"] = "application/json"
             return response
         connection.bgen_target = target
         return None
