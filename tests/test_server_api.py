@@ -161,6 +161,79 @@ class TestLateSubscribers(ServerTestCase):
         self.assertLessEqual(set(stored), set(seen))     # every stored event, steps included
 
 
+class TestEventOrderAcrossSubscribers(ServerTestCase):
+    """Many short episodes on two workers; subscribers that join at the start, leave and come
+    back with ?since=, join mid-run, and join after the end. Each sees strictly increasing ids
+    and every event events.jsonl holds after where it started (steps are thinned to
+    --progress-hz on the wire and to 20 per second per episode on disk: the wire may carry
+    steps the disk does not, never the other way round)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stop_server = start_in_process(cls, max_concurrent_runs=2, loop_module=None, workers=2)
+
+    def test_every_subscriber_gets_increasing_ids_and_everything_stored(self):
+        run_id = self.start({**QUICK, "episodes": 16, "max_steps": 150})
+        url = f"ws://127.0.0.1:{self.ws_port}/ws/progress/{run_id}"
+        async def read_until(ws, received, stop):
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT * 3))
+                received.append(message)
+                if stop(message, received):
+                    return received
+
+        def is_final(message, _):
+            return message["type"] in FINAL
+
+        def after_summaries(n):
+            return lambda message, received: is_final(message, received) or \
+                sum(m["type"] == "episode_summary" for m in received) >= n
+
+        async def scenario():
+            third = asyncio.Event()
+
+            async def whole_run():
+                async with connect(url, open_timeout=TIMEOUT) as ws:
+                    received = []
+
+                    def stop(message, got):
+                        if sum(m["type"] == "episode_summary" for m in got) >= 3:
+                            third.set()
+                        return is_final(message, got)
+                    return await read_until(ws, received, stop)
+
+            async def leave_and_return():
+                async with connect(url, open_timeout=TIMEOUT) as ws:
+                    first = await read_until(ws, [], after_summaries(2))
+                last = max(m.get("id", 0) for m in first)
+                if first[-1]["type"] in FINAL:
+                    return first, []
+                async with connect(f"{url}?since={last}", open_timeout=TIMEOUT) as ws:
+                    return first, await read_until(ws, [], is_final)
+
+            async def join_mid_run():
+                await asyncio.wait_for(third.wait(), TIMEOUT * 3)
+                async with connect(url, open_timeout=TIMEOUT) as ws:
+                    return await read_until(ws, [], is_final)
+
+            return await asyncio.gather(whole_run(), leave_and_return(), join_mid_run())
+
+        whole, (first, second), mid = asyncio.run(scenario())
+        after = self.follow(run_id)
+        disk = [json.loads(line)["id"] for line in
+                (self.runs_dir / run_id / "events.jsonl").read_text().splitlines()]
+        self.assertEqual(disk, sorted(set(disk)))
+        self.assertGreater(sum(m["type"] == "episode_summary" for m in whole), 15)
+        streams = {"whole run": whole[1:], "left and came back": first[1:] + second[1:],
+                   "joined mid-run": mid[1:], "after the end": after[1:]}
+        for name, messages in streams.items():
+            with self.subTest(subscriber=name):
+                ids = [m["id"] for m in messages]
+                self.assertEqual(ids, sorted(set(ids)), "ids not strictly increasing")
+                self.assertLessEqual(set(disk), set(ids), "a stored event never arrived")
+        self.assertEqual([m["id"] for m in after[1:]], disk)
+
+
 class TestTermination(ServerTestCase):
     def test_post_terminate_stops_a_running_run(self):
         run_id = self.start(LONG)

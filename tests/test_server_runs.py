@@ -157,7 +157,8 @@ class TestQueueing(ManagerTestCase):
         self.wait_status(ids[0], "running")
         self.assertEqual([self.manager.record(i)["status"] for i in ids], ["running", "queued", "queued"])
         self.assertEqual(self.manager.counts(), {"running": 1, "queued": 2})
-        queued = [e for e in self.published.of(ids[2]) if e["type"] == "status"]
+        queued = wait_until(lambda: [e for e in self.published.of(ids[2]) if e["type"] == "status"],
+                            "the queued status of the third run")
         self.assertEqual(queued[0]["position"], 2)
         loop.release()
         for run_id in ids:

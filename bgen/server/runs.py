@@ -5,10 +5,14 @@
                                                   ▼
                      to_wire ─► StepThrottle ─► EventLog.append (id, events.jsonl) ─► publish(run_id, event)
 
-Every status change goes through ``lifecycle.next_state`` under the manager's lock and is
-written to run.json before anyone is told. The lock guards memory only (the active runs, the
-queue, each record): files are written outside it, one writer per run at a time
-(``Run.save_lock``), so accepting a run never waits for another run's file writes.
+Every status change goes through ``lifecycle.next_state`` under the manager's lock. The lock
+guards memory only (the active runs, the queue, each record): files are written outside it,
+one writer per run at a time (``Run.save_lock``). Accepting a run touches no file at all: the
+"run-writer" thread creates ``runs/<id>/``, writes run.json, opens events.jsonl and emits the
+``queued`` status; until it has (``Run.persisted``), the run is answered from memory and its
+thread, emits and saves wait. So ``POST /run`` never waits for the disk or for another run —
+under load a file write can take tens of milliseconds, and every blocking call hands the GIL
+to the busy run threads.
 
 Event order: a run's events are throttled first, then numbered and handed to subscribers under
 one lock per run (``Run.emit_lock``), so every subscriber sees strictly increasing ids, and
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
+import queue
+import uuid
 import importlib
 import logging
 import threading
@@ -126,11 +131,12 @@ def error_text(exc: BaseException) -> str:
 class Run:
     """One queued or running run: what its thread, the emit path and the HTTP handlers share."""
 
-    def __init__(self, run_id: str, request: RunRequest, record: dict, event_log, progress_hz: float):
+    def __init__(self, run_id: str, request: RunRequest, record: dict, progress_hz: float):
         self.run_id = run_id
         self.request = request
         self.record = record                 # run.json content; changed only under the manager lock
-        self.log = event_log                 # events.jsonl; assigns the event ids
+        self.log = None                      # events.jsonl (assigns the event ids), opened by the run-writer
+        self.persisted = threading.Event()   # set once runs/<id>/, run.json and the log exist
         self.stop_event = threading.Event()  # set by terminate/shutdown; the loop and its workers watch it
         self.emit_lock = threading.Lock()    # id assignment + hand-over as one step: subscribers see ids in order
         self.save_lock = threading.Lock()    # one run.json writer at a time (snapshots taken under the manager lock)
@@ -165,13 +171,16 @@ class RunManager:
         self._queue: deque[Run] = deque()    # queued runs, FIFO
         self._running = 0
         self._closing = False                # shutdown began: no new runs, running ones end interrupted
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()   # runs to persist (None: stop)
+        self._writer = threading.Thread(target=self._write_new_runs, name="run-writer", daemon=True)
+        self._writer.start()                 # daemon: shutdown() drains and ends it
 
     # ------------------------------------------------------------ callers
 
     def submit(self, request: RunRequest) -> dict:
         """Queue a run (it starts at once if a slot is free); returns {"run_id", "status"}."""
         self.check_provider_key(request)
-        run_id = self.store.new_run_id()
+        run_id = uuid.uuid4().hex[:12]
         record = {
             "run_id": run_id, "status": lifecycle.QUEUED, "request": request.to_json(),
             "created": time.time(), "started": None, "finished": None,
@@ -180,24 +189,39 @@ class RunManager:
             "concluded_early": None, "stopped_reason": None, "holdout": None, "timing": None,
             "error": None,
         }
-        self.store.save(record)      # on disk before anyone can see the run
-        run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
+        run = Run(run_id, request, record, self.settings.progress_hz)
         with self._lock:
             if self._closing:
-                run.log.close()
-                self.store.delete(run_id)
                 raise Conflict("the server is shutting down; no new runs")
+            if run_id in self._active:       # 48 random bits: practically never
+                raise Conflict("run id collision; send the request again")
             self._active[run_id] = run
             self._queue.append(run)
+            position = len(self._queue)
             starting = self._take_startable()
             status = record["status"]
-            if status == lifecycle.QUEUED:
-                self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": len(self._queue)})
+        self._writes.put((run, position))
         self._launch(starting)
-        log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
-                 run_id, request.user_goal[:60], request.iterations, request.episodes, request.render,
-                 request.ws_proxy, request.scenario)
         return {"run_id": run_id, "status": status}
+
+    def _write_new_runs(self) -> None:
+        """The run-writer thread: put each accepted run on disk, then let its thread go on."""
+        while (item := self._writes.get()) is not None:
+            run, position = item
+            request = run.request
+            try:
+                self.store.create(run.run_id)
+                self._save(run, wait=False)
+                run.log = self.store.event_log(run.run_id)
+            except OSError as exc:
+                log.error("run %s: cannot write %s: %s", run.run_id, self.store.run_dir(run.run_id), exc)
+            finally:
+                run.persisted.set()
+            log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
+                     run.run_id, request.user_goal[:60], request.iterations, request.episodes,
+                     request.render, request.ws_proxy, request.scenario)
+            self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": position},
+                       only_if=lambda: run.record["status"] == lifecycle.QUEUED)
 
     def terminate(self, run_id: str) -> str:
         """Stop a run: a queued one ends at once, a running one within about a second."""
@@ -234,6 +258,8 @@ class RunManager:
         with self._lock:
             live = {run_id: copy.deepcopy(run.record) for run_id, run in self._active.items()}
         records = [live.pop(r.get("run_id"), r) for r in self.store.records()]
+        if live:        # accepted, not yet on disk
+            records = sorted(records + list(live.values()), key=lambda r: r.get("created", 0), reverse=True)
         if statuses is not None:
             records = [r for r in records if r.get("status") in statuses]
         return records
@@ -312,6 +338,7 @@ class RunManager:
         if run is None and not self.store.exists(run_id):
             raise NotFound(f"no run {run_id!r}", field="run_id")
         if run is not None:
+            run.persisted.wait()
             return run.log.read(since_id=since, include_steps=True)
         with self.store.event_log(run_id) as event_log:
             events = event_log.read(since_id=since, include_steps=True)
@@ -343,6 +370,9 @@ class RunManager:
         """No new runs; queued ones end interrupted, running ones are stopped and end interrupted."""
         with self._lock:
             self._closing = True
+        self._writes.put(None)
+        self._writer.join(timeout_s)     # every accepted run is on disk before it is closed
+        with self._lock:
             queued = list(self._queue)
             self._queue.clear()
             for run in queued:
@@ -382,16 +412,18 @@ class RunManager:
         return starting
 
     def _launch(self, runs: list[Run]) -> None:
-        """Write each started run's record, then start its thread (caller does not hold the lock)."""
+        """Start each run's thread (caller does not hold the lock); the thread records the start."""
         for run in runs:
-            self._save(run)
             run.thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{run.run_id}",
                                           daemon=True)  # daemon: a stuck loop cannot block exit (shutdown joins with a bound)
             run.thread.start()
 
-    def _save(self, run: Run) -> None:
-        """Write the run's record as it is now. Snapshots are taken under the manager lock and
-        written under the run's own lock, so the file always ends at the latest snapshot."""
+    def _save(self, run: Run, *, wait: bool = True) -> None:
+        """Write the run's record as it is now (once the run-writer has created it). Snapshots
+        are taken under the manager lock and written under the run's own lock, so the file
+        always ends at the latest snapshot."""
+        if wait:
+            run.persisted.wait()
         with run.save_lock:
             with self._lock:
                 snapshot = copy.deepcopy(run.record)
@@ -431,6 +463,7 @@ class RunManager:
 
     def _execute(self, run: Run) -> None:
         """Body of a run thread: proxy, config, loop; then the final status whatever happened."""
+        self._save(run)         # waits for the run-writer: the run is on disk before it starts
         self._emit(run, {"type": "status", "status": lifecycle.RUNNING})
         request, result, failure, stop_proxy = run.request, None, None, None
         try:
@@ -515,7 +548,7 @@ class RunManager:
 
     # ------------------------------------------------------------ events
 
-    def _emit(self, run: Run, event: Any, *, final: bool = False) -> None:
+    def _emit(self, run: Run, event: Any, *, final: bool = False, only_if=None) -> None:
         """The loop's ``emit``: shape, number, store, decimate steps, hand over. Any thread."""
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             log.warning("run %s: ignoring an event that is not a dict with a type: %.80r", run.run_id, event)
@@ -525,9 +558,12 @@ class RunManager:
         if kind in FINAL_TYPES and not final:
             log.warning("run %s: the loop emitted %r; only the server ends a run", run.run_id, kind)
             return
+        run.persisted.wait()
         with run.emit_lock:
-            if run.closed:
+            if run.closed or run.log is None:
                 log.debug("run %s: %s after the final event dropped", run.run_id, kind)
+                return
+            if only_if is not None and not only_if():   # decided in the same step as the id
                 return
             if kind == "step":
                 if run.throttle.offer(episode_key(wire), wire, self._clock()) is not None:

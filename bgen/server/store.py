@@ -45,6 +45,12 @@ class RunStore:
             except FileExistsError:
                 continue
 
+    def create(self, run_id: str) -> Path:
+        """Make ``runs/<run_id>/`` for a new run (FileExistsError if it exists)."""
+        path = self.run_dir(run_id)
+        path.mkdir()
+        return path
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / check_run_id(run_id)
 
