@@ -5,7 +5,11 @@ Threads, processes and queues of one server process::
     main thread ── parses flags, starts everything, waits for SIGINT/SIGTERM, shuts down
     │
     ├─ "http" ThreadingHTTPServer.serve_forever ──► a daemon thread per connection (ApiHandler)
-    │        POST /run ─► RunManager.submit ─► FIFO queue
+    │        framing (bgen.server.http1) ─► access token (bgen.server.auth) ─► ROUTES
+    │        POST /run ─► RunManager.submit (memory only) ─► FIFO queue
+    │
+    ├─ "run-writer" creates runs/<id>/, run.json, events.jsonl of each accepted run; its
+    │        run thread starts only after that (POST /run never waits for the disk)
     │
     ├─ "run-<id>" a thread per running run (at most --max-concurrent-runs)
     │        run_loop(config, run_dir, emit, stop_event) ─► episode worker processes (the runner)

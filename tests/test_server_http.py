@@ -10,6 +10,7 @@ import re
 import socket
 import tempfile
 import unittest
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -18,8 +19,8 @@ import bgen_server
 from bgen.errors import ConfigError
 from bgen.server import auth
 from bgen.server.http1 import FramingError, body_length, check_field_lines, check_request_line
-from tests.test_server_support import (LONG, QUICK, TIMEOUT, quiet_server_log, request,
-                                       start_in_process, wait_until)
+from tests.test_server_support import (LONG, QUICK, TIMEOUT, ServerProcess, quiet_server_log,
+                                       request, start_in_process, wait_until)
 
 setUpModule, tearDownModule = quiet_server_log()
 
@@ -288,6 +289,43 @@ class TestAccessTokens(HttpTestCase):
                 return exc.response.status_code, exc.response.headers["Content-Type"]
 
         self.assertEqual(asyncio.run(attempt()), (404, "application/json"))
+
+
+class TestTokenInTheServerProcess(unittest.TestCase):
+    def test_a_debug_log_never_shows_the_token(self):
+        with tempfile.TemporaryDirectory() as runs_dir:
+            server = ServerProcess("--port", "0", "--ws-port", "0", "--render-ports", "0",
+                                   "--loop-module", "bgen.server.fakeloop", runs_dir=runs_dir,
+                                   env={"BGEN_TOKEN": TOKEN, "BGEN_SERVER_LOG": "debug"}).wait_listening()
+            try:
+                self.assertIn("access=token", server.output())
+                status, body, _ = request(server.port, "POST", "/run", {**QUICK, "episodes": 0}, headers=AUTH)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(request(server.port, "GET", f"/runs?token={TOKEN}")[0], 401)
+
+                async def follow():
+                    async with connect(f"ws://127.0.0.1:{server.ws_port}/ws/progress/{body['run_id']}"
+                                       f"?token={TOKEN}", open_timeout=TIMEOUT) as ws:
+                        return json.loads(await ws.recv())["type"]
+
+                self.assertEqual(asyncio.run(follow()), "connected")
+            finally:
+                code = server.stop()
+            self.assertEqual(code, 0, server.output())
+            self.assertIn("token=***", server.output())
+            self.assertNotIn(TOKEN, server.output())
+            for path in Path(runs_dir).rglob("*"):
+                if path.is_file():
+                    self.assertNotIn(TOKEN, path.read_text(errors="replace"), str(path))
+
+    def test_a_non_loopback_host_without_a_token_exits_2_with_the_reason(self):
+        with tempfile.TemporaryDirectory() as runs_dir:
+            server = ServerProcess("--host", "0.0.0.0", "--port", "0", "--ws-port", "0", runs_dir=runs_dir,
+                                   env={"BGEN_TOKEN": ""})
+            self.assertEqual(server.proc.wait(TIMEOUT), 2)
+            server.reader.join(TIMEOUT)
+        self.assertIn("bgen-server: --host 0.0.0.0: refusing to serve a non-loopback address without an "
+                      "access token", server.output())
 
 
 class TestTokenSettings(unittest.TestCase):

@@ -400,6 +400,15 @@ class TestLoopConfig(unittest.TestCase):
         self.assertEqual(config.episode.render_ports, (1, 2, 3, 4))
         self.assertEqual(config.episode.backend, "embedded")
 
+    def test_candidates_and_holdout_seeds_reach_the_real_loop_config(self):
+        from bgen.orchestrator import loop
+        from bgen.runner import worker
+        request = parse_run_request({"policy_code": "x", "candidates": 3, "holdout_seeds": 4, "seeds": [7, 9]})
+        config = build_loop_config(LoopBinding(None, loop.LoopConfig, worker.EpisodeConfig), request,
+                                   ManagerSettings(), render=False, render_ports=None)
+        self.assertEqual((config.candidates, config.holdout_seeds, config.seeds), (3, 4, (7, 9)))
+        self.assertEqual(config.holdout_seed_list(), [10, 11, 12, 13])
+
     def test_without_policy_code_the_llm_settings_name_provider_url_and_model(self):
         request = parse_run_request({"provider": "openai", "model": "gpt-4o-mini",
                                      "provider_url": "http://127.0.0.1:9/v1"})
