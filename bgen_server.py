@@ -1155,6 +1155,16 @@ def settings_from_args(args, environ=os.environ) -> Settings:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    # Before start(): a signal that arrives as soon as the "listening" line is out still
+    # shuts down cleanly.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         server = BgenServer(settings_from_args(args))
         server.start()
@@ -1165,14 +1175,6 @@ def main(argv=None) -> int:
         print(f"bgen-server: cannot listen on {args.host} (ports {args.port}/{args.ws_port}): {exc}",
               file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("%s received: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     while not stop.wait(0.5):
         pass
     server.stop()

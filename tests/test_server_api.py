@@ -127,7 +127,8 @@ class TestLateSubscribers(ServerTestCase):
         live = self.follow(run_id)
         late = self.follow(run_id)
         self.assertEqual(late[0]["status"], "done")
-        self.assertIn("step", types(late))
+        disk = [json.loads(line) for line in (self.runs_dir / run_id / "events.jsonl").read_text().splitlines()]
+        self.assertEqual(late[1:], disk)      # everything stored, steps included, nothing else
         live_by_id = {m["id"]: m for m in live[1:]}
         self.assertEqual([m for m in late[1:] if m["type"] != "step"],
                          [m for m in live[1:] if m["type"] != "step"])
