@@ -212,6 +212,7 @@ def run_summary(record: dict) -> dict:
     request = record.get("request") or {}
     return {
         "run_id": record.get("run_id"), "status": record.get("status"),
+        "stopped_reason": record.get("stopped_reason"),
         "created": record.get("created"), "started": record.get("started"),
         "finished": record.get("finished"), "user_goal": request.get("user_goal"),
         "scenario": request.get("scenario"), "iterations_requested": request.get("iterations"),
