@@ -66,14 +66,13 @@ from websockets.exceptions import ConnectionClosed
 from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
-from bgen.server import auth
+from bgen.server import auth, lifecycle
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.http1 import FramingError, body_length, check_field_lines, check_request_line
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
 from bgen.server.runs import ManagerSettings, RunManager
 from bgen.server.store import RunStore
-from bgen.server import lifecycle
 from bgen.server.validation import (DEFAULT_PROVIDERS, check_run_id, parse_code_query,
                                     parse_list_query, parse_run_request, parse_subscribe,
                                     parse_ws_path, query_flag, query_params, show)

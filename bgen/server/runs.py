@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import queue
-import uuid
 import importlib
 import logging
+import queue
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -197,10 +197,9 @@ class RunManager:
                 raise Conflict("run id collision; send the request again")
             self._active[run_id] = run
             self._queue.append(run)
-            position = len(self._queue)
             starting = self._take_startable()
             status = record["status"]
-        self._writes.put((run, position))
+            self._writes.put((run, len(self._queue)))   # under the lock: never after shutdown's None
         self._launch(starting)
         return {"run_id": run_id, "status": status}
 
@@ -370,7 +369,7 @@ class RunManager:
         """No new runs; queued ones end interrupted, running ones are stopped and end interrupted."""
         with self._lock:
             self._closing = True
-        self._writes.put(None)
+            self._writes.put(None)
         self._writer.join(timeout_s)     # every accepted run is on disk before it is closed
         with self._lock:
             queued = list(self._queue)
