@@ -898,6 +898,8 @@ class WebSocketService:
             pump = asyncio.create_task(subscriber.pump(websocket))
             async for message in websocket:
                 await self._control(websocket, target, message)
+        except NotFound as exc:        # deleted while connecting
+            await websocket.close(1008, exc.message[:120])
         finally:
             self.hub.unsubscribe(target.topic, subscriber)
             if pump is not None:

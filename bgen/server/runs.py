@@ -339,11 +339,10 @@ class RunManager:
         if run is not None:
             run.persisted.wait()
             return run.log.read(since_id=since, include_steps=True)
-        with self.store.event_log(run_id) as event_log:
-            events = event_log.read(since_id=since, include_steps=True)
-            if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
-                finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
-                events.extend(finals[-1:])
+        events = self.store.read_events(run_id, since)
+        if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
+            finals = [e for e in self.store.read_events(run_id) if e.get("type") in FINAL_TYPES]
+            events.extend(finals[-1:])
         return events
 
     def recover(self) -> list[str]:

@@ -97,6 +97,24 @@ class RunStore:
             raise NotFound(f"no run {run_id!r}", field="run_id") from None
         shutil.rmtree(aside, ignore_errors=True)
 
+    def read_events(self, run_id: str, since_id: int | None = None) -> list[dict]:
+        """A finished run's stored events with ``id > since_id`` (all when None), oldest first,
+        read without opening the log for writing (which would make the folder again if the
+        run was just deleted); NotFound when the run is gone."""
+        events = []
+        try:
+            with (self.run_dir(run_id) / EVENTS_FILE).open("r", encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue        # a torn last line after a crash
+                    if isinstance(event, dict) and (since_id is None or event.get("id", 0) > since_id):
+                        events.append(event)
+        except FileNotFoundError:
+            raise NotFound(f"no run {run_id!r}", field="run_id") from None
+        return events
+
     def event_log(self, run_id: str) -> EventLog:
         """The run's events.jsonl, open for appending: close it (or use ``with``) when done."""
         return EventLog(self.run_dir(run_id) / EVENTS_FILE)
