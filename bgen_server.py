@@ -5,7 +5,11 @@ Threads, processes and queues of one server process::
     main thread ── parses flags, starts everything, waits for SIGINT/SIGTERM, shuts down
     │
     ├─ "http" ThreadingHTTPServer.serve_forever ──► a daemon thread per connection (ApiHandler)
-    │        POST /run ─► RunManager.submit ─► FIFO queue
+    │        framing (bgen.server.http1) ─► access token (bgen.server.auth) ─► ROUTES
+    │        POST /run ─► RunManager.submit (memory only) ─► FIFO queue
+    │
+    ├─ "run-writer" creates runs/<id>/, run.json, events.jsonl of each accepted run; its
+    │        run thread starts only after that (POST /run never waits for the disk)
     │
     ├─ "run-<id>" a thread per running run (at most --max-concurrent-runs)
     │        run_loop(config, run_dir, emit, stop_event) ─► episode worker processes (the runner)
@@ -37,6 +41,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
+import http.client
 import json
 import logging
 import os
@@ -48,11 +54,11 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -61,19 +67,23 @@ from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
 from bgen.runner.executor import add_executor_arguments, make_executor
+from bgen.server import auth, lifecycle
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
+from bgen.server.http1 import FramingError, body_length, check_field_lines, check_request_line
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
 from bgen.server.runs import ManagerSettings, RunManager
 from bgen.server.store import RunStore
 from bgen.server.validation import (DEFAULT_PROVIDERS, LLMDefaults, check_run_id, parse_code_query,
-                                    parse_run_request, parse_subscribe, parse_ws_path, query_params,
-                                    show)
+                                    parse_list_query, parse_run_request, parse_subscribe,
+                                    parse_ws_path, query_flag, query_params, show)
 from bgen.sim.embedded import wire
 
 log = logging.getLogger("bgen.server")
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 65536       # request line and each header line (the stdlib's limits)
+HEADER_FIELDS_LIMIT = 100
 SUBSCRIBER_QUEUE = 1024      # progress messages waiting per connection; steps go first when full
 RENDER_QUEUE = 16            # frames waiting per render connection; the oldest go first
 HANDOFF_LIMIT = 100_000      # messages waiting for the asyncio thread; beyond it steps/frames are dropped
@@ -88,6 +98,7 @@ def configure_logging() -> None:
     level = os.environ.get("BGEN_SERVER_LOG", "info").upper()
     level = level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
     handler = logging.StreamHandler()
+    handler.addFilter(auth.RedactingFilter())     # no access token reaches the log
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(message)s"))
     root = logging.getLogger("bgen")
     root.handlers[:] = [handler]
@@ -100,6 +111,8 @@ def error_response(exc: BaseException) -> tuple[int, dict, list[tuple[str, str]]
     """Every exception a handler raises, as (status, JSON body, extra headers). Most specific first."""
     if isinstance(exc, MethodNotAllowed):
         return exc.status, exc.to_json(), [("Allow", ", ".join(exc.allowed))]
+    if isinstance(exc, auth.Unauthorized):     # RFC 9110 §11.6.1: a 401 names its scheme
+        return exc.status, exc.to_json(), [("WWW-Authenticate", 'Bearer realm="bgen"')]
     if isinstance(exc, PolicyError):
         body = exc.to_json()
         if exc.lineno is not None:
@@ -115,38 +128,79 @@ def error_response(exc: BaseException) -> tuple[int, dict, list[tuple[str, str]]
 
 # ============================================================================ HTTP API
 
-# (method, path pattern, handler name). A path that matches with another method is a 405.
+# The route table, the one place routes are named: (method, path pattern, ApiHandler method
+# name). A route is one entry here plus one handler method ``name(self, query, **path_params)
+# -> (status, body)``. A path that matches with another method is a 405; every GET route also
+# answers HEAD (RFC 9110 §9.3.2). Which routes need the access token: ``auth.is_public``.
 ROUTES = (
     ("GET", re.compile(r"/health"), "health"),
     ("POST", re.compile(r"/run"), "start_run"),
     ("GET", re.compile(r"/code/(?P<run_id>[^/]+)"), "get_code"),
     ("GET", re.compile(r"/runs"), "list_runs"),
     ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)"), "get_run"),
+    ("DELETE", re.compile(r"/runs/(?P<run_id>[^/]+)"), "delete_run"),
     ("POST", re.compile(r"/runs/(?P<run_id>[^/]+)/terminate"), "terminate_run"),
 )
 
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type, Authorization"),
     ("Access-Control-Max-Age", "600"),
 )
 
 
 def methods_for(path: str) -> list[str]:
-    return [method for method, pattern, _ in ROUTES if pattern.fullmatch(path)]
+    """The methods a path answers (HEAD beside every GET), in table order."""
+    methods = []
+    for method, pattern, _ in ROUTES:
+        if pattern.fullmatch(path):
+            methods += [method, "HEAD"] if method == "GET" else [method]
+    return methods
 
 
 def match_route(method: str, path: str) -> tuple[str, dict]:
-    """(handler name, path parameters); NotFound or MethodNotAllowed (naming the right methods)."""
+    """(handler name, path parameters); NotFound or MethodNotAllowed (naming the right methods).
+
+    HEAD runs the GET handler; ``send_json`` then sends its headers without the body.
+    """
+    wanted = "GET" if method == "HEAD" else method
     for route_method, pattern, name in ROUTES:
-        if route_method == method and (match := pattern.fullmatch(path)):
+        if route_method == wanted and (match := pattern.fullmatch(path)):
             return name, match.groupdict()
     allowed = methods_for(path)
     if allowed:
         raise MethodNotAllowed(f"{method} {show(path)}: expects {' or '.join(allowed)}",
                                allowed=tuple(allowed) + ("OPTIONS",))
     raise NotFound(f"no route {method} {show(path)}; the routes are listed in docs/server.md")
+
+
+class PolicyRejected(BadRequest):
+    """A policy in a request breaks a sandbox rule or the contract: 400 with ``rule`` and ``lineno``."""
+
+    def __init__(self, error: PolicyError, field: str):
+        super().__init__(f"{field}: {error.message}", field=field)
+        self.rule = error.rule
+        self.lineno = error.lineno
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "rule": self.rule, "lineno": self.lineno}
+
+
+@functools.lru_cache(maxsize=256)
+def policy_problem(code: str) -> PolicyError | None:
+    """What the sandbox's static check says of ``code`` (None: nothing), remembered per source.
+
+    The check is a pure function of the source and costs about 10 ms of CPU for a typical
+    policy, which under load (run threads holding the GIL) stretches to tens of ms; clients
+    re-send the same policy often (a dashboard's "run again", a benchmark), so it is kept.
+    """
+    from bgen.runner.sandbox import check_contract_source
+    try:
+        check_contract_source(code)
+    except PolicyError as exc:
+        return exc
+    return None
 
 
 def reject_constant(name: str):
@@ -158,6 +212,7 @@ def run_summary(record: dict) -> dict:
     request = record.get("request") or {}
     return {
         "run_id": record.get("run_id"), "status": record.get("status"),
+        "stopped_reason": record.get("stopped_reason"),
         "created": record.get("created"), "started": record.get("started"),
         "finished": record.get("finished"), "user_goal": request.get("user_goal"),
         "scenario": request.get("scenario"), "iterations_requested": request.get("iterations"),
@@ -175,49 +230,110 @@ class ApiHandler(BaseHTTPRequestHandler):
     timeout = 30                         # an idle keep-alive connection gives its thread back
     server_version = f"bgen/{__version__}"
 
+    # ---------------------------------------------------------------- framing (RFC 9112)
+
+    def handle_one_request(self):
+        """One request: framing, then ``dispatch`` for any method (the stdlib's 501 for an
+        unknown method would be a 5xx to bad input; here it is a 405 or 404)."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_LINE_BYTES + 1)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self.dispatch(self.command)
+            self.wfile.flush()
+        except TimeoutError as exc:
+            self.log_error("request timed out: %r", exc)
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """Read and check the request line and header section; False after answering 400 / 431.
+
+        RFC 9112 §2.2: one empty line before the request line is ignored; a bare LF ends a
+        line as CRLF does. Every other deviation (``bgen.server.http1``) is a 400, and the
+        connection closes since the next request's start is unknown.
+        """
+        self.command = None
+        self.request_version = "HTTP/1.1"     # an error answer carries a status line whatever came
+        self.close_connection = True
+        self.body_read = True
+        self.body_length = 0
+        raw = self.raw_requestline
+        if raw in (b"\r\n", b"\n"):
+            raw = self.rfile.readline(MAX_LINE_BYTES + 1)
+        self.requestline = line = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
+        try:
+            if len(raw) > MAX_LINE_BYTES:
+                self.send_error(414, f"request line exceeds {MAX_LINE_BYTES} bytes")
+                return False
+            request = check_request_line(line)
+            self.command, self.path = request.method, request.target
+            lines = self.read_field_lines()
+            if lines is None:
+                return False
+            fields = check_field_lines(lines)
+            self.body_length = body_length(fields, request.version)
+        except FramingError as exc:
+            self.send_error(400, str(exc))
+            return False
+        self.headers = http.client.HTTPMessage()
+        for name, value in fields:
+            self.headers[name] = value      # appends: repeated fields stay repeated
+        self.request_version = request.version
+        connection = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
+        self.close_connection = ("close" in connection if request.version == "HTTP/1.1"
+                                 else "keep-alive" not in connection)
+        self.body_read = self.body_length == 0
+        if (request.version == "HTTP/1.1" and self.headers.get("Expect", "").lower() == "100-continue"
+                and not self.handle_expect_100()):
+            return False
+        return True
+
+    def read_field_lines(self) -> list[str] | None:
+        """Header lines up to the empty line; None after answering 431 (too long, too many)."""
+        lines = []
+        while True:
+            raw = self.rfile.readline(MAX_LINE_BYTES + 1)
+            if len(raw) > MAX_LINE_BYTES or len(lines) > HEADER_FIELDS_LIMIT:
+                self.send_error(431, f"header section exceeds {HEADER_FIELDS_LIMIT} lines "
+                                     f"of {MAX_LINE_BYTES} bytes")
+                return None
+            if not raw:
+                raise FramingError("headers: the connection ended before the empty line")
+            line = raw.decode("iso-8859-1").removesuffix("\n").removesuffix("\r")
+            if not line:
+                return lines
+            lines.append(line)
+
     # ---------------------------------------------------------------- dispatch
 
-    def do_GET(self):
-        self.dispatch("GET")
-
-    def do_POST(self):
-        self.dispatch("POST")
-
-    def do_PUT(self):
-        self.dispatch("PUT")
-
-    def do_DELETE(self):
-        self.dispatch("DELETE")
-
-    def do_PATCH(self):
-        self.dispatch("PATCH")
-
-    def do_HEAD(self):
-        self.dispatch("HEAD")
-
-    def do_OPTIONS(self):
-        """CORS preflight: any route path answers 204 with the allowed methods."""
-        self.body_read = False
-        path = urlsplit(self.path).path
-        allowed = methods_for(path)
-        if not allowed:
-            self.send_json(*error_response(NotFound(f"no route {show(path)}")))
-            return
-        self.send_json(204, None, [("Allow", ", ".join(allowed + ["OPTIONS"]))])
-
     def dispatch(self, method: str) -> None:
-        self.body_read = False
         parts = urlsplit(self.path)
+        headers = []
         try:
-            name, params = match_route(method, parts.path)
-            status, body = getattr(self, name)(parts.query, **params)
-            headers = []
+            if method == "OPTIONS":
+                status, body, headers = self.preflight(parts.path)
+            else:
+                if not auth.is_public(method, parts.path):
+                    auth.authorize(self.server.app.token, self.headers.get("Authorization"))
+                name, params = match_route(method, parts.path)
+                status, body = getattr(self, name)(parts.query, **params)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             status, body, headers = error_response(exc)
         self.send_json(status, body, headers)
 
+    def preflight(self, path: str):
+        """CORS preflight: any route path answers 204 with the allowed methods (no token needed:
+        browsers send preflights without credentials)."""
+        allowed = methods_for(path)
+        if not allowed:
+            raise NotFound(f"no route {show(path)}")
+        return 204, None, [("Allow", ", ".join(allowed + ["OPTIONS"]))]
+
     def send_json(self, status: int, body, headers=()) -> None:
-        if not self.body_read and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
+        if not self.body_read:
             self.close_connection = True     # an unread body would be taken for the next request
         data = b"" if body is None else json.dumps(body, default=str).encode("utf-8")
         self.send_response(status)
@@ -233,9 +349,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def send_error(self, code, message=None, explain=None):
-        """Errors the stdlib detects itself (bad request line, headers too long) are JSON too."""
+        """Errors found before dispatch (framing, header limits) are JSON and close the connection."""
         self.close_connection = True
         self.body_read = True
+        self.request_version = "HTTP/1.1"
         try:
             self.send_json(code, {"error": message or HTTPStatus(code).phrase})
         except OSError:
@@ -247,19 +364,13 @@ class ApiHandler(BaseHTTPRequestHandler):
     def read_json(self):
         """The request body as JSON; the limits answer 400 / 413 before anything is parsed."""
         self.body_read = True
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            raise BadRequest("chunked request bodies are not supported; send Content-Length")
-        length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.strip().isdigit():
-            self.close_connection = True
-            raise BadRequest(f"Content-Length: expects a byte count, actual: {show(length_text)}",
-                             field="Content-Length")
-        length = int(length_text)
+        length = self.body_length
         limit = self.server.app.settings.max_body_bytes
         if length > limit:
             self.close_connection = True
             raise PayloadTooLarge(f"request body of {length} bytes exceeds limit of {limit}")
+        if "Content-Length" not in self.headers:
+            raise BadRequest("Content-Length: expects a byte count, actual: None", field="Content-Length")
         raw = self.rfile.read(length)
         if len(raw) < length:
             self.close_connection = True
@@ -297,8 +408,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         return 200, {"run_id": run_id, "iteration": number, "code": code}
 
     def list_runs(self, query: str):
-        query_params(query, ())
-        return 200, {"runs": [run_summary(r) for r in self.server.app.manager.records()]}
+        limit, offset, statuses = parse_list_query(query, lifecycle.STATES)
+        records = self.server.app.manager.records(statuses)
+        return 200, {"runs": [run_summary(r) for r in records[offset:offset + limit]],
+                     "total": len(records), "limit": limit, "offset": offset}
 
     def get_run(self, query: str, run_id: str):
         query_params(query, ())
@@ -306,6 +419,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         record = manager.record(check_run_id(run_id))
         record["code_iterations"] = manager.store.iterations_with_code(run_id)
         return 200, record
+
+    def delete_run(self, query: str, run_id: str):
+        terminate = query_flag(query_params(query, ("terminate",)), "terminate")
+        status = self.server.app.manager.delete(check_run_id(run_id), terminate=terminate)
+        return 200, {"run_id": run_id, "deleted": True, "status": status}
 
     def terminate_run(self, query: str, run_id: str):
         query_params(query, ())
@@ -658,7 +776,7 @@ class WebSocketService:
 
     def __init__(self, host: str, port: int, hub: EventHub, manager: RunManager, *,
                  subscriber_queue: int = SUBSCRIBER_QUEUE, render_queue: int = RENDER_QUEUE,
-                 subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S):
+                 subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S, token: str | None = None):
         self.host = host
         self.requested_port = port
         self.hub = hub
@@ -666,6 +784,7 @@ class WebSocketService:
         self.subscriber_queue = subscriber_queue
         self.render_queue = render_queue
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.token = token                      # the access token, None when the server has none
         self.port: int | None = None
         self.thread = threading.Thread(target=self._run, name="websockets",
                                        daemon=True)   # daemon: stop() ends it; a hang must not block exit
@@ -718,13 +837,20 @@ class WebSocketService:
     # -------------------------------------------------------- handshake and routing
 
     def _check_request(self, connection, request):
-        """Reject unknown paths, runs and channels with an HTTP status before the upgrade."""
+        """Check the token, then reject unknown paths, runs and channels with an HTTP status
+        (a JSON body) before the upgrade."""
         try:
+            header = request.headers.get("Authorization")
+            query_token = parse_qs(urlsplit(request.path).query).get("token", [None])[-1]
+            auth.authorize(self.token, header, query_token)
             target = parse_ws_path(request.path)
             if target is not None and not self.manager.exists(target.run_id):
                 raise NotFound(f"no run {target.run_id!r}", field="run_id")
         except BgenError as exc:
-            return connection.respond(exc.status, json.dumps(exc.to_json()) + "\n")
+            response = connection.respond(exc.status, json.dumps(exc.to_json()) + "\n")
+            del response.headers["Content-Type"]      # respond() says text/plain
+            response.headers["Content-Type"] = "application/json"
+            return response
         connection.bgen_target = target
         return None
 
@@ -774,6 +900,8 @@ class WebSocketService:
             pump = asyncio.create_task(subscriber.pump(websocket))
             async for message in websocket:
                 await self._control(websocket, target, message)
+        except NotFound as exc:        # deleted while connecting
+            await websocket.close(1008, exc.message[:120])
         finally:
             self.hub.unsubscribe(target.topic, subscriber)
             if pump is not None:
@@ -838,6 +966,9 @@ class Settings:
     loop_module: str | None = None
     executor: str = "local"
     dask_scheduler: str | None = None
+    token: str | None = field(default=None, repr=False)    # the access token (never printed)
+    allow_anonymous: bool = False
+    keep_runs: int | None = None
 
 
 class BgenServer:
@@ -847,6 +978,8 @@ class BgenServer:
         from bgen.sim import backend_label, load_backend, requested_backend_name
 
         self.settings = settings
+        auth.check_bind(settings.host, settings.token, settings.allow_anonymous)
+        self.token = settings.token
         requested_backend_name(settings.backend)
         self.backend_label = backend_label(load_backend(settings.backend))
         self.providers = DEFAULT_PROVIDERS
@@ -862,9 +995,9 @@ class BgenServer:
             settings=ManagerSettings(max_concurrent=settings.max_concurrent_runs,
                                      progress_hz=settings.progress_hz, workers=settings.workers,
                                      backend=settings.backend, backend_label=self.backend_label,
-                                     api_key_env=settings.api_key_env,
+                                     api_key_env=settings.api_key_env, keep_runs=settings.keep_runs,
                                      episode_runner=self.executor.run_episodes))
-        self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager)
+        self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager, token=settings.token)
         self.http: ApiServer | None = None
         self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)
         self._blocks_lock = threading.Lock()                 # run threads take and give back port blocks
@@ -884,9 +1017,10 @@ class BgenServer:
             raise
         self.http_thread = threading.Thread(target=self.http.serve_forever, name="http", daemon=True)
         self.http_thread.start()
-        log.info("bgen-server %s listening: http://%s:%d ws://%s:%d (backend=%s, ws_proxy=%s, runs=%s)",
-                 __version__, self.settings.host, self.port, self.settings.host, self.ws.port,
-                 self.backend_label, "on" if self.settings.ws_proxy else "off", self.settings.runs_dir)
+        log.info("bgen-server %s listening: http://%s:%d ws://%s:%d (backend=%s, ws_proxy=%s, runs=%s, "
+                 "access=%s)", __version__, self.settings.host, self.port, self.settings.host, self.ws.port,
+                 self.backend_label, "on" if self.settings.ws_proxy else "off", self.settings.runs_dir,
+                 "token" if self.token else "anonymous")
 
     def stop(self) -> None:
         """Stop taking requests, stop the runs (interrupted on disk), then close the WebSockets."""
@@ -909,15 +1043,16 @@ class BgenServer:
                 "api_key_env": self.settings.api_key_env or "LLVPN_API_KEY"}
 
     def check_policy(self, request) -> None:
-        """A given policy_code is checked against the sandbox's rules (AST only, nothing runs)."""
-        if request.policy_code is None:
-            return
-        from bgen.runner.sandbox import validate_source
-        try:
-            validate_source(request.policy_code)
-        except PolicyError as exc:
-            exc.field = "policy_code"
-            raise
+        """``policy_code`` and ``existing_code`` against the sandbox's rules and the policy
+        contract, as far as the source shows it (``check_contract_source``: nothing runs here);
+        a failure is a 400 naming the field, the rule and the line."""
+        for name in ("policy_code", "existing_code"):
+            code = getattr(request, name)
+            if code is None:
+                continue
+            problem = policy_problem(code)
+            if problem is not None:
+                raise PolicyRejected(problem, name)
 
     def start_proxy(self, run_id: str):
         """Open the renderer proxy of a run on the first free port block -> (ports, stop)."""
@@ -1044,23 +1179,43 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model for --provider (default claude-3-5-sonnet-20241022 / gpt-4o-mini); "
                              "POST /run model overrides")
     add_executor_arguments(parser)
+    parser.add_argument("--token-file", default=None, metavar="PATH",
+                        help="file holding the access token clients must send as Authorization: Bearer "
+                             "<token> (default $BGEN_TOKEN; none: no token needed)")
+    parser.add_argument("--allow-anonymous", action="store_true",
+                        help="serve a non-loopback --host without an access token (refused otherwise)")
+    parser.add_argument("--keep-runs", type=positive_int, default=None, metavar="N",
+                        help="keep the N newest finished runs; older ones are deleted as runs finish "
+                             "(default: keep all)")
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
     return parser
 
 
-def settings_from_args(args) -> Settings:
+def settings_from_args(args, environ=os.environ) -> Settings:
+    """Settings from the parsed flags; ConfigError for an unreadable or unusable token."""
     return Settings(host=args.host, port=args.port, ws_port=args.ws_port, ws_proxy=args.ws_proxy,
                     runs_dir=args.runs_dir, max_concurrent_runs=args.max_concurrent_runs,
                     backend=args.backend, workers=args.workers, progress_hz=args.progress_hz,
                     render_ports=args.render_ports, api_key_env=args.api_key_env,
                     provider=args.provider, provider_url=args.provider_url, model=args.model,
                     loop_module=args.loop_module, executor=args.executor,
-                    dask_scheduler=args.dask_scheduler)
+                    dask_scheduler=args.dask_scheduler, token=auth.load_token(args.token_file, environ),
+                    allow_anonymous=args.allow_anonymous, keep_runs=args.keep_runs)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    # Before start(): a signal that arrives as soon as the "listening" line is out still
+    # shuts down cleanly.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         server = BgenServer(settings_from_args(args))
         server.start()
@@ -1071,14 +1226,6 @@ def main(argv=None) -> int:
         print(f"bgen-server: cannot listen on {args.host} (ports {args.port}/{args.ws_port}): {exc}",
               file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("%s received: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     while not stop.wait(0.5):
         pass
     server.stop()

@@ -614,6 +614,89 @@ class TestIterateCLI(unittest.TestCase):
         self.assertEqual((code, err), (2, "iterate: error: iterations: expects an integer in 1..100, actual: 0\n"))
 
 
+class TestIterateOutdir(unittest.TestCase):
+    """iterate never mixes two runs in one directory: a new default per run, --resume, --overwrite."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.out = Path(tmp.name) / "run"
+
+    main = TestIterateCLI.main
+
+    def run_policy(self, *extra):
+        from bgen.llm.context import example_path
+        return self.main("--policy", str(example_path("move_to_target")), "--episodes", "1",
+                         "--max-steps", "200", "--backend", "embedded", "--outdir", str(self.out), *extra)
+
+    def events(self):
+        return [json.loads(line) for line in (self.out / "events.jsonl").read_text().splitlines()]
+
+    def test_a_non_empty_outdir_is_refused_without_resume_or_overwrite(self):
+        self.out.mkdir()
+        (self.out / "run.json").write_text("{}")
+        code, out, err = self.run_policy()
+        self.assertEqual((code, err), (2, f"iterate: error: --outdir: {self.out} is not empty; pass --resume "
+                                          "to continue the run in it or --overwrite to replace it\n"))
+        self.assertEqual((self.out / "run.json").read_text(), "{}")
+
+    def test_overwrite_replaces_the_previous_run(self):
+        self.assertEqual(self.run_policy()[0], 0)
+        (self.out / "stale.txt").write_text("from before")
+        code, _, err = self.run_policy("--overwrite")
+        self.assertEqual(code, 0, err)
+        self.assertFalse((self.out / "stale.txt").exists())
+        self.assertEqual([e["type"] for e in self.events()].count("iteration"), 1)
+
+    def test_resume_continues_after_the_last_finished_iteration(self):
+        self.assertEqual(self.run_policy("--iterations", "1")[0], 0)
+        first_ids = [e["id"] for e in self.events()]
+        code, out, err = self.run_policy("--iterations", "2", "--resume")
+        self.assertEqual(code, 0, err)
+        self.assertIn("resuming", out)
+        self.assertTrue((self.out / "iter_1" / "aggregate.json").is_file())
+        events = self.events()
+        self.assertEqual([e["iteration"] for e in events if e["type"] == "iteration"], [0, 1])
+        ids = [e["id"] for e in events]
+        self.assertEqual(ids[:len(first_ids)], first_ids)
+        self.assertEqual(ids, sorted(set(ids)))
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["status"], run["resumed_at_iteration"]), ("done", 1))
+        code, out, _ = self.run_policy("--iterations", "2", "--resume")
+        self.assertEqual(code, 0)
+        self.assertIn("nothing to resume: iterations 0..1", out)
+
+    def test_resume_needs_a_run_to_continue(self):
+        code, _, err = self.run_policy("--resume")
+        self.assertEqual((code, err), (2, f"iterate: error: --resume: {self.out} holds no run to continue\n"))
+        code, _, err = self.main("--policy", "x.py", "--resume", "--overwrite")
+        self.assertEqual(code, 2)
+        self.assertIn("not allowed with argument", err)
+
+    def test_the_default_outdir_is_new_for_every_run(self):
+        from bgen.orchestrator.iterate import default_outdir, goal_slug
+        self.assertEqual(goal_slug("Reach the target, safely!"), "reach-the-target-safely")
+        self.assertEqual(goal_slug("!!!"), "run")
+        root = self.out
+        first = default_outdir("Reach it", 0.0, root)
+        self.assertEqual(first, root / "19700101-000000-reach-it")
+        first.mkdir(parents=True)
+        self.assertEqual(default_outdir("Reach it", 0.0, root), root / "19700101-000000-reach-it-2")
+
+    def test_resume_point_reads_the_finished_iterations_and_the_best(self):
+        from bgen.orchestrator.iterate import resume_point
+        for n, rate in ((0, 0.5), (1, 1.0), (2, 0.0)):
+            d = self.out / f"iter_{n}"
+            d.mkdir(parents=True)
+            (d / "policy.generated.py").write_text(f"# policy {n}\n")
+            (d / "critique.txt").write_text(f"critique {n}\n")
+            if n < 2:       # iteration 2 never finished
+                (d / "aggregate.json").write_text(json.dumps({"success_rate": rate, "episodes": 2}))
+        point = resume_point(self.out)
+        self.assertEqual((point.next_iteration, point.code, point.critique, point.best_iteration),
+                         (2, "# policy 1\n", "critique 1", 1))
+
+
 class TestDocs(unittest.TestCase):
     def test_every_iterate_flag_and_event_type_is_documented(self):
         from bgen.orchestrator.iterate import build_parser

@@ -246,6 +246,43 @@ class ValidatorAcceptsOrdinaryCode(unittest.TestCase):
                 validate_source(source)
 
 
+class StaticContractCheck(unittest.TestCase):
+    """check_contract_source: the contract as far as the source shows it, without running it."""
+
+    BODY = ("def act(t, agent, world, fw, env, helpers):\n    return None\n\n"
+            "def collect(step_ctx):\n    return {}\n\n"
+            "def finalize(ep_ctx):\n    return {}\n")
+
+    def test_what_the_source_shows_broken_is_refused_with_rule_and_line(self):
+        cases = [
+            (self.BODY.replace("def collect(", "def gather("), None,
+             "policy must define collect(step_ctx); found no 'collect' (rule: contract)"),
+            (self.BODY.replace("def act(t, agent, world, fw, env, helpers)", "def act(t)"), 1,
+             "line 1: policy must define act(t, agent, world, fw, env, helpers); found act(t) (rule: contract)"),
+            (self.BODY + "\ndef init(config, extra):\n    pass\n", 10,
+             "line 10: policy may define init(config); found init(config, extra) (rule: contract)"),
+        ]
+        for source, lineno, message in cases:
+            with self.subTest(message=message):
+                with self.assertRaises(PolicyLoadError) as caught:
+                    sandbox.check_contract_source(source)
+                self.assertEqual((str(caught.exception), caught.exception.lineno, caught.exception.rule),
+                                 (message, lineno, "contract"))
+
+    def test_what_only_running_could_tell_is_left_to_the_worker(self):
+        for source in (self.BODY,
+                       self.BODY.replace("def collect(step_ctx):\n    return {}\n", "collect = dict\n"),
+                       self.BODY.replace("def finalize(ep_ctx)", "def finalize(ep_ctx, *rest)"),
+                       self.BODY + "\ndef init(config=None):\n    pass\n"):
+            with self.subTest(source=source):
+                sandbox.check_contract_source(source)
+
+    def test_the_ast_rules_come_first(self):
+        with self.assertRaises(PolicyLoadError) as caught:
+            sandbox.check_contract_source("import os\n" + self.BODY)
+        self.assertEqual((caught.exception.rule, caught.exception.lineno), ("import", 1))
+
+
 class ValidatorSurvivesHostileInput(unittest.TestCase):
     CASES = [
         # (source, rule, message or None)

@@ -5,10 +5,42 @@ import unittest
 from pathlib import Path
 
 import bgen_server
+from bgen.errors import BgenError
 from bgen.server import lifecycle
-from bgen.server.validation import RUN_FIELDS
+from bgen.server.validation import RUN_FIELDS, parse_run_request
+from tests.test_server_support import MINIMAL_POLICY, QUICK, quiet_server_log, request, start_in_process, wait_until
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "server.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+setUpModule, tearDownModule = quiet_server_log()
+
+# A valid value for every POST /run field, to check that each documented field is accepted.
+FIELD_EXAMPLES = {
+    "user_goal": "Reach the target", "iterations": 2, "episodes": 2, "seeds": [3, 4], "render": False,
+    "ws_proxy": False, "existing_code": MINIMAL_POLICY, "policy_code": MINIMAL_POLICY, "max_steps": 100,
+    "duration_seconds": 2.0, "duration": 2.0, "delta": 0.02, "provider": "openai",
+    "provider_url": "http://127.0.0.1:11434/v1", "model": "llama3.1", "pov_min_dt_world": 0.1,
+    "success_threshold": 0.5, "px4": False, "use_px4": False, "target": [10, 10, -5],
+    "scenario": "wind_farm", "candidates": 3, "holdout_seeds": 2,
+}
+
+
+def table_cells(text: str, header: str) -> list[list[str]]:
+    """The cells of each row of the table whose header row is ``header``."""
+    rows = []
+    for line in text.split(header, 1)[1].splitlines()[1:]:
+        if not line.startswith("|"):
+            break
+        if not line.startswith("| ---"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def table_rows(text: str, header: str) -> list[str]:
+    """The first cell of each row of the table whose header row is ``header``."""
+    return [cells[0] for cells in table_cells(text, header)]
 
 MESSAGE_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary", "critique",
                  "holdout", "warning", "done", "terminated", "error", "frame", "subscribe", "terminate")
@@ -52,6 +84,92 @@ class TestServerDocs(unittest.TestCase):
         for text in ("8080, 8081, 8090, 9090", "python -m bgen.server.bench", "BGEN_SERVER_LOG"):
             with self.subTest(text=text):
                 self.assertIn(text, DOC)
+
+
+
+class TestTheDocsHold(unittest.TestCase):
+    """Every route, field and flag that docs/server.md and README name exists and behaves so."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stop_server = start_in_process(cls)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_server()
+
+    def documented_routes(self, text, heading):
+        routes = []
+        for cell in table_rows(text, heading):
+            match = re.fullmatch(r"`(GET|POST|DELETE|PUT|PATCH) (/[^`]*)`", cell)
+            if match:
+                routes.append(match.groups())
+        return routes
+
+    def test_every_documented_route_answers_on_the_server(self):
+        run_id = request(self.port, "POST", "/run", {**QUICK, "episodes": 0})[1]["run_id"]
+        wait_until(lambda: request(self.port, "GET", f"/runs/{run_id}")[1]["status"] == "done", "the run to end")
+        routes = self.documented_routes(DOC, "| method and path | answer |") + \
+            self.documented_routes(README, "| route | answer |")
+        self.assertGreaterEqual(len(routes), 2 * len(bgen_server.ROUTES))
+        bodies = {("POST", "/run"): {**QUICK, "episodes": 0}}
+        for method, path in routes:
+            with self.subTest(route=f"{method} {path}"):
+                self.assertEqual(bgen_server.match_route(method, path.replace("<run_id>", run_id))[0],
+                                 bgen_server.match_route(method, path.replace("<run_id>", "x"))[0])
+                status, body, _ = request(self.port, method, path.replace("<run_id>", run_id),
+                                          bodies.get((method, path)))
+                if method == "POST" and path.endswith("/terminate"):
+                    self.assertEqual(status, 409, body)      # the run has ended: documented 409
+                else:
+                    self.assertEqual(status, 200, body)
+                if method == "GET":
+                    self.assertEqual(request(self.port, "HEAD", path.replace("<run_id>", run_id))[:2],
+                                     (200, None))
+                if method == "DELETE":
+                    run_id = request(self.port, "POST", "/run", {**QUICK, "episodes": 0})[1]["run_id"]
+                    wait_until(lambda: request(self.port, "GET", f"/runs/{run_id}")[1]["status"] == "done",
+                               "the run to end")
+
+    def test_every_documented_field_is_accepted_with_a_documented_value(self):
+        cells = table_rows(DOC, "| field | type, range | default | meaning |")
+        documented = [name for cell in cells for name in re.findall(r"`(\w+)`", cell)]
+        self.assertEqual(sorted(documented), sorted(RUN_FIELDS))
+        readme = README.split("`POST /run` takes", 1)[1].split("\n\n", 1)[0]
+        for name in RUN_FIELDS:
+            with self.subTest(field=name):
+                self.assertIn(f"`{name}`", readme)
+                body = {name: FIELD_EXAMPLES[name]}
+                if name in ("existing_code", "duration", "duration_seconds", "delta", "provider",
+                            "provider_url", "model", "candidates"):
+                    body["policy_code"] = MINIMAL_POLICY
+                try:
+                    request_ = parse_run_request(body)
+                except BgenError as exc:
+                    self.fail(f"{name}: {exc}")
+                if name in ("candidates", "holdout_seeds", "seeds", "iterations"):
+                    self.assertEqual(getattr(request_, name), tuple(FIELD_EXAMPLES[name])
+                                     if name == "seeds" else FIELD_EXAMPLES[name])
+
+    def test_every_documented_flag_is_a_flag_of_the_server(self):
+        known = {option for action in bgen_server.build_parser()._actions for option in action.option_strings}
+        cells = table_rows(DOC, "| flag | default | meaning |") + table_rows(
+            README.split("## The server", 1)[1], "| flag | default | meaning |")
+        flags = [flag for cell in cells for flag in re.findall(r"`(--[a-z-]+)", cell)]
+        self.assertGreater(len(flags), 20)
+        for flag in flags:
+            with self.subTest(flag=flag):
+                self.assertIn(flag, known)
+        args = bgen_server.build_parser().parse_args(["--keep-runs", "3", "--allow-anonymous"])
+        self.assertEqual((args.keep_runs, args.allow_anonymous, args.token_file), (3, True, None))
+
+    def test_the_stopped_reason_table_matches_the_lifecycle(self):
+        rows = dict(cells[:2] for cells in table_cells(DOC, "| `status` | `stopped_reason` |"))
+        for state in lifecycle.FINAL_STATES:
+            with self.subTest(state=state):
+                cell = next(value for key, value in rows.items() if f"`{state}`" in key)
+                for reason in lifecycle.STOPPED_REASONS[state]:
+                    self.assertIn(f"`{reason}`", cell)
 
 
 if __name__ == "__main__":

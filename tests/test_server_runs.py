@@ -10,7 +10,7 @@ import threading
 import unittest
 from pathlib import Path
 
-from bgen.errors import ProviderError
+from bgen.errors import Conflict, NotFound, ProviderError
 from bgen.server import fakeloop
 from bgen.server.lifecycle import FINAL_STATES, LifecycleError
 from bgen.server.runs import LoopBinding, ManagerSettings, RunManager, build_loop_config
@@ -157,7 +157,8 @@ class TestQueueing(ManagerTestCase):
         self.wait_status(ids[0], "running")
         self.assertEqual([self.manager.record(i)["status"] for i in ids], ["running", "queued", "queued"])
         self.assertEqual(self.manager.counts(), {"running": 1, "queued": 2})
-        queued = [e for e in self.published.of(ids[2]) if e["type"] == "status"]
+        queued = wait_until(lambda: [e for e in self.published.of(ids[2]) if e["type"] == "status"],
+                            "the queued status of the third run")
         self.assertEqual(queued[0]["position"], 2)
         loop.release()
         for run_id in ids:
@@ -269,13 +270,110 @@ class TestShutdownAndRecovery(ManagerTestCase):
         self.assertEqual(self.manager.recover(), [])
 
 
+class TestStoppedReason(ManagerTestCase):
+    def test_status_and_stopped_reason_agree_for_every_final_state(self):
+        loop = GatedLoop()
+        self.make(loop, max_concurrent=1)
+        terminated = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(terminated, "running")
+        self.manager.terminate(terminated)
+        self.wait_status(terminated, "terminated")
+        running = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        queued = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(running, "running")
+        self.manager.shutdown(TIMEOUT)
+        for run_id, state in ((terminated, "terminated"), (running, "interrupted"), (queued, "interrupted")):
+            with self.subTest(state=state):
+                record = self.store.load(run_id)
+                self.assertEqual((record["status"], record["stopped_reason"]), (state, state))
+
+    def test_a_completed_run_keeps_the_loops_reason(self):
+        self.make(loop_module="bgen.server.fakeloop")
+        run_id = self.manager.submit(parse_run_request({"episodes": 0, "render": False}))["run_id"]
+        record = self.wait_status(run_id, "done")
+        self.assertEqual(record["stopped_reason"], "iterations_done")
+
+
+class TestDeleteListPrune(ManagerTestCase):
+    def test_a_running_run_is_a_conflict_unless_terminate_is_asked_for(self):
+        loop = GatedLoop()
+        self.make(loop)
+        run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(run_id, "running")
+        with self.assertRaises(Conflict) as caught:
+            self.manager.delete(run_id)
+        self.assertEqual(str(caught.exception),
+                         "cannot delete a run that is running; terminate it first or send ?terminate=1")
+        self.assertEqual(self.manager.delete(run_id, terminate=True), "terminated")
+        self.assertFalse(self.store.run_dir(run_id).exists())
+        self.assertFalse(self.manager.exists(run_id))
+        with self.assertRaises(NotFound):
+            self.manager.delete(run_id)
+
+    def test_a_finished_run_is_deleted_with_its_folder(self):
+        loop = GatedLoop()
+        loop.release()
+        self.make(loop)
+        run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(run_id, "done")
+        self.assertEqual(self.manager.delete(run_id), "done")
+        self.assertEqual(list(self.store.root.iterdir()), [])
+
+    def test_records_filter_by_status_newest_first(self):
+        loop = GatedLoop()
+        self.make(loop, max_concurrent=1)
+        first = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        second = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.assertEqual([r["run_id"] for r in self.manager.records()], [second, first])
+        self.assertEqual([r["run_id"] for r in self.manager.records(("queued",))], [second])
+        self.assertEqual([r["run_id"] for r in self.manager.records(("running", "queued"))], [second, first])
+        loop.release()
+        self.wait_status(second, "done")
+
+    def test_keep_runs_deletes_the_oldest_finished_runs_as_runs_finish(self):
+        loop = GatedLoop()
+        loop.release()
+        self.make(loop, keep_runs=2, max_concurrent=1)
+        ids = []
+        for _ in range(4):
+            ids.append(self.manager.submit(parse_run_request({"render": False}))["run_id"])
+            self.wait_status(ids[-1], "done")
+        wait_until(lambda: len(self.store.records()) == 2, "pruning to 2 runs")
+        self.assertEqual([r["run_id"] for r in self.store.records()], ids[:1:-1])
+
+
+class TestEventOrder(ManagerTestCase):
+    def test_published_ids_increase_strictly_with_held_back_steps_of_interleaved_episodes(self):
+        def interleaved(config, run_dir, emit, stop_event, **_):
+            for step in range(200):
+                for seed in (0, 1):
+                    emit({"type": "step", "iteration": 0, "seed": seed, "step": step, "t": step * 0.01})
+                if step == 120:
+                    emit({"type": "step", "iteration": 0, "seed": 0, "step": 121, "t": 1.21})
+                    emit({"type": "episode_summary", "iteration": 0, "seed": 0, "success": True})
+            emit({"type": "episode_summary", "iteration": 0, "seed": 1, "success": True})
+            return fakeloop.LoopResult()
+
+        self.make(interleaved, progress_hz=5.0)
+        run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(run_id, "done")
+        ids = [e["id"] for e in self.published.of(run_id)]
+        self.assertEqual(ids, sorted(set(ids)))
+        disk = [e["id"] for e in self.events_on_disk(run_id)]
+        self.assertLessEqual(set(disk), set(ids))
+        last_steps = [e["step"]["step"] for e in self.published.of(run_id) if e["type"] == "step"]
+        self.assertIn(199, last_steps)
+
+
 class TestReplay(ManagerTestCase):
-    def test_replay_leaves_out_steps_and_starts_after_since(self):
+    def test_replay_holds_the_stored_steps_in_id_order_and_starts_after_since(self):
         self.make(loop_module="bgen.server.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 1, "max_steps": 50, "render": False}))["run_id"]
         self.wait_status(run_id, "done")
         events = self.manager.replay(run_id)
-        self.assertNotIn("step", [e["type"] for e in events])
+        self.assertIn("step", [e["type"] for e in events])
+        ids = [e["id"] for e in events]
+        self.assertEqual(ids, sorted(set(ids)))
         self.assertEqual(events[-1]["type"], "done")
         middle = events[2]["id"]
         self.assertEqual(self.manager.replay(run_id, since=middle), [e for e in events if e["id"] > middle])
@@ -301,6 +399,15 @@ class TestLoopConfig(unittest.TestCase):
         self.assertEqual(config.episode.target, (126, 120, -66))    # bgen.sim.scenarios' default
         self.assertEqual(config.episode.render_ports, (1, 2, 3, 4))
         self.assertEqual(config.episode.backend, "embedded")
+
+    def test_candidates_and_holdout_seeds_reach_the_real_loop_config(self):
+        from bgen.orchestrator import loop
+        from bgen.runner import worker
+        request = parse_run_request({"policy_code": "x", "candidates": 3, "holdout_seeds": 4, "seeds": [7, 9]})
+        config = build_loop_config(LoopBinding(None, loop.LoopConfig, worker.EpisodeConfig), request,
+                                   ManagerSettings(), render=False, render_ports=None)
+        self.assertEqual((config.candidates, config.holdout_seeds, config.seeds), (3, 4, (7, 9)))
+        self.assertEqual(config.holdout_seed_list(), [10, 11, 12, 13])
 
     def test_without_policy_code_the_llm_settings_name_provider_url_and_model(self):
         request = parse_run_request({"provider": "openai", "model": "gpt-4o-mini",

@@ -115,7 +115,9 @@ class TestRunRequestRefusals(unittest.TestCase):
         ({"iteratons": 2}, "iteratons", "'iteratons': unknown field; expects one of user_goal, iterations, "
          "episodes, seeds, render, ws_proxy, existing_code, policy_code, max_steps, duration_seconds, "
          "duration, delta, provider, provider_url, model, pov_min_dt_world, success_threshold, px4, "
-         "use_px4, target, scenario, llm_retries, llm_backoff_cap_s, max_tokens"),
+         "use_px4, target, scenario, candidates, holdout_seeds, llm_retries, llm_backoff_cap_s, max_tokens"),
+        ({"candidates": 0}, "candidates", "candidates: expects an integer in 1..16, actual: 0"),
+        ({"holdout_seeds": -1}, "holdout_seeds", "holdout_seeds: expects an integer in 0..64, actual: -1"),
         ({"llm_retries": -1}, "llm_retries", "llm_retries: expects an integer in 0..20, actual: -1"),
         ({"llm_retries": "3"}, "llm_retries", "llm_retries: expects an integer in 0..20, actual: '3'"),
         ({"llm_backoff_cap_s": 0}, "llm_backoff_cap_s",

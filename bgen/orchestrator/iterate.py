@@ -8,7 +8,10 @@
     python -m bgen.orchestrator.iterate --use-llm --user-goal "Reach the target safely" \\
         --iterations 5 --episodes 4
 
-Writes the run directory (``--outdir``): run.json, events.jsonl, iter_<n>/..., policy.best.py.
+Writes the run directory (``--outdir``, default ``runs/<UTC timestamp>-<goal slug>``, new for
+every run): run.json, events.jsonl, iter_<n>/..., policy.best.py. A directory that already
+holds something is refused unless ``--resume`` (continue after its last finished iteration)
+or ``--overwrite`` (delete it first) is given.
 Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider or simulator),
 2 bad flags or missing API key (one line, no traceback), 130 stopped with Ctrl-C.
 """
@@ -16,7 +19,10 @@ Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -28,6 +34,7 @@ from bgen.errors import BgenError, ConfigError
 from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT_MAX_RETRIES,
                              DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_TEMPERATURE,
                              DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
+from bgen.orchestrator import evaluator
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.orchestrator.runlog import EventLog
@@ -51,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                  description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
     run = ap.add_argument_group("run")
     run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from (with it)")
-    run.add_argument("--outdir", default="runs/bgen_iter", help="run directory (default runs/bgen_iter)")
+    run.add_argument("--outdir", default=None,
+                     help="run directory (default runs/<UTC timestamp>-<goal slug>, new for every run)")
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --outdir after its last finished iteration")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="delete what --outdir holds before running")
     run.add_argument("--iterations", type=int, default=1, help="iterations (default 1)")
     run.add_argument("--episodes", type=int, default=3, help="episodes per iteration (default 3)")
     run.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
@@ -165,6 +178,104 @@ def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
     return config.validated(), client
 
 
+# --- the run directory ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+    """What a run directory says about where to continue."""
+
+    next_iteration: int                 # the first iteration not finished
+    code: str | None = None             # the chosen policy of the last finished iteration
+    critique: str | None = None         # its critique
+    best_iteration: int | None = None   # the best finished iteration (evaluator.rank_key)
+    best_aggregate: dict | None = None
+
+
+def goal_slug(goal: str, limit: int = 40) -> str:
+    """``"Reach the target, safely!"`` -> ``"reach-the-target-safely"`` (a-z 0-9 and -, at most ``limit``)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", goal.lower()).strip("-")[:limit].rstrip("-")
+    return slug or "run"
+
+
+def default_outdir(goal: str, now: float, root: Path = Path("runs")) -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>-<goal slug>`` (UTC); ``-2``, ``-3``, ... if that one exists."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{goal_slug(goal)}"
+    candidate, n = root / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{base}-{n}"
+    return candidate
+
+
+def finished_iteration(it_dir: Path) -> tuple[str, str, dict] | None:
+    """(chosen code, critique, aggregate) of an iteration the loop finished, else None."""
+    try:
+        code = (it_dir / "policy.generated.py").read_text(encoding="utf-8")
+        critique = (it_dir / "critique.txt").read_text(encoding="utf-8").rstrip("\n")
+        aggregate = json.loads((it_dir / "aggregate.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (code, critique, aggregate) if isinstance(aggregate, dict) else None
+
+
+def resume_point(run_dir: Path) -> ResumePoint:
+    """Read what the loop wrote: iterations 0, 1, ... while each is finished (its policy,
+    critique and aggregate are on disk); the loop continues with the next one."""
+    point = ResumePoint(0)
+    n = 0
+    while (found := finished_iteration(run_dir / f"iter_{n}")) is not None:
+        code, critique, aggregate = found
+        best, best_aggregate = point.best_iteration, point.best_aggregate
+        if best_aggregate is None or evaluator.rank_key(aggregate) > evaluator.rank_key(best_aggregate):
+            best, best_aggregate = n, aggregate
+        point = ResumePoint(n + 1, code, critique, best, best_aggregate)
+        n += 1
+    return point
+
+
+def prepare_outdir(args, now: float) -> tuple[Path, ResumePoint | None]:
+    """The run directory per --outdir / --resume / --overwrite; ConfigError when refused."""
+    if args.outdir is None:
+        if args.resume:
+            raise ConfigError("--resume: expects --outdir naming the run to continue", field="outdir")
+        return default_outdir(args.user_goal, now), None
+    run_dir = Path(args.outdir)
+    holds_something = run_dir.is_dir() and any(run_dir.iterdir())
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--outdir: {run_dir} is a file, not a directory", field="outdir")
+    if args.resume:
+        if not holds_something:
+            raise ConfigError(f"--resume: {run_dir} holds no run to continue", field="outdir")
+        return run_dir, resume_point(run_dir)
+    if holds_something:
+        if not args.overwrite:
+            raise ConfigError(f"--outdir: {run_dir} is not empty; pass --resume to continue the run "
+                              "in it or --overwrite to replace it", field="outdir")
+        shutil.rmtree(run_dir)
+    return run_dir, None
+
+
+def resumed_config(config: LoopConfig, point: ResumePoint) -> LoopConfig:
+    """The loop's config to continue at ``point`` (from scratch when nothing was finished)."""
+    if point.next_iteration == 0:
+        return config
+    return dataclasses.replace(config, first_iteration=point.next_iteration, existing_code=point.code,
+                               critique=point.critique, policy_code=None).validated()
+
+
+def keep_prior_best(result: LoopResult, point: ResumePoint | None, run_dir: Path) -> None:
+    """After a resumed run: an iteration from before the resume may still be the best."""
+    if point is None or point.best_aggregate is None:
+        return
+    if result.best_aggregate is not None and \
+            evaluator.rank_key(result.best_aggregate) >= evaluator.rank_key(point.best_aggregate):
+        return
+    code = (run_dir / f"iter_{point.best_iteration}" / "policy.generated.py").read_text(encoding="utf-8")
+    result.best_iteration, result.best_aggregate, result.best_code = (
+        point.best_iteration, point.best_aggregate, code)
+    (run_dir / "policy.best.py").write_text(code, encoding="utf-8")
+
+
 # --- progress lines ---------------------------------------------------------------------------
 
 def progress_line(event: dict) -> str | None:
@@ -236,15 +347,25 @@ def main(argv=None) -> int:
     try:
         config, client = build_config(args)
         executor = executor_from_args(args, workers=args.workers)
+        run_dir, point = prepare_outdir(args, time.time())
+        if point is not None:
+            if point.next_iteration >= config.iterations:
+                print(f"nothing to resume: iterations 0..{point.next_iteration - 1} of {run_dir} are "
+                      f"finished (--iterations {config.iterations})", flush=True)
+                return EXIT_OK
+            config = resumed_config(config, point)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    run_dir = Path(args.outdir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(run_dir / "events.jsonl")
     record = {"request": _request_record(args), "config": config.to_dict(), "status": "running",
-              "started_at": time.time(), "finished_at": None, "best_iteration": None}
+              "started_at": time.time(), "finished_at": None, "best_iteration": None,
+              "resumed_at_iteration": point.next_iteration if point is not None else None}
+    record["request"]["outdir"] = str(run_dir)
+    if point is not None:
+        print(f"resuming {run_dir} at iteration {point.next_iteration}", flush=True)
     _write_run_json(run_dir / "run.json", record)
     print(f"run directory {run_dir} (backend {args.backend}, {config.episode.scenario}, "
           f"{'LLM ' + config.llm.provider + ' ' + config.llm.model if config.llm else 'no LLM'})", flush=True)
@@ -269,6 +390,7 @@ def main(argv=None) -> int:
     try:
         result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
                           episode_runner=executor.run_episodes)
+        keep_prior_best(result, point, run_dir)
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED
             log.append({"type": "terminated"})

@@ -63,6 +63,10 @@ class LoopConfig:
     token_budget: int | None = None
     workers: int | None = None
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    # Resuming: iterations before first_iteration are finished in run_dir; the loop starts at
+    # first_iteration from existing_code and the critique of it (what the last one produced).
+    first_iteration: int = 0
+    critique: str | None = None
 
     def iteration_seeds(self) -> list[int]:
         if self.seeds is not None:
@@ -86,6 +90,7 @@ class LoopConfig:
         check_int("candidates", 1, 16)
         check_int("holdout_seeds", 0, 1000)
         check_int("max_repairs", 0, 10)
+        check_int("first_iteration", 0, max(0, self.iterations - 1))
         if self.workers is not None:
             check_int("workers", 1, 256)
         if self.token_budget is not None:
@@ -350,9 +355,9 @@ class _Run:
         config, started = self.config, time.monotonic()
         seeds = config.iteration_seeds()
         base_code = config.existing_code
-        critique = None
+        critique = config.critique
         try:
-            for n in range(config.iterations):
+            for n in range(config.first_iteration, config.iterations):
                 self.iteration = n
                 if self.stopped():
                     self.result.stopped_reason = "terminated"

@@ -932,6 +932,68 @@ def check_contract(namespace: dict) -> None:
                                   rule="contract")
 
 
+def _bound_at_module_level(tree: ast.Module) -> dict[str, list[ast.AST]]:
+    """Every name the module body binds (outside functions and classes) -> the binding nodes."""
+    bound: dict[str, list[ast.AST]] = {}
+
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.setdefault(node.name, []).append(node)
+                continue
+            for child in ast.walk(node):
+                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                    bound.setdefault(child.id, []).append(child)
+                elif isinstance(child, ast.alias):
+                    bound.setdefault((child.asname or child.name).split(".")[0], []).append(child)
+            for field_name in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field_name, None)
+                if isinstance(inner, list):
+                    visit([n for n in inner if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                ast.ClassDef))])
+
+    visit(tree.body)
+    return bound
+
+
+def _static_arity_problem(node: ast.FunctionDef, count: int) -> str | None:
+    args = node.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    kwonly_required = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    fits = required <= count and (count <= positional or args.vararg is not None)
+    if fits and not kwonly_required:
+        return None
+    return f"found {node.name}({ast.unparse(args)})"
+
+
+def check_contract_source(source: str) -> None:
+    """The AST rules and, as far as the source shows it without running, the contract.
+
+    Nothing executes: a module-level ``def act/collect/finalize/init`` is checked for its
+    arity, a required name the module never binds is reported missing, and a name bound some
+    other way (an assignment, an import) is left to ``check_contract`` in the worker. Raises
+    PolicyLoadError with ``rule`` (an AST rule, or ``contract``) and ``lineno`` when known.
+    """
+    tree = checked_tree(source)
+    bound = _bound_at_module_level(tree)
+    for name in ("act", "collect", "finalize", "init"):
+        expected, count = CONTRACT_SIGNATURES[name]
+        verb = "may" if name == "init" else "must"
+        nodes = bound.get(name)
+        if not nodes:
+            if name == "init":
+                continue
+            raise PolicyLoadError(f"policy must define {expected}; found no '{name}' "
+                                  "(rule: contract)", rule="contract")
+        if len(nodes) == 1 and isinstance(nodes[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+            problem = _static_arity_problem(nodes[0], count)
+            if problem is not None:
+                raise PolicyLoadError(f"line {nodes[0].lineno}: policy {verb} define {expected}; "
+                                      f"{problem} (rule: contract)", lineno=nodes[0].lineno,
+                                      rule="contract")
+
+
 def _policy_lineno(error: BaseException) -> int | None:
     lineno = None
     tb = error.__traceback__

@@ -6,7 +6,11 @@ Measured in one run, on this machine, with the clients in a separate process:
   WebSocket subscribers through the EventHub and the WebSocket thread; beside the same
   messages written to 1 and 16 plain TCP connections (one ``sendall`` per message);
 * renderer proxy: 200 KB frames sent over TCP to a run's proxy port and delivered to one
-  WebSocket subscriber (binary, and JSON + base64); beside the same bytes over plain TCP.
+  WebSocket subscriber (binary, and JSON + base64); beside the same bytes over plain TCP;
+* HTTP latency while runs execute: a whole server (the real loop, its worker processes) with
+  two long runs executing; ``POST /run`` acceptance (``episodes: 0``, so each accepted run
+  only queues) and ``GET /health``, one request at a time on one keep-alive connection from
+  the client process, p50 and p99 in ms.
 
 Nothing is asserted; the figures are printed (medians of ``--repeat`` rounds).
 """
@@ -90,6 +94,27 @@ def _tcp_clients(port: int, connections: int, expected_bytes: int, conn) -> None
         sock.close()
 
 
+def _http_client(port: int, count: int, body: bytes, conn) -> None:
+    """Send ``count`` POST /run and ``count`` GET /health, alternating; report each latency (s)."""
+    import http.client
+
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.send("ready")
+    conn.recv()         # go
+    post, get = [], []
+    for _ in range(count):
+        for method, path, data, into in (("POST", "/run", body, post), ("GET", "/health", None, get)):
+            started = time.perf_counter()
+            client.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            response = client.getresponse()
+            response.read()
+            into.append(time.perf_counter() - started)
+            if response.status != 200:
+                raise RuntimeError(f"{method} {path} answered {response.status}")
+    client.close()
+    conn.send((post, get))
+
+
 def _spawn(target, *args):
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -171,6 +196,49 @@ def proxy_tcp(frames: int, frame_bytes: int) -> float:
     return frames * (len(frame) - 4) / elapsed / 1e6
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def http_latency(requests: int, executing: int = 2) -> tuple[list[float], list[float]]:
+    """(POST /run latencies, GET /health latencies) in s, with ``executing`` runs executing."""
+    import tempfile
+    from pathlib import Path
+
+    from bgen.llm.context import example_path
+    from bgen_server import BgenServer, Settings
+
+    policy = example_path("move_to_target").read_text(encoding="utf-8")
+    long_run = {"policy_code": policy, "episodes": 2, "max_steps": 1_000_000, "render": False,
+                "iterations": 1}
+    accepted = json.dumps({"policy_code": policy, "episodes": 0, "render": False}).encode()
+    with tempfile.TemporaryDirectory() as runs_dir:
+        server = BgenServer(Settings(port=0, ws_port=0, runs_dir=runs_dir, render_ports=(0, 0, 0, 0),
+                                     max_concurrent_runs=executing, backend="embedded"))
+        server.start()
+        try:
+            import http.client
+            for _ in range(executing):
+                client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                client.request("POST", "/run", body=json.dumps(long_run))
+                run_id = json.loads(client.getresponse().read())["run_id"]
+                client.close()
+                deadline = time.monotonic() + 60
+                while not list((Path(runs_dir) / run_id).glob("iter_0/ep_*")) and time.monotonic() < deadline:
+                    time.sleep(0.05)        # its episodes are under way
+            process, parent = _spawn(_http_client, server.port, requests, accepted)
+            parent.send("go")
+            if not parent.poll(600):
+                raise RuntimeError("benchmark client did not finish")
+            post, get = parent.recv()
+            process.join(10)
+        finally:
+            server.stop()
+    return post, get
+
+
 def median_of(repeat: int, measure) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
@@ -181,7 +249,17 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=200, help="frames per proxy round (default 200)")
     parser.add_argument("--frame-kb", type=int, default=200, help="frame size in KB (default 200)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per figure; the median is printed (default 3)")
+    parser.add_argument("--requests", type=int, default=300,
+                        help="POST /run and GET /health requests for the latency figures (default 300 each)")
+    parser.add_argument("--only-http", action="store_true", help="measure the HTTP latency figures only")
     args = parser.parse_args(argv)
+
+    post, get = http_latency(args.requests)
+    print(f"HTTP latency with 2 runs executing: {args.requests} requests each, one keep-alive connection")
+    for label, values in (("POST /run (accepted, episodes 0)", post), ("GET /health", get)):
+        print(f"  {label:<34} p50 {percentile(values, 50) * 1e3:6.2f} ms   p99 {percentile(values, 99) * 1e3:6.2f} ms")
+    if args.only_http:
+        return 0
 
     from bgen_server import EventHub, RenderProxy, WebSocketService
 

@@ -51,6 +51,13 @@ FINAL_STATES = tuple(state for state, moves in TRANSITIONS.items() if not moves)
 # reference stop on done / error / terminated; an interrupted run did not finish: error.
 FINAL_MESSAGE = {DONE: "done", FAILED: "error", TERMINATED: "terminated", INTERRUPTED: "error"}
 
+# Why a run ended, by its final state. A completed run keeps the loop's own reason; every other
+# final state is its own reason, so ``status`` and ``stopped_reason`` never disagree (an
+# interrupted run is ``interrupted`` in both, whatever its loop said while being stopped).
+LOOP_REASONS = ("iterations_done", "success_threshold", "token_budget", "provider_error")
+STOPPED_REASONS = {DONE: LOOP_REASONS, FAILED: (FAILED,), TERMINATED: (TERMINATED,),
+                   INTERRUPTED: (INTERRUPTED,)}
+
 
 class LifecycleError(Conflict):
     """An event that the run's current state does not allow (HTTP 409)."""
@@ -75,3 +82,16 @@ def next_state(state: str, event: str) -> str:
 
 def is_final(state: str) -> bool:
     return state in FINAL_STATES
+
+
+def stopped_reason(state: str, loop_reason: str | None) -> str | None:
+    """``stopped_reason`` of a run in ``state`` whose loop reported ``loop_reason``.
+
+    None while the run is active; the state itself for failed / terminated / interrupted; for
+    done, the loop's reason (``iterations_done`` when the loop gave none it is known to give).
+    """
+    if not is_final(state):
+        return None
+    if state != DONE:
+        return state
+    return loop_reason if loop_reason in LOOP_REASONS else "iterations_done"

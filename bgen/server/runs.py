@@ -3,11 +3,23 @@
     submit() ──► queue (FIFO) ──► up to max_concurrent run threads ──► run_loop(config, run_dir, emit, stop)
                                                   │ emit(event) from the loop / runner threads
                                                   ▼
-                          to_wire ─► EventLog.append (id, events.jsonl) ─► StepThrottle ─► publish(run_id, event)
+                     to_wire ─► StepThrottle ─► EventLog.append (id, events.jsonl) ─► publish(run_id, event)
 
-Every status change goes through ``lifecycle.next_state`` under one lock and is written to
-run.json before anyone is told. The loop is reached through a ``LoopBinding`` so tests (and
-the time before the real loop exists) can put a scripted loop in its place.
+Every status change goes through ``lifecycle.next_state`` under the manager's lock. The lock
+guards memory only (the active runs, the queue, each record): files are written outside it,
+one writer per run at a time (``Run.save_lock``). Accepting a run touches no file at all: the
+"run-writer" thread creates ``runs/<id>/``, writes run.json, opens events.jsonl and emits the
+``queued`` status; until it has (``Run.persisted``), the run is answered from memory and its
+thread, emits and saves wait. So ``POST /run`` never waits for the disk or for another run —
+under load a file write can take tens of milliseconds, and every blocking call hands the GIL
+to the busy run threads.
+
+Event order: a run's events are throttled first, then numbered and handed to subscribers under
+one lock per run (``Run.emit_lock``), so every subscriber sees strictly increasing ids, and
+events.jsonl (the replay source) is a subset of what was published, in the same order. A step
+that the throttle holds back gets its id only when it is released (at its episode's summary).
+
+The loop is reached through a ``LoopBinding`` so tests can put a scripted loop in its place.
 """
 
 from __future__ import annotations
@@ -16,8 +28,10 @@ import copy
 import dataclasses
 import importlib
 import logging
+import queue
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -78,6 +92,7 @@ class ManagerSettings:
     backend_label: str = "embedded"
     api_key_env: str | None = None      # None: the LLM client's default (LLVPN_API_KEY)
     episode_runner: Callable | None = None   # the executor's run_episodes (None: the loop's default)
+    keep_runs: int | None = None        # keep at most this many finished runs (oldest deleted first)
 
 
 def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
@@ -100,6 +115,7 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
     return construct(
         binding.LoopConfig, user_goal=request.user_goal, iterations=request.iterations,
         episodes=request.episodes, seeds=tuple(request.seeds), success_threshold=request.success_threshold,
+        candidates=request.candidates, holdout_seeds=request.holdout_seeds,
         existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
     )
@@ -120,13 +136,15 @@ def error_text(exc: BaseException) -> str:
 class Run:
     """One queued or running run: what its thread, the emit path and the HTTP handlers share."""
 
-    def __init__(self, run_id: str, request: RunRequest, record: dict, event_log, progress_hz: float):
+    def __init__(self, run_id: str, request: RunRequest, record: dict, progress_hz: float):
         self.run_id = run_id
         self.request = request
         self.record = record                 # run.json content; changed only under the manager lock
-        self.log = event_log                 # events.jsonl; assigns the event ids
+        self.log = None                      # events.jsonl (assigns the event ids), opened by the run-writer
+        self.persisted = threading.Event()   # set once runs/<id>/, run.json and the log exist
         self.stop_event = threading.Event()  # set by terminate/shutdown; the loop and its workers watch it
         self.emit_lock = threading.Lock()    # id assignment + hand-over as one step: subscribers see ids in order
+        self.save_lock = threading.Lock()    # one run.json writer at a time (snapshots taken under the manager lock)
         self.throttle = StepThrottle(progress_hz)   # guarded by emit_lock
         self.closed = False                  # final event sent; later emits are dropped (guarded by emit_lock)
         self.sim_time_s = 0.0                # from episode summaries, in case the loop's result has none
@@ -153,18 +171,21 @@ class RunManager:
         self._clock = clock
         self._loop_module = loop_module
         self._binding = binding              # resolved on first use: the server starts even if the loop cannot load
-        self._lock = threading.Lock()        # guards _active, _queue, _running, _closing and every run.json write
+        self._lock = threading.Lock()        # guards _active, _queue, _running, _closing and every record (no I/O under it)
         self._active: dict[str, Run] = {}    # queued, running and stopping runs
         self._queue: deque[Run] = deque()    # queued runs, FIFO
         self._running = 0
         self._closing = False                # shutdown began: no new runs, running ones end interrupted
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()   # runs to persist (None: stop)
+        self._writer = threading.Thread(target=self._write_new_runs, name="run-writer", daemon=True)
+        self._writer.start()                 # daemon: shutdown() drains and ends it
 
     # ------------------------------------------------------------ callers
 
     def submit(self, request: RunRequest) -> dict:
         """Queue a run (it starts at once if a slot is free); returns {"run_id", "status"}."""
         self.check_provider_key(request)
-        run_id = self.store.new_run_id()
+        run_id = uuid.uuid4().hex[:12]
         record = {
             "run_id": run_id, "status": lifecycle.QUEUED, "request": request.to_json(),
             "created": time.time(), "started": None, "finished": None,
@@ -173,20 +194,38 @@ class RunManager:
             "concluded_early": None, "stopped_reason": None, "holdout": None, "timing": None,
             "error": None,
         }
+        run = Run(run_id, request, record, self.settings.progress_hz)
         with self._lock:
             if self._closing:
                 raise Conflict("the server is shutting down; no new runs")
-            run = Run(run_id, request, record, self.store.event_log(run_id), self.settings.progress_hz)
-            self.store.save(record)
+            if run_id in self._active:       # 48 random bits: practically never
+                raise Conflict("run id collision; send the request again")
             self._active[run_id] = run
             self._queue.append(run)
-            self._start_queued()
-            if record["status"] == lifecycle.QUEUED:
-                self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": len(self._queue)})
-        log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
-                 run_id, request.user_goal[:60], request.iterations, request.episodes, request.render,
-                 request.ws_proxy, request.scenario)
-        return {"run_id": run_id, "status": record["status"]}
+            starting = self._take_startable()
+            status = record["status"]
+            self._writes.put((run, len(self._queue)))   # under the lock: never after shutdown's None
+        self._launch(starting)
+        return {"run_id": run_id, "status": status}
+
+    def _write_new_runs(self) -> None:
+        """The run-writer thread: put each accepted run on disk, then let its thread go on."""
+        while (item := self._writes.get()) is not None:
+            run, position = item
+            request = run.request
+            try:
+                self.store.create(run.run_id)
+                self._save(run, wait=False)
+                run.log = self.store.event_log(run.run_id)
+            except OSError as exc:
+                log.error("run %s: cannot write %s: %s", run.run_id, self.store.run_dir(run.run_id), exc)
+            finally:
+                run.persisted.set()
+            log.info("run %s queued: goal=%r iterations=%d episodes=%d render=%s ws_proxy=%s scenario=%s",
+                     run.run_id, request.user_goal[:60], request.iterations, request.episodes,
+                     request.render, request.ws_proxy, request.scenario)
+            self._emit(run, {"type": "status", "status": lifecycle.QUEUED, "position": position},
+                       only_if=lambda: run.record["status"] == lifecycle.QUEUED)
 
     def terminate(self, run_id: str) -> str:
         """Stop a run: a queued one ends at once, a running one within about a second."""
@@ -201,8 +240,8 @@ class RunManager:
                 self._close_locked(run, new_state)
             else:
                 run.record["status"] = new_state
-                self.store.save(run.record)
                 run.stop_event.set()
+        self._save(run)
         log.info("run %s terminate requested (%s -> %s)", run_id, state, new_state)
         if new_state == lifecycle.TERMINATED:
             self._emit_final(run, None)
@@ -217,8 +256,72 @@ class RunManager:
                 return copy.deepcopy(run.record)    # the run thread keeps changing it
         return self.store.load(run_id)
 
-    def records(self) -> list[dict]:
-        return self.store.records()
+    def records(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        """Every run, newest first; only those in ``statuses`` when given. Active runs answer
+        from memory (their run.json may be a write behind)."""
+        with self._lock:
+            live = {run_id: copy.deepcopy(run.record) for run_id, run in self._active.items()}
+        records = [live.pop(r.get("run_id"), r) for r in self.store.records()]
+        if live:        # accepted, not yet on disk
+            records = sorted(records + list(live.values()), key=lambda r: r.get("created", 0), reverse=True)
+        if statuses is not None:
+            records = [r for r in records if r.get("status") in statuses]
+        return records
+
+    def delete(self, run_id: str, *, terminate: bool = False, timeout_s: float = 15.0) -> str:
+        """Remove a run and its folder; returns the status it had. An active run is a Conflict
+        unless ``terminate``: then it is stopped first (waiting up to ``timeout_s``)."""
+        with self._lock:
+            run = self._active.get(run_id)
+            state = run.record["status"] if run is not None else None
+        if run is not None:
+            if not terminate:
+                raise Conflict(f"cannot delete a run that is {state}; terminate it first or send "
+                               "?terminate=1", field="run_id")
+            try:
+                self.terminate(run_id)
+            except LifecycleError:
+                pass            # it ended meanwhile
+            deadline = time.monotonic() + timeout_s
+            if run.thread is not None:
+                run.thread.join(timeout_s)
+            while self.is_active(run_id) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.is_active(run_id) or (run.thread is not None and run.thread.is_alive()):
+                raise Conflict(f"run {run_id} did not stop within {timeout_s:g} s; try again",
+                               field="run_id")
+        state = self.store.load(run_id)["status"]      # NotFound for an unknown run
+        if state in lifecycle.ACTIVE_STATES and not self.is_active(run_id):
+            state = lifecycle.INTERRUPTED   # a record left behind by a server that died
+        self.store.delete(run_id)
+        log.info("run %s deleted (was %s)", run_id, state)
+        return state
+
+    def prune(self) -> list[str]:
+        """Delete the oldest finished runs beyond ``keep_runs``; returns their ids."""
+        keep = self.settings.keep_runs
+        if keep is None:
+            return []
+        finished = [r for r in self.store.records() if lifecycle.is_final(r.get("status"))]
+        removed = []
+        for record in finished[keep:]:       # newest first: everything past the first keep
+            run_id = record.get("run_id")
+            if not isinstance(run_id, str) or self.is_active(run_id):
+                continue
+            try:
+                self.store.delete(run_id)
+            except (OSError, NotFound) as exc:
+                log.warning("run %s could not be pruned: %s", run_id, exc)
+                continue
+            removed.append(run_id)
+        if removed:
+            log.info("pruned %d finished run(s) beyond --keep-runs %d: %s", len(removed), keep,
+                     ", ".join(removed))
+        return removed
+
+    def is_active(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._active
 
     def counts(self) -> dict:
         with self._lock:
@@ -231,19 +334,20 @@ class RunManager:
         return self.store.exists(run_id)
 
     def replay(self, run_id: str, since: int | None = None) -> list[dict]:
-        """A subscriber's catch-up: events after ``since`` without steps; for a finished run the
-        final event is always included (so a client that reconnects late still gets ``done``)."""
+        """A subscriber's catch-up: the stored events after ``since`` (steps included: those
+        events.jsonl kept), oldest first; for a finished run the final event is always included
+        (so a client that reconnects late still gets ``done``)."""
         with self._lock:
             run = self._active.get(run_id)
         if run is None and not self.store.exists(run_id):
             raise NotFound(f"no run {run_id!r}", field="run_id")
         if run is not None:
-            return run.log.read(since_id=since, include_steps=False)
-        with self.store.event_log(run_id) as event_log:
-            events = event_log.read(since_id=since, include_steps=False)
-            if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
-                finals = [e for e in event_log.read() if e.get("type") in FINAL_TYPES]
-                events.extend(finals[-1:])
+            run.persisted.wait()
+            return run.log.read(since_id=since, include_steps=True)
+        events = self.store.read_events(run_id, since)
+        if since is not None and not any(e.get("type") in FINAL_TYPES for e in events):
+            finals = [e for e in self.store.read_events(run_id) if e.get("type") in FINAL_TYPES]
+            events.extend(finals[-1:])
         return events
 
     def recover(self) -> list[str]:
@@ -253,7 +357,8 @@ class RunManager:
             if record.get("status") not in lifecycle.ACTIVE_STATES:
                 continue
             was = record["status"]
-            record.update(status=next_state(was, "interrupt"), finished=time.time(),
+            state = next_state(was, "interrupt")
+            record.update(status=state, finished=time.time(), stopped_reason=lifecycle.stopped_reason(state, None),
                           error=f"the server stopped while the run was {was}")
             self.store.save(record)
             with self.store.event_log(record["run_id"]) as event_log:
@@ -261,12 +366,16 @@ class RunManager:
                                   "message": record["error"]})
             recovered.append(record["run_id"])
             log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
+        self.prune()
         return recovered
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """No new runs; queued ones end interrupted, running ones are stopped and end interrupted."""
         with self._lock:
             self._closing = True
+            self._writes.put(None)
+        self._writer.join(timeout_s)     # every accepted run is on disk before it is closed
+        with self._lock:
             queued = list(self._queue)
             self._queue.clear()
             for run in queued:
@@ -274,6 +383,7 @@ class RunManager:
                                    error="the server shut down before the run started")
             running = [run for run in self._active.values()]
         for run in queued:
+            self._save(run)
             self._emit_final(run, None)
         for run in running:
             run.stop_event.set()
@@ -287,21 +397,40 @@ class RunManager:
                     continue
                 self._running -= 1
                 self._close_locked(run, lifecycle.INTERRUPTED, error="the server shut down during the run")
+            self._save(run)
             log.warning("run %s did not stop within %.0f s; marked interrupted", run.run_id, timeout_s)
             self._emit_final(run, None)
 
     # ------------------------------------------------------------ run threads
 
-    def _start_queued(self) -> None:
-        """Start queued runs while slots are free (caller holds the lock)."""
+    def _take_startable(self) -> list[Run]:
+        """Move queued runs to running while slots are free (caller holds the lock; no I/O):
+        the caller passes them to ``_launch`` once it has let go of the lock."""
+        starting = []
         while self._queue and self._running < self.settings.max_concurrent and not self._closing:
             run = self._queue.popleft()
             run.record.update(status=next_state(run.record["status"], "start"), started=time.time())
-            self.store.save(run.record)
             self._running += 1
+            starting.append(run)
+        return starting
+
+    def _launch(self, runs: list[Run]) -> None:
+        """Start each run's thread (caller does not hold the lock); the thread records the start."""
+        for run in runs:
             run.thread = threading.Thread(target=self._execute, args=(run,), name=f"run-{run.run_id}",
                                           daemon=True)  # daemon: a stuck loop cannot block exit (shutdown joins with a bound)
             run.thread.start()
+
+    def _save(self, run: Run, *, wait: bool = True) -> None:
+        """Write the run's record as it is now (once the run-writer has created it). Snapshots
+        are taken under the manager lock and written under the run's own lock, so the file
+        always ends at the latest snapshot."""
+        if wait:
+            run.persisted.wait()
+        with run.save_lock:
+            with self._lock:
+                snapshot = copy.deepcopy(run.record)
+            self.store.save(snapshot)
 
     def check_provider_key(self, request: RunRequest) -> None:
         """Refuse at once (400) a run that needs the LLM when this server has no key for it.
@@ -337,6 +466,7 @@ class RunManager:
 
     def _execute(self, run: Run) -> None:
         """Body of a run thread: proxy, config, loop; then the final status whatever happened."""
+        self._save(run)         # waits for the run-writer: the run is on disk before it starts
         self._emit(run, {"type": "status", "status": lifecycle.RUNNING})
         request, result, failure, stop_proxy = run.request, None, None, None
         try:
@@ -347,7 +477,7 @@ class RunManager:
                     ports, stop_proxy = self._start_proxy(run.run_id)
                     with self._lock:
                         run.record["render_ports"] = list(ports)
-                        self.store.save(run.record)
+                    self._save(run)
                 except OSError as exc:
                     render = False
                     self._emit(run, {"type": "warning", "message":
@@ -392,16 +522,19 @@ class RunManager:
             elif new_state == lifecycle.INTERRUPTED:
                 error = "the server shut down during the run"
             self._close_locked(run, new_state, error=error)
-            self._start_queued()
+            starting = self._take_startable()
+        self._save(run)
+        self._launch(starting)
         self._emit_final(run, failure)
+        self.prune()
 
     def _close_locked(self, run: Run, state: str, *, error: str | None = None) -> None:
-        """Record a final state (caller holds the lock)."""
+        """Record a final state in memory (caller holds the lock, then calls ``_save``)."""
         run.record.update(status=state, finished=time.time(), error=error,
-                          timing=timing(run.sim_time_s, run.wall_time_s))
+                          timing=timing(run.sim_time_s, run.wall_time_s),
+                          stopped_reason=lifecycle.stopped_reason(state, run.record.get("stopped_reason")))
         if run.record["concluded_early"] is None:
             run.record["concluded_early"] = False
-        self.store.save(run.record)
         del self._active[run.run_id]
 
     def _emit_final(self, run: Run, failure: BaseException | None) -> None:
@@ -420,7 +553,7 @@ class RunManager:
 
     # ------------------------------------------------------------ events
 
-    def _emit(self, run: Run, event: Any, *, final: bool = False) -> None:
+    def _emit(self, run: Run, event: Any, *, final: bool = False, only_if=None) -> None:
         """The loop's ``emit``: shape, number, store, decimate steps, hand over. Any thread."""
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             log.warning("run %s: ignoring an event that is not a dict with a type: %.80r", run.run_id, event)
@@ -430,23 +563,25 @@ class RunManager:
         if kind in FINAL_TYPES and not final:
             log.warning("run %s: the loop emitted %r; only the server ends a run", run.run_id, kind)
             return
+        run.persisted.wait()
         with run.emit_lock:
-            if run.closed:
+            if run.closed or run.log is None:
                 log.debug("run %s: %s after the final event dropped", run.run_id, kind)
                 return
+            if only_if is not None and not only_if():   # decided in the same step as the id
+                return
             if kind == "step":
-                stored = run.log.append(wire)
-                if run.throttle.offer(episode_key(stored), stored, self._clock()) is not None:
-                    self._publish(run.run_id, stored)
+                if run.throttle.offer(episode_key(wire), wire, self._clock()) is not None:
+                    self._publish(run.run_id, run.log.append(wire))
                 return
             if kind == "episode_summary":
                 held = run.throttle.flush(episode_key(wire))
                 if held is not None:
-                    self._publish(run.run_id, held)
+                    self._publish(run.run_id, run.log.append(held))
                 self._add_timing(run, wire.get("summary") or {})
             elif final:
                 for held in run.throttle.flush_all():
-                    self._publish(run.run_id, held)
+                    self._publish(run.run_id, run.log.append(held))
                 run.closed = True
             stored = run.log.append(wire)
             self._publish(run.run_id, stored)
@@ -482,4 +617,4 @@ class RunManager:
                 record["best_iteration"] = best if best is not None else best_iteration(iterations)
                 record["best_aggregate"] = next((i["aggregate"] for i in iterations
                                                  if i["iteration"] == record["best_iteration"]), None)
-            self.store.save(record)
+        self._save(run)

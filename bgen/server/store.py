@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -44,6 +45,12 @@ class RunStore:
             except FileExistsError:
                 continue
 
+    def create(self, run_id: str) -> Path:
+        """Make ``runs/<run_id>/`` for a new run (FileExistsError if it exists)."""
+        path = self.run_dir(run_id)
+        path.mkdir()
+        return path
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / check_run_id(run_id)
 
@@ -70,12 +77,43 @@ class RunStore:
         """Every readable run.json, newest first; a damaged one is logged and skipped."""
         records = []
         for path in self.root.glob(f"*/{RUN_FILE}"):
+            if path.parent.name.startswith("."):      # a folder being deleted
+                continue
             try:
                 records.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError) as exc:
                 log.warning("skipping unreadable %s: %s", path, exc)
         records.sort(key=lambda r: r.get("created", 0), reverse=True)
         return records
+
+    def delete(self, run_id: str) -> None:
+        """Remove ``runs/<run_id>/``: renamed aside first (one atomic step, so no listing sees
+        half a run), then deleted. NotFound if there is no such run."""
+        run_dir = self.run_dir(run_id)
+        aside = self.root / f".deleting-{run_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(run_dir, aside)
+        except FileNotFoundError:
+            raise NotFound(f"no run {run_id!r}", field="run_id") from None
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def read_events(self, run_id: str, since_id: int | None = None) -> list[dict]:
+        """A finished run's stored events with ``id > since_id`` (all when None), oldest first,
+        read without opening the log for writing (which would make the folder again if the
+        run was just deleted); NotFound when the run is gone."""
+        events = []
+        try:
+            with (self.run_dir(run_id) / EVENTS_FILE).open("r", encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue        # a torn last line after a crash
+                    if isinstance(event, dict) and (since_id is None or event.get("id", 0) > since_id):
+                        events.append(event)
+        except FileNotFoundError:
+            raise NotFound(f"no run {run_id!r}", field="run_id") from None
+        return events
 
     def event_log(self, run_id: str) -> EventLog:
         """The run's events.jsonl, open for appending: close it (or use ``with``) when done."""

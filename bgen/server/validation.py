@@ -32,6 +32,9 @@ MAX_CODE_CHARS = 200_000
 MAX_GOAL_CHARS = 8_000
 MAX_TEXT_CHARS = 2_048
 MAX_SEED = 2**32 - 1
+MAX_CANDIDATES = 16
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 100
 MAX_COORD = 1e6
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -44,7 +47,7 @@ RUN_FIELDS = (
     "user_goal", "iterations", "episodes", "seeds", "render", "ws_proxy", "existing_code",
     "policy_code", "max_steps", "duration_seconds", "duration", "delta", "provider",
     "provider_url", "model", "pov_min_dt_world", "success_threshold", "px4", "use_px4",
-    "target", "scenario", "llm_retries", "llm_backoff_cap_s", "max_tokens",
+    "target", "scenario", "candidates", "holdout_seeds", "llm_retries", "llm_backoff_cap_s", "max_tokens",
 )
 
 
@@ -91,6 +94,8 @@ class RunRequest:
     use_px4: bool
     target: tuple[float, float, float]
     scenario: str
+    candidates: int = 1
+    holdout_seeds: int = 0
     llm_retries: int | None = None          # None: the client's default (4)
     llm_backoff_cap_s: float | None = None  # None: the client's default (30 s)
     max_tokens: int | None = None           # None: the client's default (2400)
@@ -259,6 +264,8 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         use_px4=expect_bool(body, px4_field, True),
         target=parse_target(body, scenario),
         scenario=scenario,
+        candidates=expect_int(body, "candidates", 1, 1, MAX_CANDIDATES),
+        holdout_seeds=expect_int(body, "holdout_seeds", 0, 0, MAX_EPISODES),
         llm_retries=optional(body, "llm_retries", lambda: expect_int(
             body, "llm_retries", None, 0, _llm.MAX_RETRIES_LIMIT)),
         llm_backoff_cap_s=optional(body, "llm_backoff_cap_s", lambda: expect_number(
@@ -323,6 +330,21 @@ def parse_code_query(query: str) -> tuple[int | None, bool]:
     return iteration, best
 
 
+def parse_list_query(query: str, states: tuple[str, ...]) -> tuple[int, int, tuple[str, ...] | None]:
+    """GET /runs?limit=N&offset=M&status=a,b -> (limit, offset, statuses or None)."""
+    params = query_params(query, ("limit", "offset", "status"))
+    limit = query_int(params, "limit", 1, MAX_LIST_LIMIT)
+    offset = query_int(params, "offset", 0, 10**9)
+    statuses = None
+    if "status" in params:
+        statuses = tuple(part for part in params["status"].split(",") if part)
+        unknown = [part for part in statuses if part not in states]
+        if unknown or not statuses:
+            raise BadRequest(f"status: expects one or more of {', '.join(states)} (comma-separated), "
+                             f"actual: {show(params['status'])}", field="status")
+    return (DEFAULT_LIST_LIMIT if limit is None else limit), (offset or 0), statuses
+
+
 RENDER_CHANNEL = re.compile(r"world|agents|pov_world_\d{1,3}|pov_agents_\d{1,3}")
 # base64: the reference's envelope (payload_b64), the default; binary: [u32 LE length][payload]
 # as one binary message; json: the frame decoded (bgen_server.decoded_frame_message).
@@ -355,17 +377,17 @@ def parse_ws_path(path: str) -> WsTarget | None:
     parts = urlsplit(path)
     segments = [s for s in parts.path.split("/") if s]
     if len(segments) == 3 and segments[:2] == ["ws", "progress"]:
-        params = query_params(parts.query, ("since",))
+        params = query_params(parts.query, ("since", "token"))
         return WsTarget("progress", check_run_id(segments[2]),
                         since=query_int(params, "since", 0, 2**53))
     if len(segments) == 4 and segments[:2] == ["ws", "render"]:
-        params = query_params(parts.query, ("format",))
+        params = query_params(parts.query, ("format", "token"))
         fmt = params.get("format", DEFAULT_RENDER_FORMAT)
         if fmt not in RENDER_FORMATS:
             raise BadRequest(f"format: expects one of {', '.join(RENDER_FORMATS)}, actual: {show(fmt)}",
                              field="format")
         return WsTarget("render", check_run_id(segments[2]), channel=check_channel(segments[3]),
-                        format=fmt)
+                        format=fmt)   # ?token= is checked (and dropped) at the handshake
     if segments[:1] == ["ws"] and len(segments) > 1:
         raise NotFound(f"no WebSocket route {show(parts.path)}; expects /ws/progress/<run_id> "
                        "or /ws/render/<run_id>/<channel>")
