@@ -996,7 +996,8 @@ class BgenServer:
                                      progress_hz=settings.progress_hz, workers=settings.workers,
                                      backend=settings.backend, backend_label=self.backend_label,
                                      api_key_env=settings.api_key_env, keep_runs=settings.keep_runs,
-                                     episode_runner=self.executor.run_episodes))
+                                     episode_runner=None if self.executor.name == "local"
+                                     else self.executor.run_episodes))
         self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager, token=settings.token)
         self.http: ApiServer | None = None
         self.http_thread: threading.Thread | None = None    # serve_forever (daemon: stop() shuts it down)

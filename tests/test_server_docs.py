@@ -23,7 +23,8 @@ FIELD_EXAMPLES = {
     "duration_seconds": 2.0, "duration": 2.0, "delta": 0.02, "provider": "openai",
     "provider_url": "http://127.0.0.1:11434/v1", "model": "llama3.1", "pov_min_dt_world": 0.1,
     "success_threshold": 0.5, "px4": False, "use_px4": False, "target": [10, 10, -5],
-    "scenario": "wind_farm", "candidates": 3, "holdout_seeds": 2,
+    "scenario": "wind_farm", "candidates": 3, "holdout_seeds": 2, "llm_retries": 2,
+    "llm_backoff_cap_s": 5.0, "max_tokens": 4000,
 }
 
 
@@ -141,7 +142,8 @@ class TestTheDocsHold(unittest.TestCase):
                 self.assertIn(f"`{name}`", readme)
                 body = {name: FIELD_EXAMPLES[name]}
                 if name in ("existing_code", "duration", "duration_seconds", "delta", "provider",
-                            "provider_url", "model", "candidates"):
+                            "provider_url", "model", "candidates", "llm_retries",
+                            "llm_backoff_cap_s", "max_tokens"):
                     body["policy_code"] = MINIMAL_POLICY
                 try:
                     request_ = parse_run_request(body)
