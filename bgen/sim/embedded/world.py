@@ -18,6 +18,7 @@ Internal interface for other embedded modules (not part of voxelsim's API):
     grid._cells()                       dict {(x, y, z): int bits}; read it, never mutate it
     grid._arrays()                      (coords int32 N×3, bits uint32 N), read-only, same order
     VoxelGrid._from_arrays(c, b)        build from unique coords + bits (dict built lazily)
+    VoxelGrid._sharing(c, b)            the same over read-only arrays, without a copy
     VoxelGrid._from_cells(d)            build from a dict {(x, y, z): int bits}; takes ownership
     grid._set_bits(coord, bits), grid._remove(coord), grid._version
     grid._derived()                     a dict for data derived from the cells (planner
@@ -405,6 +406,21 @@ class VoxelGrid(Sealed):
         self = cls.__new__(cls)
         self._dict, self._version, self._memo = None, 0, {}
         self._coords, self._bits = _freeze(coords.copy()), _freeze(bits.copy())
+        return self
+
+    @classmethod
+    def _sharing(cls, coords: np.ndarray, bits: np.ndarray) -> "VoxelGrid":
+        """A grid over read-only arrays without copying them (a world cache hands out many).
+
+        The arrays must be N×3 int32 and N uint32 with unique rows; writeable ones are copied
+        first. A change to the grid builds its own dict and leaves the arrays as they are.
+        """
+        if coords.flags.writeable or bits.flags.writeable or coords.dtype != np.int32 \
+                or bits.dtype != np.uint32:
+            return cls._from_arrays(coords, bits)
+        self = cls.__new__(cls)
+        self._dict, self._version, self._memo = None, 0, {}
+        self._coords, self._bits = coords, bits
         return self
 
     def _cells(self) -> dict:
