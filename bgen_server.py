@@ -997,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
     parser.add_argument("--api-key-env", type=env_name, default=None,
                         help="environment variable holding the LLM provider key (default LLVPN_API_KEY, as the reference)")
-    parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
+    parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: tests.fakeloop
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``python -m bgen.runner.bench``: episodes per second, in-process vs 1 worker vs N workers.
+"""``python -m bgen.bench runner``: episodes per second, in-process vs 1 worker vs N workers.
 
 The standard episode: the A* policy below flies from the terrain scenario's start
 [50, 50, -20] to [60, 60, -20], terrain seeds 0..7, delta 0.01, at most 3,000 steps. We time
@@ -94,7 +94,8 @@ def outcome_line(summaries: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench runner",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
