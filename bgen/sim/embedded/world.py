@@ -273,7 +273,7 @@ def dense_bits(grid: "VoxelGrid", low: tuple, high: tuple) -> np.ndarray:
                   for y in range(low[1], high[1] + 1)
                   for z in range(low[2], high[2] + 1)]
         return np.array(values, dtype=np.int32)
-    dense = grid._memo.get("dense") if grid._dict is None else None
+    dense = grid._dense()   # an unchanged array world: its dense copy, built once
     if dense is not None:
         return dense.box(low, high)
     coords, bits = grid._arrays()
