@@ -48,6 +48,7 @@ MIN_TREE_DISTANCE_SQ = 64
 TREE_DENSITY_THRESHOLD = 0.7
 TREE_GRID_STEP = 2
 TREE_KINDS = ("oak", "pine", "birch", "willow")
+_TREE_BLOCK = 8   # side of the blocks placed trees are filed by: sqrt(MIN_TREE_DISTANCE_SQ)
 
 # Independent random streams derived from the seed (SeedSequence entropy tails).
 _STREAM_NOISE, _STREAM_SCATTER, _STREAM_TREE = 0x6E6F6973, 0x73636174, 0x74726565
@@ -273,11 +274,17 @@ def place_trees(cfg: TerrainConfig, heights: np.ndarray) -> list:
                               0.0) + 1.0) * 0.5
     rng = _rng(cfg._seed & _U32, _STREAM_SCATTER)
     placed: list = []
+    # Placed trees by 8 × 8 block: a tree closer than 8 cells lies in one of the 9 blocks
+    # around a candidate's own, so only those are searched.
+    blocks: dict = {}
     for i, j in zip(*np.nonzero(density >= TREE_DENSITY_THRESHOLD)):
         if len(placed) >= MAX_TREES:
             break
         x, z, d = int(xs[i]), int(zs[j]), float(density[i, j])
-        if any((x - px) ** 2 + (z - pz) ** 2 < MIN_TREE_DISTANCE_SQ for px, pz, _ in placed):
+        bx, bz = x // _TREE_BLOCK, z // _TREE_BLOCK
+        if any((x - px) ** 2 + (z - pz) ** 2 < MIN_TREE_DISTANCE_SQ
+               for nx in (bx - 1, bx, bx + 1) for nz in (bz - 1, bz, bz + 1)
+               for px, pz in blocks.get((nx, nz), ())):
             continue
         kind = TREE_KINDS[int(rng.integers(len(TREE_KINDS)))]
         scale = 0.8 + (d - TREE_DENSITY_THRESHOLD) / (1.0 - TREE_DENSITY_THRESHOLD) * 0.4
@@ -288,6 +295,7 @@ def place_trees(cfg: TerrainConfig, heights: np.ndarray) -> list:
         if canopy_bottom + params.canopy_height >= size_y or canopy_bottom <= ground:
             continue
         placed.append((x, z, params))
+        blocks.setdefault((bx, bz), []).append((x, z))
     return placed
 
 
