@@ -9,7 +9,7 @@ import os
 import unittest
 
 from bgen import bench
-from bgen.bench import loop
+from bgen.bench import loop, machine
 
 
 class BenchEntryPointTests(unittest.TestCase):
@@ -40,7 +40,7 @@ class BenchEntryPointTests(unittest.TestCase):
 @unittest.skipUnless(os.path.isdir("/proc/self"), "reads /proc")
 class LoopBenchHelperTests(unittest.TestCase):
     def test_the_machine_line_names_cores_python_and_the_utc_date(self):
-        line = loop.machine_line()
+        line = machine.machine_line()
         self.assertRegex(line, rf"^machine: {os.cpu_count()} cores, .*Python \d+\.\d+.*"
                                r"\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
 

@@ -8,18 +8,22 @@ Both sides run the standard episode (the A* policy of ``bgen.bench.runner``: ter
 iteration, as an iteration loop evaluating one policy does:
 
 * sequential, in-process, like the first prototype's runner: each episode builds its world
-  from scratch (no cache), plans from scratch on that fresh world, runs in this process and
-  writes its steps as JSON lines; one episode after the other. It runs on today's simulator
-  (vectorised terrain, dense planner), so it is faster than the prototype was: the ratio
-  below measures what the loop adds (world cache, worker processes), not the simulator;
+  from scratch (no cache), plans from scratch on that fresh world, runs in the same process
+  and writes its steps as JSON lines; one episode after the other. It runs on today's
+  simulator (vectorised terrain, dense planner), so it is faster than the prototype was: the
+  ratio below measures what the loop adds (world cache, worker processes), not the simulator;
 * bgen: ``bgen.runner.worker.run_episodes`` per iteration with ``--workers`` workers and a
   world cache directory, as the iteration loop calls it.
+
+The sides take turns, iteration by iteration, so both meet the same load on a shared machine.
+Each sequential iteration runs in a fresh Python process (its memory is then its own), clocked
+inside it, imports excluded.
 
 Printed: the machine and the date; wall time and episodes/s of each side and their ratio
 (bgen / sequential; the aim is at least 3 on 2 cores, printed, never asserted); where the
 time goes (world building, planning, stepping and, for bgen, worker overhead); peak memory
-(resident set of this process for the sequential side, summed over the process tree,
-forkserver and workers included, for bgen, sampled every 50 ms from /proc).
+(the sequential process's peak resident set; for bgen, the resident set summed over the
+process tree, this process, forkserver and workers, sampled every 50 ms from /proc).
 
 Where bgen's episode time goes cannot be clocked inside its workers without changing them,
 so it is taken from an instrumented in-process replay of the same episodes with the warm
@@ -30,11 +34,10 @@ spent inside episodes (process start, pipes, files, idle slots at the end of an 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,27 +45,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bgen.bench.machine import machine_line
 from bgen.bench.runner import STANDARD_POLICY, standard_config
 
 SAMPLE_S = 0.05
-
-
-# --- the machine -----------------------------------------------------------------------------
-def machine_line() -> str:
-    """Cores, CPU model, OS, Python, load average and the UTC date, in one line."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-"
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"machine: {os.cpu_count()} cores, {model}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}; load average {load}; "
-            f"{date}")
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -97,22 +83,22 @@ def tree_rss(root: int) -> int:
 
 
 class PeakMemory:
-    """Samples resident memory in a daemon thread, of this process's tree (``tree``) or of this
-    process alone; ``peak`` bytes."""
+    """Samples the resident memory of this process's tree in a daemon thread while ``active``;
+    ``peak`` bytes."""
 
-    def __init__(self, tree: bool):
+    def __init__(self):
         self.peak = 0
-        self.tree = tree
-        self._stop = threading.Event()   # set by __exit__: the sampler ends
+        self.active = False               # set around the phases that count
+        self._stop = threading.Event()    # set by __exit__: the sampler ends
         self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
 
     def _sample(self) -> None:
         while True:
-            try:
-                pid = os.getpid()
-                self.peak = max(self.peak, tree_rss(pid) if self.tree else _rss_by_pid()[pid][1])
-            except OSError:
-                pass
+            if self.active:
+                try:
+                    self.peak = max(self.peak, tree_rss(os.getpid()))
+                except OSError:
+                    pass
             if self._stop.wait(SAMPLE_S):
                 return
 
@@ -207,17 +193,38 @@ def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> d
 
 
 # --- bgen's side -----------------------------------------------------------------------------
-def run_bgen(config, seeds: list[int], iterations: int, workers: int, outdir: Path) -> dict:
-    """``run_episodes`` once per iteration, as the loop calls it; wall and in-worker time."""
+def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path) -> dict:
+    """``run_episodes`` for one iteration, as the loop calls it; wall and in-worker time."""
     from bgen.runner.worker import run_episodes
-    summaries = []
     started = time.perf_counter()
-    for iteration in range(iterations):
-        summaries += run_episodes(STANDARD_POLICY, seeds, config, outdir / f"iter_{iteration}",
-                                  workers=workers, step_events=False)
+    summaries = run_episodes(STANDARD_POLICY, seeds, config, outdir, workers=workers,
+                             step_events=False)
     wall = time.perf_counter() - started
-    inside = sum(s["wall_time_s"] for s in summaries)
-    return {"wall": wall, "inside": inside, "summaries": summaries}
+    return {"wall": wall, "inside": sum(s["wall_time_s"] for s in summaries),
+            "summaries": summaries}
+
+
+def run_sequential_iteration(args, seeds: list[int], outdir: Path) -> dict:
+    """One sequential iteration in a fresh Python process (this module with ``--child``), so
+    its memory is its own; its times are clocked inside it, imports excluded."""
+    command = [sys.executable, "-m", "bgen.bench.loop", "--child", str(outdir),
+               "--episodes", str(len(seeds)), "--seed-start", str(seeds[0]),
+               "--max-steps", str(args.max_steps), "--backend", args.backend]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sequential iteration failed ({done.returncode}): "
+                           f"{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(args) -> int:
+    """``--child DIR``: one sequential iteration, its result as one JSON line on stdout."""
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
+                            Path(args.child))
+    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(result))
+    return 0
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -243,11 +250,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("iterations", "episodes", "workers", "max_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
                          f"actual: {getattr(args, name)}")
+    if args.child is not None:
+        return _child(args)
 
     from dataclasses import replace
 
@@ -260,17 +270,27 @@ def main(argv=None) -> int:
           f"{seeds[0]}..{seeds[-1]}, {args.iterations} iterations x {args.episodes} episodes, "
           f"max {base.max_steps} steps, backend {backend_label(load_backend(args.backend))}")
 
-    with tempfile.TemporaryDirectory(prefix="bgen-bench-loop-") as tmp:
+    sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0},
+                  "summaries": [], "peak_rss": 0}
+    bgen = {"wall": 0.0, "inside": 0.0, "summaries": []}
+    with tempfile.TemporaryDirectory(prefix="bgen-bench-loop-") as tmp, \
+            PeakMemory() as bgen_memory:
         root = Path(tmp)
-        cache_dir = root / "world-cache"
-        config = replace(base, world_cache_dir=str(cache_dir))
-        # bgen first: the parent is still small, so the tree's peak is the loop's own.
-        with PeakMemory(tree=True) as bgen_memory:
-            bgen = run_bgen(config, seeds, args.iterations, args.workers, root / "bgen")
-        with PeakMemory(tree=False) as sequential_memory:
-            sequential = run_in_process(base, seeds, args.iterations, root / "sequential")
-        sequential_peak = max(sequential_memory.peak,
-                              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        config = replace(base, world_cache_dir=str(root / "world-cache"))
+        # Iterations alternate between the sides, so both meet the same load on a shared
+        # machine; this process builds no world, so its tree is bgen's loop alone.
+        for iteration in range(args.iterations):
+            bgen_memory.active = True
+            done = run_bgen_iteration(config, seeds, args.workers,
+                                      root / "bgen" / f"iter_{iteration}")
+            bgen_memory.active = False
+            for name in ("wall", "inside", "summaries"):
+                bgen[name] += done[name]
+            done = run_sequential_iteration(args, seeds, root / "sequential" / f"iter_{iteration}")
+            for name, seconds in done["times"].items():
+                sequential["times"][name] += seconds
+            sequential["summaries"] += done["summaries"]
+            sequential["peak_rss"] = max(sequential["peak_rss"], done["peak_rss"])
         replay = run_in_process(config, seeds, 1, root / "replay")
 
     seq_t, rep_t = sequential["times"], replay["times"]
@@ -301,9 +321,8 @@ def main(argv=None) -> int:
           f"{rep_t['world'] / args.episodes * 1000:.0f} ms; planning "
           f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
     print()
-    print(f"peak memory: sequential {_mb(sequential_peak)} "
-          f"(this process); bgen {_mb(bgen_memory.peak)} (process tree: this process, "
-          f"forkserver, workers)")
+    print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen "
+          f"{_mb(bgen_memory.peak)} (process tree: this process, forkserver, workers)")
     return 0
 
 
