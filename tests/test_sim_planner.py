@@ -415,6 +415,16 @@ def random_world(rng, size=12):
             for z in range(size) if rng.random() < density}
 
 
+def dense_obstacles(cells, padding):
+    """``Obstacles`` cut from the world's dense copy, as an episode's planner builds them."""
+    from bgen.sim.embedded import planner
+    grid = vxs.VoxelGrid._from_cells(dict(cells))
+    dense = vxs.VoxelGrid._from_arrays(*grid._arrays())._dense()
+    if dense is None:
+        return planner.Obstacles.from_cells(cells, padding)
+    return planner.Obstacles.from_dense(dense, padding)
+
+
 def outcome(search, *args):
     """Move names, or the error reason."""
     from bgen.sim.embedded import planner
@@ -438,8 +448,11 @@ class EmbeddedOnlyEquivalence(unittest.TestCase):
             got = outcome(planner.search, cells, origin, dst, padding, memo)
             dense = outcome(planner.search, planner.Obstacles.from_cells(cells, padding),
                             origin, dst, padding)
+            cut = outcome(planner.search, dense_obstacles(cells, padding), origin, dst, padding)
         self.assertEqual(got, expected, f"origin={origin} dst={dst} padding={padding}")
         self.assertEqual(dense, expected, f"dense: origin={origin} dst={dst} padding={padding}")
+        self.assertEqual(cut, expected, f"from dense cells: origin={origin} dst={dst} "
+                                        f"padding={padding}")
         return got
 
     def test_random_small_worlds_give_the_same_moves_and_errors(self):

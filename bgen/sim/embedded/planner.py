@@ -207,6 +207,28 @@ class Obstacles:
                    memoryview(occupied.view(np.uint8).reshape(-1)), bounds, padding)
 
     @classmethod
+    def from_dense(cls, dense, padding: int) -> "Obstacles":
+        """From a world's ``DenseCells`` (``world._dense()``), which an episode has built
+        anyway for its collision queries: no scatter, the box is cut from it."""
+        padding = max(int(padding), 0)
+        occupied = ((dense.values & np.uint32(OBSTACLE_BITS)) != 0).reshape(dense.shape)
+        spans = [np.flatnonzero(occupied.any(axis=tuple(a for a in range(3) if a != axis)))
+                 for axis in range(3)]
+        if len(spans[0]) == 0:
+            return cls((0, 0, 0), (0, 0, 0), b"", None, padding)
+        first = [int(span[0]) for span in spans]
+        last = [int(span[-1]) for span in spans]
+        occupied = occupied[first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1]
+        if padding:
+            occupied = dilate(np.pad(occupied, padding), padding)
+        occupied = np.ascontiguousarray(occupied)
+        low_obstacle = tuple(lo + f for lo, f in zip(dense.low, first))
+        high_obstacle = tuple(lo + l for lo, l in zip(dense.low, last))
+        low = tuple(c - padding for c in low_obstacle)
+        return cls(low, occupied.shape, memoryview(occupied.view(np.uint8).reshape(-1)),
+                   (low_obstacle, high_obstacle), padding)
+
+    @classmethod
     def from_cells(cls, cells: dict, padding: int) -> "Obstacles | None":
         """From a dict ``{(x, y, z): bits}``."""
         n = len(cells)
@@ -547,8 +569,12 @@ def _obstacles(world: VoxelGrid, padding: int):
     derived = world._derived()
     key = ("astar-obstacles", padding)
     if key not in derived:
-        coords, bits = world._arrays()
-        derived[key] = Obstacles.from_arrays(coords, bits, padding)
+        dense = world._dense()
+        if dense is not None:
+            derived[key] = Obstacles.from_dense(dense, padding)
+        else:
+            coords, bits = world._arrays()
+            derived[key] = Obstacles.from_arrays(coords, bits, padding)
     obstacles = derived[key]
     return world._cells() if obstacles is None else obstacles
 
