@@ -334,6 +334,76 @@ class _Cells:
         return coords, np.concatenate(columns[3]).astype(np.uint32)
 
 
+_RAW_BLOCK = 2048                     # raw outputs fetched from the bit generator at a time
+_DOUBLE_UNIT = 1.0 / 9007199254740992.0   # 2**-53: numpy's next_double scale
+_U32_MASK = 0xFFFF_FFFF
+
+
+class _Draws:
+    """A numpy ``Generator``'s scalar draws, replayed in plain Python, value for value.
+
+    Tree stamping makes tens of thousands of scalar draws, and each numpy scalar call costs
+    about a microsecond of argument handling. This reads the bit generator's raw 64-bit outputs
+    in blocks and applies numpy's own rules (numpy/random/src/distributions): ``random()`` is
+    ``(raw >> 11) * 2**-53``; ``random(n)`` is n of those; ``uniform(a, b)`` is
+    ``a + (b - a) * random()``; ``integers(low, high)`` (high exclusive, range below 2**32) is
+    Lemire's bounded draw on 32-bit halves, the upper half of a raw kept for the next integer
+    draw as PCG64's ``next_uint32`` keeps it (a range of one value draws nothing). The
+    generator must be fresh and used only through this object; the golden cell digests in
+    ``tests/test_sim_terrain.py`` hold it to numpy's values.
+    """
+
+    __slots__ = ("_bitgen", "_raws", "_pos", "_half")
+
+    def __init__(self, rng: np.random.Generator):
+        self._bitgen = rng.bit_generator
+        self._raws: list = []
+        self._pos = 0
+        self._half: int | None = None   # the kept upper 32 bits, or None
+
+    def _next64(self) -> int:
+        pos = self._pos
+        if pos == len(self._raws):
+            self._raws, pos = self._bitgen.random_raw(_RAW_BLOCK).tolist(), 0
+        self._pos = pos + 1
+        return self._raws[pos]
+
+    def _next32(self) -> int:
+        half = self._half
+        if half is not None:
+            self._half = None
+            return half
+        raw = self._next64()
+        self._half = raw >> 32
+        return raw & _U32_MASK
+
+    def random(self, size: int | None = None):
+        if size is None:
+            return (self._next64() >> 11) * _DOUBLE_UNIT
+        raws = [self._next64() for _ in range(size)]
+        return (np.array(raws, dtype=np.uint64) >> np.uint64(11)) * _DOUBLE_UNIT
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * ((self._next64() >> 11) * _DOUBLE_UNIT)
+
+    def integers(self, low: int, high: int) -> int:
+        span = high - low
+        if span <= 0:
+            raise ValueError("high <= low")
+        if span == 1:
+            return low
+        if span > _U32_MASK:
+            raise ValueError(f"range {span} needs 64-bit draws, which this does not replay")
+        m = self._next32() * span
+        leftover = m & _U32_MASK
+        if leftover < span:
+            threshold = (_U32_MASK - (span - 1)) % span
+            while leftover < threshold:
+                m = self._next32() * span
+                leftover = m & _U32_MASK
+        return low + (m >> 32)
+
+
 def _leafy(rng: np.random.Generator, p_sparse: float) -> int:
     return SPARSE if rng.random() < p_sparse else FILLED
 
@@ -504,7 +574,7 @@ def tree_cells(cfg: TerrainConfig, heights: np.ndarray, trees: list) -> tuple:
     """Cells of every placed tree (own RNG per tree, seeded by seed and position)."""
     out = _Cells()
     for x, z, params in trees:
-        rng = _rng(cfg._seed & _U32, _STREAM_TREE, x, z)
+        rng = _Draws(_rng(cfg._seed & _U32, _STREAM_TREE, x, z))
         ground = int(heights[x, z])
         trunk_height = _trunk(out, x, ground, z, params, rng)
         _CANOPIES[params.kind](out, x, ground, z, trunk_height, params, rng)
