@@ -380,7 +380,13 @@ class _Draws:
     def random(self, size: int | None = None):
         if size is None:
             return (self._next64() >> 11) * _DOUBLE_UNIT
-        raws = [self._next64() for _ in range(size)]
+        raws: list = []
+        while len(raws) < size:
+            if self._pos == len(self._raws):
+                self._raws, self._pos = self._bitgen.random_raw(_RAW_BLOCK).tolist(), 0
+            count = min(size - len(raws), len(self._raws) - self._pos)
+            raws += self._raws[self._pos:self._pos + count]
+            self._pos += count
         return (np.array(raws, dtype=np.uint64) >> np.uint64(11)) * _DOUBLE_UNIT
 
     def uniform(self, low: float, high: float) -> float:
