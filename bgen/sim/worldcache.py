@@ -179,6 +179,7 @@ def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray
             try:
                 with os.fdopen(handle, "wb") as out:
                     np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+                os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide it from other users
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
