@@ -139,5 +139,29 @@ class EpisodesCannotChangeTheCachedWorldTests(unittest.TestCase):
             coords[0, 0] = 99
 
 
+class WhereRunsCacheWorldsTests(unittest.TestCase):
+    def test_the_loop_caches_worlds_beside_the_run_directory_unless_told(self):
+        from bgen.orchestrator.loop import LoopConfig, with_world_cache
+        config = LoopConfig(policy_code="x = 1", episode=EpisodeConfig(backend="embedded"))
+        placed = with_world_cache(config, Path("runs") / "abc123")
+        self.assertEqual(placed.episode.world_cache_dir, str(Path("runs") / "world-cache"))
+        told = LoopConfig(policy_code="x = 1",
+                          episode=EpisodeConfig(backend="embedded", world_cache_dir="/tmp/w"))
+        self.assertEqual(with_world_cache(told, Path("runs/abc")).episode.world_cache_dir, "/tmp/w")
+
+    def test_run_policy_caches_worlds_beside_its_output_directory(self):
+        from bgen.runner import run_policy
+        args = run_policy.build_parser().parse_args(
+            ["--policy", "p.py", "--outdir", str(Path("out") / "bgen")])
+        self.assertEqual(run_policy.config_from_args(args).world_cache_dir,
+                         str(Path("out") / "world-cache"))
+
+    def test_a_cache_directory_must_be_a_path_string(self):
+        with self.assertRaises(ConfigError) as caught:
+            EpisodeConfig(world_cache_dir=Path("w"))
+        self.assertEqual(str(caught.exception),
+                         "world_cache_dir: expects a directory path or None, actual: PosixPath('w')")
+
+
 if __name__ == "__main__":
     unittest.main()
