@@ -1188,7 +1188,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-runs", type=positive_int, default=None, metavar="N",
                         help="keep the N newest finished runs; older ones are deleted as runs finish "
                              "(default: keep all)")
-    parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: bgen.server.fakeloop
+    parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: tests.fakeloop
     return parser
 
 

@@ -295,7 +295,7 @@ class TestTokenInTheServerProcess(unittest.TestCase):
     def test_a_debug_log_never_shows_the_token(self):
         with tempfile.TemporaryDirectory() as runs_dir:
             server = ServerProcess("--port", "0", "--ws-port", "0", "--render-ports", "0",
-                                   "--loop-module", "bgen.server.fakeloop", runs_dir=runs_dir,
+                                   "--loop-module", "tests.fakeloop", runs_dir=runs_dir,
                                    env={"BGEN_TOKEN": TOKEN, "BGEN_SERVER_LOG": "debug"}).wait_listening()
             try:
                 self.assertIn("access=token", server.output())

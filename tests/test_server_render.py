@@ -23,12 +23,12 @@ from websockets.asyncio.client import connect
 
 import bgen_server
 from bgen.errors import BadRequest
-from bgen.runner.bench import STANDARD_POLICY
+from bgen.bench.runner import STANDARD_POLICY
 from bgen.server.validation import parse_subscribe, parse_ws_path
 from bgen.sim import load_backend, scenarios
-from bgen.sim import render_bench
+from bgen.bench import render as render_bench
 from bgen.sim.embedded import wire
-from bgen.sim.render_bench import FrameCount
+from bgen.bench.render import FrameCount
 from bgen_server import EventHub, Subscriber, decoded_frame_message
 from tests.test_server_support import (LONG, QUICK, FINAL, ServerProcess, TIMEOUT, quiet_server_log,
                                        request)

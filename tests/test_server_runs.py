@@ -1,6 +1,6 @@
 """Specification of the RunManager (bgen.server.runs): lifecycle, queueing, stopping, events, recovery.
 
-The loop is replaced by small scripted functions (or bgen.server.fakeloop), so these tests need
+The loop is replaced by small scripted functions (or tests.fakeloop), so these tests need
 neither an LLM nor the simulator.
 """
 
@@ -11,7 +11,7 @@ import unittest
 from pathlib import Path
 
 from bgen.errors import Conflict, NotFound, ProviderError
-from bgen.server import fakeloop
+from tests import fakeloop
 from bgen.server.lifecycle import FINAL_STATES, LifecycleError
 from bgen.server.runs import LoopBinding, ManagerSettings, RunManager, build_loop_config
 from bgen.server.store import RunStore
@@ -94,7 +94,7 @@ class ManagerTestCase(unittest.TestCase):
 
 class TestARunFromStartToDone(ManagerTestCase):
     def test_a_run_is_done_with_its_record_and_events_on_disk(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 2, "max_steps": 150, "render": False}))["run_id"]
         record = self.wait_status(run_id, "done")
         self.assertEqual(record["best_iteration"], 0)
@@ -110,7 +110,7 @@ class TestARunFromStartToDone(ManagerTestCase):
         self.assertEqual(ids, sorted(set(ids)))
 
     def test_published_events_carry_increasing_ids_and_end_with_done(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 1, "max_steps": 300, "render": False}))["run_id"]
         self.wait_status(run_id, "done")
         events = self.published.of(run_id)
@@ -124,7 +124,7 @@ class TestARunFromStartToDone(ManagerTestCase):
         self.assertFalse(done["concluded_early"])
 
     def test_steps_are_decimated_per_episode_and_the_last_step_always_goes_out(self):
-        self.make(loop_module="bgen.server.fakeloop", progress_hz=5)
+        self.make(loop_module="tests.fakeloop", progress_hz=5)
         run_id = self.manager.submit(parse_run_request({"seeds": [1, 2], "max_steps": 400, "render": False}))["run_id"]
         self.wait_status(run_id, "done")
         for seed in (1, 2):
@@ -141,7 +141,7 @@ class TestARunFromStartToDone(ManagerTestCase):
                 self.assertLess(last_step_index, summary_index)
 
     def test_success_at_the_threshold_concludes_early(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request(
             {"iterations": 3, "episodes": 1, "max_steps": 10, "render": False, "success_threshold": 1.0}))["run_id"]
         record = self.wait_status(run_id, "done")
@@ -288,7 +288,7 @@ class TestStoppedReason(ManagerTestCase):
                 self.assertEqual((record["status"], record["stopped_reason"]), (state, state))
 
     def test_a_completed_run_keeps_the_loops_reason(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 0, "render": False}))["run_id"]
         record = self.wait_status(run_id, "done")
         self.assertEqual(record["stopped_reason"], "iterations_done")
@@ -367,7 +367,7 @@ class TestEventOrder(ManagerTestCase):
 
 class TestReplay(ManagerTestCase):
     def test_replay_holds_the_stored_steps_in_id_order_and_starts_after_since(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 1, "max_steps": 50, "render": False}))["run_id"]
         self.wait_status(run_id, "done")
         events = self.manager.replay(run_id)
@@ -379,7 +379,7 @@ class TestReplay(ManagerTestCase):
         self.assertEqual(self.manager.replay(run_id, since=middle), [e for e in events if e["id"] > middle])
 
     def test_a_finished_run_always_replays_its_final_event(self):
-        self.make(loop_module="bgen.server.fakeloop")
+        self.make(loop_module="tests.fakeloop")
         run_id = self.manager.submit(parse_run_request({"episodes": 0, "render": False}))["run_id"]
         self.wait_status(run_id, "done")
         last = self.manager.replay(run_id)[-1]

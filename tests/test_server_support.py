@@ -26,7 +26,7 @@ from tests.timing import scaled
 
 TIMEOUT = scaled(10.0)
 ROOT = Path(__file__).resolve().parents[1]
-FAKE_LOOP = "bgen.server.fakeloop"
+FAKE_LOOP = "tests.fakeloop"
 FINAL = ("done", "error", "terminated")
 
 MINIMAL_POLICY = '''import voxelsim as vxs

@@ -9,6 +9,8 @@ classes test internals of the embedded backend.
 import unittest
 from unittest import mock
 
+import numpy as np
+
 from bgen.sim import backend_label, load_backend
 
 vxs = load_backend()
@@ -305,6 +307,32 @@ class EmbeddedOnlySearch(unittest.TestCase):
         grid.add_target_cell([9, 9, 9])
         self.assertNotIn(("astar-blocked", 1), grid._derived())
 
+    def test_plans_on_an_array_world_read_its_occupancy_and_never_build_the_dict(self):
+        from bgen.sim.embedded import planner
+        wall = [(3, y, z) for y in range(-2, 3) for z in range(-2, 3)]
+        grid = vxs.VoxelGrid._from_arrays(np.array(wall), np.full(len(wall), FILLED_BITS))
+        twin = world(filled=wall)
+        for padding in (0, 1, 2):
+            with self.subTest(padding=padding):
+                self.assertEqual(plan(grid, [0, 0, 0], [6, 0, 0], padding),
+                                 plan(twin, [0, 0, 0], [6, 0, 0], padding))
+                self.assertIsInstance(grid._derived()[("astar-obstacles", padding)],
+                                      planner.Obstacles)
+        self.assertIsNone(grid._dict)
+        grid.add_target_cell([9, 9, 9])     # a change: the occupancy goes, the dict answers
+        self.assertNotIn(("astar-obstacles", 1), grid._derived())
+        self.assertEqual(plan(grid, [0, 0, 0], [6, 0, 0], 1), plan(twin, [0, 0, 0], [6, 0, 0], 1))
+
+    def test_dilation_grows_obstacles_by_the_padding_in_chebyshev_distance(self):
+        from bgen.sim.embedded.planner import dilate
+        occupied = np.zeros((7, 7, 7), dtype=bool)
+        occupied[3, 3, 3] = True
+        for padding in range(4):
+            with self.subTest(padding=padding):
+                grown = np.argwhere(dilate(occupied, padding))
+                self.assertEqual(len(grown), (2 * min(padding, 3) + 1) ** 3)
+                self.assertEqual(np.abs(grown - 3).max(), min(padding, 3))
+
     def test_flood_check_stops_as_soon_as_the_region_leaves_the_obstacles_box(self):
         # A floor under dst: its free region is unbounded, which the fill shows by stepping
         # past the floor's edge, long before the 400,000-cell limit.
@@ -387,6 +415,16 @@ def random_world(rng, size=12):
             for z in range(size) if rng.random() < density}
 
 
+def dense_obstacles(cells, padding):
+    """``Obstacles`` cut from the world's dense copy, as an episode's planner builds them."""
+    from bgen.sim.embedded import planner
+    grid = vxs.VoxelGrid._from_cells(dict(cells))
+    dense = vxs.VoxelGrid._from_arrays(*grid._arrays())._dense()
+    if dense is None:
+        return planner.Obstacles.from_cells(cells, padding)
+    return planner.Obstacles.from_dense(dense, padding)
+
+
 def outcome(search, *args):
     """Move names, or the error reason."""
     from bgen.sim.embedded import planner
@@ -398,7 +436,8 @@ def outcome(search, *args):
 
 @unittest.skipUnless(EMBEDDED, "embedded backend internals")
 class EmbeddedOnlyEquivalence(unittest.TestCase):
-    """The packed-key search returns exactly what the plain search above returns."""
+    """The packed-key search returns exactly what the plain search above returns, reading
+    the world either as a dict or as a dense occupancy box (``Obstacles``)."""
 
     def assertSameAsReference(self, cells, origin, dst, padding, memo=None, **limits):
         from bgen.sim.embedded import planner
@@ -407,7 +446,13 @@ class EmbeddedOnlyEquivalence(unittest.TestCase):
                    "_ENCLOSURE_CHECKS": limits.get("checks", planner._ENCLOSURE_CHECKS)}
         with mock.patch.multiple(planner, **patches):
             got = outcome(planner.search, cells, origin, dst, padding, memo)
+            dense = outcome(planner.search, planner.Obstacles.from_cells(cells, padding),
+                            origin, dst, padding)
+            cut = outcome(planner.search, dense_obstacles(cells, padding), origin, dst, padding)
         self.assertEqual(got, expected, f"origin={origin} dst={dst} padding={padding}")
+        self.assertEqual(dense, expected, f"dense: origin={origin} dst={dst} padding={padding}")
+        self.assertEqual(cut, expected, f"from dense cells: origin={origin} dst={dst} "
+                                        f"padding={padding}")
         return got
 
     def test_random_small_worlds_give_the_same_moves_and_errors(self):

@@ -5,6 +5,7 @@ share (axes, bounds, cell kinds, determinism per seed), not exact cells, since t
 noise is not voxelsim's. ``EmbeddedOnly...`` classes test internals of the embedded backend.
 """
 
+import hashlib
 import unittest
 
 import numpy as np
@@ -215,6 +216,52 @@ class EmbeddedOnlyTerrain(unittest.TestCase):
         self.assertIsNone(grid._dict)
         coords, bits = grid._arrays()
         self.assertEqual(len(np.unique(coords, axis=0)), len(coords))
+
+
+def cell_digest(grid) -> str:
+    """sha256 (first 16 hex) of the cells in canonical order: coords int32 LE, then bits u32 LE."""
+    coords, bits = grid._arrays()
+    order = np.lexsort((coords[:, 2], coords[:, 1], coords[:, 0]))
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(coords[order], dtype="<i4").tobytes())
+    digest.update(np.ascontiguousarray(bits[order], dtype="<u4").tobytes())
+    return digest.hexdigest()[:16]
+
+
+# Taken from the generator as it stood before tree stamping and ground columns were
+# vectorised: any change to a cell or a bit of these worlds changes a digest.
+GOLDEN_TERRAIN = {
+    0: ("1899b91ce4a330b1", 139659), 1: ("95629ac8a3160b71", 141284),
+    2: ("a6526100f960a514", 142042), 3: ("77f22c5989871b8b", 140707),
+    4: ("6b7c40d3f023652f", 140900), 5: ("81bd4696dcafcdbd", 135525),
+    6: ("f8ddd64097ea0eb2", 141843), 7: ("7c4c5841499ff39c", 139273),
+    8: ("ebb55354dae6c986", 141415), 9: ("237cb2ccd103be2f", 141529),
+    10: ("483e425150400aa2", 137396), 11: ("5297e631070103c2", 139955),
+    12: ("e4c7cf62d193cf90", 138634), 13: ("b49b46c9a24f0ce6", 138279),
+    14: ("35ed30f2c9e3be83", 137738), 15: ("9b3e03fa435c7782", 141480),
+    16: ("5945263123cfe9c2", 141081), 17: ("a17a5ad1df2ccd03", 142147),
+    18: ("4a0a6b953c0d8e5e", 142906), 19: ("472b1a98c5a39daa", 139297),
+    20: ("b6df920008204df5", 138686),
+}
+GOLDEN_WIND_FARM = ("d10d046b7f2b9404", 170832)           # scenarios.wind_farm_world
+GOLDEN_WIND_FARM_TERRAIN = ("b7e11146f208a0be", 166275)   # its terrain, bits as generated
+
+
+@unittest.skipUnless(EMBEDDED, "embedded backend cells (voxelsim's noise differs)")
+class EmbeddedOnlyGoldenCells(unittest.TestCase):
+    def test_terrain_scenario_cells_for_seeds_0_to_20_are_unchanged(self):
+        from bgen.sim import scenarios
+        for seed, (expected, count) in GOLDEN_TERRAIN.items():
+            with self.subTest(seed=seed):
+                grid = scenarios.terrain_world(vxs, seed)
+                self.assertEqual((cell_digest(grid), grid._len()), (expected, count))
+
+    def test_wind_farm_cells_are_unchanged(self):
+        from bgen.sim import scenarios
+        grid = scenarios.wind_farm_world(vxs)
+        self.assertEqual((cell_digest(grid), grid._len()), GOLDEN_WIND_FARM)
+        terrain = generate(seed=100, dims=scenarios.WIND_FARM_DIMENSIONS)
+        self.assertEqual((cell_digest(terrain), terrain._len()), GOLDEN_WIND_FARM_TERRAIN)
 
 
 if __name__ == "__main__":

@@ -339,6 +339,32 @@ class EmbeddedOnlyStorage(unittest.TestCase):
         twin.add_target_cell([5, 5, 5])
         self.assertEqual(len(grid._cells()), 1)
 
+    def test_array_world_answers_point_queries_without_building_the_dict(self):
+        rng = np.random.default_rng(5)
+        coords = np.unique(rng.integers(-4, 5, size=(300, 3)), axis=0)
+        bits = rng.choice([FILLED, SPARSE, TARGET, INTEREST, 0], size=len(coords))
+        grid = vxs.VoxelGrid._from_arrays(coords, bits)
+        twin = vxs.VoxelGrid._from_cells(dict(zip(map(tuple, coords.tolist()), bits.tolist())))
+        for centre in rng.uniform(-6.0, 6.0, size=(200, 3)).tolist():
+            with self.subTest(centre=centre):
+                self.assertEqual(as_bits(grid.collisions_py(centre, [0.5, 0.5, 0.3])),
+                                 as_bits(twin.collisions_py(centre, [0.5, 0.5, 0.3])))
+        for centre, half in (([0, 0, 0], [2, 3, 1]), ([4, 4, 4], [3, 3, 3]),
+                             ([20, 0, 0], [1, 1, 1]), ([-5, 2, 5], [0, 6, 2])):
+            with self.subTest(centre=centre, half=half):
+                self.assertEqual(grid.dense_snapshot_py(centre, half).data_py(),
+                                 twin.dense_snapshot_py(centre, half).data_py())
+        self.assertIsNone(grid._dict)
+
+    def test_a_changed_array_world_answers_from_its_dict(self):
+        grid = vxs.VoxelGrid._from_arrays(np.array([[1, 0, 0]]), np.array([FILLED]))
+        self.assertEqual(as_bits(grid.collisions_py([0.6, 0.0, 0.0], [0.5, 0.5, 0.3])),
+                         [((1, 0, 0), FILLED)])
+        grid.add_target_cell([1, 0, 0])
+        self.assertIsNone(grid._dense())
+        self.assertEqual(as_bits(grid.collisions_py([0.6, 0.0, 0.0], [0.5, 0.5, 0.3])),
+                         [((1, 0, 0), TARGET)])
+
     def test_difference_set_holds_the_added_coordinates(self):
         new = world({(0, 0, 0): "filled", (1, 1, 1): "sparse"})
         old = world({(0, 0, 0): "sparse"})

@@ -25,7 +25,7 @@ import json
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -562,6 +562,18 @@ def _default_runner():
     return run_episodes
 
 
+WORLD_CACHE_DIRNAME = "world-cache"
+
+
+def with_world_cache(config: LoopConfig, run_dir: Path) -> LoopConfig:
+    """``config`` with its episodes' worlds cached in ``<run_dir>/../world-cache`` unless it
+    names a directory already: the runs under one runs folder share built worlds."""
+    if config.episode.world_cache_dir is not None:
+        return config
+    directory = str(Path(run_dir).parent / WORLD_CACHE_DIRNAME)
+    return replace(config, episode=replace(config.episode, world_cache_dir=directory))
+
+
 def _default_checker():
     from bgen.runner.worker import check_policy
     return check_policy
@@ -572,7 +584,7 @@ def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
              episode_runner: Callable | None = None,
              policy_checker: Callable | None = None) -> LoopResult:
     """Run the loop (see the module docstring); raises ConfigError/ProviderError before a best exists."""
-    config = config.validated()
+    config = with_world_cache(config.validated(), Path(run_dir))
     if config.llm is not None and llm_client is None:
         llm_client = LLMClient(config.llm, stop_event=stop_event)
     if config.llm is None:

@@ -36,7 +36,7 @@ from bgen.errors import ConfigError, PolicyError, PolicyLoadError
 from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
                                  distance, is_teleport, max_step_distance)
 from bgen.runner.schema import SUCCESS_RADIUS, EpisodeSummary, StepLog
-from bgen.sim import scenarios
+from bgen.sim import scenarios, worldcache
 
 COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
 WORLD_RESEND_S = 1.0
@@ -63,6 +63,8 @@ class EpisodeConfig:
     ``lift_above_terrain``: a start or target inside terrain/trees is lifted straight up
     (``scenarios.place_above_obstacles``); the effective ones are in the summary.
     Output: ``trace_steps`` steps kept in ``trace.<seed>.json``.
+    ``world_cache_dir``: where built worlds are shared between processes and runs
+    (``bgen.sim.worldcache``); None keeps them in the process only.
     """
 
     max_steps: int = 5000
@@ -86,6 +88,7 @@ class EpisodeConfig:
     max_speed_mps: float = 50.0
     trace_steps: int = 50
     lift_above_terrain: bool = True
+    world_cache_dir: str | None = None
 
     def __post_init__(self):
         for problem in config_problems(self):
@@ -112,6 +115,9 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
     positive("memory_limit_mb", int)
     positive("max_open_files", int)
     positive("trace_steps", int)
+    if config.world_cache_dir is not None and not isinstance(config.world_cache_dir, str):
+        problems.append(("world_cache_dir", "world_cache_dir: expects a directory path or None, "
+                                            f"actual: {config.world_cache_dir!r}"))
     if config.scenario not in SCENARIOS:
         problems.append(("scenario", f"scenario: expects one of {', '.join(SCENARIOS)}, "
                                      f"actual: {config.scenario!r}"))
@@ -291,7 +297,7 @@ def build_sim(vxs, config: EpisodeConfig, seed: int) -> Sim:
     start, default_target = scenario_defaults(config.scenario)
     start = config.start if config.start is not None else start
     target = config.target if config.target is not None else default_target
-    world = scenarios.get_scenario(config.scenario).build(vxs, seed)
+    world = worldcache.world(vxs, config.scenario, seed, config.world_cache_dir)
     if config.lift_above_terrain:
         start, target = lift_above_terrain(world, start, target)
     agent = vxs.Agent(0)

@@ -107,7 +107,8 @@ def config_from_args(args) -> EpisodeConfig:
         scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
         pov_size=args.pov_size, use_px4=args.px4, backend=args.backend,
         act_budget_s=args.act_budget_s, episode_deadline_s=args.episode_deadline_s,
-        memory_limit_mb=args.memory_limit_mb)
+        memory_limit_mb=args.memory_limit_mb,
+        world_cache_dir=str(Path(args.outdir).parent / "world-cache"))
 
 
 def _fmt(value, spec=".2f") -> str:

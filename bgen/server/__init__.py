@@ -8,6 +8,6 @@
     progress     event shaping for clients, step decimation, render channels and port blocks
     store        runs/<run_id>/ on disk: run.json, events.jsonl, policies
     runs         RunManager: one thread per active run, bounded concurrency, FIFO queue
-    fakeloop     a scripted stand-in for the iteration loop (tests)
-    bench        ``python -m bgen.server.bench``: fan-out and proxy throughput vs raw TCP
+
+Benchmarks of the server's streams live above it, in ``bgen.bench.server``.
 """

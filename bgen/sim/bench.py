@@ -1,6 +1,6 @@
 """Simulator benchmark: the standard headless episode, timed phase by phase.
 
-    python -m bgen.sim.bench [--backend NAME] [--steps 3000] [--delta 0.01] [--seed 0]
+    python -m bgen.bench sim [--backend NAME] [--steps 3000] [--delta 0.01] [--seed 0]
                              [--urgency 1.0] [--json]
 
 The standard episode: the random-terrain world of ``--seed`` (world size 200), an agent
@@ -214,7 +214,7 @@ def format_report(r: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bgen.sim.bench",
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench sim",
                                      description="Time the standard headless episode.")
     parser.add_argument("--backend", default=None, choices=BACKEND_NAMES,
                         help="simulator backend (default: $BGEN_SIM_BACKEND or auto)")

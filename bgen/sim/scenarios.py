@@ -114,6 +114,7 @@ class Scenario:
     target: tuple[int, int, int]   # default target: success within 1.0 of it
     build: Callable                # build(vxs, seed) -> VoxelGrid
     description: str
+    world_depends_on_seed: bool = True   # False: one world for every seed (cached once)
 
 
 def _build_terrain(vxs, seed: int):
@@ -139,7 +140,8 @@ SCENARIOS: dict[str, Scenario] = {
     "wind_farm": Scenario(
         "wind_farm", WIND_FARM_START, WIND_FARM_TARGET, _build_wind_farm,
         "three wind turbines at (30, 30), (120, 120), (210, 210) on a 220 x 60 x 220 terrain; "
-        "the middle one has a defect (INTEREST cells) at half height on its +x face"),
+        "the middle one has a defect (INTEREST cells) at half height on its +x face",
+        world_depends_on_seed=False),
 }
 
 

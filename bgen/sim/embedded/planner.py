@@ -22,6 +22,12 @@ when a bounded flood fill from the destination closes without meeting the origin
 reference would search until exhausted or capped and fail with the same error. The fill gives
 up as soon as it leaves the obstacles' bounding box (the region is then unbounded).
 
+Where the world is array-backed and unchanged (terrain and cached worlds), the search reads
+its ``Obstacles`` for the padding instead of its dict: a dense occupancy box with the padding
+already applied by a vectorised dilation, built once per world and padding and dropped when
+the world changes. Same answers (the equivalence tests run both), without the ~100 ms it
+takes to turn a 140,000-cell world into a dict before the first plan.
+
 Everything else is bookkeeping that keeps the reference's order exactly: cells are packed into
 one int, costs and heap entries are ints ordered as the reference's tuples (see ``search``).
 Python still needs about 4 µs per expansion, so a search that runs to the cap takes about a
@@ -32,6 +38,8 @@ from __future__ import annotations
 
 import heapq
 import math
+
+import numpy as np
 
 from bgen.sim.embedded.convert import to_coord, to_float, to_instance, to_int
 from bgen.sim.embedded.intent import ActionIntent, MoveDir
@@ -148,6 +156,137 @@ def blocked_test(cells: dict, padding: int, w: int, memo: dict | None = None):
     return answers, blocked
 
 
+# Above this many cells (obstacles' box grown by the padding) the dense occupancy is not worth
+# it and the search reads the world's dict instead.
+MAX_OCCUPANCY_CELLS = 1 << 27
+
+
+class Obstacles:
+    """Blocked cells of one world for one padding, as a dense occupancy box (read-only).
+
+    ``low``, ``shape``: the box, the obstacles' bounding box grown by ``padding`` on every
+    side (voxels); ``occupied``: a read-only byte view, 1 where a cell is blocked, index
+    ``((x - low.x) * ny + (y - low.y)) * nz + (z - low.z)``; every cell outside the box is
+    free. ``bounds``: the obstacles' own bounding box ``(low, high)``, or None when there is
+    no obstacle. Padding is a vectorised dilation (a running OR of 2p+1 shifted copies along
+    each axis), so building it costs a few ms where reading the world as a dict costs about
+    100 ms on the standard world; blocked answers are the same as ``blocked_test``'s.
+    """
+
+    __slots__ = ("low", "shape", "occupied", "bounds", "padding")
+
+    def __init__(self, low, shape, occupied, bounds, padding: int):
+        self.low, self.shape, self.occupied = low, shape, occupied
+        self.bounds, self.padding = bounds, padding
+
+    @classmethod
+    def from_arrays(cls, coords: np.ndarray, bits: np.ndarray,
+                    padding: int) -> "Obstacles | None":
+        """From a world's coords (N×3) and bits (N); None when the box would be too large."""
+        padding = max(int(padding), 0)
+        bits = np.asarray(bits).reshape(-1)
+        hit = (bits & np.asarray(OBSTACLE_BITS, dtype=bits.dtype)) != 0
+        # Axis-major copy: reductions and arithmetic then run over contiguous rows.
+        points = np.ascontiguousarray(np.asarray(coords).reshape(-1, 3).T)[:, hit]
+        if points.shape[1] == 0:
+            return cls((0, 0, 0), (0, 0, 0), b"", None, padding)
+        low_obstacle = points.min(axis=1).astype(np.int64)
+        high_obstacle = points.max(axis=1).astype(np.int64)
+        low = low_obstacle - padding
+        shape = high_obstacle + padding - low + 1
+        if float(shape[0]) * float(shape[1]) * float(shape[2]) > MAX_OCCUPANCY_CELLS:
+            return None
+        nx, ny, nz = (int(n) for n in shape)
+        occupied = np.zeros(nx * ny * nz, dtype=bool)
+        occupied[((points[0] - low[0]) * ny + (points[1] - low[1])) * nz
+                 + (points[2] - low[2])] = True
+        occupied = dilate(occupied.reshape(nx, ny, nz), padding)
+        bounds = (tuple(int(v) for v in low_obstacle), tuple(int(v) for v in high_obstacle))
+        # A memoryview of the bytes: indexing it gives a Python int about as fast as a dict probe.
+        return cls(tuple(int(v) for v in low), (nx, ny, nz),
+                   memoryview(occupied.view(np.uint8).reshape(-1)), bounds, padding)
+
+    @classmethod
+    def from_dense(cls, dense, padding: int) -> "Obstacles":
+        """From a world's ``DenseCells`` (``world._dense()``), which an episode has built
+        anyway for its collision queries: no scatter, the box is cut from it."""
+        padding = max(int(padding), 0)
+        occupied = ((dense.values & np.uint32(OBSTACLE_BITS)) != 0).reshape(dense.shape)
+        spans = [np.flatnonzero(occupied.any(axis=tuple(a for a in range(3) if a != axis)))
+                 for axis in range(3)]
+        if len(spans[0]) == 0:
+            return cls((0, 0, 0), (0, 0, 0), b"", None, padding)
+        first = [int(span[0]) for span in spans]
+        last = [int(span[-1]) for span in spans]
+        occupied = occupied[first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1]
+        if padding:
+            occupied = dilate(np.pad(occupied, padding), padding)
+        occupied = np.ascontiguousarray(occupied)
+        low_obstacle = tuple(lo + f for lo, f in zip(dense.low, first))
+        high_obstacle = tuple(lo + l for lo, l in zip(dense.low, last))
+        low = tuple(c - padding for c in low_obstacle)
+        return cls(low, occupied.shape, memoryview(occupied.view(np.uint8).reshape(-1)),
+                   (low_obstacle, high_obstacle), padding)
+
+    @classmethod
+    def from_cells(cls, cells: dict, padding: int) -> "Obstacles | None":
+        """From a dict ``{(x, y, z): bits}``."""
+        n = len(cells)
+        coords = np.array(list(cells.keys()), dtype=np.int64).reshape(n, 3)
+        bits = np.fromiter(cells.values(), dtype=np.int64, count=n)
+        return cls.from_arrays(coords, bits, padding)
+
+    def blocked_test(self, w: int):
+        """``(answers, blocked)`` as ``blocked_test`` gives them; ``answers.get`` answers every
+        key at once (True/False as 1/0), so ``blocked`` is never needed by the search."""
+        occupied = self.occupied
+        off, mask, w2 = 1 << (w - 1), (1 << w) - 1, 2 * w
+        ox, oy, oz = (off + c for c in self.low)
+        nx, ny, nz = self.shape
+
+        def blocked(k):
+            x = (k >> w2) - ox
+            if 0 <= x < nx:
+                y = ((k >> w) & mask) - oy
+                if 0 <= y < ny:
+                    z = (k & mask) - oz
+                    if 0 <= z < nz:
+                        return occupied[(x * ny + y) * nz + z]
+            return 0
+
+        return _AllKnown(blocked), blocked
+
+
+class _AllKnown:
+    """Stands in for the answers dict when every answer is one lookup away."""
+
+    __slots__ = ("get",)
+
+    def __init__(self, get):
+        self.get = get
+
+
+def dilate(occupied: np.ndarray, padding: int) -> np.ndarray:
+    """Boolean ``occupied`` grown by ``padding`` cells in Chebyshev distance (a cube), same shape.
+
+    Separable: along each axis in turn, a cell is set when any cell within ``padding`` of it
+    on that axis is set.
+    """
+    for axis in range(occupied.ndim):
+        if padding <= 0 or occupied.shape[axis] <= 1:
+            continue
+        grown = occupied.copy()
+        n = occupied.shape[axis]
+        for d in range(1, min(padding, n - 1) + 1):
+            ahead = [slice(None)] * occupied.ndim
+            behind = [slice(None)] * occupied.ndim
+            ahead[axis], behind[axis] = slice(d, None), slice(None, n - d)
+            grown[tuple(ahead)] |= occupied[tuple(behind)]
+            grown[tuple(behind)] |= occupied[tuple(ahead)]
+        occupied = grown
+    return occupied
+
+
 def segment_distance(origin: tuple, dst: tuple):
     """A function ``coord -> int``: distance to segment origin→dst, ×1000, rounded (Rust)."""
     ax, ay, az = float(origin[0]), float(origin[1]), float(origin[2])
@@ -218,9 +357,12 @@ def region_excludes(start: int, goal: int, answers: dict, blocked, limit: int,
     return True
 
 
-def search(cells: dict, origin: tuple, dst: tuple, padding: int,
+def search(cells, origin: tuple, dst: tuple, padding: int,
            memo: dict | None = None) -> list:
     """The move sequence voxelsim's A* returns for this world, or ``PlannerError``.
+
+    ``cells``: the world as a dict ``{(x, y, z): bits}``, or its ``Obstacles`` for this
+    ``padding`` (same answers, no dict needed).
 
     ``memo``: a dict kept with the (unchanged) world, one per padding, so repeated plans reuse
     blocked tests.
@@ -237,7 +379,10 @@ def search(cells: dict, origin: tuple, dst: tuple, padding: int,
         raise PlannerError(INVALID_PARAMS)
     memo = {} if memo is None else memo
     w = field_width(origin, dst, padding)
-    answers, blocked = blocked_test(cells, padding, w, memo)
+    if isinstance(cells, Obstacles):
+        answers, blocked = cells.blocked_test(w)
+    else:
+        answers, blocked = blocked_test(cells, padding, w, memo)
     known = answers.get
     okey, dkey = pack(origin, w), pack(dst, w)
     if known(okey) or blocked(okey):
@@ -360,11 +505,14 @@ def search(cells: dict, origin: tuple, dst: tuple, padding: int,
     raise PlannerError(NO_VIABLE_PATH)
 
 
-def _field_box(cells: dict, memo: dict, padding: int, off: int):
+def _field_box(cells, memo: dict, padding: int, off: int):
     """The obstacles' bounding box grown by ``padding``, in packed-field values (or None)."""
-    if "bounds" not in memo:
-        memo["bounds"] = obstacle_bounds(cells)
-    bounds = memo["bounds"]
+    if isinstance(cells, Obstacles):
+        bounds = cells.bounds
+    else:
+        if "bounds" not in memo:
+            memo["bounds"] = obstacle_bounds(cells)
+        bounds = memo["bounds"]
     if bounds is None:
         return None
     low, high = bounds
@@ -404,13 +552,31 @@ def _planned(world: VoxelGrid, origin: tuple, dst: tuple, padding: int):
     if outcome is None:
         memo = derived.setdefault(("astar-blocked", padding), {})
         try:
-            outcome = tuple(search(world._cells(), origin, dst, padding, memo))
+            outcome = tuple(search(_obstacles(world, padding), origin, dst, padding, memo))
         except PlannerError as error:
             outcome = error
         if len(results) >= PLAN_CACHE_SIZE:
             results.pop(next(iter(results)))
         results[key] = outcome
     return outcome if isinstance(outcome, PlannerError) else list(outcome)
+
+
+def _obstacles(world: VoxelGrid, padding: int):
+    """What the search reads: the world's ``Obstacles`` for ``padding`` while it is
+    array-backed (built once and kept until the world changes), else its dict."""
+    if world._dict is not None:
+        return world._cells()
+    derived = world._derived()
+    key = ("astar-obstacles", padding)
+    if key not in derived:
+        dense = world._dense()
+        if dense is not None:
+            derived[key] = Obstacles.from_dense(dense, padding)
+        else:
+            coords, bits = world._arrays()
+            derived[key] = Obstacles.from_arrays(coords, bits, padding)
+    obstacles = derived[key]
+    return world._cells() if obstacles is None else obstacles
 
 
 class AStarActionPlanner(Sealed):

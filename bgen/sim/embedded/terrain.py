@@ -23,6 +23,7 @@ Generation is deterministic per seed (explicit ``numpy.random.Generator``; no gl
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ MIN_TREE_DISTANCE_SQ = 64
 TREE_DENSITY_THRESHOLD = 0.7
 TREE_GRID_STEP = 2
 TREE_KINDS = ("oak", "pine", "birch", "willow")
+_TREE_BLOCK = 8   # side of the blocks placed trees are filed by: sqrt(MIN_TREE_DISTANCE_SQ)
 
 # Independent random streams derived from the seed (SeedSequence entropy tails).
 _STREAM_NOISE, _STREAM_SCATTER, _STREAM_TREE = 0x6E6F6973, 0x73636174, 0x74726565
@@ -272,11 +274,17 @@ def place_trees(cfg: TerrainConfig, heights: np.ndarray) -> list:
                               0.0) + 1.0) * 0.5
     rng = _rng(cfg._seed & _U32, _STREAM_SCATTER)
     placed: list = []
+    # Placed trees by 8 × 8 block: a tree closer than 8 cells lies in one of the 9 blocks
+    # around a candidate's own, so only those are searched.
+    blocks: dict = {}
     for i, j in zip(*np.nonzero(density >= TREE_DENSITY_THRESHOLD)):
         if len(placed) >= MAX_TREES:
             break
         x, z, d = int(xs[i]), int(zs[j]), float(density[i, j])
-        if any((x - px) ** 2 + (z - pz) ** 2 < MIN_TREE_DISTANCE_SQ for px, pz, _ in placed):
+        bx, bz = x // _TREE_BLOCK, z // _TREE_BLOCK
+        if any((x - px) ** 2 + (z - pz) ** 2 < MIN_TREE_DISTANCE_SQ
+               for nx in (bx - 1, bx, bx + 1) for nz in (bz - 1, bz, bz + 1)
+               for px, pz in blocks.get((nx, nz), ())):
             continue
         kind = TREE_KINDS[int(rng.integers(len(TREE_KINDS)))]
         scale = 0.8 + (d - TREE_DENSITY_THRESHOLD) / (1.0 - TREE_DENSITY_THRESHOLD) * 0.4
@@ -287,11 +295,16 @@ def place_trees(cfg: TerrainConfig, heights: np.ndarray) -> list:
         if canopy_bottom + params.canopy_height >= size_y or canopy_bottom <= ground:
             continue
         placed.append((x, z, params))
+        blocks.setdefault((bx, bz), []).append((x, z))
     return placed
 
 
 class _Cells:
-    """Collects (x, y, z, bits) in the terrain frame; scalars or numpy batches."""
+    """Collects (x, y, z, bits) in the terrain frame; scalars or numpy batches.
+
+    Batches are kept as they come (four 1-D arrays, or a scalar for the bits) and joined once
+    in ``arrays()``, so a tree of a few hundred stamps costs one concatenation per axis.
+    """
 
     def __init__(self):
         self.points: list = []
@@ -301,72 +314,174 @@ class _Cells:
         self.points.append((x, y, z, bits))
 
     def add_many(self, xs, ys, zs, bits) -> None:
-        n = len(xs)
-        if n:
-            self.batches.append(np.stack([np.asarray(xs, np.int64), np.asarray(ys, np.int64),
-                                          np.asarray(zs, np.int64),
-                                          np.broadcast_to(np.asarray(bits, np.int64), (n,))],
-                                         axis=1))
+        if len(xs):
+            self.batches.append((xs, ys, zs, bits))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        parts = list(self.batches)
+        columns: list = [[], [], [], []]
+        for batch in self.batches:
+            n = len(batch[0])
+            for axis, values in enumerate(batch):
+                columns[axis].append(values if isinstance(values, np.ndarray)
+                                     else np.full(n, values, dtype=np.int64))
         if self.points:
-            parts.append(np.array(self.points, dtype=np.int64))
-        if not parts:
+            table = np.array(self.points, dtype=np.int64)
+            for axis in range(4):
+                columns[axis].append(table[:, axis])
+        if not columns[0]:
             return np.zeros((0, 3), np.int64), np.zeros(0, np.uint32)
-        table = np.concatenate(parts)
-        return table[:, :3], table[:, 3].astype(np.uint32)
+        coords = np.stack([np.concatenate(columns[axis]) for axis in range(3)], axis=1)
+        return coords, np.concatenate(columns[3]).astype(np.uint32)
+
+
+_RAW_BLOCK = 2048                     # raw outputs fetched from the bit generator at a time
+_DOUBLE_UNIT = 1.0 / 9007199254740992.0   # 2**-53: numpy's next_double scale
+_U32_MASK = 0xFFFF_FFFF
+
+
+class _Draws:
+    """A numpy ``Generator``'s scalar draws, replayed in plain Python, value for value.
+
+    Tree stamping makes tens of thousands of scalar draws, and each numpy scalar call costs
+    about a microsecond of argument handling. This reads the bit generator's raw 64-bit outputs
+    in blocks and applies numpy's own rules (numpy/random/src/distributions): ``random()`` is
+    ``(raw >> 11) * 2**-53``; ``random(n)`` is n of those; ``uniform(a, b)`` is
+    ``a + (b - a) * random()``; ``integers(low, high)`` (high exclusive, range below 2**32) is
+    Lemire's bounded draw on 32-bit halves, the upper half of a raw kept for the next integer
+    draw as PCG64's ``next_uint32`` keeps it (a range of one value draws nothing). The
+    generator must be fresh and used only through this object; the golden cell digests in
+    ``tests/test_sim_terrain.py`` hold it to numpy's values.
+    """
+
+    __slots__ = ("_bitgen", "_raws", "_pos", "_half")
+
+    def __init__(self, rng: np.random.Generator):
+        self._bitgen = rng.bit_generator
+        self._raws: list = []
+        self._pos = 0
+        self._half: int | None = None   # the kept upper 32 bits, or None
+
+    def _next64(self) -> int:
+        pos = self._pos
+        if pos == len(self._raws):
+            self._raws, pos = self._bitgen.random_raw(_RAW_BLOCK).tolist(), 0
+        self._pos = pos + 1
+        return self._raws[pos]
+
+    def _next32(self) -> int:
+        half = self._half
+        if half is not None:
+            self._half = None
+            return half
+        raw = self._next64()
+        self._half = raw >> 32
+        return raw & _U32_MASK
+
+    def random(self, size: int | None = None):
+        if size is None:
+            return (self._next64() >> 11) * _DOUBLE_UNIT
+        raws: list = []
+        while len(raws) < size:
+            if self._pos == len(self._raws):
+                self._raws, self._pos = self._bitgen.random_raw(_RAW_BLOCK).tolist(), 0
+            count = min(size - len(raws), len(self._raws) - self._pos)
+            raws += self._raws[self._pos:self._pos + count]
+            self._pos += count
+        return (np.array(raws, dtype=np.uint64) >> np.uint64(11)) * _DOUBLE_UNIT
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * ((self._next64() >> 11) * _DOUBLE_UNIT)
+
+    def integers(self, low: int, high: int) -> int:
+        span = high - low
+        if span <= 0:
+            raise ValueError("high <= low")
+        if span == 1:
+            return low
+        if span > _U32_MASK:
+            raise ValueError(f"range {span} needs 64-bit draws, which this does not replay")
+        m = self._next32() * span
+        leftover = m & _U32_MASK
+        if leftover < span:
+            threshold = (_U32_MASK - (span - 1)) % span
+            while leftover < threshold:
+                m = self._next32() * span
+                leftover = m & _U32_MASK
+        return low + (m >> 32)
 
 
 def _leafy(rng: np.random.Generator, p_sparse: float) -> int:
     return SPARSE if rng.random() < p_sparse else FILLED
 
 
+@functools.lru_cache(maxsize=None)
 def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (dx, dz) of the disc ``dx² + dz² <= radius²``, x-major; read-only, shared."""
     d = np.arange(-radius, radius + 1)
     dx, dz = np.meshgrid(d, d, indexing="ij")
     keep = dx * dx + dz * dz <= radius * radius
-    return dx[keep], dz[keep]
+    return _frozen(dx[keep]), _frozen(dz[keep])
 
 
+@functools.lru_cache(maxsize=None)
 def _ball(radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets of the ball ``dx² + dy² + dz² <= radius²``, x-major; read-only, shared."""
     d = np.arange(-radius, radius + 1)
     dx, dy, dz = np.meshgrid(d, d, d, indexing="ij")
     keep = dx * dx + dy * dy + dz * dz <= radius * radius
-    return dx[keep], dy[keep], dz[keep]
+    return _frozen(dx[keep]), _frozen(dy[keep]), _frozen(dz[keep])
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array, dtype=np.int64)
+    array.flags.writeable = False
+    return array
 
 
 def _trunk(out: _Cells, x, ground, z, p: TreeParams, rng) -> int:
+    """A tapering, slightly curved trunk: one disc per level, stamped in one batch."""
     curve = rng.uniform(-0.3, 0.3)
     trunk_height = int(p.height * 0.5)
+    xs, ys, zs = [], [], []
     for y in range(1, trunk_height + 1):
         ratio = 1.0 - (y / trunk_height) * p.trunk_taper
         radius = int(max(p.trunk_radius * ratio, 0.5))
         offset = int(curve * (y / trunk_height) ** 2)
         dx, dz = _disc(radius)
-        out.add_many(x + dx + offset, np.full(len(dx), ground + y), z + dz, FILLED)
+        xs.append(dx + (x + offset))
+        ys.append(np.full(len(dx), ground + y))
+        zs.append(dz + z)
+    if xs:
+        out.add_many(np.concatenate(xs), np.concatenate(ys), np.concatenate(zs), FILLED)
     return trunk_height
 
 
 def _pine(out: _Cells, x, ground, z, trunk_height, p: TreeParams, rng) -> None:
-    """Layers of horizontal branches (SPARSE mostly) with FILLED needle clusters."""
+    """Layers of horizontal branches (SPARSE mostly) with FILLED needle clusters.
+
+    The draws stay scalar and in the reference's order (each needle's offsets, then its
+    test), so a seed keeps its cells; only the lookups are hoisted out of the loops.
+    """
+    integers, random, add = rng.integers, rng.random, out.points.append
+    density = p.leaf_density
     for layer in range(p.branch_layers):
         y = ground + trunk_height // 2 + layer * 2
         if y > ground + p.height:
             break
-        branches = int(rng.integers(4, 7))
+        branches = int(integers(4, 7))
         length = int(p.branch_length * (1.0 - layer / p.branch_layers * 0.7))
         for i in range(branches):
             angle = i / branches * math.tau
+            cos_a, sin_a = math.cos(angle), math.sin(angle)
             for r in range(length + 1):
-                bx, bz = x + int(math.cos(angle) * r), z + int(math.sin(angle) * r)
-                out.add(bx, y, bz, _leafy(rng, 0.7))
+                bx, bz = x + int(cos_a * r), z + int(sin_a * r)
+                add((bx, y, bz, SPARSE if random() < 0.7 else FILLED))
                 if r > length // 3:
                     for _ in range(3):
-                        nx, ny, nz = (bx + int(rng.integers(-1, 2)), y + int(rng.integers(-1, 1)),
-                                      bz + int(rng.integers(-1, 2)))
-                        if rng.random() < p.leaf_density:
-                            out.add(nx, ny, nz, FILLED)
+                        nx, ny, nz = (bx + int(integers(-1, 2)), y + int(integers(-1, 1)),
+                                      bz + int(integers(-1, 2)))
+                        if random() < density:
+                            add((nx, ny, nz, FILLED))
 
 
 def _oak(out: _Cells, x, ground, z, trunk_height, p: TreeParams, rng) -> None:
@@ -465,7 +580,7 @@ def tree_cells(cfg: TerrainConfig, heights: np.ndarray, trees: list) -> tuple:
     """Cells of every placed tree (own RNG per tree, seeded by seed and position)."""
     out = _Cells()
     for x, z, params in trees:
-        rng = _rng(cfg._seed & _U32, _STREAM_TREE, x, z)
+        rng = _Draws(_rng(cfg._seed & _U32, _STREAM_TREE, x, z))
         ground = int(heights[x, z])
         trunk_height = _trunk(out, x, ground, z, params, rng)
         _CANOPIES[params.kind](out, x, ground, z, trunk_height, params, rng)
@@ -474,10 +589,25 @@ def tree_cells(cfg: TerrainConfig, heights: np.ndarray, trees: list) -> tuple:
 
 # --- assembly --------------------------------------------------------------------------------
 def merge_cells(coords: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One row per coordinate, bits OR-ed together (cells accumulate flags as in the reference)."""
+    """One row per coordinate, bits OR-ed together (cells accumulate flags as in the reference).
+
+    Rows come out sorted by (x, y, z), as ``np.unique(coords, axis=0)`` would give them; the
+    rows are packed into one int64 key each, which sorts several times faster than rows.
+    """
+    coords = coords.reshape(-1, 3).astype(np.int64)
     if len(bits) == 0:
-        return coords.reshape(-1, 3).astype(np.int64), bits.astype(np.uint32)
-    unique, inverse = np.unique(coords, axis=0, return_inverse=True)
+        return coords, bits.astype(np.uint32)
+    low = coords.min(axis=0)
+    span = coords.max(axis=0) - low + 1
+    if float(span[0]) * float(span[1]) * float(span[2]) >= 2.0 ** 62:
+        unique, inverse = np.unique(coords, axis=0, return_inverse=True)
+    else:
+        rel = coords - low
+        keys = (rel[:, 0] * span[1] + rel[:, 1]) * span[2] + rel[:, 2]
+        unique_keys, inverse = np.unique(keys, return_inverse=True)
+        yz = span[1] * span[2]
+        unique = np.stack([unique_keys // yz, unique_keys // span[2] % span[1],
+                           unique_keys % span[2]], axis=1) + low
     merged = np.zeros(len(unique), dtype=np.uint32)
     np.bitwise_or.at(merged, inverse.reshape(-1), bits.astype(np.uint32))
     return unique.astype(np.int64), merged

@@ -1,6 +1,6 @@
 """A scripted stand-in for ``bgen.orchestrator.loop``: the same call, files and events, no LLM, no simulator.
 
-``python bgen_server.py --loop-module bgen.server.fakeloop`` serves runs with it. Episodes
+``python bgen_server.py --loop-module tests.fakeloop`` serves runs with it. Episodes
 advance 2,000 steps per wall-clock second (so a long run can be stopped mid-way in a test), the
 policy always reaches the target, and with ``render`` on it connects to the renderer ports like
 voxelsim's RendererClient and sends a world frame per episode and an agents frame every 50 steps.

@@ -1,13 +1,13 @@
-"""``python -m bgen.sim.render_bench``: what rendering costs, frame by frame and per episode.
+"""``python -m bgen.bench render``: what rendering costs, frame by frame and per episode.
 
-    python -m bgen.sim.render_bench [--size 200] [--seed 0] [--steps 3000] [--repeat 3]
-                                    [--backend auto]
+    python -m bgen.bench render [--size 200] [--seed 0] [--steps 3000] [--repeat 3]
+                                [--backend auto]
 
 1. Frames: the terrain world of ``--seed`` and ``--size`` (the standard world: seed 0, size
    200) encoded as the world port's payload, decoded again, and turned into each render
    WebSocket message the server offers (``?format=base64``, ``json``); an agents frame of an
    agent flying an A* plan likewise.
-2. The standard episode of ``bgen.runner.bench`` (A* from the terrain start to [60, 60, -20],
+2. The standard episode of ``bgen.bench.runner`` (A* from the terrain start to [60, 60, -20],
    delta 0.01) run in this process twice per round: headless, and rendered to four local TCP
    listeners (world, agents, POV world 0, POV agents 0) that count the frames they receive.
    It reports steps/s, frames per second of wall time per channel and the wall-time ratio
@@ -255,7 +255,7 @@ class _Sink:
 def run_standard(vxs, config, seed: int) -> EpisodeRun:
     """One episode of the standard policy, headless or rendered as ``config.render`` says;
     building the world (and the vision renderer) is not timed."""
-    from bgen.runner.bench import STANDARD_POLICY
+    from bgen.bench.runner import STANDARD_POLICY
     from bgen.runner.episode import build_sim, run_episode
 
     listeners = CountingListeners() if config.render else None
@@ -306,7 +306,7 @@ class Workload:
 def workloads(backend: str, steps: int, seeds: list) -> list[Workload]:
     """The standard episodes (they end at the target after a few hundred steps), and one long
     flight across the map (it runs every step: the rates it sustains)."""
-    from bgen.runner.bench import standard_config
+    from bgen.bench.runner import standard_config
 
     standard = standard_config(backend, steps)
     return [Workload("standard", standard, tuple(seeds)),
@@ -356,7 +356,7 @@ def episode_rows(vxs, backend: str, steps: int, seeds: list, repeat: int) -> lis
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bgen.sim.render_bench",
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench render",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=200, help="terrain world size of the frame figures")
     parser.add_argument("--seed", type=int, default=0, help="terrain seed (default 0)")

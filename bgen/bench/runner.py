@@ -1,11 +1,13 @@
-"""``python -m bgen.runner.bench``: episodes per second, in-process vs 1 worker vs N workers.
+"""``python -m bgen.bench runner``: episodes per second, in-process vs 1 worker vs N workers.
 
 The standard episode: the A* policy below flies from the terrain scenario's start
 [50, 50, -20] to [60, 60, -20], terrain seeds 0..7, delta 0.01, at most 3,000 steps. We time
 
 * in-process: ``run_episode`` in this process, one after the other (the baseline; the policy
-  is this module's own, so running it here is safe),
-* 1 worker and N workers: ``run_episodes`` with fresh worker processes, files written,
+  is this module's own, so running it here is safe); from the second run on its worlds come
+  from the in-process world cache, as in a loop's later iterations,
+* 1 worker and N workers: ``run_episodes`` with fresh worker processes, files written, worlds
+  from a world cache directory shared by all runs (built by the first),
 
 and report episodes/s, the N-worker speedup and the worker machinery's overhead (1 worker vs
 in-process). Medians of ``--repeat`` runs. Nothing is asserted: the figures are this machine's.
@@ -94,7 +96,8 @@ def outcome_line(summaries: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench runner",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -104,14 +107,19 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=3000)
     args = parser.parse_args(argv)
 
+    from dataclasses import replace
+
+    from bgen.bench.machine import machine_line
     from bgen.runner.worker import probe_worker
     from bgen.sim import backend_label, load_backend
-    config = standard_config(args.backend, args.max_steps)
+    cache = tempfile.TemporaryDirectory(prefix="bgen-bench-worlds-")
+    config = replace(standard_config(args.backend, args.max_steps), world_cache_dir=cache.name)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     started = time.perf_counter()
     probe_worker(config)                     # starts the forkserver (once per process)
     startup = time.perf_counter() - started
 
+    print(machine_line())
     print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
           f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "
           f"backend {backend_label(load_backend(args.backend))}, {os.cpu_count()} cores, "
@@ -145,6 +153,7 @@ def main(argv=None) -> int:
     print(f"worker machinery (1-worker wall time minus the episode time measured inside the "
           f"workers: start, pipe, files): {machinery / len(seeds) * 1000:.1f} ms/episode = "
           f"{machinery / (one - machinery) * 100:.1f} % of the episode time (target < 10 %)")
+    cache.cleanup()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``python -m bgen.server.bench``: what the server's streams deliver, beside raw loopback TCP.
+"""``python -m bgen.bench server``: what the server's streams deliver, beside raw loopback TCP.
 
 Measured in one run, on this machine, with the clients in a separate process:
 
@@ -244,7 +244,7 @@ def median_of(repeat: int, measure) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bgen.server.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench server", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="progress events per round (default 20000)")
     parser.add_argument("--frames", type=int, default=200, help="frames per proxy round (default 200)")
     parser.add_argument("--frame-kb", type=int, default=200, help="frame size in KB (default 200)")

@@ -1,0 +1,330 @@
+"""``python -m bgen.bench loop``: the prototype's sequential loop beside bgen's, in one run.
+
+    python -m bgen.bench loop [--iterations 3] [--episodes 8] [--workers 2] [--seed-start 0]
+                              [--max-steps 3000] [--backend auto]
+
+Both sides run the standard episode (the A* policy of ``bgen.bench.runner``: terrain start
+[50, 50, -20] to [60, 60, -20], delta 0.01, ends on success) on the same seeds, iteration after
+iteration, as an iteration loop evaluating one policy does:
+
+* sequential, in-process, like the first prototype's runner: each episode builds its world
+  from scratch (no cache), plans from scratch on that fresh world, runs in the same process
+  and writes its steps as JSON lines; one episode after the other. It runs on today's
+  simulator (vectorised terrain, dense planner), so it is faster than the prototype was: the
+  ratio below measures what the loop adds (world cache, worker processes), not the simulator;
+* bgen: ``bgen.runner.worker.run_episodes`` per iteration with ``--workers`` workers and a
+  world cache directory, as the iteration loop calls it.
+
+The sides take turns, iteration by iteration, so both meet the same load on a shared machine.
+Each sequential iteration runs in a fresh Python process (its memory is then its own), clocked
+inside it, imports excluded.
+
+Printed: the machine and the date; wall time and episodes/s of each side and their ratio
+(bgen / sequential; the aim is at least 3 on 2 cores, printed, never asserted); where the
+time goes (world building, planning, stepping and, for bgen, worker overhead); peak memory
+(the sequential process's peak resident set; for bgen, the resident set summed over the
+process tree, this process, forkserver and workers, sampled every 50 ms from /proc).
+
+Where bgen's episode time goes cannot be clocked inside its workers without changing them,
+so it is taken from an instrumented in-process replay of the same episodes with the warm
+world cache; worker overhead is the part of the workers' capacity (wall time × workers) not
+spent inside episodes (process start, pipes, files, idle slots at the end of an iteration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bgen.bench.machine import machine_line
+from bgen.bench.runner import STANDARD_POLICY, standard_config
+
+SAMPLE_S = 0.05
+
+
+# --- memory ----------------------------------------------------------------------------------
+def _rss_by_pid() -> dict[int, tuple[int, int]]:
+    """{pid: (ppid, resident bytes)} of every readable process (Linux /proc)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry)] = (int(fields[1]), int(fields[21]) * page)
+    return table
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants."""
+    table = _rss_by_pid()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += table.get(pid, (0, 0))[1]
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+class PeakMemory:
+    """Samples the resident memory of this process's tree in a daemon thread while ``active``;
+    ``peak`` bytes."""
+
+    def __init__(self):
+        self.peak = 0
+        self.active = False               # set around the phases that count
+        self._stop = threading.Event()    # set by __exit__: the sampler ends
+        self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            if self.active:
+                try:
+                    self.peak = max(self.peak, tree_rss(os.getpid()))
+                except OSError:
+                    pass
+            if self._stop.wait(SAMPLE_S):
+                return
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- the sequential, prototype-like side -----------------------------------------------------
+class _JsonLines:
+    """An episode sink writing each step as one JSON line, as the prototype's runner does."""
+
+    def __init__(self, path: Path):
+        self.file = path.open("w", encoding="utf-8")
+
+    def step(self, log) -> None:
+        self.file.write(json.dumps(log) + "\n")
+
+    def warning(self, message) -> None:
+        pass
+
+    def phase(self, name) -> None:
+        pass
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _PlanClock:
+    """Wraps ``Helpers.plan_to`` while installed, adding the time spent in it to ``seconds``."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __enter__(self):
+        from bgen.runner import sandbox
+        self._original = original = sandbox.Helpers.plan_to
+        clock = self
+
+        def plan_to(helpers, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(helpers, *args, **kwargs)
+            finally:
+                clock.seconds += time.perf_counter() - started
+
+        sandbox.Helpers.plan_to = plan_to
+        return self
+
+    def __exit__(self, *exc):
+        from bgen.runner import sandbox
+        sandbox.Helpers.plan_to = self._original
+
+
+def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> dict:
+    """Episodes one after the other in this process; times per part and the summaries.
+
+    Each episode starts with an empty in-process world cache, as a fresh worker does: with
+    ``config.world_cache_dir`` None every world is built from scratch (the prototype), else it
+    is read from that directory (bgen's workers).
+    """
+    from bgen.runner.episode import build_sim, run_episode
+    from bgen.sim import load_backend, worldcache
+    vxs = load_backend(config.backend)
+    times = {"world": 0.0, "plan": 0.0, "episode": 0.0}
+    summaries = []
+    started = time.perf_counter()
+    with _PlanClock() as plans:
+        for iteration in range(iterations):
+            for seed in seeds:
+                worldcache.clear_memory()
+                episode_started = time.perf_counter()
+                sim = build_sim(vxs, config, seed)
+                times["world"] += time.perf_counter() - episode_started
+                ep_dir = outdir / f"iter_{iteration}" / f"ep_{seed}"
+                ep_dir.mkdir(parents=True, exist_ok=True)
+                sink = _JsonLines(ep_dir / f"steps.{seed}.jsonl")
+                try:
+                    outcome = run_episode(STANDARD_POLICY, vxs, config, seed, sink, sim=sim)
+                finally:
+                    sink.close()
+                summaries.append(outcome.summary.to_dict())
+                times["episode"] += time.perf_counter() - episode_started
+    times["plan"] = plans.seconds
+    times["wall"] = time.perf_counter() - started
+    times["step"] = times["episode"] - times["world"] - times["plan"]
+    return {"times": times, "summaries": summaries}
+
+
+# --- bgen's side -----------------------------------------------------------------------------
+def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path) -> dict:
+    """``run_episodes`` for one iteration, as the loop calls it; wall and in-worker time."""
+    from bgen.runner.worker import run_episodes
+    started = time.perf_counter()
+    summaries = run_episodes(STANDARD_POLICY, seeds, config, outdir, workers=workers,
+                             step_events=False)
+    wall = time.perf_counter() - started
+    return {"wall": wall, "inside": sum(s["wall_time_s"] for s in summaries),
+            "summaries": summaries}
+
+
+def run_sequential_iteration(args, seeds: list[int], outdir: Path) -> dict:
+    """One sequential iteration in a fresh Python process (this module with ``--child``), so
+    its memory is its own; its times are clocked inside it, imports excluded."""
+    command = [sys.executable, "-m", "bgen.bench.loop", "--child", str(outdir),
+               "--episodes", str(len(seeds)), "--seed-start", str(seeds[0]),
+               "--max-steps", str(args.max_steps), "--backend", args.backend]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sequential iteration failed ({done.returncode}): "
+                           f"{done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(args) -> int:
+    """``--child DIR``: one sequential iteration, its result as one JSON line on stdout."""
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
+                            Path(args.child))
+    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(result))
+    return 0
+
+
+# --- report ----------------------------------------------------------------------------------
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole * 100:5.1f} %" if whole > 0 else "    -"
+
+
+def outcome_line(summaries: list[dict]) -> str:
+    counts = Counter(s["reason"] for s in summaries)
+    return ", ".join(f"{reason} {n}" for reason, n in counts.most_common())
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench loop",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed-start", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("iterations", "episodes", "workers", "max_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
+                         f"actual: {getattr(args, name)}")
+    if args.child is not None:
+        return _child(args)
+
+    from dataclasses import replace
+
+    from bgen.sim import backend_label, load_backend
+    seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    base = standard_config(args.backend, args.max_steps)
+    n = args.iterations * args.episodes
+    print(machine_line())
+    print(f"standard episode: A* {list(base.start)} -> {list(base.target)}, terrain seeds "
+          f"{seeds[0]}..{seeds[-1]}, {args.iterations} iterations x {args.episodes} episodes, "
+          f"max {base.max_steps} steps, backend {backend_label(load_backend(args.backend))}")
+
+    sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0},
+                  "summaries": [], "peak_rss": 0}
+    bgen = {"wall": 0.0, "inside": 0.0, "summaries": []}
+    with tempfile.TemporaryDirectory(prefix="bgen-bench-loop-") as tmp, \
+            PeakMemory() as bgen_memory:
+        root = Path(tmp)
+        config = replace(base, world_cache_dir=str(root / "world-cache"))
+        # Iterations alternate between the sides, so both meet the same load on a shared
+        # machine; this process builds no world, so its tree is bgen's loop alone.
+        for iteration in range(args.iterations):
+            bgen_memory.active = True
+            done = run_bgen_iteration(config, seeds, args.workers,
+                                      root / "bgen" / f"iter_{iteration}")
+            bgen_memory.active = False
+            for name in ("wall", "inside", "summaries"):
+                bgen[name] += done[name]
+            done = run_sequential_iteration(args, seeds, root / "sequential" / f"iter_{iteration}")
+            for name, seconds in done["times"].items():
+                sequential["times"][name] += seconds
+            sequential["summaries"] += done["summaries"]
+            sequential["peak_rss"] = max(sequential["peak_rss"], done["peak_rss"])
+        replay = run_in_process(config, seeds, 1, root / "replay")
+
+    seq_t, rep_t = sequential["times"], replay["times"]
+    ratio = seq_t["wall"] / bgen["wall"]
+    print(f"outcomes: sequential {outcome_line(sequential['summaries'])}; "
+          f"bgen {outcome_line(bgen['summaries'])}")
+    print()
+    print(f"{'':<34}{'sequential':>14}{'bgen':>14}")
+    print(f"{'wall time, ' + str(n) + ' episodes':<34}{seq_t['wall']:>12.2f} s{bgen['wall']:>12.2f} s")
+    print(f"{'episodes/s':<34}{n / seq_t['wall']:>14.2f}{n / bgen['wall']:>14.2f}")
+    print(f"{'ms per episode (wall / episodes)':<34}{seq_t['wall'] / n * 1000:>14.0f}"
+          f"{bgen['wall'] / n * 1000:>14.0f}")
+    print(f"ratio bgen / sequential: {ratio:.2f}x (aim: >= 3x on 2 cores)")
+    print()
+    capacity = bgen["wall"] * args.workers
+    overhead = max(capacity - bgen["inside"], 0.0)
+    inside_total = rep_t["episode"]
+    print("where the time goes")
+    print(f"  sequential ({seq_t['wall']:.2f} s): world building {_share(seq_t['world'], seq_t['wall'])}, "
+          f"planning {_share(seq_t['plan'], seq_t['wall'])}, stepping (policy, dynamics, "
+          f"collisions, logs) {_share(seq_t['step'], seq_t['wall'])}")
+    print(f"  bgen ({capacity:.2f} worker-s = {bgen['wall']:.2f} s x {args.workers}): worker "
+          f"overhead {_share(overhead, capacity)}; inside episodes {_share(bgen['inside'], capacity)}, "
+          f"of which (warm-cache replay) world {_share(rep_t['world'], inside_total)}, "
+          f"planning {_share(rep_t['plan'], inside_total)}, stepping "
+          f"{_share(rep_t['step'], inside_total)}")
+    print(f"  per episode: world built {seq_t['world'] / n * 1000:.0f} ms vs from the cache "
+          f"{rep_t['world'] / args.episodes * 1000:.0f} ms; planning "
+          f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
+    print()
+    print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen "
+          f"{_mb(bgen_memory.peak)} (process tree: this process, forkserver, workers)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

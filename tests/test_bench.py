@@ -1,0 +1,54 @@
+"""The benchmark entry point ``python -m bgen.bench <name>`` and the loop benchmark's helpers.
+
+Benchmarks print what they measure; nothing here checks a speed.
+"""
+
+import contextlib
+import io
+import os
+import unittest
+
+from bgen import bench
+from bgen.bench import loop, machine
+
+
+class BenchEntryPointTests(unittest.TestCase):
+    def test_an_unknown_or_missing_name_is_refused_with_the_choices(self):
+        for argv, given in ((["fast"], "'fast'"), ([], "nothing")):
+            with self.subTest(argv=argv):
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    self.assertEqual(bench.main(argv), 2)
+                self.assertEqual(err.getvalue().strip(),
+                                 "python -m bgen.bench: expects one of sim, runner, loop, server, "
+                                 f"render, actual: {given}")
+
+    def test_every_name_resolves_to_a_module_with_main(self):
+        import importlib
+        for name, module in bench.BENCHMARKS.items():
+            with self.subTest(name=name):
+                self.assertTrue(callable(importlib.import_module(module).main))
+
+    def test_the_loop_benchmark_refuses_a_non_positive_count(self):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as caught:
+            bench.main(["loop", "--workers", "0"])
+        self.assertEqual(caught.exception.code, 2)
+        self.assertIn("--workers: expects a positive integer, actual: 0", err.getvalue())
+
+
+@unittest.skipUnless(os.path.isdir("/proc/self"), "reads /proc")
+class LoopBenchHelperTests(unittest.TestCase):
+    def test_the_machine_line_names_cores_python_and_the_utc_date(self):
+        line = machine.machine_line()
+        self.assertRegex(line, rf"^machine: {os.cpu_count()} cores, .*Python \d+\.\d+.*"
+                               r"\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+
+    def test_the_process_tree_holds_at_least_this_process(self):
+        own = loop._rss_by_pid()[os.getpid()][1]
+        self.assertGreater(own, 0)
+        self.assertGreaterEqual(loop.tree_rss(os.getpid()), own)
+
+
+if __name__ == "__main__":
+    unittest.main()

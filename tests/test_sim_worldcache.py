@@ -1,0 +1,167 @@
+"""Specification of the world cache (bgen.sim.worldcache) on the embedded backend."""
+
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from bgen.errors import ConfigError
+from bgen.runner.episode import EpisodeConfig, ListSink, build_sim, run_episode
+from bgen.sim import load_backend, scenarios, worldcache
+
+vxs = load_backend("embedded")
+
+# A policy that edits the world it is given through the public API on every step.
+EDITING_POLICY = '''
+def init(config):
+    pass
+
+
+def act(t, agent, world, fw, env, helpers):
+    world.add_target_cell([50, 50, -90])
+    world.add_target_cell([0, 0, 0])
+    return None
+
+
+def collect(step_ctx):
+    return {}
+
+
+def finalize(ep_ctx):
+    return {}
+'''
+
+
+def cells(grid) -> dict:
+    coords, bits = grid._arrays()
+    return dict(zip(map(tuple, coords.tolist()), bits.tolist()))
+
+
+class WorldCacheTests(unittest.TestCase):
+    def setUp(self):
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = Path(self.tmp.name) / "world-cache"
+
+    def test_a_world_is_built_once_per_scenario_and_seed_then_served_from_memory(self):
+        first = worldcache.world(vxs, "terrain", 3)
+        second = worldcache.world(vxs, "terrain", 3)
+        self.assertEqual(worldcache.stats(), {"memory": 1, "file": 0, "built": 1})
+        self.assertIsNot(first, second)
+        self.assertIs(first._arrays()[0], second._arrays()[0])   # shared, read-only
+        self.assertEqual(cells(first), cells(scenarios.terrain_world(vxs, 3)))
+
+    def test_another_process_reads_the_world_from_the_directory(self):
+        built = cells(worldcache.world(vxs, "terrain", 4, str(self.dir)))
+        worldcache.clear_memory()                     # as a fresh worker process starts
+        loaded = worldcache.world(vxs, "terrain", 4, str(self.dir))
+        self.assertEqual(worldcache.stats(), {"memory": 0, "file": 1, "built": 0})
+        self.assertEqual(cells(loaded), built)
+        self.assertFalse(loaded._arrays()[0].flags.writeable)
+        self.assertEqual(len(list(self.dir.glob("terrain-4-embedded-*.npy"))), 2)
+
+    def test_the_wind_farm_is_one_world_for_every_seed(self):
+        worldcache.world(vxs, "wind_farm", 1)
+        worldcache.world(vxs, "wind_farm", 2)
+        self.assertEqual(worldcache.stats(), {"memory": 1, "file": 0, "built": 1})
+        self.assertEqual(worldcache.world_key("wind_farm", 7, "embedded"),
+                         worldcache.world_key("wind_farm", 0, "embedded"))
+        self.assertNotEqual(worldcache.world_key("terrain", 7, "embedded"),
+                            worldcache.world_key("terrain", 0, "embedded"))
+
+    def test_keys_name_the_generator_so_a_changed_generator_is_not_served_stale_cells(self):
+        key = worldcache.world_key("terrain", 5, "embedded")
+        self.assertEqual(key, f"terrain-5-embedded-{worldcache.generator_fingerprint()}")
+        self.assertRegex(worldcache.generator_fingerprint(), r"^[0-9a-f]{12}$")
+
+    def test_a_damaged_file_is_ignored_and_the_world_rebuilt(self):
+        expected = cells(worldcache.world(vxs, "terrain", 6, str(self.dir)))
+        worldcache.clear_memory()
+        coords_file = next(self.dir.glob("terrain-6-*.coords.npy"))
+        coords_file.write_bytes(b"not a numpy file")
+        self.assertEqual(cells(worldcache.world(vxs, "terrain", 6, str(self.dir))), expected)
+        self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
+
+    def test_files_beyond_the_budget_are_removed_oldest_first(self):
+        with mock.patch.object(worldcache, "FILE_BUDGET_BYTES", 3_000_000):
+            for seed in (7, 8):
+                worldcache.world(vxs, "terrain", seed, str(self.dir))
+        self.assertEqual([p.name.split("-")[1] for p in self.dir.glob("*.coords.npy")], ["8"])
+
+    def test_memory_beyond_the_budget_forgets_the_least_recently_used_world(self):
+        with mock.patch.object(worldcache, "MEMORY_BUDGET_BYTES", 3_000_000):
+            for seed in (9, 10, 9):
+                worldcache.world(vxs, "terrain", seed)
+        self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 3})
+
+    def test_an_unknown_scenario_is_a_config_error(self):
+        with self.assertRaises(ConfigError) as caught:
+            worldcache.world(vxs, "moon", 0)
+        self.assertEqual(str(caught.exception),
+                         "scenario: expects one of terrain, wind_farm, actual: 'moon'")
+
+
+class EpisodesCannotChangeTheCachedWorldTests(unittest.TestCase):
+    def setUp(self):
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+
+    def test_a_policy_that_edits_its_world_leaves_the_next_episodes_world_as_built(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = EpisodeConfig(max_steps=5, backend="embedded", world_cache_dir=tmp,
+                                   start=(50, 50, -60), target=(56, 56, -60))
+            before = cells(worldcache.world(vxs, "terrain", 11, tmp))
+            sim = build_sim(vxs, config, 11)
+            outcome = run_episode(EDITING_POLICY, vxs, config, 11, ListSink(), sim=sim)
+            self.assertIsNone(outcome.summary.error)
+            self.assertEqual(outcome.summary.steps, 5)
+            self.assertEqual(sim.world._cells()[(50, 50, -90)], 128)   # the edit happened
+            after = worldcache.world(vxs, "terrain", 11, tmp)
+            self.assertEqual(cells(after), before)
+            self.assertNotIn((50, 50, -90), cells(after))
+            worldcache.clear_memory()                  # and the file the next worker reads
+            self.assertEqual(cells(worldcache.world(vxs, "terrain", 11, tmp)), before)
+
+    def test_a_changed_copy_does_not_change_its_siblings_or_the_arrays(self):
+        world, sibling = worldcache.world(vxs, "terrain", 12), worldcache.world(vxs, "terrain", 12)
+        coords, bits = world._arrays()
+        snapshot = (coords.copy(), bits.copy())
+        world.add_target_cell([1, 1, -80])
+        self.assertIn((1, 1, -80), world._cells())
+        self.assertNotIn((1, 1, -80), sibling._cells())
+        np.testing.assert_array_equal(sibling._arrays()[0], snapshot[0])
+        np.testing.assert_array_equal(sibling._arrays()[1], snapshot[1])
+        with self.assertRaises(ValueError):
+            coords[0, 0] = 99
+
+
+class WhereRunsCacheWorldsTests(unittest.TestCase):
+    def test_the_loop_caches_worlds_beside_the_run_directory_unless_told(self):
+        from bgen.orchestrator.loop import LoopConfig, with_world_cache
+        config = LoopConfig(policy_code="x = 1", episode=EpisodeConfig(backend="embedded"))
+        placed = with_world_cache(config, Path("runs") / "abc123")
+        self.assertEqual(placed.episode.world_cache_dir, str(Path("runs") / "world-cache"))
+        told = LoopConfig(policy_code="x = 1",
+                          episode=EpisodeConfig(backend="embedded", world_cache_dir="/tmp/w"))
+        self.assertEqual(with_world_cache(told, Path("runs/abc")).episode.world_cache_dir, "/tmp/w")
+
+    def test_run_policy_caches_worlds_beside_its_output_directory(self):
+        from bgen.runner import run_policy
+        args = run_policy.build_parser().parse_args(
+            ["--policy", "p.py", "--outdir", str(Path("out") / "bgen")])
+        self.assertEqual(run_policy.config_from_args(args).world_cache_dir,
+                         str(Path("out") / "world-cache"))
+
+    def test_a_cache_directory_must_be_a_path_string(self):
+        with self.assertRaises(ConfigError) as caught:
+            EpisodeConfig(world_cache_dir=Path("w"))
+        self.assertEqual(str(caught.exception),
+                         "world_cache_dir: expects a directory path or None, actual: PosixPath('w')")
+
+
+if __name__ == "__main__":
+    unittest.main()
