@@ -1,7 +1,7 @@
 """Every module imports only from its own layer or the layers below it.
 
     bgen.errors, bgen (package)  <  bgen.sim  <  bgen.runner  <  bgen.orchestrator, bgen.llm
-        <  bgen.server  <  bgen_server.py  <  bgen.bench
+        <  bgen.server  <  bgen_server.py  <  bgen.bench  <  bgen.__main__ (the bgen command), bgen.pack
 
 Imports are read with ``ast`` (top-level and inside functions alike), so a lazy import that
 reaches upwards fails here just as a module-level one does.
@@ -24,6 +24,8 @@ LAYERS = (
     ("bgen.server", 4),
     ("bgen_server", 5),
     ("bgen.bench", 6),
+    ("bgen.__main__", 7),
+    ("bgen.pack", 7),
     ("bgen", 0),
 )
 
