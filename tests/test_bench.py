@@ -21,7 +21,7 @@ class BenchEntryPointTests(unittest.TestCase):
                     self.assertEqual(bench.main(argv), 2)
                 self.assertEqual(err.getvalue().strip(),
                                  "python -m bgen.bench: expects one of sim, runner, loop, server, "
-                                 f"render, actual: {given}")
+                                 f"render, dask, actual: {given}")
 
     def test_every_name_resolves_to_a_module_with_main(self):
         import importlib
