@@ -52,7 +52,7 @@ from dataclasses import dataclass, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -60,12 +60,13 @@ from websockets.exceptions import ConnectionClosed
 from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
+from bgen.server import dashboard
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
 from bgen.server.runs import ManagerSettings, RunManager
 from bgen.server.store import RunStore
-from bgen.server.validation import (DEFAULT_PROVIDERS, check_run_id, parse_code_query,
+from bgen.server.validation import (DEFAULT_PROVIDERS, SCENARIOS, check_run_id, parse_code_query,
                                     parse_run_request, parse_subscribe, parse_ws_path, query_params,
                                     show)
 from bgen.sim.embedded import wire
@@ -122,6 +123,13 @@ ROUTES = (
     ("GET", re.compile(r"/runs"), "list_runs"),
     ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)"), "get_run"),
     ("POST", re.compile(r"/runs/(?P<run_id>[^/]+)/terminate"), "terminate_run"),
+    # the dashboard (bgen.server.dashboard): its page, static files and the data it draws
+    ("GET", re.compile(r"/"), "dashboard_page"),
+    ("GET", re.compile(r"/static/(?P<path>.+)"), "static_file"),
+    ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)/episodes/(?P<iteration>[^/]+)/(?P<seed>[^/]+)"),
+     "get_episode"),
+    ("GET", re.compile(r"/worlds/(?P<scenario>[^/]+)/(?P<seed>[^/]+)"), "get_world"),
+    ("GET", re.compile(r"/code/(?P<run_id>[^/]+)/diff"), "get_code_diff"),
 )
 
 CORS_HEADERS = (
@@ -213,7 +221,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             headers = []
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             status, body, headers = error_response(exc)
-        self.send_json(status, body, headers)
+        if isinstance(body, dashboard.StaticFile):
+            self.send_bytes(status, body)
+        else:
+            self.send_json(status, body, headers)
 
     def send_json(self, status: int, body, headers=()) -> None:
         if not self.body_read and self.headers.get("Content-Length", "0").strip() not in ("", "0"):
@@ -227,6 +238,20 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_bytes(self, status: int, body) -> None:
+        """A dashboard file or a prebuilt JSON document (the world), as it is."""
+        data = body.body
+        self.send_response(status)
+        for name, value in CORS_HEADERS:
+            self.send_header(name, value)
+        self.send_header("Content-Type", body.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -309,6 +334,37 @@ class ApiHandler(BaseHTTPRequestHandler):
         query_params(query, ())
         status = self.server.app.manager.terminate(check_run_id(run_id))
         return 200, {"run_id": run_id, "status": status}
+
+    # ---------------------------------------------------------------- dashboard
+
+    def dashboard_page(self, query: str):
+        return 200, dashboard.index_page()
+
+    def static_file(self, query: str, path: str):
+        return 200, dashboard.static_file(unquote(path))
+
+    def get_episode(self, query: str, run_id: str, iteration: str, seed: str):
+        query_params(query, ())
+        store = self.server.app.manager.store
+        record = self.server.app.manager.record(check_run_id(run_id))
+        return 200, dashboard.episode_view(store.run_dir(run_id), record,
+                                           dashboard.parse_iteration(iteration),
+                                           dashboard.parse_seed(seed))
+
+    def get_world(self, query: str, scenario: str, seed: str):
+        query_params(query, ())
+        app = self.server.app
+        body = app.worlds.get(app.sim_backend, dashboard.parse_scenario(scenario, SCENARIOS),
+                              dashboard.parse_seed(seed))
+        return 200, dashboard.json_document(body)
+
+    def get_code_diff(self, query: str, run_id: str):
+        store = self.server.app.manager.store
+        if not self.server.app.manager.exists(check_run_id(run_id)):
+            raise NotFound(f"no run {run_id!r}", field="run_id")
+        start, to = dashboard.parse_diff_query(query, store.iterations_with_code(run_id))
+        return 200, dashboard.code_diff(run_id, store.policy_code(run_id, start),
+                                        store.policy_code(run_id, to))
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -841,7 +897,9 @@ class BgenServer:
 
         self.settings = settings
         requested_backend_name(settings.backend)
-        self.backend_label = backend_label(load_backend(settings.backend))
+        self.sim_backend = load_backend(settings.backend)
+        self.backend_label = backend_label(self.sim_backend)
+        self.worlds = dashboard.WorldCache()
         self.providers = DEFAULT_PROVIDERS
         self.store = RunStore(Path(settings.runs_dir))
         self.hub = EventHub()

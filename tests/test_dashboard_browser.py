@@ -1,0 +1,192 @@
+"""The dashboard in a real browser: headless Chromium driven over its DevTools protocol.
+
+The server runs in this process (free ports, a temporary runs folder, the embedded backend) with
+a fake LLM provider on loopback. Through the page's own form the test starts a run of the
+example policy and a two-iteration LLM run, waits for both to finish, and checks what the page
+drew: the runs list, the chart's points, the policy diff, a 3D view that is not blank. Every
+request the page makes is recorded and must stay on 127.0.0.1; console errors and uncaught
+exceptions fail the test. Screenshots go to docs/img/ (README shows them).
+
+Skipped, with the command that installs it, where no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import unittest
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import bgen_server
+from tests.cdp import Chromium
+from tests.fake_llm import FakeLLMServer, text_reply
+from tests.timing import scaled
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "img"
+EXAMPLE_POLICY = (ROOT / "bgen" / "llm" / "context" / "examples" / "move_to_target.py").read_text()
+HOVER_POLICY = (ROOT / "tests" / "policies" / "hover.py").read_text()
+KEY_ENV = "BGEN_DASHBOARD_TEST_KEY"
+KEY = "k-dashboard-test"
+RUN_WAIT = scaled(60.0)
+UI_WAIT = scaled(20.0)
+
+# Fills the start form and submits it: fields by name, textareas and checkboxes included.
+FILL_AND_SUBMIT = """
+(() => {
+  const form = document.querySelector('#run-form');
+  const values = %s;
+  for (const [name, value] of Object.entries(values)) {
+    const field = form.elements[name];
+    if (field.type === 'checkbox') field.checked = value; else field.value = String(value);
+  }
+  document.querySelector('#start-run').click();
+  return true;
+})()
+"""
+
+# Share of the 3D canvas's pixels that differ from its background, and distinct colours.
+CANVAS_PIXELS = """
+(() => {
+  const source = document.querySelector('#flight-canvas');
+  const copy = document.createElement('canvas');
+  copy.width = source.width; copy.height = source.height;
+  const context = copy.getContext('2d');
+  context.drawImage(source, 0, 0);
+  const data = context.getImageData(0, 0, copy.width, copy.height).data;
+  let differ = 0; const colours = new Set();
+  for (let i = 0; i < data.length; i += 4) {
+    const r = data[i], g = data[i + 1], b = data[i + 2];
+    if (Math.abs(r - 0xcf) + Math.abs(g - 0xe0) + Math.abs(b - 0xf0) > 30) differ++;
+    if (i % 64 === 0) colours.add((r >> 3) << 10 | (g >> 3) << 5 | (b >> 3));
+  }
+  return {share: differ / (data.length / 4), colours: colours.size, width: copy.width, height: copy.height};
+})()
+"""
+
+
+def status_of_run(goal: str) -> str:
+    return (f"[...document.querySelectorAll('#runs-table tbody tr')].filter(r => "
+            f"r.cells[0].textContent === {json.dumps(goal)}).map(r => r.cells[1].textContent)[0] || ''")
+
+
+class TestDashboardInChromium(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.browser = Chromium.launch()
+        if cls.browser is None:
+            raise unittest.SkipTest("Chromium is not installed (apt-get install -y chromium); "
+                                    "the dashboard's browser test needs it")
+        cls.addClassCleanup(cls.browser.close)
+        previous = os.environ.get(KEY_ENV)
+        os.environ[KEY_ENV] = KEY
+        cls.addClassCleanup(lambda: os.environ.__setitem__(KEY_ENV, previous) if previous is not None
+                            else os.environ.pop(KEY_ENV, None))
+        cls.provider = FakeLLMServer(api_key=KEY).script(
+            text_reply(f"```python\n{HOVER_POLICY}```"), text_reply(f"```python\n{EXAMPLE_POLICY}```"))
+        cls.addClassCleanup(cls.provider.close)
+        runs = tempfile.TemporaryDirectory(prefix="bgen-dashboard-")
+        cls.addClassCleanup(runs.cleanup)
+        cls.server = bgen_server.BgenServer(bgen_server.Settings(
+            port=0, ws_port=0, runs_dir=runs.name, backend="embedded", workers=2,
+            render_ports=(0, 0, 0, 0), api_key_env=KEY_ENV))
+        cls.server.start()
+        cls.addClassCleanup(cls.server.stop)
+
+    def test_runs_started_from_the_form_are_listed_charted_diffed_and_flown_in_3d_offline(self):
+        asyncio.run(self.drive())
+
+    async def drive(self):
+        origin = f"http://127.0.0.1:{self.server.port}"
+        async with self.browser.page() as page:
+            for domain in ("Network", "Runtime", "Log", "Page"):
+                await page.call(f"{domain}.enable")
+            await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000,
+                            deviceScaleFactor=1, mobile=False)
+            await page.call("Page.navigate", url=origin + "/")
+            await page.wait_for("document.body && document.body.dataset.ready === '1'", UI_WAIT, "the page to start")
+
+            # 1. The example policy, pasted into the form, no LLM.
+            goal = "Reach the target (example policy)"
+            await page.evaluate(FILL_AND_SUBMIT % json.dumps({
+                "user_goal": goal, "episodes": 2, "iterations": 1, "max_steps": 3000, "render": False,
+                "policy_code": EXAMPLE_POLICY}))
+            await page.wait_for("document.querySelector('#run-status').textContent === 'done'", RUN_WAIT,
+                                "the example run to finish")
+            await page.wait_for(f"{status_of_run(goal)} === 'done'", UI_WAIT, "the runs list to show it done")
+            await page.wait_for("Number(document.querySelector('#chart').dataset.points) === 1", UI_WAIT,
+                                "the chart's point")
+            await page.wait_for("document.querySelector('#episode-info').textContent.includes('cells drawn')",
+                                UI_WAIT, "the 3D view of the first episode")
+            pixels = await page.evaluate(CANVAS_PIXELS)
+            self.assertGreater(pixels["share"], 0.2, pixels)
+            self.assertGreater(pixels["colours"], 20, pixels)
+            row = await page.evaluate(
+                f"[...document.querySelectorAll('#runs-table tbody tr')].filter(r => r.cells[0].textContent === "
+                f"{json.dumps(goal)}).map(r => [...r.cells].map(c => c.textContent))[0]")
+            self.assertEqual(row[1:3], ["done", "100 %"], row)
+            await page.evaluate("document.querySelector('#flight').scrollIntoView()")
+            await page.screenshot(SHOTS / "dashboard-flight.png", "#flight")
+
+            # 2. A two-iteration LLM run (fake provider on loopback): a chart of two points and a diff.
+            goal2 = "Reach the target, LLM-written"
+            await page.evaluate(FILL_AND_SUBMIT % json.dumps({
+                "user_goal": goal2, "episodes": 1, "iterations": 2, "max_steps": 1500, "render": False,
+                "provider": "openai", "model": "gpt-4o-mini", "provider_url": self.provider.url,
+                "success_threshold": 1, "policy_code": ""}))
+            await page.wait_for(f"document.querySelector('#run-goal').textContent === {json.dumps(goal2)}",
+                                UI_WAIT, "the LLM run to open")
+            await page.wait_for("document.querySelector('#run-status').textContent === 'done'", RUN_WAIT,
+                                "the LLM run to finish")
+            await page.wait_for("Number(document.querySelector('#chart').dataset.points) === 2", UI_WAIT,
+                                "the chart's two points")
+            await page.wait_for("document.querySelector('#policy-iteration').options.length === 2", UI_WAIT,
+                                "both iterations' policies")
+            await page.wait_for("document.querySelector('#policy-code').dataset.mode === 'diff' && "
+                                "document.querySelectorAll('#policy-code .add').length > 0", UI_WAIT, "the diff")
+            info = await page.evaluate("document.querySelector('#policy-info').textContent")
+            self.assertTrue(info.startswith("iteration 0 → 1: +"), info)
+            rates = await page.evaluate("[...document.querySelectorAll('#iterations-table tbody tr')]"
+                                        ".map(r => r.cells[1].textContent)")
+            self.assertEqual(rates, ["0 %", "100 %"])
+            tokens = await page.evaluate("document.querySelector('#iterations-table tbody tr').cells[3].textContent")
+            self.assertRegex(tokens, r"^\d+ / \d+$")
+            critique = await page.evaluate("document.querySelector('#critiques').textContent")
+            self.assertIn("iteration 0", critique)
+            await page.evaluate("window.scrollTo(0, document.querySelector('#run-panel').offsetTop)")
+            await page.screenshot(SHOTS / "dashboard-run.png", "#run-panel .grid")
+            await page.evaluate("window.scrollTo(0, 0)")
+            await page.screenshot(SHOTS / "dashboard-runs.png", "#runs-panel")
+            self.assertEqual(self.provider.problems, [])
+
+            await asyncio.sleep(0.2)        # let late console messages arrive
+            self.assert_offline(page.events, origin)
+            self.assert_no_console_errors(page.events)
+
+    def assert_offline(self, events: list[dict], origin: str):
+        urls = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+        urls += [e["params"]["url"] for e in events if e["method"] == "Network.webSocketCreated"]
+        self.assertTrue(any(u.startswith(origin + "/static/vendor/three/") for u in urls), urls)
+        self.assertTrue(any(u.startswith("ws://127.0.0.1:") for u in urls), urls)
+        outside = [u for u in urls if urlsplit(u).hostname != "127.0.0.1" and not u.startswith("data:")]
+        self.assertEqual(outside, [])
+
+    def assert_no_console_errors(self, events: list[dict]):
+        problems = []
+        for event in events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                details = params.get("exceptionDetails", {})
+                problems.append((details.get("exception") or {}).get("description") or details.get("text"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                problems.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                problems.append(f"{params['entry'].get('text')} {params['entry'].get('url', '')}")
+        self.assertEqual(problems, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
