@@ -342,6 +342,7 @@ async function refreshRun() {
     const record = await api(`/runs/${runId}`);
     if (runId !== state.runId) return;
     state.record = record;
+    prefetchWorld(record);
     for (const item of record.iterations || []) {
       const entry = iterationEntry(item.iteration);
       entry.aggregate = entry.aggregate || item.aggregate;
@@ -661,8 +662,9 @@ async function showEpisode() {
   const info = $("#episode-info");
   info.textContent = "loading the episode and its world…";
   try {
-    const episode = await api(`/runs/${runId}/episodes/${iteration}/${seed}`);
-    const world = await api(`/worlds/${episode.scenario}/${seed}`);
+    const scenario = (state.record && state.record.request && state.record.request.scenario) || "terrain";
+    const [episode, world] = await Promise.all([api(`/runs/${runId}/episodes/${iteration}/${seed}`),
+      worldOf(scenario, Number(seed))]);
     if (runId !== state.runId || value !== $("#episode-select").value) return;
     if (!state.flight) state.flight = new FlightView($("#flight-canvas"), $("#flight-legend"));
     episode.task_spec = episode.task_spec || state.taskSpec || null;
@@ -676,6 +678,31 @@ async function showEpisode() {
       (checks.length ? "; checks: " + checks.map((c) => `${c.name} ${c.passRate === 1 ? "passed" : "failed"}`).join(", ") : "");
   } catch (error) {
     info.textContent = `cannot show the episode: ${error.message}`;
+  }
+}
+
+// Worlds by "scenario/seed": the promise of the JSON, so a prefetch and a view share one request.
+const worlds = new Map();
+const WORLDS_KEPT = 4;
+
+function worldOf(scenario, seed) {
+  const key = `${scenario}/${seed}`;
+  if (!worlds.has(key)) {
+    const request = api(`/worlds/${key}`);
+    request.catch(() => worlds.delete(key));
+    worlds.set(key, request);
+    while (worlds.size > WORLDS_KEPT) worlds.delete(worlds.keys().next().value);
+  }
+  return worlds.get(key);
+}
+
+// The first episode's world is built on the server while the run's episodes fly.
+function prefetchWorld(record) {
+  const request = record && record.request;
+  const seeds = request && request.seeds;
+  if (Array.isArray(seeds) && seeds.length && state.prefetched !== record.run_id) {
+    state.prefetched = record.run_id;
+    worldOf(request.scenario || "terrain", seeds[0]).catch(() => {});
   }
 }
 
