@@ -171,6 +171,7 @@ def run_summary(record: dict) -> dict:
         "iterations_done": len(record.get("iterations") or []),
         "best_iteration": record.get("best_iteration"),
         "best_success_rate": (record.get("best_aggregate") or {}).get("success_rate"),
+        "best_score": dashboard.graded_score(record.get("best_aggregate")),
     }
 
 

@@ -162,6 +162,19 @@ class TestDashboardInChromium(unittest.TestCase):
             await page.screenshot(SHOTS / "dashboard-runs.png", "#runs-panel")
             self.assertEqual(self.provider.problems, [])
 
+            # 3. A rendered run: the agents stream moves the live marker while it flies.
+            goal3 = "Hover, rendered"
+            await page.evaluate(FILL_AND_SUBMIT % json.dumps({
+                "user_goal": goal3, "episodes": 1, "iterations": 1, "max_steps": 2000, "render": True,
+                "provider": "", "provider_url": "", "model": "", "success_threshold": "",
+                "policy_code": HOVER_POLICY}))
+            await page.wait_for(f"document.querySelector('#run-goal').textContent === {json.dumps(goal3)}",
+                                UI_WAIT, "the rendered run to open")
+            await page.wait_for("document.querySelector('#run-status').textContent === 'done'", RUN_WAIT,
+                                "the rendered run to finish")
+            frames = await page.evaluate("Number(document.body.dataset.liveFrames || 0)")
+            self.assertGreater(frames, 0, "no agents frame reached the page during the rendered run")
+
             await asyncio.sleep(0.2)        # let late console messages arrive
             self.assert_offline(page.events, origin)
             self.assert_no_console_errors(page.events)
@@ -170,7 +183,8 @@ class TestDashboardInChromium(unittest.TestCase):
         urls = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
         urls += [e["params"]["url"] for e in events if e["method"] == "Network.webSocketCreated"]
         self.assertTrue(any(u.startswith(origin + "/static/vendor/three/") for u in urls), urls)
-        self.assertTrue(any(u.startswith("ws://127.0.0.1:") for u in urls), urls)
+        self.assertTrue(any(u.startswith("ws://127.0.0.1:") and "/ws/progress/" in u for u in urls), urls)
+        self.assertTrue(any("/ws/render/" in u and u.endswith("/agents?format=json") for u in urls), urls)
         outside = [u for u in urls if urlsplit(u).hostname != "127.0.0.1" and not u.startswith("data:")]
         self.assertEqual(outside, [])
 

@@ -98,6 +98,26 @@ def index_page(root: Path = STATIC_ROOT) -> StaticFile:
     return static_file(INDEX_FILE, root)
 
 
+# ============================================================================ runs
+
+SCORE_FIELDS = ("score", "mean_score", "graded_score")
+
+
+def graded_score(aggregate) -> float | None:
+    """An aggregate's mean graded score in [0, 1] when it has one (the task spec's checks give
+    one; a run without them has none): ``score``, ``mean_score`` or ``graded_score``, as a
+    number or a ``{"mean": ...}`` statistic. None otherwise."""
+    if not isinstance(aggregate, dict):
+        return None
+    for name in SCORE_FIELDS:
+        value = aggregate.get(name)
+        if isinstance(value, dict):
+            value = value.get("mean")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
 # ============================================================================ episodes
 
 def parse_iteration(text: str) -> int | str:

@@ -416,6 +416,7 @@ function onProgress(event) {
     case "connected":
       break;
     case "status":
+      if (event.status === "running" && state.record && state.record.request && state.record.request.render) startLive();
       scheduleRunRefresh();
       break;
     case "iteration":
@@ -761,9 +762,18 @@ function startLive() {
   socket.onmessage = (message) => {
     let frame;
     try { frame = JSON.parse(message.data); } catch (_) { return; }
-    if (frame.type !== "frame" || !frame.data || !state.flight) return;
+    if (frame.type !== "frame" || !frame.data) return;
     const agent = Object.values(frame.data)[0];
-    if (agent && Array.isArray(agent.pos)) state.flight.setLive(agent.pos);
+    if (!agent || !Array.isArray(agent.pos)) return;
+    state.liveFrames = (state.liveFrames || 0) + 1;
+    document.body.dataset.liveFrames = String(state.liveFrames);
+    if (!state.flight) state.flight = new FlightView($("#flight-canvas"), $("#flight-legend"));
+    state.flight.setLive(agent.pos);
+    const now = performance.now();
+    if (!(now - (state.liveShown || 0) < 200)) {
+      state.liveShown = now;
+      $("#run-live").textContent = `live: agent at [${agent.pos.map((v) => v.toFixed(1)).join(", ")}]`;
+    }
   };
   socket.onclose = () => { if (state.live === socket) state.live = null; };
   socket.onerror = () => {};

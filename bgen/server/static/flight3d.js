@@ -5,6 +5,7 @@
 import * as THREE from "three";
 import { OrbitControls } from "/static/vendor/three/OrbitControls.js";
 
+const LIVE_FPS = 10;     // renders a second for the live marker (a world is tens of thousands of cubes)
 const FILLED = 0x10, SPARSE = 0x20, GROUND = 0x40, INTEREST = 0x100;
 const COLOURS = {
   start: 0x1e8e4e, target: 0xc0392b, drone: 0xff8c00, live: 0xd6249f, spec: 0xf1c40f,
@@ -54,6 +55,8 @@ export class FlightView {
     this.scene.add(this.drone, this.live);
     this.track = null;
     this.colourMode = "time";
+    this.pending = null;
+    this.lastRender = 0;
     new ResizeObserver(() => this.resize()).observe(canvas);
     this.resize();
   }
@@ -69,6 +72,17 @@ export class FlightView {
 
   render() {
     this.renderer.render(this.scene, this.camera);
+  }
+
+  // One render on the next animation frame, at most LIVE_FPS a second, however many updates came.
+  requestRender() {
+    if (this.pending) return;
+    const wait = Math.max(0, this.lastRender + 1000 / LIVE_FPS - performance.now());
+    this.pending = setTimeout(() => requestAnimationFrame(() => {
+      this.pending = null;
+      this.lastRender = performance.now();
+      this.render();
+    }), wait);
   }
 
   clear(group) {
@@ -284,8 +298,16 @@ export class FlightView {
   // The live agent's position (voxelsim axes) from the agents stream, or null to hide it.
   setLive(pos) {
     this.live.visible = Array.isArray(pos);
-    if (this.live.visible) this.live.position.copy(toScene(pos));
-    this.render();
+    if (this.live.visible) {
+      this.live.position.copy(toScene(pos));
+      if (!this.track && !this.liveFramed) {          // nothing drawn yet: look at the agent
+        this.liveFramed = true;
+        this.controls.target.copy(this.live.position);
+        this.camera.position.copy(this.live.position).add(new THREE.Vector3(-20, 18, 25));
+        this.controls.update();
+      }
+    }
+    this.requestRender();
   }
 
   updateLegend() {
