@@ -109,10 +109,25 @@ class TestDashboardInChromium(unittest.TestCase):
             await page.call("Page.navigate", url=origin + "/")
             await page.wait_for("document.body && document.body.dataset.ready === '1'", UI_WAIT, "the page to start")
 
+            # 0. Errors are shown next to the field they name: the server's 400, and a spec that is not JSON.
+            for values, field, expected in (
+                    ({"iterations": 0, "policy_code": EXAMPLE_POLICY}, "iterations",
+                     "iterations: expects an integer in 1..50, actual: 0"),
+                    ({"iterations": 1, "task_spec": '{"checks": ['}, "task_spec", "task_spec: not JSON: "),
+                    ({"task_spec": '{"checks": [{"kind": "teleport"}]}'}, "task_spec", "task_spec")):
+                await page.evaluate(FILL_AND_SUBMIT % json.dumps(values))
+                shown = await page.wait_for(
+                    f"document.querySelector('.field-error[data-field={field}]').textContent", UI_WAIT,
+                    f"the error next to {field}")
+                self.assertIn(expected, shown)
+            await page.evaluate(FILL_AND_SUBMIT.replace("document.querySelector('#start-run').click();", "")
+                                % json.dumps({"task_spec": ""}))
+            self.assertEqual(await page.evaluate("document.querySelectorAll('#runs-table tbody tr').length"), 0)
+
             # 1. The example policy, pasted into the form, no LLM.
             goal = "Reach the target (example policy)"
             await page.evaluate(FILL_AND_SUBMIT % json.dumps({
-                "user_goal": goal, "episodes": 2, "iterations": 1, "max_steps": 3000, "render": False,
+                "user_goal": goal, "episodes": 1, "iterations": 1, "max_steps": 3000, "render": False,
                 "policy_code": EXAMPLE_POLICY}))
             await page.wait_for("document.querySelector('#run-status').textContent === 'done'", RUN_WAIT,
                                 "the example run to finish")
@@ -165,7 +180,7 @@ class TestDashboardInChromium(unittest.TestCase):
             # 3. A rendered run: the agents stream moves the live marker while it flies.
             goal3 = "Hover, rendered"
             await page.evaluate(FILL_AND_SUBMIT % json.dumps({
-                "user_goal": goal3, "episodes": 1, "iterations": 1, "max_steps": 2000, "render": True,
+                "user_goal": goal3, "episodes": 1, "iterations": 1, "max_steps": 600, "render": True,
                 "provider": "", "provider_url": "", "model": "", "success_threshold": "",
                 "policy_code": HOVER_POLICY}))
             await page.wait_for(f"document.querySelector('#run-goal').textContent === {json.dumps(goal3)}",
@@ -177,7 +192,7 @@ class TestDashboardInChromium(unittest.TestCase):
 
             await asyncio.sleep(0.2)        # let late console messages arrive
             self.assert_offline(page.events, origin)
-            self.assert_no_console_errors(page.events)
+            self.assert_no_console_errors(page.events, origin)
 
     def assert_offline(self, events: list[dict], origin: str):
         urls = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
@@ -188,8 +203,9 @@ class TestDashboardInChromium(unittest.TestCase):
         outside = [u for u in urls if urlsplit(u).hostname != "127.0.0.1" and not u.startswith("data:")]
         self.assertEqual(outside, [])
 
-    def assert_no_console_errors(self, events: list[dict]):
-        problems = []
+    def assert_no_console_errors(self, events: list[dict], origin: str):
+        """None, except the browser's own network line for each of the two 400s the test provoked."""
+        problems, provoked = [], 0
         for event in events:
             method, params = event["method"], event.get("params", {})
             if method == "Runtime.exceptionThrown":
@@ -198,8 +214,14 @@ class TestDashboardInChromium(unittest.TestCase):
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
                 problems.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                problems.append(f"{params['entry'].get('text')} {params['entry'].get('url', '')}")
+                entry = params["entry"]
+                if (entry.get("source") == "network" and entry.get("url") == origin + "/run"
+                        and "status of 400" in entry.get("text", "")):
+                    provoked += 1
+                    continue
+                problems.append(f"{entry.get('text')} {entry.get('url', '')}")
         self.assertEqual(problems, [])
+        self.assertEqual(provoked, 2)
 
 
 if __name__ == "__main__":

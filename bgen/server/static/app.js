@@ -252,7 +252,9 @@ function clearFormErrors(form) {
 }
 
 function showFormError(form, error) {
-  const slot = error.field && form.querySelector(`.field-error[data-field="${CSS.escape(error.field)}"]`);
+  // "task_spec.checks[0].kind" is shown at task_spec.
+  const slotOf = (name) => name && form.querySelector(`.field-error[data-field="${CSS.escape(name)}"]`);
+  const slot = slotOf(error.field) || slotOf(String(error.field || "").split(/[.[]/)[0]);
   let message = error.message;
   if (error.body && error.body.lineno) message += ` (line ${error.body.lineno})`;
   if (slot) {
