@@ -6,7 +6,6 @@ test_dashboard_browser.
 """
 
 import json
-import math
 import tempfile
 import unittest
 from pathlib import Path

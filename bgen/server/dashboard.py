@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bgen.errors import BadRequest, NotFound
+from bgen.errors import NotFound
 from bgen.server.validation import query_int, query_params, show
 
 STATIC_ROOT = Path(__file__).resolve().parent / "static"
