@@ -56,7 +56,13 @@ class Page:
         self.events: list[dict] = []
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
+        self._handlers: dict = {}           # event method -> async callback(params)
+        self._tasks: set = set()            # running callbacks (kept so they are not collected)
         self._reader = asyncio.create_task(self._read())
+
+    def on(self, method: str, callback) -> None:
+        """Call ``await callback(params)`` for every event ``method`` (e.g. Fetch.requestPaused)."""
+        self._handlers[method] = callback
 
     async def _read(self):
         async for message in self.ws:
@@ -67,6 +73,11 @@ class Page:
                     future.set_result(data)
             else:
                 self.events.append(data)
+                handler = self._handlers.get(data.get("method"))
+                if handler is not None:
+                    task = asyncio.create_task(handler(data.get("params", {})))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
 
     async def call(self, method: str, timeout: float = 30.0, **params) -> dict:
         ident = next(self._ids)

@@ -13,6 +13,7 @@ Skipped, with the command that installs it, where no Chromium is installed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import tempfile
@@ -98,6 +99,44 @@ class TestDashboardInChromium(unittest.TestCase):
 
     def test_runs_started_from_the_form_are_listed_charted_diffed_and_flown_in_3d_offline(self):
         asyncio.run(self.drive())
+
+    def test_the_page_asks_once_for_a_token_on_a_401_and_sends_it_as_a_bearer_header(self):
+        asyncio.run(self.token())
+
+    async def token(self):
+        """The first GET /runs is answered 401 by the browser itself (DevTools' Fetch domain)."""
+        origin = f"http://127.0.0.1:{self.server.port}"
+        async with self.browser.page() as page:
+            refused = []
+
+            async def paused(params):
+                if not refused:
+                    refused.append(params["request"]["headers"])
+                    body = json.dumps({"error": "missing access token"}).encode()
+                    await page.call("Fetch.fulfillRequest", requestId=params["requestId"], responseCode=401,
+                                    responseHeaders=[{"name": "Content-Type", "value": "application/json"}],
+                                    body=base64.b64encode(body).decode())
+                else:
+                    await page.call("Fetch.continueRequest", requestId=params["requestId"])
+
+            page.on("Fetch.requestPaused", paused)
+            for domain in ("Network", "Runtime", "Log", "Page"):
+                await page.call(f"{domain}.enable")
+            await page.call("Fetch.enable", patterns=[{"urlPattern": "*/runs", "requestStage": "Request"}])
+            await page.call("Page.navigate", url=origin + "/?token-test")
+            await page.wait_for("!!document.querySelector('#token-dialog') && "
+                                "!document.querySelector('#token-dialog').hidden", UI_WAIT, "the token dialog")
+            await page.evaluate("document.querySelector('#token-input').value = 's3cret';"
+                                "document.querySelector('#token-form').requestSubmit(); true")
+            await page.wait_for("document.body.dataset.ready === '1'", UI_WAIT, "the page to start")
+            self.assertEqual(await page.evaluate("sessionStorage.getItem('bgen.token')"), "s3cret")
+            await page.call("Fetch.disable")
+            sent = [e["params"]["request"]["headers"] for e in page.events
+                    if e["method"] == "Network.requestWillBeSent" and e["params"]["request"]["url"] == origin + "/runs"]
+            self.assertNotIn("Authorization", refused[0])
+            self.assertGreaterEqual(len(sent), 2)
+            self.assertEqual(sent[1].get("Authorization"), "Bearer s3cret")
+            await page.evaluate("sessionStorage.clear(); true")
 
     async def drive(self):
         origin = f"http://127.0.0.1:{self.server.port}"
