@@ -19,7 +19,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -182,7 +184,9 @@ class Chromium:
                 await page.close()
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """Kill the browser and its helper processes (its own session), then drop the profile."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        shutil.rmtree(self.profile.name, ignore_errors=True)
         self.profile.cleanup()

@@ -135,7 +135,7 @@ class TestDashboardInChromium(unittest.TestCase):
                     if e["method"] == "Network.requestWillBeSent" and e["params"]["request"]["url"] == origin + "/runs"]
             self.assertNotIn("Authorization", refused[0])
             self.assertGreaterEqual(len(sent), 2)
-            self.assertEqual(sent[1].get("Authorization"), "Bearer s3cret")
+            self.assertEqual(sent[-1].get("Authorization"), "Bearer s3cret")   # the retry (and later polls)
             await page.evaluate("sessionStorage.clear(); true")
 
     async def drive(self):
@@ -205,7 +205,8 @@ class TestDashboardInChromium(unittest.TestCase):
             self.assertTrue(info.startswith("iteration 0 → 1: +"), info)
             rates = await page.evaluate("[...document.querySelectorAll('#iterations-table tbody tr')]"
                                         ".map(r => r.cells[1].textContent)")
-            self.assertEqual(rates, ["0 %", "100 %"])
+            critiques = await page.evaluate("document.querySelector('#critiques').textContent")
+            self.assertEqual(rates, ["0 %", "100 %"], critiques)
             tokens = await page.evaluate("document.querySelector('#iterations-table tbody tr').cells[3].textContent")
             self.assertRegex(tokens, r"^\d+ / \d+$")
             critique = await page.evaluate("document.querySelector('#critiques').textContent")
