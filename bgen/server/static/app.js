@@ -664,6 +664,7 @@ async function showEpisode() {
   const [iteration, seed] = value.split("/");
   const info = $("#episode-info");
   info.textContent = "loading the episode and its world…";
+  const started = performance.now();
   try {
     const scenario = (state.record && state.record.request && state.record.request.scenario) || "terrain";
     const [episode, world] = await Promise.all([api(`/runs/${runId}/episodes/${iteration}/${seed}`),
@@ -673,11 +674,12 @@ async function showEpisode() {
     episode.task_spec = episode.task_spec || state.taskSpec || null;
     state.flight.show(world, episode, $("#colour-by").value);
     setSlider(1);
+    const took = Math.round(performance.now() - started);
     const summary = episode.summary || {};
     const checks = checksOf(summary);
     info.textContent = `seed ${seed}: ${summary.reason || "running"}, ${summary.steps ?? episode.track.steps} steps, ` +
       `${summary.collisions_total ?? 0} collisions, closest ${num(summary.min_distance_to_target)} m; ` +
-      `world: ${world.count} of ${world.cells_total} cells drawn; track: ${episode.track.t.length} of ${episode.track.steps} steps` +
+      `world: ${world.count} of ${world.cells_total} cells drawn (loaded and drawn in ${took} ms); track: ${episode.track.t.length} of ${episode.track.steps} steps` +
       (checks.length ? "; checks: " + checks.map((c) => `${c.name} ${c.passRate === 1 ? "passed" : "failed"}`).join(", ") : "");
   } catch (error) {
     info.textContent = `cannot show the episode: ${error.message}`;
