@@ -331,6 +331,8 @@ async function openRun(runId) {
   $("#policy-iteration").replaceChildren();
   $("#episode-select").replaceChildren();
   $("#episode-info").textContent = "";
+  $("#run-live").textContent = "";
+  if (state.flight) state.flight.reset();
   showRunError("");
   renderRuns(state.runs.length);
   await refreshRun();

@@ -95,6 +95,17 @@ export class FlightView {
     }
   }
 
+  // Nothing drawn: another run was opened.
+  reset() {
+    for (const group of Object.values(this.groups)) this.clear(group);
+    this.track = null;
+    this.drone.visible = false;
+    this.live.visible = false;
+    this.liveFramed = false;
+    if (this.legend) this.legend.replaceChildren();
+    this.render();
+  }
+
   // world: GET /worlds/<scenario>/<seed>; episode: GET /runs/<id>/episodes/<it>/<seed>
   show(world, episode, colourMode = "time") {
     this.colourMode = colourMode;
