@@ -2,8 +2,10 @@
 
 The server runs in this process (free ports, a temporary runs folder, the embedded backend) with
 a fake LLM provider on loopback. Through the page's own form the test starts a run of the
-example policy and a two-iteration LLM run, waits for both to finish, and checks what the page
-drew: the runs list, the chart's points, the policy diff, a 3D view that is not blank. Every
+example policy, a two-iteration LLM run (its progress connection dropped mid-run) and a
+rendered run, waits for each to finish, and checks what the page drew: the runs list, the
+chart's points, the policy diff, a 3D view that is not blank, the live marker's frames, errors
+next to their fields. Every
 request the page makes is recorded and must stay on 127.0.0.1; console errors and uncaught
 exceptions fail the test. Screenshots go to docs/img/ (README shows them).
 
@@ -193,6 +195,9 @@ class TestDashboardInChromium(unittest.TestCase):
                 "success_threshold": 1, "policy_code": ""}))
             await page.wait_for(f"document.querySelector('#run-goal').textContent === {json.dumps(goal2)}",
                                 UI_WAIT, "the LLM run to open")
+            # A dropped progress connection: the page reconnects with ?since=<last id> and loses nothing.
+            await page.wait_for("bgenDashboard.state.lastEventId > 0", UI_WAIT, "the LLM run's first event")
+            run2 = await page.evaluate("bgenDashboard.state.socket.close(); bgenDashboard.state.runId")
             await page.wait_for("document.querySelector('#run-status').textContent === 'done'", RUN_WAIT,
                                 "the LLM run to finish")
             await page.wait_for("Number(document.querySelector('#chart').dataset.points) === 2", UI_WAIT,
@@ -211,6 +216,10 @@ class TestDashboardInChromium(unittest.TestCase):
             self.assertRegex(tokens, r"^\d+ / \d+$")
             critique = await page.evaluate("document.querySelector('#critiques').textContent")
             self.assertIn("iteration 0", critique)
+            self.assertIn("iteration 1", critique)
+            resumed = [e["params"]["url"] for e in page.events if e["method"] == "Network.webSocketCreated"
+                       and f"/ws/progress/{run2}?since=" in e["params"]["url"]]
+            self.assertEqual(len(resumed), 1, resumed)
             await page.evaluate("window.scrollTo(0, document.querySelector('#run-panel').offsetTop)")
             await page.screenshot(SHOTS / "dashboard-run.png", "#run-panel .grid")
             await page.evaluate("window.scrollTo(0, 0)")

@@ -797,6 +797,9 @@ function stopLive() {
 
 // ---------------------------------------------------------------- start-up
 
+// For the browser's console (and the browser test): the page's state, read-only by convention.
+window.bgenDashboard = { state };
+
 async function main() {
   $("#run-form").addEventListener("submit", startRun);
   $("#run-form").elements.policy_file.addEventListener("change", loadPolicyFile);
