@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -67,16 +67,16 @@ from bgen import __version__
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
 from bgen.runner.executor import add_executor_arguments, make_executor
-from bgen.server import auth, lifecycle
+from bgen.server import auth, dashboard, lifecycle
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.http1 import FramingError, body_length, check_field_lines, check_request_line
 from bgen.server.progress import (DEFAULT_RENDER_PORTS, DROPPABLE_TYPES, PORT_BLOCKS, port_block,
                                   render_channels)
 from bgen.server.runs import ManagerSettings, RunManager
 from bgen.server.store import RunStore
-from bgen.server.validation import (DEFAULT_PROVIDERS, LLMDefaults, check_run_id, parse_code_query,
-                                    parse_list_query, parse_run_request, parse_subscribe,
-                                    parse_ws_path, query_flag, query_params, show)
+from bgen.server.validation import (DEFAULT_PROVIDERS, SCENARIOS, LLMDefaults, check_run_id,
+                                    parse_code_query, parse_list_query, parse_run_request,
+                                    parse_subscribe, parse_ws_path, query_flag, query_params, show)
 from bgen.sim.embedded import wire
 
 log = logging.getLogger("bgen.server")
@@ -140,6 +140,13 @@ ROUTES = (
     ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)"), "get_run"),
     ("DELETE", re.compile(r"/runs/(?P<run_id>[^/]+)"), "delete_run"),
     ("POST", re.compile(r"/runs/(?P<run_id>[^/]+)/terminate"), "terminate_run"),
+    # the dashboard (bgen.server.dashboard): its page, static files and the data it draws
+    ("GET", re.compile(r"/"), "dashboard_page"),
+    ("GET", re.compile(r"/static/(?P<path>.+)"), "static_file"),
+    ("GET", re.compile(r"/runs/(?P<run_id>[^/]+)/episodes/(?P<iteration>[^/]+)/(?P<seed>[^/]+)"),
+     "get_episode"),
+    ("GET", re.compile(r"/worlds/(?P<scenario>[^/]+)/(?P<seed>[^/]+)"), "get_world"),
+    ("GET", re.compile(r"/code/(?P<run_id>[^/]+)/diff"), "get_code_diff"),
 )
 
 CORS_HEADERS = (
@@ -219,6 +226,7 @@ def run_summary(record: dict) -> dict:
         "iterations_done": len(record.get("iterations") or []),
         "best_iteration": record.get("best_iteration"),
         "best_success_rate": (record.get("best_aggregate") or {}).get("success_rate"),
+        "best_score": dashboard.graded_score(record.get("best_aggregate")),
     }
 
 
@@ -322,7 +330,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                 status, body = getattr(self, name)(parts.query, **params)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
             status, body, headers = error_response(exc)
-        self.send_json(status, body, headers)
+        if isinstance(body, dashboard.StaticFile):
+            self.send_bytes(status, body)
+        else:
+            self.send_json(status, body, headers)
 
     def preflight(self, path: str):
         """CORS preflight: any route path answers 204 with the allowed methods (no token needed:
@@ -342,6 +353,24 @@ class ApiHandler(BaseHTTPRequestHandler):
         if body is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_bytes(self, status: int, body) -> None:
+        """A dashboard file or a prebuilt JSON document (the world), as it is."""
+        if not self.body_read:
+            self.close_connection = True     # an unread body would be taken for the next request
+        data = body.body
+        self.send_response(status)
+        for name, value in CORS_HEADERS:
+            self.send_header(name, value)
+        self.send_header("Content-Type", body.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("X-Content-Type-Options", "nosniff")
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -429,6 +458,37 @@ class ApiHandler(BaseHTTPRequestHandler):
         query_params(query, ())
         status = self.server.app.manager.terminate(check_run_id(run_id))
         return 200, {"run_id": run_id, "status": status}
+
+    # ---------------------------------------------------------------- dashboard
+
+    def dashboard_page(self, query: str):
+        return 200, dashboard.index_page()
+
+    def static_file(self, query: str, path: str):
+        return 200, dashboard.static_file(unquote(path))
+
+    def get_episode(self, query: str, run_id: str, iteration: str, seed: str):
+        query_params(query, ())
+        store = self.server.app.manager.store
+        record = self.server.app.manager.record(check_run_id(run_id))
+        return 200, dashboard.episode_view(store.run_dir(run_id), record,
+                                           dashboard.parse_iteration(iteration),
+                                           dashboard.parse_seed(seed))
+
+    def get_world(self, query: str, scenario: str, seed: str):
+        query_params(query, ())
+        app = self.server.app
+        body = app.worlds.get(app.sim_backend, dashboard.parse_scenario(scenario, SCENARIOS),
+                              dashboard.parse_seed(seed))
+        return 200, dashboard.json_document(body)
+
+    def get_code_diff(self, query: str, run_id: str):
+        store = self.server.app.manager.store
+        if not self.server.app.manager.exists(check_run_id(run_id)):
+            raise NotFound(f"no run {run_id!r}", field="run_id")
+        start, to = dashboard.parse_diff_query(query, store.iterations_with_code(run_id))
+        return 200, dashboard.code_diff(run_id, store.policy_code(run_id, start),
+                                        store.policy_code(run_id, to))
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -981,7 +1041,9 @@ class BgenServer:
         auth.check_bind(settings.host, settings.token, settings.allow_anonymous)
         self.token = settings.token
         requested_backend_name(settings.backend)
-        self.backend_label = backend_label(load_backend(settings.backend))
+        self.sim_backend = load_backend(settings.backend)
+        self.backend_label = backend_label(self.sim_backend)
+        self.worlds = dashboard.WorldCache()
         self.providers = DEFAULT_PROVIDERS
         self.llm_defaults = LLMDefaults(settings.provider, settings.provider_url, settings.model)
         self.store = RunStore(Path(settings.runs_dir))
