@@ -64,7 +64,7 @@ LONG = {**QUICK, "max_steps": 1_000_000}
 
 def request(port: int, method: str, path: str, body=None, *, raw: bytes | None = None,
             headers: dict | None = None, conn: http.client.HTTPConnection | None = None):
-    """(status, decoded JSON or None, headers) of one HTTP request."""
+    """(status, decoded JSON (bytes for other types) or None, headers) of one HTTP request."""
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
@@ -72,7 +72,8 @@ def request(port: int, method: str, path: str, body=None, *, raw: bytes | None =
         conn.request(method, path, body=data, headers=headers or {})
         response = conn.getresponse()
         payload = response.read()
-        decoded = json.loads(payload) if payload else None
+        is_json = (response.getheader("Content-Type") or "").startswith("application/json")
+        decoded = (json.loads(payload) if is_json else payload) if payload else None
         return response.status, decoded, dict(response.getheaders())
     finally:
         if own:
