@@ -172,8 +172,8 @@ def episode_line(summary: dict, requested_start=None, requested_target=None) -> 
     return line
 
 
-def results_table(summaries: list[dict]) -> str:
-    """The final table: one row per episode, then totals."""
+def results_table(summaries: list[dict], *, with_score: bool = False) -> str:
+    """The final table: one row per episode, then totals (and the mean task-spec score)."""
     header = f"{'seed':>6}  {'reason':<12} {'steps':>6} {'sim_s':>8} {'wall_s':>7} " \
              f"{'dist':>7} {'min_dist':>8} {'path':>7} {'coll':>5}"
     rows = [header, "-" * len(header)]
@@ -188,7 +188,7 @@ def results_table(summaries: list[dict]) -> str:
     rows.append("-" * len(header))
     rows.append(f"success {wins}/{len(summaries)}  " +
                 "  ".join(f"{r} {n}" for r, n in counts.items() if n) +
-                (f"  mean score {sum(scores) / len(scores):.2f}" if scores else ""))
+                (f"  mean score {sum(scores) / len(scores):.2f}" if scores and with_score else ""))
     return "\n".join(rows)
 
 
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     print()
-    print(results_table(summaries))
+    print(results_table(summaries, with_score=config.task_spec is not None))
     print(f"files: {outdir}/ep_<seed>/")
     return 0
 
