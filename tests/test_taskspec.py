@@ -234,7 +234,7 @@ class CheckKindTests(unittest.TestCase):
         heights = HeightMap.from_world(world)
         self.assertEqual(heights.ground_below((0.2, 0.1, -10.0)), (9.5, (0, 0, 0)))
         self.assertEqual(heights.ground_below((1.0, 0.0, -10.0)), (5.5, (1, 0, -4)))
-        self.assertEqual(heights.ground_below((1.0, 0.0, -2.0))[0], math.inf)
+        self.assertEqual(heights.ground_below((1.0, 0.0, -2.0)), (-1.5, (1, 0, -4)))
         self.assertEqual(heights.ground_below((9.0, 9.0, -2.0)), (math.inf, None))
         self.assertLess(heights.ground_below((0.0, 0.0, 0.2))[0], 0)
 

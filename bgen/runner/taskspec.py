@@ -414,7 +414,8 @@ class HeightMap:
     backend's arrays when present). The cell ``(x, y, z)`` is the unit cube centred on it, so
     its top face is at ``z - 0.5`` (z down). ``clearance(pos)`` is the distance from ``pos``
     down to the top face of the highest such cell of its column that is not wholly above it:
-    negative inside a cell, ``inf`` over an empty column.
+    negative inside a cell, ``inf`` over an empty column; under every cell of its column (flown
+    through the ground) it is minus the depth below the lowest cell's bottom face.
     """
 
     def __init__(self, coords: np.ndarray, bits: np.ndarray):
@@ -453,8 +454,9 @@ class HeightMap:
         if zs is None:
             return math.inf, None
         i = int(np.searchsorted(zs, pos[2] - 0.5, side="right"))
-        if i >= len(zs):
-            return math.inf, None
+        if i >= len(zs):    # under the lowest cell of its column: underground, negative
+            zc = int(zs[-1])
+            return (zc + 0.5) - float(pos[2]), (x, y, zc)
         zc = int(zs[i])
         return (zc - 0.5) - float(pos[2]), (x, y, zc)
 
@@ -643,7 +645,7 @@ class _Clearance:
         self.clear += ok
         if not ok:
             self.violated = True
-        if height < self.low:
+        if height < self.low or self.low_at is None:
             self.low, self.low_at = height, (step, pos.copy(), cell)
 
     def holds(self, pos, ctx):
@@ -653,7 +655,8 @@ class _Clearance:
         if self.armed_at is None:
             return False, 0.0, f"clearance: never {self.min_m:g} m above the ground"
         step, where, cell = self.low_at
-        low = f"{self.low:.1f} m at step {step} over {_fmt_point(cell)}" if cell else "no ground"
+        low = f"{self.low:.1f} m at step {step} over {_fmt_point(cell)}" if cell else \
+            f"no ground below at step {step}"
         score = self.clear / self.counted if self.counted else 0.0
         if not self.violated:
             return True, 1.0, (f"clearance: at least {self.min_m:g} m from step {self.armed_at} "
