@@ -257,8 +257,11 @@ def build_user_prompt(task: Task, pack: ContextPack, *, critique: str | None = N
     if critique:
         parts.append(f"CRITIQUE OF THE LAST EVALUATION\n{critique.strip()}")
     if existing_code or critique:
-        parts.append("Fix the problems the critique names first, then improve the score (success "
-                     "rate, then collisions, then steps). Return the complete module.")
+        order = ("success rate, then collisions, then steps" if task.task_spec is None else
+                 "success rate, then the mean score of the checks, then the objective if any, "
+                 "then collisions, then steps")
+        parts.append("Fix the problems the critique names first, then improve the score "
+                     f"({order}). Return the complete module.")
     else:
         parts.append("Write the complete policy module for this goal.")
     return "\n\n".join(parts)
