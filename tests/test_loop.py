@@ -719,7 +719,8 @@ class TestDocs(unittest.TestCase):
         for flag in flags:
             with self.subTest(flag=flag):
                 self.assertIn(f"`{flag}", doc)
-        for kind in ("iteration", "policy", "warning", "critique", "holdout", "episode_summary"):
+        for kind in ("task", "iteration", "policy", "warning", "critique", "holdout",
+                     "episode_summary"):
             with self.subTest(event=kind):
                 self.assertIn(f"`{kind}`", doc)
 

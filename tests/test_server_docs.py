@@ -10,7 +10,7 @@ from bgen.server.validation import RUN_FIELDS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text(encoding="utf-8")
 
-MESSAGE_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary", "critique",
+MESSAGE_TYPES = ("connected", "status", "task", "iteration", "policy", "step", "episode_summary", "critique",
                  "holdout", "warning", "done", "terminated", "error", "frame", "subscribe", "terminate")
 
 
