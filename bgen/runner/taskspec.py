@@ -27,6 +27,7 @@ This module is pure: standard library and numpy only, no simulator, process or f
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import dataclass, field
@@ -422,17 +423,34 @@ class HeightMap:
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
         bits = np.asarray(bits, dtype=np.int64).reshape(-1)
         solid = coords[(bits & (FILLED_BIT | GROUND_BIT)) != 0]
-        order = np.lexsort((solid[:, 2], solid[:, 1], solid[:, 0]))
-        solid = solid[order]
-        self.columns: dict[tuple[int, int], np.ndarray] = {}
+        # One flat list of z (ascending within each column) and, per (x, y) of the bounding
+        # box, where its column starts and ends in that list (start == end: empty column).
         if len(solid):
-            keys = solid[:, :2]
-            breaks = np.nonzero(np.any(keys[1:] != keys[:-1], axis=1))[0] + 1
-            starts = np.concatenate(([0], breaks))
-            ends = np.concatenate((breaks, [len(solid)]))
-            zs = solid[:, 2]
-            for s, e in zip(starts.tolist(), ends.tolist()):
-                self.columns[(int(keys[s, 0]), int(keys[s, 1]))] = zs[s:e]
+            self.x0, self.y0 = int(solid[:, 0].min()), int(solid[:, 1].min())
+            nx = int(solid[:, 0].max()) - self.x0 + 1
+            ny = int(solid[:, 1].max()) - self.y0 + 1
+            flat = (solid[:, 0] - self.x0) * ny + (solid[:, 1] - self.y0)
+            z0 = int(solid[:, 2].min())
+            order = np.argsort(flat * (int(solid[:, 2].max()) - z0 + 1) + (solid[:, 2] - z0),
+                               kind="stable")
+            self.zs: list[int] = solid[order, 2].tolist()
+            counts = np.bincount(flat, minlength=nx * ny)
+            ends = np.cumsum(counts)
+            self.ny = ny
+            self.nx = nx
+            self.starts: list[int] = (ends - counts).tolist()
+            self.ends: list[int] = ends.tolist()
+        else:
+            self.x0 = self.y0 = self.nx = self.ny = 0
+            self.zs, self.starts, self.ends = [], [], []
+
+    def column(self, x: int, y: int) -> list[int]:
+        """z of the FILLED or GROUND cells of column (x, y), ascending (highest first)."""
+        i, j = x - self.x0, y - self.y0
+        if not (0 <= i < self.nx and 0 <= j < self.ny):
+            return []
+        k = i * self.ny + j
+        return self.zs[self.starts[k]:self.ends[k]]
 
     @classmethod
     def from_world(cls, world) -> "HeightMap":
@@ -450,14 +468,18 @@ class HeightMap:
     def ground_below(self, pos) -> tuple[float, tuple[int, int, int] | None]:
         """(clearance in m, the ground cell) for a position; (inf, None) over nothing."""
         x, y = int(math.floor(pos[0] + 0.5)), int(math.floor(pos[1] + 0.5))
-        zs = self.columns.get((x, y))
-        if zs is None:
+        i, j = x - self.x0, y - self.y0
+        if not (0 <= i < self.nx and 0 <= j < self.ny):
             return math.inf, None
-        i = int(np.searchsorted(zs, pos[2] - 0.5, side="right"))
-        if i >= len(zs):    # under the lowest cell of its column: underground, negative
-            zc = int(zs[-1])
+        k = i * self.ny + j
+        lo, hi = self.starts[k], self.ends[k]
+        if lo == hi:
+            return math.inf, None
+        n = bisect.bisect_right(self.zs, pos[2] - 0.5, lo, hi)
+        if n >= hi:         # under the lowest cell of its column: underground, negative
+            zc = self.zs[hi - 1]
             return (zc + 0.5) - float(pos[2]), (x, y, zc)
-        zc = int(zs[i])
+        zc = self.zs[n]
         return (zc - 0.5) - float(pos[2]), (x, y, zc)
 
 
@@ -480,13 +502,17 @@ def _named(check: ResolvedCheck, name: str) -> str:
     return shown
 
 
+def _tuple(point) -> tuple[float, float, float]:
+    return (float(point[0]), float(point[1]), float(point[2]))
+
+
 class _Reach:
     def __init__(self, check, ctx):
-        self.c, self.p, self.r = check, check.points["point"], check.fields["radius"]
+        self.c, self.p, self.r = check, _tuple(check.points["point"]), check.fields["radius"]
         self.best, self.at = math.inf, None
 
     def observe(self, step, pos, ctx):
-        d = float(np.linalg.norm(pos - self.p))
+        d = math.dist(pos, self.p)
         if d < self.best:
             self.best = d
         if self.at is None and d < self.r:
@@ -506,23 +532,23 @@ class _Reach:
 class _Visit:
     def __init__(self, check, ctx):
         self.c = check
-        self.points = check.points["points"]
+        self.points = [_tuple(p) for p in check.points["points"]]
         self.r, self.ordered, self.laps = check.fields["radius"], check.fields["ordered"], \
             check.fields["laps"]
         self.total = len(self.points) * self.laps
         self.done = 0                       # points visited, over all laps
         self.next_best = math.inf           # ordered: closest approach to the next point
         self.lap_seen: set[int] = set()     # unordered: points of the current lap visited
-        self.best = np.full(len(self.points), math.inf)
+        self.best = [math.inf] * len(self.points)
 
     def observe(self, step, pos, ctx):
-        dists = np.linalg.norm(self.points - pos, axis=1)
-        np.minimum(self.best, dists, out=self.best)
+        dists = [math.dist(pos, p) for p in self.points]
+        self.best = [min(b, d) for b, d in zip(self.best, dists)]
         if self.done >= self.total:
             return
         if self.ordered:
             while self.done < self.total:
-                d = float(dists[self.done % len(self.points)])
+                d = dists[self.done % len(self.points)]
                 if d < self.r:
                     self.done += 1
                     self.next_best = math.inf
@@ -530,8 +556,7 @@ class _Visit:
                     self.next_best = min(self.next_best, d)
                     break
         else:
-            for i in np.nonzero(dists < self.r)[0].tolist():
-                self.lap_seen.add(i)
+            self.lap_seen.update(i for i, d in enumerate(dists) if d < self.r)
             done_in_lap = len(self.lap_seen)
             if done_in_lap == len(self.points):
                 self.done = min(self.total, self.done - self.done % len(self.points)
@@ -566,7 +591,7 @@ class _Visit:
 class _Orbit:
     def __init__(self, check, ctx):
         self.c = check
-        self.centre = check.points["centre"]
+        self.centre = _tuple(check.points["centre"])
         f = check.fields
         self.lo, self.hi, self.degrees = f["min_radius"], f["max_radius"], f["degrees"]
         self.net = 0.0          # degrees, signed
@@ -575,7 +600,7 @@ class _Orbit:
         self.at = None
 
     def observe(self, step, pos, ctx):
-        dx, dy = float(pos[0] - self.centre[0]), float(pos[1] - self.centre[1])
+        dx, dy = pos[0] - self.centre[0], pos[1] - self.centre[1]
         r = math.hypot(dx, dy)
         if not self.lo <= r <= self.hi:
             self.prev_angle = None
@@ -604,13 +629,13 @@ class _Orbit:
 
 class _EndNear:
     def __init__(self, check, ctx):
-        self.c, self.p, self.r = check, check.points["point"], check.fields["radius"]
+        self.c, self.p, self.r = check, _tuple(check.points["point"]), check.fields["radius"]
 
     def observe(self, step, pos, ctx):
         pass
 
     def distance(self, pos):
-        return float(np.linalg.norm(pos - self.p))
+        return math.dist(pos, self.p)
 
     def holds(self, pos, ctx):
         return self.distance(pos) < self.r
@@ -646,7 +671,7 @@ class _Clearance:
         if not ok:
             self.violated = True
         if height < self.low or self.low_at is None:
-            self.low, self.low_at = height, (step, pos.copy(), cell)
+            self.low, self.low_at = height, (step, pos, cell)
 
     def holds(self, pos, ctx):
         return self.armed_at is not None and not self.violated
@@ -672,7 +697,7 @@ class _Altitude:
         self.first_out = None
 
     def observe(self, step, pos, ctx):
-        z = float(pos[2])
+        z = pos[2]
         ok = (self.lo is None or z >= self.lo) and (self.hi is None or z <= self.hi)
         self.steps += 1
         self.inside += ok
@@ -781,17 +806,22 @@ class FlightTracker:
     def observe(self, step: int, pos, collisions_total: int) -> bool:
         """Feed step ``step`` (0-based): the position after it (m) and the episode's collision
         count so far. True when every check holds now (the episode ends here)."""
-        pos = np.asarray(pos, dtype=float)
+        pos = (float(pos[0]), float(pos[1]), float(pos[2]))
         ctx = self.ctx
         ctx.collisions = int(collisions_total)
         ctx.elapsed = (step + 1) * ctx.delta
-        for checker in self.checkers:
+        others_hold = True
+        for checker in self.others:
             checker.observe(step, pos, ctx)
-        ctx.others_hold = all(k.holds(pos, ctx) for k in self.others)
-        if ctx.others_hold and ctx.others_first is None:
+            if others_hold and not checker.holds(pos, ctx):
+                others_hold = False
+        ctx.others_hold = others_hold
+        if others_hold and ctx.others_first is None:
             ctx.others_first = ctx.elapsed
         self.steps = step + 1
-        done = ctx.others_hold and all(k.holds(pos, ctx) for k in self.timed)
+        done = others_hold
+        for checker in self.timed:
+            done = done and checker.holds(pos, ctx)
         if done and self.ended_at is None:
             self.ended_at = step
         return done
@@ -799,7 +829,7 @@ class FlightTracker:
     def results(self, final_pos) -> list[dict]:
         """``[{"kind", "passed", "score", "account"}]`` in spec order, judged at ``final_pos``
         (the position at the last observed step)."""
-        pos = np.asarray(final_pos, dtype=float)
+        pos = _tuple(final_pos)
         out = []
         for check, checker in zip(self.resolved.checks, self.checkers):
             passed, score, account = checker.result(pos, self.ctx)
