@@ -565,6 +565,9 @@ class SchemaTests(unittest.TestCase):
     def test_a_summary_survives_a_round_trip(self):
         data = self._summary()
         self.assertEqual(EpisodeSummary.from_dict(data).to_dict(), data)
+        graded = self._summary(score=0.5, checks=[
+            {"kind": "reach", "passed": False, "score": 0.5, "account": "reach: closest 2.0 m"}])
+        self.assertEqual(EpisodeSummary.from_dict(graded).to_dict(), graded)
 
     def test_mistyped_summaries_are_refused_with_the_field_named(self):
         cases = [
@@ -574,6 +577,10 @@ class SchemaTests(unittest.TestCase):
              ", actual: 'won'"),
             ({"policy_summary": {"a": 1}}, "summary.policy_summary: expects an object of strings,"
                                            " actual: dict"),
+            ({"checks": [{"kind": "reach", "passed": "yes", "score": 1, "account": "x"}]},
+             "summary.checks: expects a list of {kind, passed, score, account} or null, "
+             "actual: list"),
+            ({"score": "1.0"}, "summary.score: expects a number or null, actual: str"),
         ]
         for changes, message in cases:
             with self.subTest(changes=changes):
