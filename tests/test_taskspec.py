@@ -184,6 +184,18 @@ class CheckKindTests(unittest.TestCase):
         unordered = grade([{"kind": "visit", "points": square, "ordered": False}], path[::-1])
         self.assertTrue(unordered.success)
 
+    def test_visiting_a_point_again_needs_leaving_it_first(self):
+        for ordered in (True, False):
+            with self.subTest(ordered=ordered):
+                check = [{"kind": "visit", "points": [[5, 0, -20]], "laps": 3, "ordered": ordered}]
+                hover = grade(check, line((5, 0, -20), (5, 0, -20), 50))
+                self.assertEqual(hover.checks[0]["account"],
+                                 "visit: 1/3 points (3 laps of 1); missed [5, 0, -20] (point 0) "
+                                 "by 0.0 m")
+                away_and_back = np.concatenate([line((5, 0, -20), (9, 0, -20), 20),
+                                                line((9, 0, -20), (5, 0, -20), 20)] * 3)
+                self.assertTrue(grade(check, away_and_back).success)
+
     def test_orbit_needs_the_net_sweep_inside_the_band(self):
         check = {"kind": "orbit", "centre": "start", "min_radius": 4, "max_radius": 6}
         self.assertTrue(grade([check], circle(START, 5, 1.05, 400)).success)

@@ -540,23 +540,33 @@ class _Visit:
         self.next_best = math.inf           # ordered: closest approach to the next point
         self.lap_seen: set[int] = set()     # unordered: points of the current lap visited
         self.best = [math.inf] * len(self.points)
+        # A point counts again (next lap) only after the agent has been outside its radius.
+        self.armed = [True] * len(self.points)
 
     def observe(self, step, pos, ctx):
         dists = [math.dist(pos, p) for p in self.points]
         self.best = [min(b, d) for b, d in zip(self.best, dists)]
+        armed = self.armed
+        for i, d in enumerate(dists):
+            if d >= self.r:
+                armed[i] = True
         if self.done >= self.total:
             return
         if self.ordered:
             while self.done < self.total:
-                d = dists[self.done % len(self.points)]
-                if d < self.r:
+                i = self.done % len(self.points)
+                if dists[i] < self.r and armed[i]:
+                    armed[i] = False
                     self.done += 1
                     self.next_best = math.inf
                 else:
-                    self.next_best = min(self.next_best, d)
+                    self.next_best = min(self.next_best, dists[i])
                     break
         else:
-            self.lap_seen.update(i for i, d in enumerate(dists) if d < self.r)
+            for i, d in enumerate(dists):
+                if d < self.r and armed[i] and i not in self.lap_seen:
+                    armed[i] = False
+                    self.lap_seen.add(i)
             done_in_lap = len(self.lap_seen)
             if done_in_lap == len(self.points):
                 self.done = min(self.total, self.done - self.done % len(self.points)
