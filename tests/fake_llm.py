@@ -14,6 +14,10 @@ a reply spec or a callable ``(request) -> spec``; when the script is empty ``def
 
 The API is chosen from the path: ``.../messages`` → Anthropic, ``.../chat/completions`` →
 OpenAI; ``service_paths`` maps other paths (gateway service URLs) to an API.
+
+Task-spec calls (system prompt ``TASK_SPEC_SYSTEM_PROMPT``) are a separate channel: recorded
+in ``spec_requests``, answered from ``spec_script(...)`` and then ``spec_default`` (the default
+spec, reach the target, at no token cost), so tests about policies script only policies.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from bgen.orchestrator.prompt import TASK_SPEC_SYSTEM_PROMPT
 
 ANTHROPIC_TOP_LEVEL = {"model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k",
                        "stop_sequences", "stream", "metadata", "tools", "tool_choice", "thinking"}
@@ -296,8 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         record = Recorded(api=api or "unknown", path=self.path, headers=headers, body=body)
         with fake.lock:
-            fake.requests.append(record)
-            n = len(fake.requests)
+            (fake.spec_requests if fake.is_spec(record) else fake.requests).append(record)
+            n = len(fake.requests) + len(fake.spec_requests)
         if api is None:
             return self._send(404, {"error": {"message": f"no route {self.path}"}})
         auth_problem = check_auth(api, headers, fake.api_key)
@@ -359,6 +365,10 @@ class FakeLLMServer:
         self.lock = threading.Lock()              # guards requests, problems, _script
         self.release = threading.Event()          # set on close: cuts slow replies short
         self._script: list = []
+        self.spec_requests: list[Recorded] = []
+        self.spec_default = text_reply('```json\n{"checks": [{"kind": "reach", "point": "target", '
+                                       '"radius": 1.0}]}\n```', usage=(0, 0))
+        self._spec_script: list = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.fake = self                   # type: ignore[attr-defined]
@@ -374,8 +384,21 @@ class FakeLLMServer:
             self._script.extend(replies)
         return self
 
+    def spec_script(self, *replies) -> "FakeLLMServer":
+        """Replies to task-spec calls, in order (then ``spec_default``)."""
+        with self.lock:
+            self._spec_script.extend(replies)
+        return self
+
+    @staticmethod
+    def is_spec(record: Recorded) -> bool:
+        return record.system_text.startswith(TASK_SPEC_SYSTEM_PROMPT[:60])
+
     def next_reply(self, record: Recorded) -> Reply:
         with self.lock:
+            if self.is_spec(record):
+                spec = self._spec_script.pop(0) if self._spec_script else self.spec_default
+                return spec(record) if callable(spec) else spec
             spec = self._script.pop(0) if self._script else self.default
         return spec(record) if callable(spec) else spec
 

@@ -18,7 +18,7 @@ from bgen.server.progress import FINAL_TYPES
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
-PROGRESS_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary",
+PROGRESS_TYPES = ("connected", "status", "task", "iteration", "policy", "step", "episode_summary",
                   "critique", "holdout", "warning") + FINAL_TYPES
 ENVIRONMENT = ("BGEN_SIM_BACKEND", "BGEN_SERVER_LOG", "LLVPN_API_KEY", "BGEN_TEST_VERBOSITY",
                "BGEN_TEST_TIME_SCALE", "BGEN_PYZ_CACHE")

@@ -176,6 +176,54 @@ class EpisodeEndsTests(unittest.TestCase):
                 self.assertEqual(sink.steps, [])
 
 
+class TaskSpecTests(unittest.TestCase):
+    """The task spec decides when an episode ends and grades it from the flight alone."""
+
+    def test_the_default_spec_is_reaching_the_target_and_its_one_check_is_reported(self):
+        outcome, _ = run("move_to_target.py")
+        summary = outcome.summary
+        self.assertEqual(summary.reasons, f"reached the target at step {summary.steps - 1}")
+        self.assertEqual(summary.score, 1.0)
+        self.assertEqual([(c["kind"], c["passed"], c["score"]) for c in summary.checks],
+                         [("reach", True, 1.0)])
+        self.assertEqual(summary.checks[0]["account"],
+                         f"reach: within 1 m of target [56, 56, -60] at step {summary.steps - 1}")
+
+    def test_a_policy_claiming_success_in_collect_and_finalize_changes_nothing(self):
+        for spec in (None, {"checks": [{"kind": "end_near", "point": "target"}]}):
+            with self.subTest(spec=spec):
+                claims, sink = run("claims_success.py", max_steps=200, task_spec=spec)
+                honest, _ = run("hover.py", max_steps=200, task_spec=spec)
+                self.assertEqual(sink.steps[-1]["policy_log"]["success"], "true")
+                self.assertEqual(claims.summary.policy_summary["success"], "true")
+                for name in ("success", "reason", "steps", "checks", "score", "reasons"):
+                    self.assertEqual(getattr(claims.summary, name), getattr(honest.summary, name),
+                                     name)
+                self.assertFalse(claims.summary.success)
+                self.assertEqual(claims.summary.reason, "max_steps")
+                self.assertFalse(claims.summary.checks[0]["passed"])
+
+    def test_a_spec_that_holds_ends_the_episode_and_says_so(self):
+        spec = {"checks": [{"kind": "altitude", "max_z": -50},
+                           {"kind": "end_near", "point": "start"}]}
+        outcome, sink = run("hover.py", task_spec=spec)
+        self.assertEqual((outcome.summary.reason, outcome.summary.steps), ("success", 1))
+        self.assertEqual(outcome.summary.reasons, "every check held at step 0")
+
+    def test_a_spec_not_met_names_what_was_missed(self):
+        spec = {"checks": [{"kind": "visit", "points": [{"from": "start", "offset": [0, 4, 0]}]}]}
+        outcome, _ = run("hover.py", max_steps=50, task_spec=spec)
+        self.assertEqual(outcome.summary.reasons, "ran 50 steps; visit: 0/1 points; missed "
+                                                  "[50, 54, -60] (point 0) by 4.0 m")
+
+    def test_a_bad_spec_is_a_config_error_naming_the_field(self):
+        with self.assertRaises(ConfigError) as caught:
+            EpisodeConfig(task_spec={"checks": [{"kind": "reach", "point": "turbine_0"}]})
+        self.assertEqual(caught.exception.field, "task_spec.checks[0].point")
+        EpisodeConfig(scenario="wind_farm",
+                      task_spec={"checks": [{"kind": "reach", "point": "turbine_0"}]})
+
+
 class QueueModeTests(unittest.TestCase):
     """An intent replaces the current action unless act() says "Push"."""
 
@@ -517,6 +565,9 @@ class SchemaTests(unittest.TestCase):
     def test_a_summary_survives_a_round_trip(self):
         data = self._summary()
         self.assertEqual(EpisodeSummary.from_dict(data).to_dict(), data)
+        graded = self._summary(score=0.5, checks=[
+            {"kind": "reach", "passed": False, "score": 0.5, "account": "reach: closest 2.0 m"}])
+        self.assertEqual(EpisodeSummary.from_dict(graded).to_dict(), graded)
 
     def test_mistyped_summaries_are_refused_with_the_field_named(self):
         cases = [
@@ -526,6 +577,10 @@ class SchemaTests(unittest.TestCase):
              ", actual: 'won'"),
             ({"policy_summary": {"a": 1}}, "summary.policy_summary: expects an object of strings,"
                                            " actual: dict"),
+            ({"checks": [{"kind": "reach", "passed": "yes", "score": 1, "account": "x"}]},
+             "summary.checks: expects a list of {kind, passed, score, account} or null, "
+             "actual: list"),
+            ({"score": "1.0"}, "summary.score: expects a number or null, actual: str"),
         ]
         for changes, message in cases:
             with self.subTest(changes=changes):

@@ -209,5 +209,88 @@ class TestIterationDirectory(unittest.TestCase):
             self.assertEqual((root / "critique.txt").read_text(), text + "\n")
 
 
+# --- task specs -----------------------------------------------------------------------------
+
+PATROL = {"checks": [{"kind": "visit", "points": [[56, 50, -24], [56, 56, -24]], "radius": 1.5,
+                      "ordered": True, "laps": 1},
+                     {"kind": "end_near", "point": "start", "radius": 1.5}],
+          "objective": {"minimize": "time"}}
+
+
+def graded(seed, visit, end, *, steps=3000, collisions=0):
+    """A summary with the patrol's two check results: (passed, score, account) each."""
+    checks = [{"kind": "visit", "passed": visit[0], "score": visit[1], "account": visit[2]},
+              {"kind": "end_near", "passed": end[0], "score": end[1], "account": end[2]}]
+    ok = visit[0] and end[0]
+    return dict(summary(seed, success=ok, steps=steps, collisions=collisions), checks=checks,
+                score=round((visit[1] + end[1]) / 2, 4))
+
+
+MISSED = (False, 0.5, "visit: 1/2 points; missed [56, 56, -24] (point 1) by 3.2 m")
+VISITED = (True, 1.0, "visit: 2/2 points in order")
+HOME = (True, 1.0, "end_near: ended 0.4 m from start [50, 50, -20]")
+AWAY = (False, 0.1, "end_near: ended 14.2 m from start [50, 50, -20] (needs < 1.5 m)")
+
+
+class TestTaskSpecScores(unittest.TestCase):
+    def test_aggregates_report_mean_score_and_per_check_pass_rate_and_score(self):
+        agg = aggregate([graded(0, VISITED, HOME, steps=2000), graded(1, MISSED, HOME),
+                         graded(2, MISSED, AWAY)], "time")
+        self.assertEqual(agg["success_rate"], 0.3333)
+        self.assertEqual(agg["mean_score"], round((1.0 + 0.75 + 0.3) / 3, 4))
+        self.assertEqual(agg["checks"], [
+            {"index": 0, "kind": "visit", "episodes": 3, "passed": 1, "pass_rate": 0.3333,
+             "mean_score": 0.6667},
+            {"index": 1, "kind": "end_near", "episodes": 3, "passed": 2, "pass_rate": 0.6667,
+             "mean_score": 0.7}])
+        self.assertEqual(agg["objective"], {"minimize": "time",
+                                            "value": round((20 + 30 + 30) / 3, 4)})
+
+    def test_an_episode_without_checks_counts_as_failing_them_with_score_zero(self):
+        crashed = summary(1, reason="crashed")
+        agg = aggregate([graded(0, VISITED, HOME), crashed])
+        self.assertEqual(agg["mean_score"], 0.5)
+        self.assertEqual([c["pass_rate"] for c in agg["checks"]], [0.5, 0.5])
+
+    def test_ranking_is_success_then_mean_score_then_objective_then_collisions_and_steps(self):
+        completed_patrol = aggregate([graded(0, MISSED, HOME, collisions=3)])
+        partial = aggregate([graded(0, (False, 0.2, "visit: 0/2"), HOME)])
+        success_slow = aggregate([graded(0, VISITED, HOME, steps=4000)], "time")
+        success_fast = aggregate([graded(0, VISITED, HOME, steps=2000, collisions=5)], "time")
+        self.assertGreater(rank_key(completed_patrol), rank_key(partial))   # score beats collisions
+        self.assertGreater(rank_key(success_slow), rank_key(completed_patrol))
+        self.assertGreater(rank_key(success_fast), rank_key(success_slow))  # objective before collisions
+
+    def test_the_critique_leads_with_each_failing_checks_account_per_failed_episode(self):
+        summaries = [graded(0, VISITED, HOME), graded(1, MISSED, HOME), graded(2, MISSED, AWAY)]
+        agg = aggregate(summaries, "time")
+        text = critique(agg, summaries, task_spec=PATROL)
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "Result: 1/3 episodes met every check of the task (success "
+                                   "rate 0.33, mean score 0.68). Episode ends: max_steps 2, "
+                                   "success 1.")
+        self.assertEqual(lines[1:5], [
+            "What the failed episodes missed (checked by bgen from the flight):",
+            "- seed 1: visit: 1/2 points; missed [56, 56, -24] (point 1) by 3.2 m",
+            "- seed 2: visit: 1/2 points; missed [56, 56, -24] (point 1) by 3.2 m",
+            "- seed 2: end_near: ended 14.2 m from start [50, 50, -20] (needs < 1.5 m)"])
+        self.assertEqual(lines[5], "Checks: 0. visit passed 1/3 (mean score 0.67); 1. end_near "
+                                   "passed 2/3 (mean score 0.70).")
+        self.assertEqual(lines[6], "Objective: minimize time; mean 30 s over these episodes.")
+        self.assertNotIn("Plan straight to the target", text)
+        self.assertIn("2/3 episodes ran out of steps before every check held", text)
+
+    def test_without_a_spec_the_critique_speaks_of_the_target_as_before(self):
+        summaries = [summary(0, min_dist=3.0, final_dist=4.0)]
+        text = critique(aggregate(summaries), summaries)
+        self.assertTrue(text.startswith("Result: 0/1 episodes reached the target"), text)
+        self.assertIn("Plan straight to the target", text)
+
+    def test_failing_accounts_are_bounded(self):
+        summaries = [graded(s, MISSED, AWAY) for s in range(20)]
+        text = critique(aggregate(summaries), summaries, task_spec=PATROL)
+        self.assertIn("- ... and 24 more failing checks", text)
+
+
 if __name__ == "__main__":
     unittest.main()

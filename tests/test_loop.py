@@ -7,6 +7,7 @@ fake LLM provider on loopback; ``TestEndToEnd`` runs the real workers on the emb
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import threading
 import time
@@ -397,6 +398,161 @@ class TestStopping(LoopTestCase):
         self.assertEqual(self.runner.calls, [])
 
 
+# --- task specs ------------------------------------------------------------------------------
+
+VISIT_SPEC = {"goal": "visit two points then the target", "checks": [
+    {"kind": "visit", "points": [{"from": "start", "offset": [0, 5, 0]}, [58, 58, -20]]},
+    {"kind": "reach", "point": "target"}]}
+FAST_SPEC = {"checks": [{"kind": "reach", "point": "target"}], "objective": {"minimize": "time"}}
+
+
+def json_reply(doc) -> "object":
+    return text_reply(f"The spec:\n```json\n{json.dumps(doc)}\n```\n")
+
+
+class TimedRunner(FakeRunner):
+    """Every episode succeeds; ``# TIME <s>`` in the code sets its simulated time."""
+
+    def __call__(self, policy_code, seeds, config, outdir, *, workers=None, on_event=None,
+                 stop_event=None):
+        self.calls.append((policy_code, list(seeds)))
+        self.configs = getattr(self, "configs", []) + [config]
+        seconds = float(policy_code.split("# TIME ")[1].split()[0]) if "# TIME " in policy_code else 7.0
+        out = []
+        for seed in seeds:
+            summary = dict(fake_summary(seed, "# GOOD"), sim_time_s=seconds, steps=int(seconds * 100),
+                           checks=[{"kind": "reach", "passed": True, "score": 1.0,
+                                    "account": "reach: within 1 m of target"}], score=1.0)
+            ep = Path(outdir) / f"ep_{seed}"
+            ep.mkdir(parents=True, exist_ok=True)
+            (ep / f"summary.{seed}.json").write_text(json.dumps(summary))
+            if on_event:
+                on_event({"type": "episode_summary", **summary})
+            out.append(summary)
+        return out
+
+
+class TestTaskSpecs(LoopTestCase):
+    def test_the_first_call_turns_the_goal_into_a_spec_that_the_policy_prompt_shows(self):
+        self.server.spec_script(json_reply(VISIT_SPEC))
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(user_goal="Visit the point north of the start, then (58, 58), then "
+                                     "the target", iterations=1)
+        self.assertEqual(self.server.problems, [])
+        self.assertEqual(len(self.server.spec_requests), 1)
+        ask = self.server.spec_requests[0].user_text
+        self.assertIn("Visit the point north of the start", ask)
+        self.assertIn("- start: [50, 50, -20]", ask)
+        self.assertIn("- target: [60, 60, -20]", ask)
+        self.assertIn("WORKED EXAMPLE", ask)
+        for kind in ("reach", "visit", "orbit", "end_near", "clearance", "altitude", "collisions",
+                     "time_limit"):
+            self.assertIn(f"- {kind}:", self.server.spec_requests[0].system_text)
+        task = next(e for e in self.events if e["type"] == "task")
+        self.assertEqual(self.types()[:2], ["task", "iteration"])
+        self.assertEqual(task["source"], "llm")
+        self.assertEqual(task["task_spec"]["checks"][0]["points"],
+                         [{"from": "start", "offset": [0, 5, 0]}, [58, 58, -20]])
+        self.assertEqual(result.task_spec, task["task_spec"])
+        self.assertEqual(result.task_source, "llm")
+        self.assertEqual(json.loads((self.run_dir / "task_spec.json").read_text()), task["task_spec"])
+        policy_prompt = self.server.requests[0].user_text
+        self.assertIn("SUCCESS CHECKS", policy_prompt)
+        self.assertIn('"kind": "visit"', policy_prompt)
+        self.assertIn("- visit: passes once the agent has come within radius", policy_prompt)
+        self.assertEqual(self.runner.calls[0][0], GOOD)
+        record = json.loads((self.run_dir / "task" / "llm.json").read_text())
+        self.assertEqual([c["purpose"] for c in record["calls"]], ["task_spec"])
+
+    def test_an_invalid_spec_is_repaired_once_with_the_error_named(self):
+        self.server.spec_script(json_reply({"checks": [{"kind": "reach", "point": "target",
+                                                        "radius": -2}]}),
+                                json_reply(VISIT_SPEC))
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(iterations=1)
+        self.assertEqual(len(self.server.spec_requests), 2)
+        repair = self.server.spec_requests[1].user_text
+        self.assertIn("IT IS NOT A VALID TASK SPEC\nchecks[0].radius: expects a positive number, "
+                      "actual: -2", repair)
+        self.assertEqual((result.task_source, result.task_spec["goal"]),
+                         ("llm", "visit two points then the target"))
+        self.assertNotIn("warning", self.types())
+
+    def test_a_spec_still_invalid_after_the_repair_falls_back_to_the_default_with_a_warning(self):
+        self.server.spec_script(text_reply("I cannot do that."),
+                                json_reply({"checks": [{"kind": "reach", "point": "turbine_0"}]}))
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(iterations=1)
+        warning = next(e for e in self.events if e["type"] == "warning")
+        self.assertEqual(warning["message"],
+                         "the LLM gave no valid task spec (checks[0].point: unknown landmark "
+                         "'turbine_0'; this scenario has start, target); judging by the default: "
+                         "reach the target within 1.0 m")
+        task = next(e for e in self.events if e["type"] == "task")
+        self.assertEqual((task["source"], task["task_spec"]),
+                         ("default", {"checks": [{"kind": "reach", "point": "target", "radius": 1}]}))
+        self.assertNotIn("SUCCESS CHECKS", self.server.requests[0].user_text)
+        self.assertEqual(result.stopped_reason, "success_threshold")
+
+    def test_a_given_spec_makes_no_spec_call_and_judges_the_episodes(self):
+        runner = TimedRunner()
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(iterations=1, task_spec=VISIT_SPEC, runner=runner)
+        self.assertEqual(self.server.spec_requests, [])
+        self.assertEqual(result.task_source, "given")
+        self.assertEqual(runner.configs[0].task_spec, result.task_spec)
+        self.assertEqual(runner.configs[0].max_steps, 3000)
+        task = next(e for e in self.events if e["type"] == "task")
+        self.assertEqual(task["source"], "given")
+
+    def test_a_bad_given_spec_is_a_config_error_naming_the_field(self):
+        with self.assertRaises(ConfigError) as caught:
+            self.loop(llm=False, policy_code=GOOD,
+                      task_spec={"checks": [{"kind": "orbit", "centre": "start"}]})
+        self.assertEqual(caught.exception.field, "task_spec.checks[0].min_radius")
+
+    def test_without_max_steps_the_budget_follows_the_route_and_the_prompt_says_so(self):
+        runner = TimedRunner()
+        far = {"checks": [{"kind": "visit", "points": [[150, 50, -20], [150, 150, -20]],
+                           "laps": 2}]}
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(iterations=1, runner=runner, task_spec=far, derive_max_steps=True)
+        # route: four legs of 100 m (two laps); at 2.4 m/s, times 1.5, plus 10 s
+        expected = math.ceil((400 / 2.4 * 1.5 + 10) / 0.01)
+        self.assertEqual(runner.configs[0].max_steps, expected)
+        self.assertEqual(result.max_steps, expected)
+        self.assertIn(f"at most {expected} steps", self.server.requests[0].user_text)
+        self.assertIn("a budget derived from the route the checks ask for (about 400 m",
+                      self.server.requests[0].user_text)
+        short = TimedRunner()
+        self.loop(llm=False, policy_code=GOOD, runner=short, derive_max_steps=True)
+        self.assertEqual(short.configs[0].max_steps, 5000)
+
+    def test_with_an_objective_the_loop_goes_on_past_the_threshold_while_it_improves(self):
+        runner = TimedRunner()
+        self.server.spec_script(json_reply(FAST_SPEC))
+        self.server.script(*(text_reply(fenced(GOOD + f"# TIME {t}\n")) for t in (20, 10, 12, 15, 5)))
+        result = self.loop(iterations=6, runner=runner, user_goal="Reach the target as fast as "
+                                                                   "possible")
+        self.assertEqual(len(result.iterations), 4)
+        self.assertEqual((result.stopped_reason, result.concluded_early, result.best_iteration),
+                         ("objective_converged", True, 1))
+        self.assertEqual(result.stop_note,
+                         "success threshold reached at iteration 0; went on for the objective "
+                         "(minimize time): best 10 at iteration 1; stopped after iterations 2 "
+                         "and 3 did not improve it")
+        self.assertEqual(result.best_aggregate["objective"], {"minimize": "time", "value": 10.0})
+        critique = (self.run_dir / "iter_1" / "critique.txt").read_text()
+        self.assertIn("Objective: minimize time; mean 10 s over these episodes.", critique)
+
+    def test_without_an_objective_success_still_stops_the_loop(self):
+        runner = TimedRunner()
+        self.server.script(text_reply(fenced(GOOD)))
+        result = self.loop(iterations=4, runner=runner)
+        self.assertEqual((len(result.iterations), result.stopped_reason, result.stop_note),
+                         (1, "success_threshold", None))
+
+
 class TestEndToEnd(LoopTestCase):
     """Real check_policy and run_episodes on the embedded backend."""
 
@@ -587,6 +743,50 @@ class TestIterateCLI(unittest.TestCase):
             if path.is_file():
                 self.assertNotIn(KEY, path.read_text(), str(path))
 
+    def test_a_task_spec_file_run_reports_per_check_results_everywhere(self):
+        from bgen.llm.context import example_path
+        spec = Path(self.out.parent) / "spec.json"
+        spec.write_text(json.dumps({"checks": [
+            {"kind": "reach", "point": "target"},
+            {"kind": "altitude", "min_z": -90, "max_z": -60},
+            {"kind": "visit", "points": [{"from": "turbine_1", "offset": [0, -8, 0]}]}]}))
+        code, out, err = self.main("--policy", str(example_path("move_to_target")),
+                                   "--task-spec", str(spec), "--use-wind-farm", "--episodes", "2",
+                                   "--max-steps", "1200", "--backend", "embedded",
+                                   "--outdir", str(self.out))
+        self.assertEqual(code, 0, err)
+        agg = json.loads((self.out / "iter_0" / "aggregate.json").read_text())
+        self.assertEqual([(c["kind"], c["passed"]) for c in agg["checks"]],
+                         [("reach", 2), ("altitude", 2), ("visit", 0)])
+        self.assertEqual(agg["success_rate"], 0.0)
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual(run["task_spec"]["checks"][2]["points"],
+                         [{"from": "turbine_1", "offset": [0, -8, 0]}])
+        self.assertEqual(run["result"]["best_aggregate"]["checks"], agg["checks"])
+        events = [json.loads(line) for line in (self.out / "events.jsonl").read_text().splitlines()]
+        self.assertEqual(events[0]["type"], "task")
+        self.assertEqual(events[0]["source"], "given")
+        summary = next(e for e in events if e["type"] == "episode_summary")
+        self.assertEqual([c["kind"] for c in summary["checks"]], ["reach", "altitude", "visit"])
+        self.assertRegex(summary["checks"][2]["account"],
+                         r"^visit: 0/1 points; missed \[120, 112, -66\] \(point 0\) by "
+                         r"\d+\.\d m$")
+        critique = next(e for e in events if e["type"] == "critique")
+        self.assertEqual(critique["aggregate"]["checks"], agg["checks"])
+        self.assertIn("- seed 0: visit: 0/1 points; missed [120, 112, -66]", critique["text"])
+        self.assertIn("task (given): checks reach, altitude, visit; 1200 steps per episode", out)
+        self.assertIn("checks reach 2/2; altitude 2/2; visit 0/2", out)
+
+    def test_a_bad_task_spec_file_is_one_line_naming_the_field_and_exits_2(self):
+        from bgen.llm.context import example_path
+        spec = Path(self.out.parent) / "spec.json"
+        spec.write_text(json.dumps({"checks": [{"kind": "visit", "points": []}]}))
+        code, out, err = self.main("--policy", str(example_path("move_to_target")),
+                                   "--task-spec", str(spec), "--outdir", str(self.out))
+        self.assertEqual((code, err), (2, f"iterate: error: task spec file '{spec}': "
+                                          "task_spec.checks[0].points: expects a list of 1..256 "
+                                          "points, actual: []\n"))
+
     def test_without_a_key_one_line_names_the_variable_and_exits_2(self):
         done = self.subprocess("--use-llm", "--api-key-env", self.KEY_ENV, "--outdir", str(self.out),
                                env_drop=(self.KEY_ENV,))
@@ -705,7 +905,8 @@ class TestDocs(unittest.TestCase):
         for flag in flags:
             with self.subTest(flag=flag):
                 self.assertIn(f"`{flag}", doc)
-        for kind in ("iteration", "policy", "warning", "critique", "holdout", "episode_summary"):
+        for kind in ("task", "iteration", "policy", "warning", "critique", "holdout",
+                     "episode_summary"):
             with self.subTest(event=kind):
                 self.assertIn(f"`{kind}`", doc)
 

@@ -315,6 +315,37 @@ class TestRunsApi(ServerTestCase):
         self.assertEqual((status, body["error"]), (404, f"run {self.run_id} has no policy for iteration 7"))
 
 
+class TestTaskSpecRuns(ServerTestCase):
+    SPEC = {"checks": [{"kind": "altitude", "max_z": -5},
+                       {"kind": "visit", "points": [{"from": "start", "offset": [0, 3, 0]}]}]}
+
+    def test_a_run_with_a_task_spec_reports_per_check_results_in_events_and_run_json(self):
+        run_id = self.start({**QUICK, "task_spec": self.SPEC})
+        messages = self.follow(run_id)
+        task = next(m for m in messages if m["type"] == "task")
+        self.assertEqual((task["source"], task["max_steps"]), ("given", 300))
+        self.assertEqual(task["task_spec"]["checks"][1]["radius"], 1.5)
+        summary = next(m for m in messages if m["type"] == "episode_summary")["summary"]
+        self.assertEqual([(c["kind"], c["passed"]) for c in summary["checks"]],
+                         [("altitude", True), ("visit", False)])
+        self.assertRegex(summary["checks"][1]["account"], r"^visit: 0/1 points; missed ")
+        critique = next(m for m in messages if m["type"] == "critique")
+        self.assertEqual([c["pass_rate"] for c in critique["aggregate"]["checks"]], [1.0, 0.0])
+        self.assertIn("- seed 0: visit: 0/1 points; missed", critique["critique"])
+        record = self.http("GET", f"/runs/{run_id}")[1]
+        self.assertEqual(record["task_spec"], task["task_spec"])
+        self.assertEqual(record["request"]["task_spec"], task["task_spec"])
+        self.assertEqual(record["iterations"][0]["aggregate"]["checks"],
+                         critique["aggregate"]["checks"])
+
+    def test_a_bad_task_spec_is_a_400_naming_the_field(self):
+        status, body, _ = self.http("POST", "/run", {**QUICK, "task_spec": {"checks": [
+            {"kind": "visit", "points": ["start"], "laps": 0}]}})
+        self.assertEqual((status, body), (400, {
+            "error": "task_spec.checks[0].laps: expects an integer in 1..100, actual: 0",
+            "field": "task_spec.checks[0].laps"}))
+
+
 class TestBadInput(ServerTestCase):
     """No bad request gets a 5xx, each gets its exact status, and the server answers after all."""
 

@@ -44,7 +44,7 @@ def table_rows(text: str, header: str) -> list[str]:
     """The first cell of each row of the table whose header row is ``header``."""
     return [cells[0] for cells in table_cells(text, header)]
 
-MESSAGE_TYPES = ("connected", "status", "iteration", "policy", "step", "episode_summary", "critique",
+MESSAGE_TYPES = ("connected", "status", "task", "iteration", "policy", "step", "episode_summary", "critique",
                  "holdout", "warning", "done", "terminated", "error", "frame", "subscribe", "terminate")
 
 

@@ -365,6 +365,39 @@ class TestEventOrder(ManagerTestCase):
         self.assertIn(199, last_steps)
 
 
+class TestTaskSpecInRuns(ManagerTestCase):
+    SPEC = {"checks": [{"kind": "reach", "point": "target", "radius": 1}],
+            "objective": {"minimize": "time"}}
+
+    def test_the_task_event_goes_to_run_json_and_done_says_why_the_loop_stopped(self):
+        from bgen.orchestrator.loop import LoopResult
+        def loop(config, run_dir, emit, stop_event, **_):
+            emit({"type": "task", "source": "given", "task_spec": self.SPEC, "max_steps": 5000})
+            return LoopResult(stopped_reason="objective_converged", concluded_early=True,
+                              task_spec=self.SPEC, stop_note="success threshold reached at "
+                                                             "iteration 0; ...")
+
+        self.make(loop)
+        run_id = self.manager.submit(parse_run_request({"task_spec": self.SPEC,
+                                                        "policy_code": "x = 1"}))["run_id"]
+        record = self.wait_status(run_id, "done")
+        self.assertEqual((record["task_spec"], record["task_source"]), (self.SPEC, "given"))
+        on_disk = json.loads((self.store.run_dir(run_id) / "run.json").read_text())
+        self.assertEqual(on_disk["task_spec"], self.SPEC)
+        done = self.published.of(run_id)[-1]
+        self.assertEqual((done["type"], done["stopped_reason"], done["stop_note"]),
+                         ("done", "objective_converged",
+                          "success threshold reached at iteration 0; ..."))
+
+    def test_the_loop_config_carries_the_spec_and_whether_to_derive_the_budget(self):
+        from bgen.orchestrator import loop
+        from bgen.runner.episode import EpisodeConfig
+        request = parse_run_request({"task_spec": self.SPEC, "policy_code": "x = 1"})
+        config = build_loop_config(LoopBinding(loop.run_loop, loop.LoopConfig, EpisodeConfig),
+                                   request, ManagerSettings(), render=False, render_ports=None)
+        self.assertEqual((config.task_spec, config.derive_max_steps), (request.task_spec, True))
+
+
 class TestReplay(ManagerTestCase):
     def test_replay_holds_the_stored_steps_in_id_order_and_starts_after_since(self):
         self.make(loop_module="tests.fakeloop")

@@ -51,6 +51,26 @@ class TestRunRequestDefaults(unittest.TestCase):
         self.assertEqual(set(data), {f for f in RunRequest.__dataclass_fields__})
 
 
+class TestTaskSpec(unittest.TestCase):
+    def test_a_task_spec_is_validated_with_defaults_filled_and_kept(self):
+        request = parse_run_request({"scenario": "wind_farm", "task_spec": {"checks": [
+            {"kind": "orbit", "centre": "turbine_1", "min_radius": 5, "max_radius": 9}]}})
+        self.assertEqual(request.task_spec, {"checks": [
+            {"kind": "orbit", "centre": "turbine_1", "min_radius": 5, "max_radius": 9,
+             "degrees": 360}]})
+        self.assertEqual(request.to_json()["task_spec"], request.task_spec)
+        self.assertTrue(request.derive_max_steps)
+
+    def test_the_step_budget_is_derived_only_when_no_steps_were_asked_for(self):
+        spec = {"checks": [{"kind": "reach", "point": "target"}]}
+        cases = [({"task_spec": spec}, True), ({"task_spec": spec, "max_steps": 900}, False),
+                 ({"task_spec": spec, "duration_seconds": 9}, False),
+                 ({"policy_code": "x = 1"}, False), ({}, True)]
+        for body, derived in cases:
+            with self.subTest(body=body):
+                self.assertEqual(parse_run_request(body).derive_max_steps, derived)
+
+
 class TestStepsFromDuration(unittest.TestCase):
     def test_duration_seconds_over_delta_rounded_up(self):
         table = [({"duration_seconds": 30}, 3000), ({"duration_seconds": 1.005, "delta": 0.01}, 101),
@@ -112,10 +132,18 @@ class TestRunRequestRefusals(unittest.TestCase):
         ({"policy_code": 42}, "policy_code", "policy_code: expects a string or null, actual: integer"),
         ({"policy_code": "x" * 200_001}, "policy_code", "policy_code: 200001 characters exceeds limit of 200000"),
         ({"px4": True, "use_px4": False}, "px4", "px4: disagrees with use_px4 (True vs False); send one of them"),
+        ({"task_spec": [1]}, "task_spec", "task_spec: expects an object with 'checks', actual: array"),
+        ({"task_spec": {"checks": [{"kind": "reach", "point": "target", "radius": -1}]}},
+         "task_spec.checks[0].radius", "task_spec.checks[0].radius: expects a positive number, "
+                                       "actual: -1"),
+        ({"task_spec": {"checks": [{"kind": "orbit", "centre": "turbine_1", "min_radius": 5,
+                                    "max_radius": 9}]}},
+         "task_spec.checks[0].centre", "task_spec.checks[0].centre: unknown landmark 'turbine_1'; "
+                                       "this scenario has start, target"),
         ({"iteratons": 2}, "iteratons", "'iteratons': unknown field; expects one of user_goal, iterations, "
          "episodes, seeds, render, ws_proxy, existing_code, policy_code, max_steps, duration_seconds, "
          "duration, delta, provider, provider_url, model, pov_min_dt_world, success_threshold, px4, "
-         "use_px4, target, scenario, candidates, holdout_seeds, llm_retries, llm_backoff_cap_s, max_tokens"),
+         "use_px4, target, scenario, candidates, holdout_seeds, llm_retries, llm_backoff_cap_s, max_tokens, task_spec"),
         ({"candidates": 0}, "candidates", "candidates: expects an integer in 1..16, actual: 0"),
         ({"holdout_seeds": -1}, "holdout_seeds", "holdout_seeds: expects an integer in 0..64, actual: -1"),
         ({"llm_retries": -1}, "llm_retries", "llm_retries: expects an integer in 0..20, actual: -1"),

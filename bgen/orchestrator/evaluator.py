@@ -61,8 +61,55 @@ def error_signatures(summaries: list[dict]) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["count"])
 
 
-def aggregate(summaries: list[dict]) -> dict:
-    """The numbers of one evaluated policy over its episodes (JSON-ready)."""
+def _score(summary: dict) -> float:
+    """An episode's task-spec score; 0 for an episode that reported none (it never flew)."""
+    value = summary.get("score")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def check_stats(summaries: list[dict]) -> list[dict]:
+    """Per check of the task spec, in spec order: ``{"index", "kind", "episodes", "passed",
+    "pass_rate", "mean_score"}`` over every episode (one that reported no checks fails each
+    with score 0)."""
+    width = max((len(s["checks"]) for s in summaries if isinstance(s.get("checks"), list)),
+                default=0)
+    out = []
+    n = len(summaries)
+    for i in range(width):
+        kind, passed, scores = None, 0, []
+        for summary in summaries:
+            checks = summary.get("checks") if isinstance(summary.get("checks"), list) else []
+            check = checks[i] if i < len(checks) and isinstance(checks[i], dict) else {}
+            kind = kind or check.get("kind")
+            passed += check.get("passed") is True
+            score = check.get("score")
+            scores.append(float(score) if isinstance(score, (int, float)) else 0.0)
+        out.append({"index": i, "kind": kind, "episodes": n, "passed": passed,
+                    "pass_rate": round(passed / n, 4) if n else 0.0,
+                    "mean_score": round(sum(scores) / n, 4) if n else 0.0})
+    return out
+
+
+#: What ``{"objective": {"minimize": name}}`` minimises: the summary field averaged over episodes.
+OBJECTIVE_FIELDS = {"time": "sim_time_s", "path_length": "path_len_est",
+                    "collisions": "collisions_total"}
+
+
+def objective_value(summaries: list[dict], objective: str | None) -> float | None:
+    """The mean over episodes of the objective's summary field (lower is better), or None."""
+    if objective not in OBJECTIVE_FIELDS or not summaries:
+        return None
+    values = [summary.get(OBJECTIVE_FIELDS[objective]) for summary in summaries]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def aggregate(summaries: list[dict], objective: str | None = None) -> dict:
+    """The numbers of one evaluated policy over its episodes (JSON-ready).
+
+    ``objective`` is the task spec's ``objective.minimize`` (``time``, ``path_length``,
+    ``collisions``), reported as ``{"minimize", "value"}``.
+    """
     n = len(summaries)
     successes = sum(1 for s in summaries if s.get("success") is True)
     reasons = Counter(str(s.get("reason") or ("success" if s.get("success") else "max_steps"))
@@ -72,6 +119,10 @@ def aggregate(summaries: list[dict]) -> dict:
         "episodes": n,
         "successes": successes,
         "success_rate": round(successes / n, 4) if n else 0.0,
+        "mean_score": round(sum(_score(s) for s in summaries) / n, 4) if n else 0.0,
+        "checks": check_stats(summaries),
+        "objective": ({"minimize": objective, "value": objective_value(summaries, objective)}
+                      if objective else None),
         "seeds": [s.get("seed") for s in summaries],
         "reasons": dict(sorted(reasons.items())),
         "error_rate": round(sum(reasons[r] for r in FAILURE_REASONS) / n, 4) if n else 0.0,
@@ -101,14 +152,18 @@ def load_failure_aggregate(message: str, lineno: int | None = None) -> dict:
 
 
 def rank_key(agg: dict) -> tuple:
-    """Higher is better: success rate, then ran at all, fewer errors, collisions, steps."""
+    """Higher is better: success rate, mean task-spec score, the objective (lower value
+    first), then ran at all, fewer errors, collisions, steps."""
     def mean(name):
         value = (agg.get(name) or {}).get("mean")
         return float(value) if value is not None else 0.0
 
     ran = 1 if agg.get("episodes") else 0
-    return (float(agg.get("success_rate") or 0.0), ran, -float(agg.get("error_rate") or 0.0),
-            -mean("collisions_total"), -mean("steps"))
+    objective = agg.get("objective") or {}
+    value = objective.get("value")
+    return (float(agg.get("success_rate") or 0.0), float(agg.get("mean_score") or 0.0),
+            -float(value) if value is not None else 0.0, ran,
+            -float(agg.get("error_rate") or 0.0), -mean("collisions_total"), -mean("steps"))
 
 
 # --- diagnosis ------------------------------------------------------------------------------
@@ -238,8 +293,12 @@ def _metres(value) -> str:
     return "n/a" if value is None else f"{value:.1f} m"
 
 
-def findings(agg: dict, summaries: list[dict], policy_code: str | None = None) -> list[str]:
-    """Concrete problems, most important first, each a short paragraph."""
+def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
+             task_spec: dict | None = None) -> list[str]:
+    """Concrete problems, most important first, each a short paragraph.
+
+    With a ``task_spec`` an episode out of steps is described by its failing checks (the
+    critique leads with them), not as a target missed."""
     n = agg["episodes"]
     found: list[str] = []
     for group in agg["errors"]:
@@ -289,7 +348,11 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None) -
                      f"(max {collisions['max']:g}){spike}. Plan with padding 1-2, fly higher (more "
                      "negative z) over terrain, and replan when collisions start.")
     missed = [s for s in summaries if s.get("reason") == "max_steps" and s not in stuck]
-    if missed:
+    if missed and task_spec is not None:
+        found.append(f"{len(missed)}/{n} episodes ran out of steps before every check held: "
+                     "fix the failing checks listed at the top, in that order, and make the "
+                     "whole route fit in the step budget.")
+    elif missed:
         closest = min((s for s in missed if s.get("min_distance_to_target") is not None),
                       key=lambda s: s["min_distance_to_target"], default=None)
         if closest is not None:
@@ -362,9 +425,33 @@ def cap(text: str, max_chars: int) -> str:
     return text[:keep] + marker.format(len(text) - keep)
 
 
+MISSED_CHECK_LINES = 16       # failing-check accounts shown at the head of a critique
+
+
+def missed_checks(summaries: list[dict], limit: int = MISSED_CHECK_LINES) -> list[str]:
+    """"seed N: <account>" for each failing check of each failed episode, episodes in seed
+    order; at most ``limit`` lines, then a line saying how many more."""
+    lines = []
+    for summary in summaries:
+        if summary.get("success") is True or not isinstance(summary.get("checks"), list):
+            continue
+        for check in summary["checks"]:
+            if isinstance(check, dict) and check.get("passed") is False:
+                lines.append(f"seed {summary.get('seed')}: {check.get('account')}")
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more failing checks"]
+    return lines
+
+
 def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None,
-             trace=None, trace_seed=None, max_chars: int = CRITIQUE_MAX_CHARS) -> str:
-    """The feedback text for the next iteration (bounded by ``max_chars``)."""
+             trace=None, trace_seed=None, max_chars: int = CRITIQUE_MAX_CHARS,
+             task_spec: dict | None = None) -> str:
+    """The feedback text for the next iteration (bounded by ``max_chars``).
+
+    With a ``task_spec`` (its ``to_dict()``) the text leads with the account of each failing
+    check of each failed episode and per-check pass rates; without one it speaks of reaching
+    the target, as the default spec is exactly that.
+    """
     n = agg["episodes"]
     if agg.get("load_error"):
         err = agg["load_error"]
@@ -372,15 +459,34 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
     if n == 0:
         return "No episode ran."
     ends = ", ".join(f"{k} {v}" for k, v in agg["reasons"].items())
-    head = [
-        f"Result: {agg['successes']}/{n} episodes reached the target "
-        f"(success rate {agg['success_rate']:.2f}). Episode ends: {ends}.",
+    if task_spec is None:
+        result = (f"Result: {agg['successes']}/{n} episodes reached the target "
+                  f"(success rate {agg['success_rate']:.2f}). Episode ends: {ends}.")
+    else:
+        result = (f"Result: {agg['successes']}/{n} episodes met every check of the task "
+                  f"(success rate {agg['success_rate']:.2f}, mean score "
+                  f"{float(agg.get('mean_score') or 0.0):.2f}). Episode ends: {ends}.")
+    head = [result]
+    if task_spec is not None:
+        missed = missed_checks(summaries)
+        if missed:
+            head.append("What the failed episodes missed (checked by bgen from the flight):")
+            head.extend(f"- {line}" for line in missed)
+        head.append("Checks: " + "; ".join(
+            f"{c['index']}. {c['kind']} passed {c['passed']}/{c['episodes']} (mean score "
+            f"{c['mean_score']:.2f})" for c in agg.get("checks") or []) + ".")
+        objective = agg.get("objective") or {}
+        if objective.get("value") is not None:
+            unit = {"time": " s", "path_length": " m"}.get(objective["minimize"], "")
+            head.append(f"Objective: minimize {objective['minimize']}; mean "
+                        f"{objective['value']:g}{unit} over these episodes.")
+    head += [
         f"Steps mean {_fmt(agg['steps']['mean'])} (min {_fmt(agg['steps']['min'], 0)}, max "
         f"{_fmt(agg['steps']['max'], 0)}); collisions mean {_fmt(agg['collisions_total']['mean'])}; "
         f"path length mean {_metres(agg['path_len_est']['mean'])}; closest approach to the target "
         f"mean {_metres(agg['min_distance_to_target']['mean'])}.",
     ]
-    problems = findings(agg, summaries, policy_code)
+    problems = findings(agg, summaries, policy_code, task_spec)
     body = "\n".join(head)
     if problems:
         body += "\n\nProblems, most important first:\n" + "\n".join(
@@ -429,14 +535,17 @@ def first_failed_trace(root: Path, summaries: list[dict]):
 
 def evaluate_dir(root: Path, summaries: list[dict] | None = None, *,
                  policy_code: str | None = None,
-                 max_chars: int = CRITIQUE_MAX_CHARS) -> tuple[dict, str]:
-    """(aggregate, critique) for one evaluated policy directory."""
+                 max_chars: int = CRITIQUE_MAX_CHARS,
+                 task_spec: dict | None = None) -> tuple[dict, str]:
+    """(aggregate, critique) for one evaluated policy directory; ``task_spec`` as given to
+    the episodes (None: the default, reach the target)."""
     root = Path(root)
     summaries = read_summaries(root) if summaries is None else summaries
-    agg = aggregate(summaries)
+    objective = (task_spec or {}).get("objective") or {}
+    agg = aggregate(summaries, objective.get("minimize"))
     seed, trace = first_failed_trace(root, summaries)
     return agg, critique(agg, summaries, policy_code=policy_code, trace=trace, trace_seed=seed,
-                         max_chars=max_chars)
+                         max_chars=max_chars, task_spec=task_spec)
 
 
 def write_evaluation(root: Path, agg: dict, text: str) -> None:

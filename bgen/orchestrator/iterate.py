@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--iterations", type=int, default=1, help="iterations (default 1)")
     run.add_argument("--episodes", type=int, default=3, help="episodes per iteration (default 3)")
     run.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
-    run.add_argument("--max-steps", type=int, default=5000, help="steps per episode (default 5000)")
+    run.add_argument("--max-steps", type=int, default=None,
+                     help="steps per episode (default: from the task spec's route, at least 5000)")
+    run.add_argument("--task-spec", default=None, metavar="FILE",
+                     help="task spec JSON file the episodes are judged by (no spec call to the "
+                          "LLM); default: from the goal with --use-llm, else reach the target")
     run.add_argument("--target", default=None,
                      help="target as x,y,z (default: the scenario's, 60,60,-20 on terrain)")
     run.add_argument("--use-wind-farm", action="store_true", help="wind-farm scenario instead of random terrain")
@@ -150,6 +154,7 @@ def llm_settings(args) -> LLMSettings:
 def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
     """LoopConfig and LLM client from the flags; ConfigError for anything wrong (before any I/O)."""
     from bgen.runner.episode import EpisodeConfig
+    from bgen.runner.run_policy import read_task_spec
     from bgen.sim import load_backend
 
     target = parse_target(args.target)
@@ -162,7 +167,8 @@ def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
     if not args.use_llm and policy_code is None:
         raise ConfigError("--policy: expects a policy file when --use-llm is not given", field="policy")
     load_backend(args.backend)      # fails here, in one line, when voxelsim is asked for but absent
-    episode = EpisodeConfig(max_steps=args.max_steps, target=target,
+    task_spec = read_task_spec(args.task_spec)
+    episode = EpisodeConfig(max_steps=5000 if args.max_steps is None else args.max_steps, target=target,
                             scenario="wind_farm" if args.use_wind_farm else "terrain",
                             render=args.render, backend=args.backend)
     client = None
@@ -174,7 +180,8 @@ def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
                         seed_start=args.seed_start, candidates=args.candidates,
                         holdout_seeds=args.holdout_seeds, success_threshold=args.success_threshold,
                         policy_code=policy_code, llm=settings, max_repairs=args.max_repairs,
-                        token_budget=args.token_budget, workers=args.workers, episode=episode)
+                        token_budget=args.token_budget, workers=args.workers, episode=episode,
+                        task_spec=task_spec, derive_max_steps=args.max_steps is None)
     return config.validated(), client
 
 
@@ -303,14 +310,24 @@ def progress_line(event: dict) -> str | None:
             line = f" at line {error['lineno']}" if error.get("lineno") else ""
             detail += f"; {error.get('type')}{line}: {str(error['message'])[:160]}"
         return head + detail
+    if kind == "task":
+        checks = ", ".join(c["kind"] for c in event["task_spec"]["checks"])
+        objective = (event["task_spec"].get("objective") or {}).get("minimize")
+        return (f"task ({event['source']}): checks {checks}"
+                + (f"; minimize {objective}" if objective else "")
+                + f"; {event['max_steps']} steps per episode")
     if kind == "critique":
         agg = event["aggregate"]
         steps = (agg.get("steps") or {}).get("mean")
         collisions = (agg.get("collisions_total") or {}).get("mean")
+        checks = "; ".join(f"{c['kind']} {c['passed']}/{c['episodes']}"
+                           for c in agg.get("checks") or [])
+        checks = (f"; checks {checks} (mean score {agg.get('mean_score', 0.0):.2f})"
+                  if checks else "")
         return (f"{where}: success {agg['successes']}/{agg['episodes']} ({agg['success_rate']:.2f}), "
                 f"steps mean {steps if steps is not None else 'n/a'}, collisions mean "
                 f"{collisions if collisions is not None else 'n/a'}; best so far: iter "
-                f"{event['best_iteration']} ({event['best_success_rate']:.2f})")
+                f"{event['best_iteration']} ({event['best_success_rate']:.2f})" + checks)
     if kind == "holdout":
         agg = event["aggregate"]
         return (f"holdout: best policy (iter {it}) succeeded {agg['successes']}/{agg['episodes']} "
@@ -324,7 +341,8 @@ def summary_line(result: LoopResult, run_dir: Path) -> str:
     best = "none"
     if result.best_iteration is not None:
         best = f"iter {result.best_iteration} (success {result.best_aggregate['success_rate']:.2f})"
-    return (f"done: best {best}; stopped: {result.stopped_reason}; tokens {result.tokens['in']} in / "
+    note = f" ({result.stop_note})" if result.stop_note else ""
+    return (f"done: best {best}; stopped: {result.stopped_reason}{note}; tokens {result.tokens['in']} in / "
             f"{result.tokens['out']} out; LLM {result.llm_latency_s:.1f} s; sim {result.sim_time_s:.1f} s; "
             f"wall {result.wall_time_s:.1f} s; files in {run_dir}")
 
@@ -413,7 +431,7 @@ def main(argv=None) -> int:
         record.update(status=status, finished_at=time.time())
         if result is not None:
             record.update(best_iteration=result.best_iteration, stopped_reason=result.stopped_reason,
-                          result=result.to_dict())
+                          task_spec=result.task_spec, result=result.to_dict())
         _write_run_json(run_dir / "run.json", record)
         log.close()
         executor.close()

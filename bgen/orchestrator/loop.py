@@ -6,10 +6,17 @@ One iteration:
       └─ each: check_policy in a short-lived worker ──fails──► repair prompt, up to max_repairs
     run each loaded candidate on the iteration's seeds (worker processes)
     evaluate (aggregate + critique) ─► choose the best candidate ─► feed it back next iteration
-    stop early when its success rate reaches success_threshold
+    stop early when its success rate reaches success_threshold (with an objective in the task
+    spec: go on while the objective improves, stop after two iterations without improvement)
 
-Across iterations the best policy is kept by ``evaluator.rank_key`` (success rate, then
-collisions, then steps), not just the last one. At the end the best policy can be evaluated on
+Before the first iteration the task spec is chosen (``bgen.runner.taskspec``): the one given,
+else with an LLM the first call turns the goal into one (validated, repaired once, else the
+default with a warning), else the default (reach the target). It goes out as a ``task`` event,
+into ``task_spec.json`` and the result, and into every policy prompt; the episodes are judged
+by it. Without an explicit step budget (``derive_max_steps``) the budget follows its route.
+
+Across iterations the best policy is kept by ``evaluator.rank_key`` (success rate, mean check
+score, the objective, then collisions, then steps), not just the last one. At the end the best policy can be evaluated on
 holdout seeds never used before. Every stage is reported through ``emit`` as an event dict;
 ``stop_event`` ends the loop promptly (LLM calls are abandoned, workers are killed by the
 runner). The loop never emits done/error/terminated: its caller does, from ``LoopResult``.
@@ -22,6 +29,7 @@ loop can be tested without simulator or workers; by default they are
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -33,15 +41,21 @@ from bgen.errors import BgenError, ConfigError, PolicyLoadError, ProviderError
 from bgen.llm.client import MAX_TOKENS_HINT, LLMClient, LLMSettings, RetryNotice
 from bgen.llm.context import choose_examples, load_pack
 from bgen.orchestrator import evaluator
-from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_system_prompt,
+from bgen.orchestrator.prompt import (TASK_SPEC_SYSTEM_PROMPT, Repair, Task,
+                                      build_repair_prompt, build_system_prompt,
+                                      build_task_spec_prompt, build_task_spec_repair_prompt,
                                       build_user_prompt)
-from bgen.runner.episode import EpisodeConfig
+from bgen.runner import taskspec
+from bgen.runner.episode import EpisodeConfig, landmark_names
+from bgen.runner.taskspec import TaskSpecError
+from bgen.sim.scenarios import scenario_landmarks
 
 STOP_POLL_S = 0.1          # how often waits look at stop_event
 STOP_GRACE_S = 2.0         # after a stop, how long to let abandoned calls wind down (workers die)
 CHECK_TIMEOUT_S = 10.0     # check_policy's own limit
 CANDIDATE_TEMPERATURE_STEP = 0.2   # candidate k asks at temperature + k * step (capped at 1.0)
 EVENT_CODE_LIMIT = 100_000
+OBJECTIVE_PATIENCE = 2     # iterations without improvement of the objective before stopping
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class LoopConfig:
     # first_iteration from existing_code and the critique of it (what the last one produced).
     first_iteration: int = 0
     critique: str | None = None
+    task_spec: dict | None = None       # given: judge by it, no spec call (None: LLM or default)
+    derive_max_steps: bool = False      # episode.max_steps was not given: follow the spec's route
 
     def iteration_seeds(self) -> list[int]:
         if self.seeds is not None:
@@ -111,6 +127,10 @@ class LoopConfig:
                               field="policy_code")
         if self.llm is not None:
             self.llm.validated()
+        if self.task_spec is not None:
+            spec = taskspec.parse_task_spec(self.task_spec, prefix="task_spec")
+            taskspec.check_landmarks(spec, landmark_names(self.episode.scenario),
+                                     prefix="task_spec")
         return self
 
     def to_dict(self) -> dict:
@@ -136,6 +156,10 @@ class LoopResult:
     llm_latency_s: float = 0.0
     holdout: dict | None = None
     error: str | None = None
+    task_spec: dict | None = None         # the spec the episodes were judged by
+    task_source: str | None = None        # given | llm | default
+    max_steps: int | None = None          # the episodes' step budget
+    stop_note: str | None = None          # why the loop stopped, in words (objective runs)
 
     def to_dict(self, *, with_code: bool = False) -> dict:
         data = asdict(self)
@@ -188,6 +212,7 @@ class _Run:
         # Guards token counters and emit: candidate threads report concurrently.
         self.lock = threading.Lock()
         self.task = _task_of(config)
+        self.episode = config.episode   # with the chosen task spec and step budget (choose_task)
         self.pack = load_pack(choose_examples(config.user_goal, config.episode.scenario))
         self.system_prompt = build_system_prompt()
         self.iteration = 0          # the iteration being worked on, for events
@@ -341,11 +366,11 @@ class _Run:
             def on_event(event: dict) -> None:
                 self.emit({**event, "iteration": iteration, "candidate": index, "phase": phase})
 
-            summaries = self.run_episodes(candidate.code, seeds, self.config.episode, d,
+            summaries = self.run_episodes(candidate.code, seeds, self.episode, d,
                                           workers=self.config.workers, on_event=on_event,
                                           stop_event=self.stop_event)
             candidate.aggregate, candidate.critique = evaluator.evaluate_dir(
-                d, summaries, policy_code=candidate.code)
+                d, summaries, policy_code=candidate.code, task_spec=self.episode.task_spec)
             self.result.sim_time_s = round(self.result.sim_time_s + candidate.aggregate["sim_time_s"], 3)
         if not self.stopped():
             evaluator.write_evaluation(d, candidate.aggregate, candidate.critique)
@@ -357,6 +382,9 @@ class _Run:
         base_code = config.existing_code
         critique = config.critique
         try:
+            self.choose_task()
+            objective = ((self.episode.task_spec or {}).get("objective") or {}).get("minimize")
+            progress = _ObjectiveProgress(objective)
             for n in range(config.first_iteration, config.iterations):
                 self.iteration = n
                 if self.stopped():
@@ -370,11 +398,18 @@ class _Run:
                 if chosen is None:
                     break
                 base_code, critique = chosen.code, chosen.critique
-                if chosen.aggregate["episodes"] and \
-                        chosen.aggregate["success_rate"] >= config.success_threshold:
+                met = bool(chosen.aggregate["episodes"]) and \
+                    chosen.aggregate["success_rate"] >= config.success_threshold
+                if met and objective is None:
                     self.result.concluded_early = True
                     self.result.stopped_reason = "success_threshold"
                     break
+                if objective is not None and progress.record(n, chosen.aggregate, met):
+                    self.result.concluded_early = True
+                    self.result.stopped_reason = "objective_converged"
+                    break
+            if objective is not None:
+                self.result.stop_note = progress.note()
             if config.holdout_seeds and self.result.best_code is not None and not self.stopped() \
                     and self.result.stopped_reason != "terminated":
                 self.holdout()
@@ -389,6 +424,81 @@ class _Run:
             _write(self.run_dir / "policy.best.py", self.result.best_code)
         self.result.wall_time_s = round(time.monotonic() - started, 3)
         return self.result
+
+    # -- the task spec ---------------------------------------------------------------------
+    def choose_task(self) -> None:
+        """Settle the task spec and the step budget before the first iteration."""
+        config = self.config
+        marks = taskspec.episode_landmarks(self.task.start, self.task.target,
+                                           scenario_landmarks(config.episode.scenario))
+        spec, source = None, "default"
+        if config.task_spec is not None:
+            spec, source = taskspec.parse_task_spec(config.task_spec).to_dict(), "given"
+        elif self.llm is not None:
+            spec = self.generate_task_spec(marks)
+            source = "llm" if spec is not None else "default"
+        resolved = taskspec.resolve(taskspec.parse_task_spec(spec), marks)
+        route_m = taskspec.route_length(resolved, self.task.start)
+        max_steps = config.episode.max_steps
+        if config.derive_max_steps:
+            max_steps = taskspec.step_budget(route_m, config.episode.delta)
+        self.episode = replace(config.episode, task_spec=spec, max_steps=max_steps)
+        self.task = replace(self.task, task_spec=spec, max_steps=max_steps,
+                            route_m=route_m if config.derive_max_steps else None)
+        shown = spec if spec is not None else taskspec.default_spec().to_dict()
+        self.result.task_spec, self.result.task_source = shown, source
+        self.result.max_steps = max_steps
+        _write(self.run_dir / "task_spec.json", json.dumps(shown, indent=2))
+        if spec is not None or self.llm is not None:
+            self.emit({"type": "task", "source": source, "task_spec": shown,
+                       "max_steps": max_steps, "route_m": round(route_m, 1),
+                       "landmarks": {k: list(v) for k, v in marks.items()}})
+
+    def generate_task_spec(self, marks: dict) -> dict | None:
+        """The LLM's spec for the goal (one repair on a validation error); None after a
+        warning when it gives no valid spec or the provider fails."""
+        config = self.config
+        d = self.run_dir / "task"
+        prompt = build_task_spec_prompt(config.user_goal, config.episode.scenario, marks)
+        calls: list = []
+        reply_text = None
+        try:
+            for attempt in range(2):
+                _write(d / f"prompt_{attempt}.txt", prompt)
+                reply_text = self.ask_task_spec(prompt, calls, attempt)
+                _write(d / f"reply_{attempt}.txt", reply_text)
+                try:
+                    spec = taskspec.parse_task_spec(spec_from_reply(reply_text))
+                    taskspec.check_landmarks(spec, marks)
+                    return spec.to_dict()
+                except TaskSpecError as error:
+                    problem = error.message
+                prompt = build_task_spec_repair_prompt(config.user_goal, config.episode.scenario,
+                                                       marks, reply_text, problem)
+            self.warn(f"the LLM gave no valid task spec ({problem}); judging by the default: "
+                      "reach the target within 1.0 m", iteration=0)
+        except ProviderError as error:
+            self.warn(f"the task spec call failed ({error}); judging by the default: reach the "
+                      "target within 1.0 m", iteration=0)
+        except _BudgetSpent:
+            self.warn("the token budget was spent before the task spec call; judging by the "
+                      "default: reach the target within 1.0 m", iteration=0)
+        finally:
+            if calls:
+                _write(d / "llm.json", json.dumps(_llm_record(calls), indent=2))
+        return None
+
+    def ask_task_spec(self, prompt: str, calls: list, attempt: int) -> str:
+        if self.config.token_budget is not None and self.spent() >= self.config.token_budget:
+            raise _BudgetSpent()
+        reply = self.call(self.llm.generate, TASK_SPEC_SYSTEM_PROMPT, prompt)
+        with self.lock:
+            self.result.tokens["in"] += reply.input_tokens
+            self.result.tokens["out"] += reply.output_tokens
+            self.result.llm_latency_s = round(self.result.llm_latency_s + reply.latency_s, 4)
+        calls.append({"purpose": "task_spec" if attempt == 0 else "task_spec_repair",
+                      **reply.to_dict()})
+        return reply.text
 
     def one_iteration(self, n: int, seeds: list[int], base_code, critique) -> Candidate | None:
         config = self.config
@@ -505,6 +615,62 @@ class _Job:
         if "error" in self.box:
             raise self.box["error"]
         return self.box.get("value")
+
+
+class _ObjectiveProgress:
+    """Past the success threshold, whether the objective still improves (lower is better)."""
+
+    def __init__(self, objective: str | None):
+        self.objective = objective
+        self.first_met: int | None = None     # iteration that first reached the threshold
+        self.best: tuple[int, float] | None = None
+        self.stale: list[int] = []            # iterations since the best without improvement
+
+    def record(self, n: int, agg: dict, met: bool) -> bool:
+        """Note iteration ``n``; True when the loop should stop."""
+        value = (agg.get("objective") or {}).get("value")
+        if met and self.first_met is None:
+            self.first_met = n
+        if self.first_met is None:
+            return False
+        if met and value is not None and (self.best is None or value < self.best[1] - 1e-9):
+            self.best, self.stale = (n, float(value)), []
+            return False
+        self.stale.append(n)
+        return len(self.stale) >= OBJECTIVE_PATIENCE
+
+    def note(self) -> str:
+        name = f"the objective (minimize {self.objective})"
+        if self.first_met is None:
+            return f"the success threshold was never reached, so {name} was not pursued"
+        best = (f"best {self.best[1]:g} at iteration {self.best[0]}" if self.best is not None
+                else "no value")
+        if len(self.stale) >= OBJECTIVE_PATIENCE:
+            return (f"success threshold reached at iteration {self.first_met}; went on for {name}: "
+                    f"{best}; stopped after iterations "
+                    f"{' and '.join(str(i) for i in self.stale)} did not improve it")
+        return (f"success threshold reached at iteration {self.first_met}; went on for {name}: "
+                f"{best}; the iterations ran out")
+
+
+def spec_from_reply(text: str) -> dict:
+    """The JSON object of an LLM reply: a ```json block, else any fenced block, else the text
+    from its first ``{`` to its last ``}``; ``TaskSpecError`` when there is none."""
+    blocks = re.findall(r"```([a-zA-Z]*)[ \t]*\n(.*?)```", text or "", re.S)
+    body = next((b for tag, b in blocks if tag.lower() == "json"), None)
+    if body is None:
+        body = next((b for _, b in blocks), None)
+    if body is None and text and "{" in text and "}" in text:
+        body = text[text.index("{"):text.rindex("}") + 1]
+    if body is None:
+        raise TaskSpecError("task_spec: expects a JSON object in the reply, actual: none",
+                            field="task_spec")
+    try:
+        doc = json.loads(body)
+    except ValueError as error:
+        raise TaskSpecError(f"task_spec: expects a JSON object, actual: invalid JSON ({error})",
+                            field="task_spec") from None
+    return doc
 
 
 def _task_of(config: LoopConfig) -> Task:

@@ -8,6 +8,7 @@ fail) is in the system prompt; the task and the evidence are in the user prompt.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from bgen.llm.context import ContextPack
@@ -46,8 +47,9 @@ Rules that decide whether the policy works:
 6. agent.get_action_py() is None while the agent holds position with nothing to do. Plan a new
    intent only then (or when you must change course); replacing the action every step keeps
    the drone from ever flying.
-7. Success is being within 1.0 of the target; the episode then ends. Compare positions by
-   distance, never by equality. An action often ends about 1 m short of its end cell and the
+7. Success is every check of the task holding (the user prompt lists them; with none listed,
+   being within 1.0 of the target); the episode ends as soon as they all hold. Compare
+   positions by distance, never by equality. An action often ends about 1 m short of its end cell and the
    drone stops there: if it is not yet within 1.0 of the target, plan again from
    agent.get_coord_py().
 8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
@@ -71,6 +73,8 @@ class Task:
     start: tuple | None = None
     max_steps: int | None = None
     delta: float = 0.01
+    task_spec: dict | None = None         # the checks the flight is judged by (None: reach target)
+    route_m: float | None = None          # when max_steps was derived from the spec's route
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,125 @@ def task_section(task: Task) -> str:
     if task.start is not None:
         lines.append(f"The agent starts holding at voxel {_fmt_point(task.start)}.")
     if task.target is not None:
-        lines.append(f"The target is {_fmt_point(task.target)}; init(config) receives it as "
-                     f"config['target']. Read it from there instead of hard-coding it. The episode "
-                     f"succeeds (and ends) when the agent is within 1.0 of it.")
+        ends = ("The episode succeeds (and ends) when the agent is within 1.0 of it."
+                if task.task_spec is None else "")
+        lines.append((f"The target is {_fmt_point(task.target)}; init(config) receives it as "
+                      f"config['target']. Read it from there instead of hard-coding it. "
+                      + ends).rstrip())
     if task.max_steps is not None:
-        lines.append(f"Each episode lasts at most {task.max_steps} steps "
-                     f"({task.max_steps * task.delta:g} s of simulated time).")
+        budget = (f"Each episode lasts at most {task.max_steps} steps "
+                  f"({task.max_steps * task.delta:g} s of simulated time)")
+        if task.route_m is not None:
+            budget += (f", a budget derived from the route the checks ask for (about "
+                       f"{task.route_m:.0f} m at about 2.4 m/s with urgency 0.9, with margin)")
+        lines.append(budget + ".")
+    if task.task_spec is not None:
+        lines += ["", task_spec_section(task.task_spec)]
     return "\n".join(lines)
+
+
+def task_spec_section(spec: dict) -> str:
+    """The checks the flight is judged by, as the policy prompt states them."""
+    text = ["SUCCESS CHECKS (bgen measures them from the flight; collect() and finalize() "
+            "cannot change them)",
+            json.dumps({k: v for k, v in spec.items() if k != "goal"}),
+            "The episode succeeds, and ends at once, at the first step at which every check "
+            "holds; otherwise it runs to the step budget. Points named 'start' and 'target' are "
+            "config['start'] and config['target'] (after lifting above terrain). What each kind "
+            "means:"]
+    kinds = []
+    for check in spec.get("checks", []):
+        if check.get("kind") not in kinds:
+            kinds.append(check.get("kind"))
+    text += [f"- {kind}: {CHECK_MEANINGS[kind]}" for kind in kinds if kind in CHECK_MEANINGS]
+    objective = (spec.get("objective") or {}).get("minimize")
+    if objective:
+        text.append(f"Among policies that pass, lower {objective} is better: optimise it once "
+                    "every check holds.")
+    return "\n".join(text)
+
+
+#: One line per check kind: its exact semantics (docs/taskspec.md says the same at length).
+CHECK_MEANINGS = {
+    "reach": "passes once the agent comes within radius (default 1.0 m) of point",
+    "visit": "passes once the agent has come within radius (1.5) of every point, in list order "
+             "when ordered (default true), the list repeated laps (1) times",
+    "orbit": "passes once the net horizontal angle swept around centre (turning back "
+             "subtracts), counted only while the horizontal distance is within "
+             "[min_radius, max_radius], reaches degrees (360)",
+    "end_near": "holds while the agent is within radius (1.5) of point; judged when the "
+                "episode ends",
+    "clearance": "from the first step the agent is min_m above the top of the highest solid "
+                 "cell below it (take-off exempt), it must stay at least that high at every step",
+    "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
+    "collisions": "the episode's collision count stays at most max (0)",
+    "time_limit": "every other check holds within seconds of simulated time",
+}
+
+
+# --- turning a goal into a task spec ------------------------------------------------------------
+
+TASK_SPEC_SYSTEM_PROMPT = """You turn a user's goal for a drone flight into a task spec: a JSON document of checks that bgen
+measures from the recorded flight to decide whether the goal was achieved.
+Reply with exactly one fenced ```json block holding the spec, nothing else of substance.
+
+Shape: {"goal": "<the goal>", "checks": [<check>, ...],
+        "objective": {"minimize": "time" | "path_length" | "collisions"}}   (objective optional)
+A point is [x, y, z] (metres; z points down, so a more negative z is higher), a landmark name,
+or {"from": "<landmark>", "offset": [dx, dy, dz]}.
+Check kinds (fields, defaults in brackets):
+- reach: point, radius [1.0]. The agent comes within radius of point at some step.
+- visit: points, radius [1.5], ordered [true], laps [1]. It passes within radius of every point,
+  in order if ordered, the list repeated laps times.
+- orbit: centre, min_radius, max_radius, degrees [360]. The net horizontal angle it sweeps
+  around centre while its horizontal distance is within the band reaches degrees.
+- end_near: point, radius [1.5]. It is within radius of point when the episode ends.
+- clearance: min_m. After take-off it stays at least min_m above the ground below it.
+- altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
+- collisions: max [0]. At most max collisions in the episode.
+- time_limit: seconds. Every other check holds within that many seconds.
+The episode ends at the first step at which every check holds, so a goal that ends somewhere
+needs reach or end_near; invariants (clearance, altitude, collisions) alone end at once.
+State only what the goal asks for; prefer landmarks to raw coordinates so the spec fits every
+episode. Use an objective only when the goal asks to do something as fast, short or safe as
+possible.
+"""
+
+TASK_SPEC_EXAMPLE = {
+    "goal": "Patrol a square of side 10 around the start twice, then land at the target "
+            "without touching anything.",
+    "checks": [
+        {"kind": "visit", "laps": 2, "points": [
+            {"from": "start", "offset": [5, -5, 0]}, {"from": "start", "offset": [5, 5, 0]},
+            {"from": "start", "offset": [-5, 5, 0]}, {"from": "start", "offset": [-5, -5, 0]}]},
+        {"kind": "end_near", "point": "target", "radius": 1.0},
+        {"kind": "collisions", "max": 0}],
+}
+
+
+def build_task_spec_prompt(goal: str, scenario: str, landmarks: dict) -> str:
+    """Ask for the task spec of ``goal``; ``landmarks`` maps names to nominal (x, y, z)."""
+    marks = "\n".join(f"- {name}: {_fmt_point([round(float(v), 2) for v in point])}"
+                       for name, point in landmarks.items())
+    return "\n\n".join([
+        f"GOAL\n{goal.strip()}",
+        f"SCENARIO: {scenario}. {SCENARIO_TEXT.get(scenario, '')}".rstrip(),
+        "LANDMARKS (names usable as points; start and target may be lifted a little above the "
+        f"terrain in some episodes)\n{marks}",
+        "WORKED EXAMPLE\n```json\n" + json.dumps(TASK_SPEC_EXAMPLE, indent=1) + "\n```",
+        "Write the task spec for the GOAL above.",
+    ])
+
+
+def build_task_spec_repair_prompt(goal: str, scenario: str, landmarks: dict, reply: str,
+                                  error: str) -> str:
+    """Ask once more after a spec failed validation."""
+    return "\n\n".join([
+        build_task_spec_prompt(goal, scenario, landmarks),
+        f"YOUR PREVIOUS REPLY\n{reply.strip()[:4000]}",
+        f"IT IS NOT A VALID TASK SPEC\n{error}",
+        "Return the corrected task spec as one fenced ```json block.",
+    ])
 
 
 def context_section(pack: ContextPack, *, with_examples: bool = True) -> str:
@@ -142,8 +258,11 @@ def build_user_prompt(task: Task, pack: ContextPack, *, critique: str | None = N
     if critique:
         parts.append(f"CRITIQUE OF THE LAST EVALUATION\n{critique.strip()}")
     if existing_code or critique:
-        parts.append("Fix the problems the critique names first, then improve the score (success "
-                     "rate, then collisions, then steps). Return the complete module.")
+        order = ("success rate, then collisions, then steps" if task.task_spec is None else
+                 "success rate, then the mean score of the checks, then the objective if any, "
+                 "then collisions, then steps")
+        parts.append("Fix the problems the critique names first, then improve the score "
+                     f"({order}). Return the complete module.")
     else:
         parts.append("Write the complete policy module for this goal.")
     return "\n\n".join(parts)

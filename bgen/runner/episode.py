@@ -12,6 +12,8 @@ of Merlotec/vxs):
     4. collisions ``world.collisions_py(pos, [0.5, 0.5, 0.3])``, path length, distance to the
        target; a jump faster than the dynamics allow ends the episode (``teleport``); within
        ``SUCCESS_RADIUS`` of the target ends it with success
+       (in general: the task spec's ``FlightTracker`` ends it when every check holds; the
+       default spec is that same reach-the-target check)
     5. collect(step_ctx) → small dict of notes; the step log goes to the sink
 
 Simulated time is ``step * delta`` and is what ``act`` receives as ``t``; nothing sleeps.
@@ -35,7 +37,8 @@ import numpy as np
 from bgen.errors import ConfigError, PolicyError, PolicyLoadError
 from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
                                  distance, is_teleport, max_step_distance)
-from bgen.runner.schema import SUCCESS_RADIUS, EpisodeSummary, StepLog
+from bgen.runner import taskspec
+from bgen.runner.schema import EpisodeSummary, StepLog
 from bgen.sim import scenarios, worldcache
 
 COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
@@ -65,6 +68,9 @@ class EpisodeConfig:
     Output: ``trace_steps`` steps kept in ``trace.<seed>.json``.
     ``world_cache_dir``: where built worlds are shared between processes and runs
     (``bgen.sim.worldcache``); None keeps them in the process only.
+    Grading: ``task_spec`` is the task spec document (plain JSON data, see
+    ``bgen.runner.taskspec``; None: reach the target within 1.0 m); the episode ends when
+    every check holds, and the summary carries each check's result.
     """
 
     max_steps: int = 5000
@@ -89,6 +95,7 @@ class EpisodeConfig:
     trace_steps: int = 50
     lift_above_terrain: bool = True
     world_cache_dir: str | None = None
+    task_spec: dict | None = None
 
     def __post_init__(self):
         for problem in config_problems(self):
@@ -129,7 +136,29 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                 for v in value):
             problems.append((name, f"{name}: expects {length} numbers, actual: {value!r}"))
+    if config.task_spec is not None and config.scenario in SCENARIOS:
+        try:
+            spec = taskspec.parse_task_spec(config.task_spec, prefix="task_spec")
+            taskspec.check_landmarks(spec, landmark_names(config.scenario), prefix="task_spec")
+        except taskspec.TaskSpecError as error:
+            problems.append((error.field, error.message))
     return problems
+
+
+def landmark_names(scenario: str) -> set[str]:
+    """Every landmark a task spec may name in ``scenario``."""
+    return set(scenarios.scenario_landmarks(scenario)) | {"start", "target"}
+
+
+def episode_tracker(config: EpisodeConfig, sim: "Sim") -> taskspec.FlightTracker:
+    """The task spec's tracker for this episode: landmarks from the effective start and target
+    (after lifting) and the scenario; the world as built, before any policy call."""
+    spec = taskspec.parse_task_spec(config.task_spec)
+    marks = taskspec.episode_landmarks(sim.start, sim.target,
+                                       scenarios.scenario_landmarks(config.scenario))
+    resolved = taskspec.resolve(spec, marks)
+    return taskspec.FlightTracker(resolved, sim.world if resolved.needs_world else None,
+                                  config.delta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,9 +568,11 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                         f"out of memory in {phase}()")
         return _End("policy_error", describe_error(error, phase, source))
 
+    tracker = episode_tracker(config, sim)   # before init: the world as built
     render = RenderLink.connect(sim, config, warn) if config.render else None
     reason, error, note, time_to_goal = "max_steps", None, None, None
     prev_pos = tuple(agent.get_pos())
+    last_observed = prev_pos
     step = 0
     try:
         if policy.init is not None:
@@ -606,7 +637,10 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             moved = distance(prev_pos, pos) if not teleported else 0.0
             dist = distance(target, pos)
             stats.add_step(moved, collisions, command_len, dist)
-            reached = not teleported and dist < SUCCESS_RADIUS
+            reached = False
+            if not teleported:   # graded from positions and counts only, never the policy's notes
+                reached = tracker.observe(step, pos, stats.collisions_total)
+                last_observed = pos
 
             # 5. collect, step log
             step_ctx = {"t": sim_t, "step": step, "agent_pos": pos, "agent_coord": coord,
@@ -636,7 +670,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                     f"flown): set_pos/set_hold_py must not be used to move the agent"))
             if reached:
                 time_to_goal = step * delta
-                raise _End("success", None, f"reached the target at step {step - 1}")
+                raise _End("success", None, f"reached the target at step {step - 1}"
+                           if config.task_spec is None else f"every check held at step {step - 1}")
             prev_pos = pos
     except _End as end:
         reason, error, note = end.reason, end.error, end.note
@@ -645,10 +680,17 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
 
     sim_time_s = step * delta
     wall_time_s = time.perf_counter() - wall_start
-    if reason == "max_steps":
+    checks = tracker.results(last_observed) if tracker.steps else [
+        {"kind": c.kind, "passed": False, "score": 0.0, "account": f"{c.kind}: no step flown"}
+        for c in tracker.resolved.checks]
+    _, score = taskspec.summarize(checks)
+    if reason == "max_steps" and config.task_spec is None:
         note = f"did not reach the target within {config.max_steps} steps " \
                f"(closest {stats.min_distance:.2f} m)" if stats.min_distance is not None else \
                f"ran {config.max_steps} steps"
+    elif reason == "max_steps":
+        note = f"ran {config.max_steps} steps; " + "; ".join(
+            c["account"] for c in checks if not c["passed"])
     ep_ctx = {"success": reason == "success", "reason": reason, "steps": stats.steps,
               "collisions_total": stats.collisions_total,
               "avg_command_len": stats.avg_command_len, "path_len_est": stats.path_len,
@@ -674,7 +716,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
         error={k: v for k, v in error.items() if k != "traceback"} if error else None,
         sim_time_s=sim_time_s, wall_time_s=wall_time_s,
         final_distance_to_target=stats.last_distance, min_distance_to_target=stats.min_distance,
-        rejected_intents=rejected, start=list(sim.start), target=list(sim.target))
+        rejected_intents=rejected, start=list(sim.start), target=list(sim.target),
+        checks=checks, score=score)
     output = _policy_output(policy)
     return EpisodeOutcome(summary=summary, error=error, output=output, warnings=warnings)
 

@@ -1,6 +1,10 @@
 """``python -m bgen.runner.run_policy``: run a policy file for N episodes and report.
 
     python -m bgen.runner.run_policy --policy my_policy.py --episodes 4 --target 60,60,-20
+    python -m bgen.runner.run_policy --policy patrol.py --task-spec patrol.json
+
+With ``--task-spec`` each episode is judged by the spec's checks (``bgen.runner.taskspec``) and
+every check's result is printed under its episode line.
 
 Prints one line per episode as it finishes, then a table. Episodes that fail (timeout,
 policy_error, ...) are results, not errors: the exit status is 0. Bad flags and unreadable
@@ -18,6 +22,7 @@ from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
+from bgen.runner.taskspec import TaskSpecError, parse_task_spec
 from bgen.sim.scenarios import get_scenario
 
 PROG = "run_policy"
@@ -97,11 +102,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
                    help="address-space limit of each worker (default 2048)")
     add_executor_arguments(p)
+    p.add_argument("--task-spec", default=None, metavar="FILE",
+                   help="task spec JSON file: the checks each episode is judged by "
+                        "(default: reach the target within 1.0 m)")
     return p
 
 
+def read_task_spec(path: str | None) -> dict | None:
+    """The task spec document in ``path`` (validated), or None; ConfigError naming the file or
+    the field (``task_spec.checks[1].radius: ...``)."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(f"cannot read task spec file {str(path)!r}: {reason}",
+                          field="task_spec") from None
+    try:
+        spec = parse_task_spec(text, prefix="task_spec")
+    except TaskSpecError as error:
+        raise ConfigError(f"task spec file {str(path)!r}: {error.message}",
+                          field=error.field) from None
+    return spec.to_dict()
+
+
+def check_lines(summary: dict) -> list[str]:
+    """One line per task-spec check of a finished episode: pass/FAIL, score, account."""
+    return [f"    {'pass' if c['passed'] else 'FAIL'} {c['score']:.2f}  {c['account']}"
+            for c in summary.get("checks") or []]
+
+
 def config_from_args(args) -> EpisodeConfig:
-    return EpisodeConfig(
+    task_spec = read_task_spec(getattr(args, "task_spec", None))
+    return EpisodeConfig(task_spec=task_spec,
         max_steps=args.max_steps, delta=args.delta, target=args.target,
         start=tuple(int(round(v)) for v in args.start) if args.start else None,
         scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
@@ -141,8 +175,8 @@ def episode_line(summary: dict, requested_start=None, requested_target=None) -> 
     return line
 
 
-def results_table(summaries: list[dict]) -> str:
-    """The final table: one row per episode, then totals."""
+def results_table(summaries: list[dict], *, with_score: bool = False) -> str:
+    """The final table: one row per episode, then totals (and the mean task-spec score)."""
     header = f"{'seed':>6}  {'reason':<12} {'steps':>6} {'sim_s':>8} {'wall_s':>7} " \
              f"{'dist':>7} {'min_dist':>8} {'path':>7} {'coll':>5}"
     rows = [header, "-" * len(header)]
@@ -152,10 +186,12 @@ def results_table(summaries: list[dict]) -> str:
                      f"{_fmt(s.get('min_distance_to_target')):>8} {_fmt(s.get('path_len_est')):>7} "
                      f"{s['collisions_total']:>5}")
     wins = sum(1 for s in summaries if s["success"])
+    scores = [s["score"] for s in summaries if isinstance(s.get("score"), (int, float))]
     counts = {r: sum(1 for s in summaries if s["reason"] == r) for r in REASONS}
     rows.append("-" * len(header))
     rows.append(f"success {wins}/{len(summaries)}  " +
-                "  ".join(f"{r} {n}" for r, n in counts.items() if n))
+                "  ".join(f"{r} {n}" for r, n in counts.items() if n) +
+                (f"  mean score {sum(scores) / len(scores):.2f}" if scores and with_score else ""))
     return "\n".join(rows)
 
 
@@ -183,6 +219,8 @@ def main(argv=None) -> int:
     def on_event(event: dict) -> None:
         if event["type"] == "episode_summary":
             print(episode_line(event, requested_start, requested_target), flush=True)
+            if config.task_spec is not None:
+                print("\n".join(check_lines(event)), flush=True)
         elif event["type"] == "warning":
             print(f"seed {event['seed']}: warning: {event['message']}", file=sys.stderr, flush=True)
 
@@ -203,7 +241,7 @@ def main(argv=None) -> int:
     finally:
         executor.close()
     print()
-    print(results_table(summaries))
+    print(results_table(summaries, with_score=config.task_spec is not None))
     print(f"files: {outdir}/ep_<seed>/")
     return 0
 

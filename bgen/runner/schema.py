@@ -20,7 +20,7 @@ from typing import Any
 
 #: Why an episode ended. ``success`` and ``max_steps`` are normal ends; the rest are failures.
 REASONS = (
-    "success",        # came within SUCCESS_RADIUS of the target
+    "success",        # every check of the task spec held (default: within 1.0 m of the target)
     "max_steps",      # ran out of steps without reaching the target
     "policy_error",   # the policy raised (or broke the act() contract), failed to load or init
     "timeout",        # an act() call, the CPU limit or the episode's wall-clock deadline ran out
@@ -92,6 +92,8 @@ class EpisodeSummary:
     rejected_intents: int = 0
     start: list[int] | None = None          # effective start cell (after lifting)
     target: list[float] | None = None       # effective target
+    checks: list[dict] | None = None        # per task-spec check: kind, passed, score, account
+    score: float | None = None              # mean of the checks' scores, 0..1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +121,9 @@ class EpisodeSummary:
 
 
 _NUMBER_OR_NONE = ("path_len_est", "coverage", "time_to_goal", "final_distance_to_target",
-                   "min_distance_to_target")
+                   "min_distance_to_target", "score")
+MAX_CHECKS = 32
+MAX_ACCOUNT_CHARS = 300
 
 
 def _checked(name: str, value: Any) -> Any:
@@ -153,4 +157,15 @@ def _checked(name: str, value: Any) -> Any:
     elif name == "error":
         if value is not None and not isinstance(value, dict):
             fail("an object or null")
+    elif name == "checks":
+        if value is not None:
+            if not isinstance(value, list) or len(value) > MAX_CHECKS or not all(
+                    isinstance(c, dict) and isinstance(c.get("kind"), str)
+                    and isinstance(c.get("passed"), bool) and isinstance(c.get("account"), str)
+                    and isinstance(c.get("score"), (int, float))
+                    and not isinstance(c.get("score"), bool) for c in value):
+                fail("a list of {kind, passed, score, account} or null")
+            value = [{"kind": c["kind"][:32], "passed": c["passed"],
+                      "score": float(c["score"]), "account": c["account"][:MAX_ACCOUNT_CHARS]}
+                     for c in value]
     return value

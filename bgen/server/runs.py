@@ -118,6 +118,7 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
         candidates=request.candidates, holdout_seeds=request.holdout_seeds,
         existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
+        task_spec=request.task_spec, derive_max_steps=request.derive_max_steps,
     )
 
 
@@ -192,7 +193,7 @@ class RunManager:
             "backend": self.settings.backend_label, "render_ports": None,
             "iterations": [], "best_iteration": None, "best_aggregate": None,
             "concluded_early": None, "stopped_reason": None, "holdout": None, "timing": None,
-            "error": None,
+            "error": None, "task_spec": request.task_spec, "stop_note": None,
         }
         run = Run(run_id, request, record, self.settings.progress_hz)
         with self._lock:
@@ -513,7 +514,10 @@ class RunManager:
                     run.record.update(best_iteration=best,
                                       best_aggregate=result_field(result, "best_aggregate"))
                 run.record.update(concluded_early=bool(result_field(result, "concluded_early", False)),
-                                  stopped_reason=result_field(result, "stopped_reason"))
+                                  stopped_reason=result_field(result, "stopped_reason"),
+                                  stop_note=result_field(result, "stop_note"))
+                if result_field(result, "task_spec") is not None:
+                    run.record["task_spec"] = result_field(result, "task_spec")
                 if result_field(result, "holdout") is not None:
                     run.record["holdout"] = result_field(result, "holdout")
             error = None
@@ -549,6 +553,8 @@ class RunManager:
             event.update(timing=record["timing"], concluded_early=record["concluded_early"],
                          best_iteration=record["best_iteration"], best_aggregate=record["best_aggregate"],
                          stopped_reason=record["stopped_reason"])
+            if record.get("stop_note"):
+                event["stop_note"] = record["stop_note"]
         self._emit(run, event, final=True)
 
     # ------------------------------------------------------------ events
@@ -590,6 +596,8 @@ class RunManager:
         log.info("run %s %s", run.run_id, describe(stored))
         if kind in ("critique", "holdout"):
             self._note_aggregate(run, stored)
+        elif kind == "task":
+            self._note_task(run, stored)
 
     @staticmethod
     def _add_timing(run: Run, summary: dict) -> None:
@@ -598,6 +606,15 @@ class RunManager:
             run.wall_time_s += float(summary.get("wall_time_s") or 0.0)
         except (TypeError, ValueError):
             pass
+
+    def _note_task(self, run: Run, event: dict) -> None:
+        """Keep the task spec the run is judged by in run.json as soon as it is chosen."""
+        with self._lock:
+            if run.run_id not in self._active:
+                return
+            run.record.update(task_spec=event.get("task_spec"), task_source=event.get("source"),
+                              max_steps=event.get("max_steps"))
+            self.store.save(run.record)
 
     def _note_aggregate(self, run: Run, event: dict) -> None:
         """Keep each iteration's aggregate, the best so far and the holdout in run.json as they come."""

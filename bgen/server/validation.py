@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from bgen.errors import BadRequest, NotFound
 from bgen.llm import client as _llm
+from bgen.runner import taskspec as _taskspec
 from bgen.sim import scenarios as _scenarios
 
 SCENARIOS = tuple(_scenarios.SCENARIOS)
@@ -48,6 +49,7 @@ RUN_FIELDS = (
     "policy_code", "max_steps", "duration_seconds", "duration", "delta", "provider",
     "provider_url", "model", "pov_min_dt_world", "success_threshold", "px4", "use_px4",
     "target", "scenario", "candidates", "holdout_seeds", "llm_retries", "llm_backoff_cap_s", "max_tokens",
+    "task_spec",
 )
 
 
@@ -99,6 +101,8 @@ class RunRequest:
     llm_retries: int | None = None          # None: the client's default (4)
     llm_backoff_cap_s: float | None = None  # None: the client's default (30 s)
     max_tokens: int | None = None           # None: the client's default (2400)
+    task_spec: dict | None = None        # the checks episodes are judged by (None: from the goal)
+    derive_max_steps: bool = False       # no max_steps/duration given: the spec's route decides
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -213,6 +217,21 @@ def parse_target(body: dict, scenario: str) -> tuple:
     return tuple(value)
 
 
+def parse_task_spec(body: dict, scenario: str) -> dict | None:
+    """The ``task_spec`` field, validated (``bgen.runner.taskspec``), defaults filled in; a 400
+    naming the offending part, e.g. field ``task_spec.checks[1].radius``."""
+    value = body.get("task_spec")
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise BadRequest(f"task_spec: expects an object with 'checks', actual: {type_name(value)}",
+                         field="task_spec")
+    spec = _taskspec.parse_task_spec(value, prefix="task_spec")
+    names = set(_scenarios.scenario_landmarks(scenario)) | {"start", "target"}
+    _taskspec.check_landmarks(spec, names, prefix="task_spec")
+    return spec.to_dict()
+
+
 def parse_run_request(body, *, default_ws_proxy: bool = True,
                       providers: tuple[str, ...] = DEFAULT_PROVIDERS,
                       llm_defaults: LLMDefaults | None = None) -> RunRequest:
@@ -244,6 +263,10 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
                          field="provider_url")
     seeds, episodes = parse_seeds(body)
     max_steps, delta = parse_steps(body)
+    task_spec = parse_task_spec(body, scenario)
+    policy_code = expect_text(body, "policy_code", MAX_CODE_CHARS)
+    steps_given = any(body.get(name) is not None for name in ("max_steps", "duration_seconds",
+                                                               "duration"))
     px4_field = pick_alias(body, ("px4", "use_px4"))
     return RunRequest(
         user_goal=user_goal,
@@ -253,7 +276,7 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         render=expect_bool(body, "render", True),
         ws_proxy=expect_bool(body, "ws_proxy", default_ws_proxy),
         existing_code=expect_text(body, "existing_code", MAX_CODE_CHARS),
-        policy_code=expect_text(body, "policy_code", MAX_CODE_CHARS),
+        policy_code=policy_code,
         max_steps=max_steps,
         delta=delta,
         provider=provider.lower(),
@@ -271,6 +294,8 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         llm_backoff_cap_s=optional(body, "llm_backoff_cap_s", lambda: expect_number(
             body, "llm_backoff_cap_s", None, 0.0, _llm.MAX_BACKOFF_CAP_S, low_open=True)),
         max_tokens=optional(body, "max_tokens", lambda: expect_int(body, "max_tokens", None, 1, 200_000)),
+        task_spec=task_spec,
+        derive_max_steps=not steps_given and (task_spec is not None or policy_code is None),
     )
 
 

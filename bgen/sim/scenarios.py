@@ -179,6 +179,21 @@ def place_above_obstacles(world, coord, clearance: int = CLEARANCE) -> tuple[int
     return (x, y, top - clearance - 1)
 
 
+# --- landmarks a task spec may name (besides each episode's start and target) ----------------
+def scenario_landmarks(name: str) -> dict[str, tuple[float, float, float]]:
+    """Named points of a scenario, in m: on the wind farm ``turbine_0``..``turbine_2`` (each
+    tower's axis at the defect's height, z = -66) and ``defect`` (the middle tower's defect
+    cell); the terrain scenario has none. ``ConfigError`` for an unknown scenario."""
+    get_scenario(name)
+    if name != "wind_farm":
+        return {}
+    z = -float(TOWER_BASE_HEIGHT + TOWER_HEIGHT // 2)
+    marks = {f"turbine_{i}": (float(x), float(y), z) for i, (x, y, _) in enumerate(TURBINES)}
+    x, y = next((x, y) for x, y, has_defect in TURBINES if has_defect)
+    marks["defect"] = tuple(float(v) for v in defect_coords(x, y)[0])
+    return marks
+
+
 _FILLED_BIT = 0b0001_0000
 _SPARSE_BIT = 0b0010_0000
 

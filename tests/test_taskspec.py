@@ -1,0 +1,338 @@
+"""Specification of task specs (bgen/runner/taskspec.py): parsing, landmarks, every check kind
+on synthetic flights, the tracker and the whole-flight grade agreeing, clearance over a world."""
+
+from __future__ import annotations
+
+import json
+import math
+import unittest
+
+import numpy as np
+
+from bgen.errors import ConfigError
+from bgen.runner import taskspec
+from bgen.runner.taskspec import (FlightTracker, HeightMap, TaskSpecError, episode_landmarks,
+                                  grade_flight, parse_task_spec, resolve)
+from bgen.sim import load_backend, scenarios
+
+START, TARGET = (0.0, 0.0, -20.0), (10.0, 0.0, -20.0)
+MARKS = episode_landmarks(START, TARGET, {"tower": (20.0, 0.0, -30.0)})
+
+
+def line(a, b, n):
+    """n positions from a to b inclusive."""
+    return np.linspace(np.asarray(a, float), np.asarray(b, float), n)
+
+
+def circle(centre, radius, turns, n, z=-20.0):
+    angles = np.linspace(0.0, 2 * math.pi * turns, n)
+    return np.stack([centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles),
+                     np.full(n, z)], axis=1)
+
+
+def grade(checks, positions, collisions=None, world=None, delta=0.01, objective=None):
+    doc = {"checks": checks}
+    if objective:
+        doc["objective"] = {"minimize": objective}
+    resolved = resolve(parse_task_spec(doc), MARKS)
+    totals = np.zeros(len(positions), int) if collisions is None else np.asarray(collisions)
+    return grade_flight(resolved, positions, totals, world, delta)
+
+
+class ParsingTests(unittest.TestCase):
+    def test_no_spec_is_reach_the_target_within_one_metre(self):
+        self.assertEqual(parse_task_spec(None).to_dict(),
+                         {"checks": [{"kind": "reach", "point": "target", "radius": 1}]})
+
+    def test_defaults_are_filled_in_and_a_spec_round_trips_through_json(self):
+        doc = {"goal": "patrol", "checks": [
+            {"kind": "visit", "points": ["start", [1, 2, -3], {"from": "target", "offset": [0, 0, -2]}]},
+            {"kind": "orbit", "centre": "tower", "min_radius": 4, "max_radius": 8},
+            {"kind": "end_near", "point": "start"}, {"kind": "clearance", "min_m": 5},
+            {"kind": "altitude", "max_z": -5}, {"kind": "collisions"},
+            {"kind": "time_limit", "seconds": 60}],
+            "objective": {"minimize": "time"}}
+        spec = parse_task_spec(json.dumps(doc))
+        out = spec.to_dict()
+        self.assertEqual(out["checks"][0], {"kind": "visit", "points": doc["checks"][0]["points"],
+                                            "radius": 1.5, "ordered": True, "laps": 1})
+        self.assertEqual(out["checks"][1]["degrees"], 360)
+        self.assertEqual(out["checks"][2]["radius"], 1.5)
+        self.assertEqual(out["checks"][5], {"kind": "collisions", "max": 0})
+        self.assertEqual(out["objective"], {"minimize": "time"})
+        self.assertEqual(parse_task_spec(out), spec)
+        self.assertEqual(spec.landmark_names(), {"start", "target", "tower"})
+
+    def test_each_bad_field_is_one_error_naming_it(self):
+        reach = {"kind": "reach", "point": "target"}
+        cases = [
+            ([1], "task_spec", 'task_spec: expects an object with \'checks\', actual: [1]'),
+            ({"checks": []}, "checks", "checks: expects a list of 1..32 checks, actual: []"),
+            ({"checks": [reach], "colour": 1}, "colour",
+             "colour: expects no such field; a task spec has goal, checks, objective, actual: 1"),
+            ({"checks": [reach, {"kind": "reach", "point": "target", "radius": -1}]},
+             "checks[1].radius", "checks[1].radius: expects a positive number, actual: -1"),
+            ({"checks": [{"kind": "hover"}]}, "checks[0].kind",
+             "checks[0].kind: expects one of reach, visit, orbit, end_near, clearance, altitude, "
+             'collisions, time_limit, actual: "hover"'),
+            ({"checks": [{"kind": "reach"}]}, "checks[0].point",
+             "checks[0].point: required for a reach check"),
+            ({"checks": [{"kind": "reach", "point": [1, 2]}]}, "checks[0].point",
+             "checks[0].point: expects [x, y, z] (three numbers), actual: [1, 2]"),
+            ({"checks": [{"kind": "reach", "point": {"offset": [1, 2, 3]}}]},
+             "checks[0].point.from",
+             "checks[0].point.from: expects a landmark name such as 'start' or 'target', "
+             "actual: nothing"),
+            ({"checks": [{"kind": "visit", "points": ["start", True]}]}, "checks[0].points[1]",
+             "checks[0].points[1]: expects a point: [x, y, z], a landmark name such as 'start' "
+             'or \'target\', or {"from": landmark, "offset": [dx, dy, dz]}, actual: true'),
+            ({"checks": [{"kind": "visit", "points": ["start"], "laps": 0}]}, "checks[0].laps",
+             "checks[0].laps: expects an integer in 1..100, actual: 0"),
+            ({"checks": [{"kind": "visit", "points": ["start"], "ordered": "yes"}]},
+             "checks[0].ordered", 'checks[0].ordered: expects true or false, actual: "yes"'),
+            ({"checks": [{"kind": "orbit", "centre": "start", "min_radius": 5, "max_radius": 4}]},
+             "checks[0].max_radius", "checks[0].max_radius: expects a number above min_radius "
+                                     "(5), actual: 4"),
+            ({"checks": [{"kind": "altitude"}]}, "checks[0].min_z",
+             "checks[0].min_z: an altitude check needs min_z, max_z or both (z down: min_z is "
+             "the highest allowed)"),
+            ({"checks": [{"kind": "altitude", "min_z": -10, "max_z": -20}]}, "checks[0].max_z",
+             "checks[0].max_z: expects a number >= min_z (-10), actual: -20"),
+            ({"checks": [{"kind": "collisions", "max": 1.5}]}, "checks[0].max",
+             "checks[0].max: expects an integer in 0..1000000000, actual: 1.5"),
+            ({"checks": [{"kind": "clearance", "min_m": 5, "radius": 1}]}, "checks[0].radius",
+             "checks[0].radius: expects no such field; a clearance check has min_m, actual: 1"),
+            ({"checks": [{"kind": "time_limit", "seconds": 5}]}, "checks",
+             "checks: a time_limit needs other checks to time"),
+            ({"checks": [reach], "objective": {"minimize": "fuel"}}, "objective.minimize",
+             'objective.minimize: expects one of time, path_length, collisions, actual: "fuel"'),
+            ("{not json", "task_spec", "task_spec: expects a JSON object, actual: invalid JSON "
+                                       "(Expecting property name enclosed in double quotes: "
+                                       "line 1 column 2 (char 1))"),
+        ]
+        for doc, field, message in cases:
+            with self.subTest(field=field, message=message):
+                with self.assertRaises(TaskSpecError) as caught:
+                    parse_task_spec(doc)
+                self.assertEqual(caught.exception.field, field)
+                self.assertEqual(caught.exception.message, message)
+
+    def test_errors_are_bad_requests_and_a_prefix_names_the_outer_field(self):
+        with self.assertRaises(ConfigError) as caught:
+            parse_task_spec({"checks": [{"kind": "reach", "point": "x", "radius": 0}]},
+                            prefix="task_spec")
+        self.assertEqual(caught.exception.status, 400)
+        self.assertEqual(caught.exception.field, "task_spec.checks[0].radius")
+
+    def test_an_unknown_landmark_is_named_with_the_choices(self):
+        spec = parse_task_spec({"checks": [{"kind": "visit", "points": ["start", "turbine_9"]}]})
+        with self.assertRaises(TaskSpecError) as caught:
+            taskspec.check_landmarks(spec, {"start", "target", "turbine_0"})
+        self.assertEqual(caught.exception.field, "checks[0].points[1]")
+        self.assertEqual(caught.exception.message, "checks[0].points[1]: unknown landmark "
+                                                   "'turbine_9'; this scenario has start, target, turbine_0")
+        with self.assertRaises(TaskSpecError):
+            resolve(spec, {"start": (0, 0, 0)})
+
+
+class LandmarkTests(unittest.TestCase):
+    def test_points_resolve_per_episode_from_landmarks_and_offsets(self):
+        spec = parse_task_spec({"checks": [{"kind": "visit", "points": [
+            "start", {"from": "target", "offset": [0, 0, -2]}, [1, 2, 3]]}]})
+        first = resolve(spec, episode_landmarks((0, 0, -20), (10, 0, -20)))
+        lifted = resolve(spec, episode_landmarks((0, 0, -20), (10, 0, -27)))
+        np.testing.assert_array_equal(first.checks[0].points["points"],
+                                      [[0, 0, -20], [10, 0, -22], [1, 2, 3]])
+        np.testing.assert_array_equal(lifted.checks[0].points["points"][1], [10, 0, -29])
+
+    def test_the_wind_farm_names_its_turbines_and_the_defect(self):
+        marks = scenarios.scenario_landmarks("wind_farm")
+        self.assertEqual(marks["turbine_0"], (30.0, 30.0, -66.0))
+        self.assertEqual(marks["turbine_1"], (120.0, 120.0, -66.0))
+        self.assertEqual(marks["turbine_2"], (210.0, 210.0, -66.0))
+        self.assertEqual(marks["defect"], (122.0, 120.0, -66.0))
+        self.assertEqual(scenarios.scenario_landmarks("terrain"), {})
+
+
+class CheckKindTests(unittest.TestCase):
+    """Each kind on a flight that satisfies it and one that does not."""
+
+    def test_reach_passes_within_the_radius_and_says_how_close_it_came(self):
+        good = grade([{"kind": "reach", "point": "target"}], line(START, TARGET, 200))
+        self.assertTrue(good.success)
+        self.assertEqual(good.end_step, int(np.argmax(np.linalg.norm(
+            line(START, TARGET, 200) - TARGET, axis=1) < 1.0)))
+        short = grade([{"kind": "reach", "point": "target"}], line(START, (6, 0, -20), 100))
+        self.assertFalse(short.success)
+        self.assertEqual(short.checks[0]["account"],
+                         "reach: closest 4.0 m to target [10, 0, -20] (needs < 1 m)")
+        self.assertAlmostEqual(short.checks[0]["score"], 0.25)
+        self.assertEqual(short.end_step, 99)
+
+    def test_visit_counts_points_in_order_and_names_the_one_missed(self):
+        square = [[5, -5, -20], [5, 5, -20], [-5, 5, -20], [-5, -5, -20]]
+        path = np.concatenate([line(a, b, 40) for a, b in zip([START] + square, square)])
+        twice = np.concatenate([path, path[40:]])
+        check = {"kind": "visit", "points": square, "laps": 2}
+        self.assertTrue(grade([check], twice).success)
+        once = grade([check], path)
+        self.assertEqual(once.checks[0]["account"],
+                         "visit: 4/8 points (2 laps of 4); missed [5, -5, -20] (point 0) by 10.0 m")
+        self.assertEqual(once.checks[0]["score"], 0.5)
+        backwards = grade([{"kind": "visit", "points": square}], path[::-1])
+        self.assertFalse(backwards.success)
+        unordered = grade([{"kind": "visit", "points": square, "ordered": False}], path[::-1])
+        self.assertTrue(unordered.success)
+
+    def test_visiting_a_point_again_needs_leaving_it_first(self):
+        for ordered in (True, False):
+            with self.subTest(ordered=ordered):
+                check = [{"kind": "visit", "points": [[5, 0, -20]], "laps": 3, "ordered": ordered}]
+                hover = grade(check, line((5, 0, -20), (5, 0, -20), 50))
+                self.assertEqual(hover.checks[0]["account"],
+                                 "visit: 1/3 points (3 laps of 1); missed [5, 0, -20] (point 0) "
+                                 "by 0.0 m")
+                away_and_back = np.concatenate([line((5, 0, -20), (9, 0, -20), 20),
+                                                line((9, 0, -20), (5, 0, -20), 20)] * 3)
+                self.assertTrue(grade(check, away_and_back).success)
+
+    def test_orbit_needs_the_net_sweep_inside_the_band(self):
+        check = {"kind": "orbit", "centre": "start", "min_radius": 4, "max_radius": 6}
+        self.assertTrue(grade([check], circle(START, 5, 1.05, 400)).success)
+        half = grade([check], circle(START, 5, 0.5, 200))
+        self.assertEqual(half.checks[0]["account"],
+                         "orbit: swept 180 deg of 360 around start [0, 0, -20] within 4-6 m")
+        self.assertAlmostEqual(half.checks[0]["score"], 0.5, places=2)
+        there_and_back = np.concatenate([circle(START, 5, 0.75, 300), circle(START, 5, 0.75, 300)[::-1]])
+        self.assertFalse(grade([check], there_and_back).success)
+        too_wide = grade([check], circle(START, 9, 1.2, 400))
+        self.assertEqual(too_wide.checks[0]["score"], 0.0)
+
+    def test_end_near_is_judged_where_the_flight_ends(self):
+        out_and_back = np.concatenate([line(START, TARGET, 100), line(TARGET, START, 100)])
+        checks = [{"kind": "reach", "point": "target"}, {"kind": "end_near", "point": "start"}]
+        good = grade(checks, out_and_back)
+        self.assertTrue(good.success)
+        away = grade(checks, line(START, TARGET, 100))
+        self.assertEqual(away.checks[1]["account"],
+                         "end_near: ended 10.0 m from start [0, 0, -20] (needs < 1.5 m)")
+
+    def test_clearance_exempts_the_take_off_and_then_holds_every_step(self):
+        # ground: a flat floor of FILLED cells at z = 0 (top face z = -0.5), a hill at x = 5
+        xs = np.arange(-3, 15)
+        floor = [(x, y, 0) for x in xs for y in (-1, 0, 1)]
+        hill = [(5, 0, z) for z in range(-17, 1)]
+        cells = np.array(floor + hill)
+        heights = HeightMap(cells, np.full(len(cells), taskspec.FILLED_BIT))
+        check = [{"kind": "clearance", "min_m": 5}, {"kind": "reach", "point": "target"}]
+        take_off = line((0, 0, -2), (0, 0, -30), 50)        # 1.5 m above the floor at first
+        over_the_hill = np.concatenate([take_off, line((0, 0, -30), (10, 0, -30), 80),
+                                        line((10, 0, -30), TARGET, 40)])
+        self.assertTrue(grade(check, over_the_hill, world=heights).success)
+        low = grade(check, np.concatenate([take_off[:32], line(START, TARGET, 100)]),
+                    world=heights)
+        self.assertFalse(low.success)
+        self.assertRegex(low.checks[0]["account"],
+                         r"^clearance: 2\.\d m at step \d+ over \[5, 0, -17\] \(needs 5 m; "
+                         r"clear \d+/\d+ steps from step 7\)$")
+        never = grade(check, line((0, 0, -2), (10, 0, -2), 50), world=heights)
+        self.assertEqual(never.checks[0]["account"], "clearance: never 5 m above the ground")
+
+    def test_clearance_reads_filled_and_ground_cells_of_a_voxelsim_world(self):
+        vxs = load_backend("embedded")
+        world = vxs.VoxelGrid.from_dict_py({(0, 0, 0): vxs.Cell.filled(),
+                                            (0, 0, -3): vxs.Cell.sparse(),
+                                            (1, 0, -4): vxs.Cell.filled()})
+        heights = HeightMap.from_world(world)
+        self.assertEqual(heights.ground_below((0.2, 0.1, -10.0)), (9.5, (0, 0, 0)))
+        self.assertEqual(heights.ground_below((1.0, 0.0, -10.0)), (5.5, (1, 0, -4)))
+        self.assertEqual(heights.ground_below((1.0, 0.0, -2.0)), (-1.5, (1, 0, -4)))
+        self.assertEqual(heights.ground_below((9.0, 9.0, -2.0)), (math.inf, None))
+        self.assertLess(heights.ground_below((0.0, 0.0, 0.2))[0], 0)
+
+    def test_altitude_band_holds_at_every_step(self):
+        check = [{"kind": "altitude", "min_z": -25, "max_z": -15},
+                 {"kind": "reach", "point": "target"}]
+        self.assertTrue(grade(check, line(START, TARGET, 100)).success)
+        dip = line(START, TARGET, 100)
+        dip[40:50, 2] = -30
+        bad = grade(check, dip)
+        self.assertEqual(bad.checks[0]["account"],
+                         "altitude: z -30.0 at step 40 outside [-25, -15] (90/100 steps in band)")
+
+    def test_collisions_count_against_the_maximum(self):
+        check = [{"kind": "collisions", "max": 2}, {"kind": "reach", "point": "target"}]
+        flight = line(START, TARGET, 100)
+        self.assertTrue(grade(check, flight, np.minimum(np.arange(100), 2)).success)
+        bad = grade(check, flight, np.arange(100) // 10)
+        self.assertEqual(bad.checks[0]["account"],
+                         "collisions: 9 contacts, at most 2 allowed (over from step 30)")
+
+    def test_time_limit_needs_every_other_check_by_then(self):
+        flight = line(START, TARGET, 1000)
+        checks = [{"kind": "reach", "point": "target"}, {"kind": "time_limit", "seconds": 20}]
+        self.assertTrue(grade(checks, flight).success)
+        late = grade([checks[0], {"kind": "time_limit", "seconds": 5}], flight)
+        self.assertFalse(late.success)
+        self.assertRegex(late.checks[1]["account"],
+                         r"^time_limit: the other checks first held at 9\.\d\d s, limit 5 s$")
+        self.assertEqual(late.end_step, 999)
+
+
+class TrackerTests(unittest.TestCase):
+    def test_the_tracker_and_the_whole_flight_grade_agree_step_for_step(self):
+        rng = np.random.default_rng(7)
+        specs = [
+            [{"kind": "reach", "point": "target"}],
+            [{"kind": "visit", "points": ["target", "start"], "radius": 2},
+             {"kind": "collisions", "max": 3}],
+            [{"kind": "orbit", "centre": "start", "min_radius": 1, "max_radius": 8,
+              "degrees": 90}, {"kind": "altitude", "min_z": -23}],
+            [{"kind": "reach", "point": "target", "radius": 3}, {"kind": "end_near", "point": "target"},
+             {"kind": "time_limit", "seconds": 2}],
+        ]
+        for trial in range(20):
+            walk = np.cumsum(rng.normal(0, 0.4, (400, 3)), axis=0) + START
+            hits = np.cumsum(rng.random(400) < 0.01)
+            for checks in specs:
+                with self.subTest(trial=trial, kinds=[c["kind"] for c in checks]):
+                    resolved = resolve(parse_task_spec({"checks": checks}), MARKS)
+                    tracker = FlightTracker(resolved, None, 0.01)
+                    end = len(walk) - 1
+                    for step, (pos, total) in enumerate(zip(walk, hits)):
+                        if tracker.observe(step, pos, int(total)):
+                            end = step
+                            break
+                    whole = grade_flight(resolved, walk, hits, None, 0.01)
+                    self.assertEqual(whole.end_step, end)
+                    self.assertEqual(whole.checks, tracker.results(walk[end]))
+                    self.assertEqual(whole.success, all(c["passed"] for c in whole.checks))
+
+    def test_an_empty_flight_fails_every_check(self):
+        grade_ = grade([{"kind": "reach", "point": "target"}], np.zeros((0, 3)))
+        self.assertEqual((grade_.end_step, grade_.success, grade_.score), (None, False, 0.0))
+        self.assertEqual(grade_.checks[0]["account"], "reach: no step flown")
+
+    def test_the_score_is_the_mean_of_the_checks(self):
+        g = grade([{"kind": "reach", "point": "target"}, {"kind": "collisions"}],
+                  line(START, (6, 0, -20), 50))
+        self.assertAlmostEqual(g.score, (0.25 + 1.0) / 2)
+
+
+class BudgetTests(unittest.TestCase):
+    def test_the_route_runs_through_the_points_in_spec_order(self):
+        spec = parse_task_spec({"checks": [
+            {"kind": "visit", "points": [[10, 0, -20], [10, 10, -20]], "laps": 2},
+            {"kind": "end_near", "point": "start"}, {"kind": "reach", "point": "target"}]})
+        resolved = resolve(spec, MARKS)
+        # two laps of 10 + 10 m, 10 m to the target, then (end_near comes last) 10 m home
+        self.assertAlmostEqual(taskspec.route_length(resolved, START), 60.0, places=6)
+
+    def test_budgets_never_fall_below_five_thousand_steps(self):
+        self.assertEqual(taskspec.step_budget(10.0, 0.01), 5000)
+        self.assertEqual(taskspec.step_budget(480.0, 0.01),
+                         math.ceil((480 / 2.4 * 1.5 + 10) / 0.01))
+
+
+if __name__ == "__main__":
+    unittest.main()
