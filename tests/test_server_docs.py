@@ -26,6 +26,7 @@ FIELD_EXAMPLES = {
     "success_threshold": 0.5, "px4": False, "use_px4": False, "target": [10, 10, -5],
     "scenario": "wind_farm", "candidates": 3, "holdout_seeds": 2, "llm_retries": 2,
     "llm_backoff_cap_s": 5.0, "max_tokens": 4000,
+    "task_spec": {"checks": [{"kind": "reach", "point": "target", "radius": 1.5}]},
 }
 
 

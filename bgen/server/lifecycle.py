@@ -54,7 +54,8 @@ FINAL_MESSAGE = {DONE: "done", FAILED: "error", TERMINATED: "terminated", INTERR
 # Why a run ended, by its final state. A completed run keeps the loop's own reason; every other
 # final state is its own reason, so ``status`` and ``stopped_reason`` never disagree (an
 # interrupted run is ``interrupted`` in both, whatever its loop said while being stopped).
-LOOP_REASONS = ("iterations_done", "success_threshold", "token_budget", "provider_error")
+LOOP_REASONS = ("iterations_done", "success_threshold", "objective_converged", "token_budget",
+                "provider_error")
 STOPPED_REASONS = {DONE: LOOP_REASONS, FAILED: (FAILED,), TERMINATED: (TERMINATED,),
                    INTERRUPTED: (INTERRUPTED,)}
 
