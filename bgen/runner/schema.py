@@ -91,6 +91,11 @@ class EpisodeSummary:
     rejected_intents: int = 0
     start: list[int] | None = None          # effective start cell (after lifting)
     target: list[float] | None = None       # effective target
+    rejections: dict[str, int] = field(default_factory=dict)        # agent's refusal text -> count
+    planner_failures: dict[str, int] = field(default_factory=dict)  # helpers.plan_to error -> count
+    planner_failure_steps: list[int] = field(default_factory=list)  # first 10 + last 10 such steps
+    urgency: list[float] | None = None      # [min, max] urgency of intents act() returned, when
+                                            # the backend tells (the embedded one does)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,4 +157,17 @@ def _checked(name: str, value: Any) -> Any:
     elif name == "error":
         if value is not None and not isinstance(value, dict):
             fail("an object or null")
+    elif name in ("rejections", "planner_failures"):
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in value.items()):
+            fail("an object of counts")
+    elif name == "planner_failure_steps":
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            fail("a list of integers")
+    elif name == "urgency":
+        if value is not None and not (isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            fail("two numbers or null")
     return value
