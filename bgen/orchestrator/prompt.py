@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bgen.llm.context import ContextPack
+from bgen.llm.context import ContextPack, with_facts
 
 SYSTEM_PROMPT = """\
 You write drone behaviour policies for VoxelSim, a voxel-world quadrotor simulator.
@@ -57,6 +57,16 @@ Rules that decide whether the policy works:
    (as vxs), math, random, typing, collections, heapq, itertools and numpy.
 10. Keep yaw near 0 (within about 0.8 rad): a larger yaw makes the flight controller diverge and
    the drone climbs away without finishing its action.
+11. world.collisions_py(pos, dims) never examines the cell that contains pos, only its 26
+   neighbours, so it cannot tell whether a cell is free; and every extent in dims must be below
+   {{collision_extent_limit}} or voxelsim panics (not an Exception; the episode dies). To test a cell, read
+   world.dense_snapshot_py(cell, [0, 0, 0]).data_py()[0] (0 means empty).
+12. One intent may not visit a cell twice or return to its first cell (Forward then Back): the
+   agent refuses it ("Duplicate centroid") and keeps its previous action. Send the way back as
+   a new intent.
+13. Speed: the drone cruises at about {{cruise_mps_per_urgency}} m/s x urgency; a straight run of N cells takes
+   about {{plan_start_steps}} + {{steps_per_cell}}*N/urgency steps ({{delta_s}} s each). Check that the route fits in
+   the step budget given in the task.
 Use only the API in the cheatsheet, with its exact names and argument order.
 """
 
@@ -71,6 +81,7 @@ class Task:
     start: tuple | None = None
     max_steps: int | None = None
     delta: float = 0.01
+    episodes: tuple = ()      # (seed, start, target) each episode really flies, lifting included
 
 
 @dataclass(frozen=True)
@@ -85,13 +96,16 @@ class Repair:
 SCENARIO_TEXT = {
     "terrain": ("Random terrain generated from the episode seed (hills, ground below the start); "
                 "a different world each seed, so do not hard-code obstacles."),
-    "wind_farm": ("A wind farm: tall turbine towers with rotors standing on flat ground; fly around "
-                  "them, never through them."),
+    "wind_farm": ("A wind farm: three turbine towers (solid columns of radius 2 cells, axes at "
+                  "x, y = (30, 30), (120, 120), (210, 210), from the ground up to z = -125) on "
+                  "hilly terrain; the middle one has a defect on its +x face at half height. Fly "
+                  "around the towers, never through them."),
 }
 
 
 def build_system_prompt() -> str:
-    return SYSTEM_PROMPT
+    """The system prompt, every ``{{fact}}`` filled in from ``bgen.llm.context.FACTS``."""
+    return with_facts(SYSTEM_PROMPT)
 
 
 def _fmt_point(point) -> str:
@@ -101,16 +115,40 @@ def _fmt_point(point) -> str:
 def task_section(task: Task) -> str:
     lines = [f"GOAL\n{task.goal.strip()}", ""]
     lines.append(f"SCENARIO: {task.scenario}. {SCENARIO_TEXT.get(task.scenario, '')}".rstrip())
-    if task.start is not None:
-        lines.append(f"The agent starts holding at voxel {_fmt_point(task.start)}.")
-    if task.target is not None:
-        lines.append(f"The target is {_fmt_point(task.target)}; init(config) receives it as "
-                     f"config['target']. Read it from there instead of hard-coding it. The episode "
-                     f"succeeds (and ends) when the agent is within 1.0 of it.")
+    lines.extend(episodes_lines(task))
     if task.max_steps is not None:
         lines.append(f"Each episode lasts at most {task.max_steps} steps "
                      f"({task.max_steps * task.delta:g} s of simulated time).")
     return "\n".join(lines)
+
+
+SEED_VARIATION = {
+    "terrain": "Starts and targets differ per seed: each seed is another terrain, and a start or "
+               "target inside it is lifted straight up above the ground or trees of that seed.",
+    "wind_farm": "Starts differ per seed: the world and the target are the same for every seed, "
+                 "but the start moves around the middle tower (another side and height each time).",
+}
+
+
+def episodes_lines(task: Task) -> list[str]:
+    """Where the episodes start and aim: per seed when known, else the nominal points, and
+    always how to read them at run time."""
+    how = ("Read them at run time, never hard-code them: init(config) receives config['start'] "
+           "and config['target'] (lists of 3 ints for whole-number cells), and "
+           "agent.get_coord_py() is the start cell at t = 0. An episode succeeds (and ends) when "
+           "the agent is within 1.0 of its target.")
+    varies = SEED_VARIATION.get(task.scenario, "The seed may change the world, start and target.")
+    if task.episodes:
+        rows = [f"  seed {seed}: start {_fmt_point(start)}, target {_fmt_point(target)}"
+                for seed, start, target in task.episodes]
+        return [f"{varies} The episodes of this evaluation (other seeds vary the same way):",
+                *rows, how]
+    lines = [varies]
+    if task.start is not None:
+        lines.append(f"The nominal start is voxel {_fmt_point(task.start)}.")
+    if task.target is not None:
+        lines.append(f"The nominal target is {_fmt_point(task.target)}.")
+    return lines + [how]
 
 
 def context_section(pack: ContextPack, *, with_examples: bool = True) -> str:
