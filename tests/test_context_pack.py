@@ -268,13 +268,21 @@ class TestCheatsheetIdioms(unittest.TestCase):
         self.assertEqual(len(found["near"].data_py()), 125)
         self.assertEqual(len(found["solid"]), 1)      # (0, 0, -23) is 3 cells away: outside
 
-    def test_touching_reports_a_neighbour_the_drone_box_reaches(self):
-        world = VXS.VoxelGrid.from_dict_py({(1, 0, -20): VXS.Cell.filled()})
-        agent = VXS.Agent(0)
-        agent.set_hold_py([0, 0, -20], 0.0)
-        self.assertFalse(self.run_idiom("touching", world=world, agent=agent)["touching"])
-        close = VXS.VoxelGrid.from_dict_py({(1, 0, -20): VXS.Cell.filled(), (0, 0, -20): VXS.Cell.filled()})
-        self.assertFalse(self.run_idiom("touching", world=close, agent=agent)["touching"])
+    def test_touching_reports_a_neighbour_the_drone_box_reaches_and_never_its_own_cell(self):
+        class At:
+            def __init__(self, pos):
+                self.pos = pos
+
+            def get_pos(self):
+                return list(self.pos)
+
+        beside = VXS.VoxelGrid.from_dict_py({(1, 0, -20): VXS.Cell.filled()})
+        inside = VXS.VoxelGrid.from_dict_py({(0, 0, -20): VXS.Cell.filled()})
+        for world, pos, expected in ((beside, (0.0, 0.0, -20.0), False),   # 0.25 m from the face
+                                     (beside, (0.3, 0.0, -20.0), True),    # box reaches x = 0.55
+                                     (inside, (0.0, 0.0, -20.0), False)):  # own cell never examined
+            with self.subTest(pos=pos, expected=expected):
+                self.assertEqual(self.run_idiom("touching", world=world, agent=At(pos))["touching"], expected)
 
     def test_an_intent_visiting_a_cell_twice_is_refused_as_the_text_quotes(self):
         found = self.run_idiom("no-cell-twice")
