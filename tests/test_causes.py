@@ -252,6 +252,23 @@ class TestCritiqueTableByHand(unittest.TestCase):
         self.assertEqual(helpers.planner_failures(),
                          {"Failed to create action intent: The parameters specified were invalid.": 3})
 
+    def test_the_generic_advice_comes_only_when_no_evidence_names_a_cause(self):
+        summary = {"seed": 0, "success": False, "reason": "max_steps", "steps": 5000,
+                   "path_len_est": 40.0, "min_distance_to_target": 3.0,
+                   "final_distance_to_target": 4.0, "policy_summary": {"summary": "gave up"},
+                   "urgency": [1.0, 1.0]}
+        agg = evaluator.aggregate([summary])
+        bare = evaluator.critique(agg, [summary])
+        self.assertIn("Plan straight to the target coordinate itself", bare)
+        self.assertNotIn("urgency", bare.split("Problems", 1)[1].split("The policy's own episode")[0])
+        climbed = flight_analysis.FlightFinding("climb", "climbed without bound: X", {})
+        named = evaluator.critique(agg, [summary], flights={0: [climbed]})
+        self.assertNotIn("Plan straight to the target coordinate itself", named)
+        self.assertIn(cause_line("climb"), named)
+        slow = dict(summary, urgency=[0.3, 0.4])
+        self.assertIn("The intents used urgency 0.3..0.4",
+                      evaluator.critique(evaluator.aggregate([slow]), [slow]))
+
     def test_flight_findings_without_a_policy_summary_still_show(self):
         finding = flight_analysis.FlightFinding("climb", "climbed without bound: X", {})
         summaries = [{"seed": 4, "success": False, "reason": "max_steps", "policy_summary": {}}]

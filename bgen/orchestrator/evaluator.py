@@ -245,7 +245,7 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
                 f"(success needs < 1.0 m). Closest approach {closest['min_distance_to_target']:.1f} m "
                 f"(seed {closest.get('seed')}), final distance "
                 f"{_fmt(closest.get('final_distance_to_target'))} m."
-                + ("" if (evidence or flown or agg["errors"]) else
+                + ("" if (evidence or agg["errors"] or any((flights or {}).values())) else
                    " Plan straight to the target coordinate itself and replan from "
                    "agent.get_coord_py() when idle.")
                 + causes.speed_hint(agg))
