@@ -299,15 +299,16 @@ class TestCheatsheetIdioms(unittest.TestCase):
         self.assertIn(f'"{empty.exception}"', cheatsheet())
 
 
-def straight_flight_policy(moves: int, urgency: float) -> str:
-    """A policy that flies one straight intent of ``moves`` cells and records the step it ended."""
+def straight_flight_policy(moves: int, urgency: float, pattern: str = "[vxs.MoveDir.Forward]") -> str:
+    """A policy that flies one intent of ``moves`` cells (``pattern`` repeated) and records the
+    step it ended."""
     return f"""import voxelsim as vxs
 STATE = {{"sent": False, "done": None}}
 
 def act(t, agent, world, fw, env, helpers):
     if not STATE["sent"]:
         STATE["sent"] = True
-        return helpers.intent({urgency}, 0.0, [vxs.MoveDir.Forward] * {moves})
+        return helpers.intent({urgency}, 0.0, ({pattern} * {moves})[:{moves}])
     if STATE["done"] is None and agent.get_action_py() is None:
         STATE["done"] = round(t / 0.01)
     return None
@@ -326,17 +327,22 @@ class TestStatedNumbers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         from bgen.runner.episode import ListSink, run_episode
-        cls.flights = {}
-        for moves, urgency in ((20, 0.5), (20, 0.9), (40, 1.0), (5, 0.9)):
+        cls.flights, cls.other_flights = {}, {}
+        up, stairs = "[vxs.MoveDir.Up]", "[vxs.MoveDir.Forward, vxs.MoveDir.Right]"
+        for moves, urgency, pattern in ((20, 0.5, None), (20, 0.9, None), (40, 1.0, None),
+                                        (5, 0.9, None), (20, 0.9, up), (20, 0.9, stairs)):
             config = EpisodeConfig(max_steps=2500, scenario="terrain", start=(50, 50, -70),
                                    target=(150, 50, -70), backend="embedded")
             sink = ListSink()
-            outcome = run_episode(straight_flight_policy(moves, urgency), VXS, config,
-                                  REACHABLE_TERRAIN_SEED, sink)
+            source = straight_flight_policy(moves, urgency, *([pattern] if pattern else []))
+            outcome = run_episode(source, VXS, config, REACHABLE_TERRAIN_SEED, sink)
             done = int(outcome.summary.policy_summary["summary"])
             path = [s["agent_pos"] for s in sink.steps[:done]]
             flown = sum(math.dist(a, b) for a, b in zip(path, path[1:]))
-            cls.flights[(moves, urgency)] = (done, flown)
+            if pattern is None:
+                cls.flights[(moves, urgency)] = (done, flown)
+            else:
+                cls.other_flights[pattern] = (done, flown)
 
     def within(self, measured, stated, share=0.2):
         self.assertLessEqual(abs(measured - stated), share * stated, f"measured {measured}, stated {stated}")
@@ -362,6 +368,11 @@ class TestStatedNumbers(unittest.TestCase):
             with self.subTest(moves=moves, urgency=urgency):
                 self.within(done, FACTS["plan_start_steps"] + FACTS["steps_per_cell"] * moves / urgency)
         self.within(self.flights[(20, 0.9)][0], FACTS["steps_20_cells_at_09"])
+
+    def test_the_speed_is_the_same_upward_and_a_winding_path_takes_fewer_steps(self):
+        stated = FACTS["plan_start_steps"] + FACTS["steps_per_cell"] * 20 / 0.9
+        self.within(self.other_flights["[vxs.MoveDir.Up]"][0], stated)
+        self.assertLess(self.other_flights["[vxs.MoveDir.Forward, vxs.MoveDir.Right]"][0], stated)
 
     def test_the_step_budget_and_step_length_are_the_runners_defaults(self):
         config = EpisodeConfig()
