@@ -2,12 +2,14 @@
 
 ``aggregate(summaries)`` is the numbers; ``critique(...)`` is the words the LLM reads next
 iteration. The critique names concrete causes — the policy's exceptions with their line and
-the fix, timeouts, an agent that never moved, collision spikes, the closest approach to a
+the cause and fix from ``causes.CAUSES``, the agent's refusals and failed plans by their text,
+stuck and looping flights (``flight_analysis``) next to the policy's own summary of the
+episode, timeouts, an agent that never moved, collision spikes, the closest approach to a
 target never reached — and ends with a sampled trace of one failed episode. It never grows
 past ``CRITIQUE_MAX_CHARS``: the trace is shortened first, then the text is cut with a marker.
 
-Everything here is pure except ``evaluate_dir``/``write_evaluation``, which read and write
-one iteration directory.
+Everything here is pure except ``evaluate_dir``/``read_flights``/``write_evaluation``, which
+read and write one iteration directory.
 """
 
 from __future__ import annotations
@@ -114,9 +116,6 @@ def rank_key(agg: dict) -> tuple:
 
 
 # --- diagnosis ------------------------------------------------------------------------------
-
-DIAGNOSES = tuple((row.pattern, row.cause, row.fix) for row in causes.CAUSES)
-
 
 def diagnose(error_text: str) -> tuple[str, str] | None:
     """(cause, fix) for an error text such as ``"TypeError: ..."``; None when unknown.
