@@ -327,7 +327,7 @@ class TestStatedNumbers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         from bgen.runner.episode import ListSink, run_episode
-        cls.flights, cls.other_flights = {}, {}
+        cls.flights, cls.other_flights, cls.end_gaps = {}, {}, []
         up, stairs = "[vxs.MoveDir.Up]", "[vxs.MoveDir.Forward, vxs.MoveDir.Right]"
         for moves, urgency, pattern in ((20, 0.5, None), (20, 0.9, None), (40, 1.0, None),
                                         (5, 0.9, None), (20, 0.9, up), (20, 0.9, stairs)):
@@ -341,6 +341,7 @@ class TestStatedNumbers(unittest.TestCase):
             flown = sum(math.dist(a, b) for a, b in zip(path, path[1:]))
             if pattern is None:
                 cls.flights[(moves, urgency)] = (done, flown)
+                cls.end_gaps.append(math.dist(sink.steps[done]["agent_pos"], (50 + moves, 50, -70)))
             else:
                 cls.other_flights[pattern] = (done, flown)
 
@@ -373,6 +374,11 @@ class TestStatedNumbers(unittest.TestCase):
         stated = FACTS["plan_start_steps"] + FACTS["steps_per_cell"] * 20 / 0.9
         self.within(self.other_flights["[vxs.MoveDir.Up]"][0], stated)
         self.assertLess(self.other_flights["[vxs.MoveDir.Forward, vxs.MoveDir.Right]"][0], stated)
+
+    def test_an_action_ends_within_the_stated_distance_of_its_end_cell(self):
+        self.assertEqual(len(self.end_gaps), 4)
+        for gap in self.end_gaps:
+            self.assertLess(gap, FACTS["action_end_within_m"])
 
     def test_the_step_budget_and_step_length_are_the_runners_defaults(self):
         config = EpisodeConfig()

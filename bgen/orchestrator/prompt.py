@@ -47,9 +47,9 @@ Rules that decide whether the policy works:
    intent only then (or when you must change course); replacing the action every step keeps
    the drone from ever flying.
 7. Success is being within 1.0 of the target; the episode then ends. Compare positions by
-   distance, never by equality. An action often ends about 1 m short of its end cell and the
-   drone stops there: if it is not yet within 1.0 of the target, plan again from
-   agent.get_coord_py().
+   distance, never by equality. An action ends within {{action_end_within_m}} m of its end cell and the drone
+   stops there, so plan to the target cell itself; if the agent is not yet within 1.0 of the
+   target, plan again from agent.get_coord_py().
 8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
    per-step work small.
 9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, bare
