@@ -8,14 +8,17 @@ example are loaded by the sandbox and flown in real episodes by the runner.
 from __future__ import annotations
 
 import ast
+import math
 import re
 import sys
 import tempfile
 import unittest
 from pathlib import Path
 
-from bgen.llm.context import (EXAMPLE_NAMES, ContextPack, cheatsheet, cheatsheet_code_blocks,
-                              choose_examples, example, load_pack, policy_template)
+from bgen.llm.context import (EXAMPLE_NAMES, FACTS, ContextPack, cheatsheet, cheatsheet_code_blocks,
+                              cheatsheet_idioms, cheatsheet_source, choose_examples, example,
+                              load_pack, policy_template)
+from bgen.orchestrator import prompt as prompt_module
 from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_system_prompt,
                                       build_user_prompt)
 from bgen.runner import sandbox
@@ -182,8 +185,9 @@ class TestPrompts(unittest.TestCase):
 
     def test_a_fresh_prompt_has_goal_target_start_scenario_and_the_whole_pack(self):
         user = build_user_prompt(self.task, self.pack)
-        for phrase in ("Reach the target while minimizing collisions.", "The target is [60, 60, -20]",
-                       "starts holding at voxel [50, 50, -20]", "SCENARIO: terrain", "5000 steps",
+        for phrase in ("Reach the target while minimizing collisions.", "The nominal target is [60, 60, -20]",
+                       "The nominal start is voxel [50, 50, -20]", "Starts and targets differ per seed",
+                       "config['start'] and config['target']", "SCENARIO: terrain", "5000 steps",
                        "CHEATSHEET-TEXT", "TEMPLATE-TEXT", "example: move_to_target.py", "EXAMPLE-TEXT"):
             with self.subTest(phrase=phrase):
                 self.assertIn(phrase, user)
@@ -206,3 +210,211 @@ class TestPrompts(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --- every idiom and every number the LLM reads, checked against the backend -----------------------
+
+class TestCheatsheetIdioms(unittest.TestCase):
+    """Each ```python idiom=<id> block runs and does what the text around it says."""
+
+    def run_idiom(self, name: str, **names) -> dict:
+        namespace = policy_namespace()
+        namespace.update(names)
+        code = cheatsheet_idioms()[name]
+        # The idiom's own literal cell is the one under test when the test gives one.
+        if "cell" in names:
+            code = re.sub(r"^cell = .*$", "", code, count=1, flags=re.MULTILINE)
+        if "x" in names:
+            code = re.sub(r"^x, y = .*$", "", code, count=1, flags=re.MULTILINE)
+        exec(compile(code, f"<idiom:{name}>", "exec"), namespace)
+        return namespace
+
+    def test_every_idiom_has_a_test(self):
+        self.assertEqual(sorted(cheatsheet_idioms()),
+                         sorted(["cell-free", "column-top", "neighbourhood", "touching", "no-cell-twice"]))
+
+    def test_cell_free_is_false_for_a_filled_cell_and_true_for_an_empty_one(self):
+        world = VXS.VoxelGrid.from_dict_py({(5, 5, -5): VXS.Cell.filled()})
+        self.assertFalse(self.run_idiom("cell-free", world=world, cell=[5, 5, -5])["cell_free"])
+        self.assertTrue(self.run_idiom("cell-free", world=world, cell=[5, 6, -5])["cell_free"])
+        ground = scenarios.terrain_world(VXS, REACHABLE_TERRAIN_SEED)
+        top = scenarios.column_top(ground, 60, 60, radius=0)
+        self.assertFalse(self.run_idiom("cell-free", world=ground, cell=[60, 60, top])["cell_free"])
+        self.assertTrue(self.run_idiom("cell-free", world=ground, cell=[60, 60, top - 1])["cell_free"])
+
+    def test_the_old_collisions_idiom_really_calls_a_filled_cell_free(self):
+        """What the text says about collisions_py: the box's own cell is never examined."""
+        world = VXS.VoxelGrid.from_dict_py({(5, 5, -5): VXS.Cell.filled()})
+        self.assertEqual(world.collisions_py([5.0, 5.0, -5.0], [0.4, 0.4, 0.4]), [])
+        self.assertIn("never at that cell itself", cheatsheet())
+
+    def test_column_top_finds_the_highest_occupied_cell_and_a_clear_point_above_it(self):
+        ground = scenarios.terrain_world(VXS, REACHABLE_TERRAIN_SEED)
+        for x, y in ((60, 60), (50, 50), (10, 90)):
+            with self.subTest(column=(x, y)):
+                found = self.run_idiom("column-top", world=ground, x=x, y=y)
+                self.assertEqual(found["top"], scenarios.column_top(ground, x, y, radius=0))
+                clear = found["clear"]
+                for z in (clear[2], clear[2] + 1, clear[2] + 2):
+                    self.assertEqual(ground.dense_snapshot_py([x, y, z], [0, 0, 0]).data_py(), [0])
+        empty = self.run_idiom("column-top", world=VXS.VoxelGrid(), x=0, y=0)
+        self.assertIsNone(empty["top"])
+
+    def test_the_neighbourhood_is_125_cells_and_counts_what_is_solid(self):
+        world = VXS.VoxelGrid.from_dict_py({(1, 0, -20): VXS.Cell.filled(), (0, 0, -23): VXS.Cell.filled()})
+        agent = VXS.Agent(0)
+        agent.set_hold_py([0, 0, -20], 0.0)
+        found = self.run_idiom("neighbourhood", world=world, agent=agent)
+        self.assertEqual(len(found["near"].data_py()), 125)
+        self.assertEqual(len(found["solid"]), 1)      # (0, 0, -23) is 3 cells away: outside
+
+    def test_touching_reports_a_neighbour_the_drone_box_reaches_and_never_its_own_cell(self):
+        class At:
+            def __init__(self, pos):
+                self.pos = pos
+
+            def get_pos(self):
+                return list(self.pos)
+
+        beside = VXS.VoxelGrid.from_dict_py({(1, 0, -20): VXS.Cell.filled()})
+        inside = VXS.VoxelGrid.from_dict_py({(0, 0, -20): VXS.Cell.filled()})
+        for world, pos, expected in ((beside, (0.0, 0.0, -20.0), False),   # 0.25 m from the face
+                                     (beside, (0.3, 0.0, -20.0), True),    # box reaches x = 0.55
+                                     (inside, (0.0, 0.0, -20.0), False)):  # own cell never examined
+            with self.subTest(pos=pos, expected=expected):
+                self.assertEqual(self.run_idiom("touching", world=world, agent=At(pos))["touching"], expected)
+
+    def test_an_intent_visiting_a_cell_twice_is_refused_as_the_text_quotes(self):
+        found = self.run_idiom("no-cell-twice")
+        agent = VXS.Agent(0)
+        agent.set_hold_py([0, 0, -20], 0.0)
+        with self.assertRaises(Exception) as caught:
+            agent.perform_oneshot_py(found["there_and_back"])
+        self.assertEqual(str(caught.exception), "Could not perform intent: Duplicate centroid")
+        self.assertIn('"Could not perform intent: Duplicate centroid"', cheatsheet())
+        agent.perform_oneshot_py(found["there"])
+        self.assertIsNotNone(agent.get_action_py())
+        with self.assertRaises(Exception) as empty:
+            agent.perform_oneshot_py(VXS.ActionIntent(0.8, 0.0, []))
+        self.assertIn(f'"{empty.exception}"', cheatsheet())
+
+
+def straight_flight_policy(moves: int, urgency: float, pattern: str = "[vxs.MoveDir.Forward]") -> str:
+    """A policy that flies one intent of ``moves`` cells (``pattern`` repeated) and records the
+    step it ended."""
+    return f"""import voxelsim as vxs
+STATE = {{"sent": False, "done": None}}
+
+def act(t, agent, world, fw, env, helpers):
+    if not STATE["sent"]:
+        STATE["sent"] = True
+        return helpers.intent({urgency}, 0.0, ({pattern} * {moves})[:{moves}])
+    if STATE["done"] is None and agent.get_action_py() is None:
+        STATE["done"] = round(t / 0.01)
+    return None
+
+def collect(step_ctx):
+    return {{}}
+
+def finalize(ep_ctx):
+    return {{"summary": str(STATE["done"])}}
+"""
+
+
+class TestStatedNumbers(unittest.TestCase):
+    """Every number in FACTS (the cheatsheet's and the system prompt's) against the backend."""
+
+    @classmethod
+    def setUpClass(cls):
+        from bgen.runner.episode import ListSink, run_episode
+        cls.flights, cls.other_flights, cls.end_gaps = {}, {}, []
+        up, stairs = "[vxs.MoveDir.Up]", "[vxs.MoveDir.Forward, vxs.MoveDir.Right]"
+        for moves, urgency, pattern in ((20, 0.5, None), (20, 0.9, None), (40, 1.0, None),
+                                        (5, 0.9, None), (20, 0.9, up), (20, 0.9, stairs)):
+            config = EpisodeConfig(max_steps=2500, scenario="terrain", start=(50, 50, -70),
+                                   target=(150, 50, -70), backend="embedded")
+            sink = ListSink()
+            source = straight_flight_policy(moves, urgency, *([pattern] if pattern else []))
+            outcome = run_episode(source, VXS, config, REACHABLE_TERRAIN_SEED, sink)
+            done = int(outcome.summary.policy_summary["summary"])
+            path = [s["agent_pos"] for s in sink.steps[:done]]
+            flown = sum(math.dist(a, b) for a, b in zip(path, path[1:]))
+            if pattern is None:
+                cls.flights[(moves, urgency)] = (done, flown)
+                cls.end_gaps.append(math.dist(sink.steps[done]["agent_pos"], (50 + moves, 50, -70)))
+            else:
+                cls.other_flights[pattern] = (done, flown)
+
+    def within(self, measured, stated, share=0.2):
+        self.assertLessEqual(abs(measured - stated), share * stated, f"measured {measured}, stated {stated}")
+
+    def test_every_fact_is_stated_and_no_placeholder_is_left(self):
+        text = cheatsheet() + build_system_prompt()
+        self.assertNotIn("{{", text)
+        used = set(re.findall(r"\{\{(\w+)\}\}", cheatsheet_source() + prompt_module.SYSTEM_PROMPT))
+        self.assertEqual(used, set(FACTS))
+
+    def test_cruise_speed_by_urgency_matches_a_real_flight_within_20_percent(self):
+        for (moves, urgency), (done, flown) in self.flights.items():
+            if moves < 20:
+                continue
+            with self.subTest(moves=moves, urgency=urgency):
+                cruise = flown / ((done - FACTS["plan_start_steps"]) * FACTS["delta_s"])
+                self.within(cruise, FACTS["cruise_mps_per_urgency"] * urgency)
+        done, flown = self.flights[(20, 0.9)]
+        self.within(flown / ((done - FACTS["plan_start_steps"]) * FACTS["delta_s"]), FACTS["cruise_mps_at_09"])
+
+    def test_steps_for_a_plan_of_n_cells_match_real_flights_within_20_percent(self):
+        for (moves, urgency), (done, _) in self.flights.items():
+            with self.subTest(moves=moves, urgency=urgency):
+                self.within(done, FACTS["plan_start_steps"] + FACTS["steps_per_cell"] * moves / urgency)
+        self.within(self.flights[(20, 0.9)][0], FACTS["steps_20_cells_at_09"])
+
+    def test_the_speed_is_the_same_upward_and_a_winding_path_takes_fewer_steps(self):
+        stated = FACTS["plan_start_steps"] + FACTS["steps_per_cell"] * 20 / 0.9
+        self.within(self.other_flights["[vxs.MoveDir.Up]"][0], stated)
+        self.assertLess(self.other_flights["[vxs.MoveDir.Forward, vxs.MoveDir.Right]"][0], stated)
+
+    def test_an_action_ends_within_the_stated_distance_of_its_end_cell(self):
+        self.assertEqual(len(self.end_gaps), 4)
+        for gap in self.end_gaps:
+            self.assertLess(gap, FACTS["action_end_within_m"])
+
+    def test_the_step_budget_and_step_length_are_the_runners_defaults(self):
+        config = EpisodeConfig()
+        self.assertEqual((FACTS["max_steps"], FACTS["delta_s"]), (config.max_steps, config.delta))
+        self.assertEqual(FACTS["max_steps_s"], config.max_steps * config.delta)
+
+    def test_collisions_extents_below_the_limit_work_and_the_limit_panics_as_stated(self):
+        limit = FACTS["collision_extent_limit"]
+        world = VXS.VoxelGrid()
+        self.assertEqual(world.collisions_py([0.0, 0.0, 0.0], [limit - 0.01] * 3), [])
+        for dims in ([limit, 0.3, 0.3], [0.3, 0.3, limit], [0.3, 0.3, 2.5]):
+            with self.subTest(dims=dims):
+                with self.assertRaises(BaseException) as caught:
+                    world.collisions_py([0.0, 0.0, 0.0], dims)
+                self.assertNotIsInstance(caught.exception, Exception)
+                self.assertIn(str(caught.exception), cheatsheet())
+
+    def test_the_planner_limit_is_the_backends(self):
+        from bgen.sim.embedded import planner
+        self.assertEqual(FACTS["planner_expansions"], planner.MAX_EXPANSIONS)
+
+
+class TestPromptEpisodes(unittest.TestCase):
+    def test_the_terrain_prompt_for_seeds_0_to_2_names_the_starts_and_targets_flown(self):
+        from bgen.orchestrator.loop import LoopConfig, _task_of
+        from bgen.runner.episode import as_coordinate, build_sim
+        episode = EpisodeConfig(scenario="terrain", backend="embedded")
+        task = _task_of(LoopConfig(user_goal="Reach the target.", seeds=(0, 1, 2), episode=episode))
+        user = build_user_prompt(task, ContextPack(cheatsheet="", template=""))
+        starts = set()
+        for seed in (0, 1, 2):
+            sim = build_sim(VXS, episode, seed)
+            start, target = as_coordinate(sim.start), as_coordinate(sim.target)
+            starts.add(tuple(start))
+            with self.subTest(seed=seed):
+                self.assertIn(f"seed {seed}: start {start}, target {target}", user)
+        self.assertEqual(len(starts), 3)          # the seeds really differ, and the prompt says so
+        self.assertIn("Starts and targets differ per seed", user)
+        self.assertIn("config['start'] and config['target']", user)

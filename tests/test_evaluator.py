@@ -90,7 +90,7 @@ class TestDiagnosis(unittest.TestCase):
             ("UnboundLocalError: local variable 'STAGE' referenced before assignment", "global NAME"),
             ("PanicException: assertion failed: urgency > 0.0", "urgency in 0.3..1.0"),
             ("Exception: Failed to create action intent: No viable path to target.", "try/except Exception"),
-            ("Exception: Failed to create action intent: Path to the target is blocked.", "try/except Exception"),
+            ("Exception: Failed to create action intent: Path to the target is blocked.", "smaller padding"),
             ("TypeError: act() must return an ActionIntent, (ActionIntent, str) or None, actual: int", "act() returns an ActionIntent"),
             ("TypeError: ActionIntent.__init__() takes 4 positional arguments but 5 were given", "three arguments"),
             ("NameError: name 'WAYPOINTS' is not defined", "define the name"),

@@ -134,5 +134,49 @@ class TestScenarioTable(unittest.TestCase):
         self.assertEqual(caught.exception.field, "scenario")
 
 
+class TestSeedsVaryTheEpisodes(unittest.TestCase):
+    """What each scenario varies per seed: no two of seeds 0-2 fly the same episode."""
+
+    def test_wind_farm_seeds_0_to_2_start_apart_in_the_same_world_and_fly_three_episodes(self):
+        from bgen.llm.context import example
+        from bgen.runner.episode import EpisodeConfig, ListSink, run_episode
+        build = scenarios.get_scenario("wind_farm").build
+        self.assertEqual(cells_of(build(vxs, 0)), cells_of(build(vxs, 2)))   # the same cells
+        config = EpisodeConfig(scenario="wind_farm", max_steps=3000)
+        flights = []
+        for seed in (0, 1, 2):
+            sink = ListSink()
+            outcome = run_episode(example("move_to_target"), vxs, config, seed, sink)
+            self.assertEqual(outcome.summary.reason, "success")
+            self.assertEqual(outcome.summary.start, list(scenarios.wind_farm_start(seed)))
+            flights.append((tuple(outcome.summary.start), outcome.summary.steps,
+                            tuple(round(v, 1) for v in sink.steps[len(sink.steps) // 2]["agent_pos"])))
+        for field in range(3):
+            with self.subTest(field=("start", "steps", "midpoint")[field]):
+                self.assertEqual(len({flight[field] for flight in flights}), 3)
+
+    def test_every_wind_farm_start_is_in_open_air_around_the_middle_tower(self):
+        world = scenarios.get_scenario("wind_farm").build(vxs, 0)
+        headings = set()
+        for seed in range(50):
+            x, y, z = scenarios.wind_farm_start(seed)
+            with self.subTest(seed=seed):
+                ring = ((x - 120) ** 2 + (y - 120) ** 2) ** 0.5
+                self.assertTrue(14 - 0.71 <= ring <= 20 + 0.71, ring)   # to the nearest cell
+                self.assertTrue(-86 <= z <= -74)
+                near = world.dense_snapshot_py([x, y, z], [3, 3, 3]).data_py()
+                self.assertEqual(set(near), {0})            # nothing within 3 cells
+                self.assertGreater(scenarios.column_top(world, x, y, radius=0), z)   # terrain below
+                self.assertEqual(scenarios.place_above_obstacles(world, (x, y, z)), (x, y, z))
+            headings.add((round(x - 120), round(y - 120)))
+        self.assertEqual(len(headings), 50)
+
+    def test_terrain_seeds_vary_the_world_and_so_the_lifted_points(self):
+        self.assertEqual(scenarios.episode_points("terrain", 0), scenarios.episode_points("terrain", 7))
+        lifted = {scenarios.place_above_obstacles(scenarios.terrain_world(vxs, seed), scenarios.TERRAIN_START)
+                  for seed in (0, 1, 2)}
+        self.assertEqual(len(lifted), 3)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -2,21 +2,24 @@
 
 ``aggregate(summaries)`` is the numbers; ``critique(...)`` is the words the LLM reads next
 iteration. The critique names concrete causes — the policy's exceptions with their line and
-the fix, timeouts, an agent that never moved, collision spikes, the closest approach to a
+the cause and fix from ``causes.CAUSES``, the agent's refusals and failed plans by their text,
+stuck and looping flights (``flight_analysis``) next to the policy's own summary of the
+episode, timeouts, an agent that never moved, collision spikes, the closest approach to a
 target never reached — and ends with a sampled trace of one failed episode. It never grows
 past ``CRITIQUE_MAX_CHARS``: the trace is shortened first, then the text is cut with a marker.
 
-Everything here is pure except ``evaluate_dir``/``write_evaluation``, which read and write
-one iteration directory.
+Everything here is pure except ``evaluate_dir``/``read_flights``/``write_evaluation``, which
+read and write one iteration directory.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections import Counter
 from pathlib import Path
+
+from bgen.orchestrator import causes, flight_analysis
 
 CRITIQUE_MAX_CHARS = 6000
 TRACE_MAX_CHARS = 2000
@@ -133,6 +136,7 @@ def aggregate(summaries: list[dict], objective: str | None = None) -> dict:
         "min_distance_to_target": _stats([s.get("min_distance_to_target") for s in summaries]),
         "final_distance_to_target": _stats([s.get("final_distance_to_target") for s in summaries]),
         "rejected_intents": sum(int(s.get("rejected_intents") or 0) for s in summaries),
+        **causes.evidence(summaries),
         "sim_time_s": round(sum(float(s.get("sim_time_s") or 0.0) for s in summaries), 3),
         "wall_time_s": round(sum(float(s.get("wall_time_s") or 0.0) for s in summaries), 3),
         "errors": error_signatures(summaries),
@@ -168,79 +172,13 @@ def rank_key(agg: dict) -> tuple:
 
 # --- diagnosis ------------------------------------------------------------------------------
 
-# (pattern over "Type: message", cause, fix), first match wins.
-DIAGNOSES = (
-    (r"cannot be interpreted as an integer",
-     "a float was passed where voxelsim takes an integer voxel coordinate (a target computed "
-     "with math.cos/sin or '/', or the float position from agent.get_pos())",
-     "wrap every coordinate in int(round(...)) before plan_to / ActionIntent / set_hold_py, "
-     "and use agent.get_coord_py() for the agent's integer cell"),
-    (r"UnboundLocalError|referenced before assignment|cannot access local variable",
-     "a function assigns a module-level variable without declaring it global, so Python "
-     "treats it as a new local",
-     "add `global NAME` as the first line of every function that assigns NAME (init, act, "
-     "collect, finalize)"),
-    (r"PanicException|urgency > 0",
-     "an ActionIntent or plan got urgency <= 0; voxelsim asserts urgency > 0 and the panic is "
-     "a BaseException that `except Exception` does not catch",
-     "always pass an urgency in 0.3..1.0 (0.8 is a good default), never 0 or a negative value"),
-    (r"Failed to create action intent|No viable path|Path to the target is blocked|"
-     r"parameters specified were invalid",
-     "the A* planner found no path: origin equal to the destination, origin inside an "
-     "obstacle, or a destination that is inside terrain or walled in",
-     "wrap helpers.plan_to in try/except Exception, skip planning when already at the "
-     "destination, aim at a free cell (more negative z is higher, above the terrain), and fall "
-     "back to a short manual intent such as helpers.intent(0.8, 0.0, [vxs.MoveDir.Up])"),
-    (r"RecursionError",
-     "a function calls itself without end",
-     "replace the recursion with a loop bounded by a small count"),
-    (r"(act\(\)|init\(\)|collect\(\)|finalize\(\)).*(expects|must return)|"
-     r"expects .*actual|object cannot be converted to 'ActionIntent'",
-     "a contract function returned or received something the runner cannot use",
-     "act() returns an ActionIntent, (ActionIntent, 'Replace' | 'Push') or None; collect() and "
-     "finalize() return a dict of str to str"),
-    (r"takes \d+ positional arguments? but \d+ (were|was) given|missing \d+ required positional",
-     "a function or voxelsim call got the wrong number of arguments",
-     "check the call against the API cheatsheet: ActionIntent(urgency, yaw, moves) has three "
-     "arguments; plan_to(world, origin, dst, urgency, yaw, padding); act(t, agent, world, fw, "
-     "env, helpers)"),
-    (r"argument '\w+'|object cannot be converted to|expected a sequence of length",
-     "a voxelsim call got an argument of the wrong type or shape",
-     "pass coordinates as lists of 3 ints, MoveDir values as vxs.MoveDir.Forward etc., and "
-     "numbers for urgency and yaw"),
-    (r"ImportError|ModuleNotFoundError|import .* not allowed|not allowed to import",
-     "the policy imports a module the sandbox does not provide",
-     "import only voxelsim (as vxs), math, random and typing; keep everything else in plain Python"),
-    (r"NameError|is not defined",
-     "a name is used that is not defined (a typo, a missing import or a builtin the sandbox "
-     "does not offer)",
-     "define the name at module level before use, or import math for math functions"),
-    (r"AttributeError",
-     "a method or attribute that the voxelsim API (or the object) does not have",
-     "use only the calls listed in the API cheatsheet, with their exact names (e.g. "
-     "agent.get_coord_py(), agent.get_action_py())"),
-    (r"ZeroDivisionError",
-     "a division by zero (often a distance of 0 when the agent is at a waypoint)",
-     "guard divisions: compute the distance first and skip the step when it is 0"),
-    (r"IndexError|KeyError",
-     "a list index or dict key that does not exist (often a waypoint index past the end)",
-     "check the index against len(...) before use, or use dict.get"),
-    (r"SyntaxError|IndentationError",
-     "the module is not valid Python",
-     "return one complete Python module, without prose or markdown inside the code"),
-    (r"TypeError",
-     "a value of the wrong type was used",
-     "check the types at the line shown; voxelsim takes ints for coordinates and floats for "
-     "urgency and yaw"),
-)
-
-
 def diagnose(error_text: str) -> tuple[str, str] | None:
-    """(cause, fix) for an error text such as ``"TypeError: ..."``; None when unknown."""
-    for pattern, cause, fix in DIAGNOSES:
-        if re.search(pattern, error_text):
-            return cause, fix
-    return None
+    """(cause, fix) for an error text such as ``"TypeError: ..."``; None when unknown.
+
+    The table, most specific first, is ``bgen.orchestrator.causes.CAUSES``.
+    """
+    found = causes.diagnose(error_text)
+    return None if found is None else (found.cause, found.fix)
 
 
 def source_line(policy_code: str | None, lineno) -> str | None:
@@ -294,11 +232,13 @@ def _metres(value) -> str:
 
 
 def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
-             task_spec: dict | None = None) -> list[str]:
+             task_spec: dict | None = None, flights: dict | None = None) -> list[str]:
     """Concrete problems, most important first, each a short paragraph.
 
     With a ``task_spec`` an episode out of steps is described by its failing checks (the
-    critique leads with them), not as a target missed."""
+    critique leads with them), not as a target missed. ``flights`` maps a failed episode's
+    seed to its ``flight_analysis.FlightFinding`` list.
+    """
     n = agg["episodes"]
     found: list[str] = []
     for group in agg["errors"]:
@@ -336,9 +276,13 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
                      "failed every call, or a new intent replaced the old one each step before it "
                      "could fly. Plan only when agent.get_action_py() is None (it is None while "
                      "holding) and return the intent.")
-    if agg["rejected_intents"]:
+    evidence = causes.evidence_findings(agg)
+    found.extend(evidence)
+    if agg["rejected_intents"] and not agg.get("rejections"):
         found.append(f"{agg['rejected_intents']} intents returned by act() were rejected by the "
                      "agent: return a valid ActionIntent with a non-empty move list.")
+    flown = flight_findings(summaries, flights or {})
+    found.extend(flown)
     collisions = agg["collisions_total"]
     if collisions["mean"]:
         worst = max(summaries, key=lambda s: s.get("collisions_total") or 0)
@@ -360,9 +304,11 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
                 f"{len(missed)}/{n} episodes ran out of steps without reaching the target "
                 f"(success needs < 1.0 m). Closest approach {closest['min_distance_to_target']:.1f} m "
                 f"(seed {closest.get('seed')}), final distance "
-                f"{_fmt(closest.get('final_distance_to_target'))} m. Plan straight to the target "
-                "coordinate itself, replan from agent.get_coord_py() when idle, and use urgency "
-                "0.7-1.0 so the flight fits in the step budget.")
+                f"{_fmt(closest.get('final_distance_to_target'))} m."
+                + ("" if (evidence or agg["errors"] or any((flights or {}).values())) else
+                   " Plan straight to the target coordinate itself and replan from "
+                   "agent.get_coord_py() when idle.")
+                + causes.speed_hint(agg))
         else:
             found.append(f"{len(missed)}/{n} episodes ran out of steps without succeeding.")
     if not found and agg["success_rate"] >= 1.0:
@@ -370,6 +316,43 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
                      f"{_fmt(collisions['mean'])} collisions). Keep the approach; change it only to "
                      "remove collisions or shorten the flight without adding risk.")
     return found
+
+
+FLIGHT_SEEDS_SHOWN = 3
+
+
+def flight_findings(summaries: list[dict], flights: dict) -> list[str]:
+    """One paragraph per failed episode (at most ``FLIGHT_SEEDS_SHOWN``): the policy's own
+    summary line next to what bgen recognised in its flight, each pattern's cause and fix
+    given once."""
+    paragraphs, explained = [], set()
+    failed = [s for s in summaries if s.get("success") is not True
+              and (flights.get(s.get("seed")) or _own_summary(s))]
+    for summary in failed[:FLIGHT_SEEDS_SHOWN]:
+        seed = summary.get("seed")
+        lines = [f"Seed {seed} failed ({summary.get('reason')}"
+                 + (f", closest {summary['min_distance_to_target']:.1f} m"
+                    if isinstance(summary.get("min_distance_to_target"), (int, float)) else "")
+                 + ")."]
+        own = _own_summary(summary)
+        if own:
+            lines.append(f"   The policy's own summary: \"{own}\"")
+        for finding in flights.get(seed) or []:
+            lines.append(f"   bgen found: {finding.text}.")
+            row = causes.FLIGHT_CAUSES.get(finding.kind)
+            if row is not None and finding.kind not in explained:
+                explained.add(finding.kind)
+                lines.append(f"   Cause: {row.cause}.")
+                lines.append(f"   Fix: {row.fix}.")
+        if len(lines) > 1:
+            paragraphs.append("\n".join(lines))
+    return paragraphs
+
+
+def _own_summary(summary: dict) -> str:
+    own = summary.get("policy_summary")
+    text = own.get("summary") if isinstance(own, dict) else None
+    return text.strip()[:300] if isinstance(text, str) and text.strip() else ""
 
 
 def _compact_step(step) -> str:
@@ -445,12 +428,13 @@ def missed_checks(summaries: list[dict], limit: int = MISSED_CHECK_LINES) -> lis
 
 def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None,
              trace=None, trace_seed=None, max_chars: int = CRITIQUE_MAX_CHARS,
-             task_spec: dict | None = None) -> str:
+             task_spec: dict | None = None, flights: dict | None = None) -> str:
     """The feedback text for the next iteration (bounded by ``max_chars``).
 
     With a ``task_spec`` (its ``to_dict()``) the text leads with the account of each failing
     check of each failed episode and per-check pass rates; without one it speaks of reaching
-    the target, as the default spec is exactly that.
+    the target, as the default spec is exactly that. ``flights``: seed -> ``FlightFinding``
+    list of failed episodes (``read_flights``).
     """
     n = agg["episodes"]
     if agg.get("load_error"):
@@ -486,7 +470,7 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
         f"path length mean {_metres(agg['path_len_est']['mean'])}; closest approach to the target "
         f"mean {_metres(agg['min_distance_to_target']['mean'])}.",
     ]
-    problems = findings(agg, summaries, policy_code, task_spec)
+    problems = findings(agg, summaries, policy_code, task_spec=task_spec, flights=flights)
     body = "\n".join(head)
     if problems:
         body += "\n\nProblems, most important first:\n" + "\n".join(
@@ -543,9 +527,50 @@ def evaluate_dir(root: Path, summaries: list[dict] | None = None, *,
     summaries = read_summaries(root) if summaries is None else summaries
     objective = (task_spec or {}).get("objective") or {}
     agg = aggregate(summaries, objective.get("minimize"))
+    flights = read_flights(root, summaries)
+    agg["flight_findings"] = flight_record(flights)
     seed, trace = first_failed_trace(root, summaries)
     return agg, critique(agg, summaries, policy_code=policy_code, trace=trace, trace_seed=seed,
-                         max_chars=max_chars, task_spec=task_spec)
+                         max_chars=max_chars, task_spec=task_spec, flights=flights)
+
+
+def read_steps(path: Path) -> list[dict]:
+    """The step records of ``steps.<seed>.jsonl`` (unreadable lines skipped; [] if missing)."""
+    steps = []
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    steps.append(record)
+    except OSError:
+        return []
+    return steps
+
+
+def read_flights(root: Path, summaries: list[dict]) -> dict:
+    """seed -> ``flight_analysis.analyse_episode`` findings of every failed episode under root."""
+    flights = {}
+    for summary in summaries:
+        if summary.get("success") is True:
+            continue
+        seed = summary.get("seed")
+        steps = read_steps(Path(root) / f"ep_{seed}" / f"steps.{seed}.jsonl")
+        delta = (summary["sim_time_s"] / summary["steps"]
+                 if summary.get("steps") and summary.get("sim_time_s") else 0.01)
+        found = flight_analysis.analyse_episode(summary, steps, delta)
+        if found:
+            flights[seed] = found
+    return flights
+
+
+def flight_record(flights: dict) -> list[dict]:
+    """``aggregate.json``'s ``flight_findings``: one {seed, kind, evidence} per finding."""
+    return [{"seed": seed, "kind": f.kind, "evidence": f.evidence}
+            for seed, found in flights.items() for f in found]
 
 
 def write_evaluation(root: Path, agg: dict, text: str) -> None:

@@ -679,7 +679,24 @@ def _task_of(config: LoopConfig) -> Task:
     start = config.episode.start if config.episode.start is not None else default_start
     target = config.episode.target if config.episode.target is not None else default_target
     return Task(goal=config.user_goal, scenario=config.episode.scenario, target=tuple(target),
-                start=tuple(start), max_steps=config.episode.max_steps, delta=config.episode.delta)
+                start=tuple(start), max_steps=config.episode.max_steps, delta=config.episode.delta,
+                episodes=task_episodes(config.episode, config.iteration_seeds()[:SEEDS_SHOWN]))
+
+
+SEEDS_SHOWN = 8     # seeds whose start and target the prompt lists (0.8 s each to work out)
+
+
+def task_episodes(episode: EpisodeConfig, seeds: list[int]) -> tuple:
+    """(seed, start, target) each iteration seed really flies (lifted above its terrain), for
+    the prompt; () when the worlds cannot be built here (the prompt then gives the nominal
+    points and says they vary)."""
+    from bgen.runner.episode import episode_points
+    from bgen.sim import load_backend
+    try:
+        vxs = load_backend(episode.backend)
+        return tuple((seed, *episode_points(vxs, episode, seed)) for seed in seeds)
+    except Exception:  # noqa: BLE001 - the prompt can do without the per-seed points
+        return ()
 
 
 def _policy_event(iteration: int, candidate: Candidate, attempt: int, error) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bgen.llm.context import ContextPack
+from bgen.llm.context import ContextPack, with_facts
 
 SYSTEM_PROMPT = """\
 You write drone behaviour policies for VoxelSim, a voxel-world quadrotor simulator.
@@ -49,9 +49,9 @@ Rules that decide whether the policy works:
    the drone from ever flying.
 7. Success is every check of the task holding (the user prompt lists them; with none listed,
    being within 1.0 of the target); the episode ends as soon as they all hold. Compare
-   positions by distance, never by equality. An action often ends about 1 m short of its end cell and the
-   drone stops there: if it is not yet within 1.0 of the target, plan again from
-   agent.get_coord_py().
+   positions by distance, never by equality. An action ends within {{action_end_within_m}} m of its end cell
+   and the drone stops there, so plan to the point itself; if the agent is not yet where a check
+   needs it, plan again from agent.get_coord_py().
 8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
    per-step work small.
 9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, bare
@@ -59,6 +59,16 @@ Rules that decide whether the policy works:
    (as vxs), math, random, typing, collections, heapq, itertools and numpy.
 10. Keep yaw near 0 (within about 0.8 rad): a larger yaw makes the flight controller diverge and
    the drone climbs away without finishing its action.
+11. world.collisions_py(pos, dims) never examines the cell that contains pos, only its 26
+   neighbours, so it cannot tell whether a cell is free; and every extent in dims must be below
+   {{collision_extent_limit}} or voxelsim panics (not an Exception; the episode dies). To test a cell, read
+   world.dense_snapshot_py(cell, [0, 0, 0]).data_py()[0] (0 means empty).
+12. One intent may not visit a cell twice or return to its first cell (Forward then Back): the
+   agent refuses it ("Duplicate centroid") and keeps its previous action. Send the way back as
+   a new intent.
+13. Speed: the drone cruises at about {{cruise_mps_per_urgency}} m/s x urgency; a straight run of N cells takes
+   about {{plan_start_steps}} + {{steps_per_cell}}*N/urgency steps ({{delta_s}} s each). Check that the route fits in
+   the step budget given in the task.
 Use only the API in the cheatsheet, with its exact names and argument order.
 """
 
@@ -75,6 +85,7 @@ class Task:
     delta: float = 0.01
     task_spec: dict | None = None         # the checks the flight is judged by (None: reach target)
     route_m: float | None = None          # when max_steps was derived from the spec's route
+    episodes: tuple = ()      # (seed, start, target) each episode really flies, lifting included
 
 
 @dataclass(frozen=True)
@@ -90,13 +101,16 @@ class Repair:
 SCENARIO_TEXT = {
     "terrain": ("Random terrain generated from the episode seed (hills, ground below the start); "
                 "a different world each seed, so do not hard-code obstacles."),
-    "wind_farm": ("A wind farm: tall turbine towers with rotors standing on flat ground; fly around "
-                  "them, never through them."),
+    "wind_farm": ("A wind farm: three turbine towers (solid columns of radius 2 cells, axes at "
+                  "x, y = (30, 30), (120, 120), (210, 210), from the ground up to z = -125) on "
+                  "hilly terrain; the middle one has a defect on its +x face at half height. Fly "
+                  "around the towers, never through them."),
 }
 
 
 def build_system_prompt() -> str:
-    return SYSTEM_PROMPT
+    """The system prompt, every ``{{fact}}`` filled in from ``bgen.llm.context.FACTS``."""
+    return with_facts(SYSTEM_PROMPT)
 
 
 def _fmt_point(point) -> str:
@@ -106,14 +120,7 @@ def _fmt_point(point) -> str:
 def task_section(task: Task) -> str:
     lines = [f"GOAL\n{task.goal.strip()}", ""]
     lines.append(f"SCENARIO: {task.scenario}. {SCENARIO_TEXT.get(task.scenario, '')}".rstrip())
-    if task.start is not None:
-        lines.append(f"The agent starts holding at voxel {_fmt_point(task.start)}.")
-    if task.target is not None:
-        ends = ("The episode succeeds (and ends) when the agent is within 1.0 of it."
-                if task.task_spec is None else "")
-        lines.append((f"The target is {_fmt_point(task.target)}; init(config) receives it as "
-                      f"config['target']. Read it from there instead of hard-coding it. "
-                      + ends).rstrip())
+    lines.extend(episodes_lines(task))
     if task.max_steps is not None:
         budget = (f"Each episode lasts at most {task.max_steps} steps "
                   f"({task.max_steps * task.delta:g} s of simulated time)")
@@ -228,6 +235,37 @@ def build_task_spec_repair_prompt(goal: str, scenario: str, landmarks: dict, rep
         f"IT IS NOT A VALID TASK SPEC\n{error}",
         "Return the corrected task spec as one fenced ```json block.",
     ])
+
+
+SEED_VARIATION = {
+    "terrain": "Starts and targets differ per seed: each seed is another terrain, and a start or "
+               "target inside it is lifted straight up above the ground or trees of that seed.",
+    "wind_farm": "Starts differ per seed: the world and the target are the same for every seed, "
+                 "but the start moves around the middle tower (another side and height each time).",
+}
+
+
+def episodes_lines(task: Task) -> list[str]:
+    """Where the episodes start and aim: per seed when known, else the nominal points, and
+    always how to read them at run time."""
+    ends = ("An episode succeeds (and ends) when the agent is within 1.0 of its target."
+            if task.task_spec is None else
+            "An episode succeeds (and ends) when every SUCCESS CHECK below holds.")
+    how = ("Read them at run time, never hard-code them: init(config) receives config['start'] "
+           "and config['target'] (lists of 3 ints for whole-number cells), and "
+           "agent.get_coord_py() is the start cell at t = 0. " + ends)
+    varies = SEED_VARIATION.get(task.scenario, "The seed may change the world, start and target.")
+    if task.episodes:
+        rows = [f"  seed {seed}: start {_fmt_point(start)}, target {_fmt_point(target)}"
+                for seed, start, target in task.episodes]
+        return [f"{varies} The episodes of this evaluation (other seeds vary the same way):",
+                *rows, how]
+    lines = [varies]
+    if task.start is not None:
+        lines.append(f"The nominal start is voxel {_fmt_point(task.start)}.")
+    if task.target is not None:
+        lines.append(f"The nominal target is {_fmt_point(task.target)}.")
+    return lines + [how]
 
 
 def context_section(pack: ContextPack, *, with_examples: bool = True) -> str:

@@ -297,6 +297,36 @@ def scenario_defaults(scenario: str) -> tuple[tuple[int, int, int], tuple[float,
     return tuple(int(v) for v in entry.start), tuple(float(v) for v in entry.target)
 
 
+def requested_points(config: EpisodeConfig, seed: int) -> tuple[tuple, tuple]:
+    """(start, target) of episode ``seed`` before lifting: the config's, else the scenario's
+    for that seed (``scenarios.episode_points``: the wind farm's start varies by seed)."""
+    start, target = scenarios.episode_points(config.scenario, seed)
+    start = config.start if config.start is not None else start
+    target = config.target if config.target is not None else target
+    return tuple(int(v) for v in start), tuple(float(v) for v in target)
+
+
+_POINTS_CACHE: dict = {}
+
+
+def episode_points(vxs, config: EpisodeConfig, seed: int) -> tuple[list, list]:
+    """([x, y, z] start, [x, y, z] target) that episode ``seed`` really flies, lifting included,
+    as ``init(config)`` receives them (whole numbers as ints). Builds the world once per
+    (scenario, seed, points) and remembers the answer (about 0.8 s per terrain seed)."""
+    start, target = requested_points(config, seed)
+    key = (getattr(vxs, "__name__", ""), config.scenario, int(seed), start, target,
+           config.lift_above_terrain)
+    if key not in _POINTS_CACHE:
+        if config.lift_above_terrain:
+            world = worldcache.world(vxs, config.scenario, seed, config.world_cache_dir)
+            start, target = lift_above_terrain(world, start, target)
+        if len(_POINTS_CACHE) > 256:
+            _POINTS_CACHE.clear()
+        _POINTS_CACHE[key] = (as_coordinate(start), as_coordinate(target))
+    found = _POINTS_CACHE[key]
+    return list(found[0]), list(found[1])
+
+
 def lift_above_terrain(world, start, target):
     """Start and target lifted straight up when they lie inside terrain or trees.
 
@@ -323,9 +353,7 @@ def make_dynamics(vxs, use_px4: bool):
 def build_sim(vxs, config: EpisodeConfig, seed: int) -> Sim:
     """World, agent at the start hold, filter world, dynamics, chaser (and vision if rendering)."""
     rng = np.random.default_rng(seed)
-    start, default_target = scenario_defaults(config.scenario)
-    start = config.start if config.start is not None else start
-    target = config.target if config.target is not None else default_target
+    start, target = requested_points(config, seed)
     world = worldcache.world(vxs, config.scenario, seed, config.world_cache_dir)
     if config.lift_above_terrain:
         start, target = lift_above_terrain(world, start, target)
@@ -551,6 +579,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     warnings: list[str] = []
     warned: set[str] = set()
     rejected = 0
+    rejections: dict[str, int] = {}
+    failure_steps: list[int] = []
+    urgency_range: list[float] | None = None
 
     def warn(message: str):
         if message not in warned and len(warned) < 20:
@@ -574,6 +605,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     prev_pos = tuple(agent.get_pos())
     last_observed = prev_pos
     step = 0
+    planned_failures = 0
     try:
         if policy.init is not None:
             try:
@@ -597,7 +629,12 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
             check_not_moved(agent, prev_pos, "act")
+            failures = helpers.planner_failure_count()
+            if failures != planned_failures:
+                planned_failures = failures
+                note_step(failure_steps, step)
             if intent is not None:
+                urgency_range = widened(urgency_range, intent_urgency(intent))
                 try:
                     if mode == "Push":
                         agent.push_back_intent_py(intent)
@@ -605,6 +642,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                         agent.perform_oneshot_py(intent)
                 except Exception as exc:
                     rejected += 1
+                    text = sandbox.exception_text(exc, 200)
+                    if text in rejections or len(rejections) < 32:
+                        rejections[text] = rejections.get(text, 0) + 1
                     warn(f"intent rejected: {sandbox.exception_text(exc, 500)}")
                 except BaseException as exc:  # noqa: B036 - a panic on the policy's intent
                     raise policy_fault(exc, "apply_intent") from None
@@ -717,9 +757,37 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
         sim_time_s=sim_time_s, wall_time_s=wall_time_s,
         final_distance_to_target=stats.last_distance, min_distance_to_target=stats.min_distance,
         rejected_intents=rejected, start=list(sim.start), target=list(sim.target),
-        checks=checks, score=score)
+        checks=checks, score=score,
+        rejections=rejections, planner_failures=helpers.planner_failures(),
+        planner_failure_steps=list(failure_steps), urgency=urgency_range)
     output = _policy_output(policy)
     return EpisodeOutcome(summary=summary, error=error, output=output, warnings=warnings)
+
+
+FAILURE_STEPS_KEPT = 10     # first and last steps with a planner failure kept as evidence
+
+
+def note_step(steps: list[int], step: int) -> None:
+    """Keep the first ``FAILURE_STEPS_KEPT`` and the latest ``FAILURE_STEPS_KEPT`` steps."""
+    if len(steps) >= 2 * FAILURE_STEPS_KEPT:
+        del steps[FAILURE_STEPS_KEPT]
+    steps.append(step)
+
+
+def intent_urgency(intent) -> float | None:
+    """The urgency an intent was built with, when the backend tells: the embedded backend keeps
+    it on the object; voxelsim's ``ActionIntent`` has no Python getter for it (``py.rs``)."""
+    value = getattr(intent, "_urgency", None)
+    return float(value) if isinstance(value, float) and math.isfinite(value) else None
+
+
+def widened(bounds: list[float] | None, value: float | None) -> list[float] | None:
+    """[min, max] grown to include ``value`` (None leaves it as it is)."""
+    if value is None:
+        return bounds
+    if bounds is None:
+        return [value, value]
+    return [min(bounds[0], value), max(bounds[1], value)]
 
 
 def _policy_output(policy) -> str:

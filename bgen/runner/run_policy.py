@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from bgen.errors import ConfigError
-from bgen.runner.episode import EpisodeConfig
+from bgen.runner.episode import EpisodeConfig, requested_points
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
 from bgen.runner.taskspec import TaskSpecError, parse_task_spec
@@ -211,14 +211,11 @@ def main(argv=None) -> int:
         return 2
 
     seeds = [args.seed_start + i for i in range(args.episodes)]
-    scenario = get_scenario(config.scenario)
-    requested_start = config.start if config.start is not None else scenario.start
-    requested_target = config.target if config.target is not None else scenario.target
     outdir = Path(args.outdir)
 
     def on_event(event: dict) -> None:
         if event["type"] == "episode_summary":
-            print(episode_line(event, requested_start, requested_target), flush=True)
+            print(episode_line(event, *requested_points(config, event["seed"])), flush=True)
             if config.task_spec is not None:
                 print("\n".join(check_lines(event)), flush=True)
         elif event["type"] == "warning":

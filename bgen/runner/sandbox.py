@@ -839,21 +839,38 @@ class Helpers:
     ActionIntent (``AStarActionPlanner(padding).plan_action_py(world, origin, dst, urgency,
     yaw)``); it raises when no route exists. ``intent(urgency, yaw, moves)`` is
     ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0.
+
+    Every ``Exception`` ``plan_to`` raises is counted by its text (``planner_failures()``, a
+    dict of message to count, read by the runner for the episode summary) and re-raised.
     """
 
-    __slots__ = ("_vxs", "_planners")
+    __slots__ = ("_vxs", "_planners", "_failures")
 
     def __init__(self, vxs_module):
         self._vxs = vxs_module
         self._planners = {}
+        self._failures = {}
 
     def plan_to(self, world, origin, dst, urgency, yaw, padding=0):
         planner = self._planners.get(padding)
-        if planner is None:
-            planner = self._vxs.AStarActionPlanner(padding)
-            if isinstance(padding, int) and len(self._planners) < 16:
-                self._planners[padding] = planner
-        return planner.plan_action_py(world, origin, dst, urgency, yaw)
+        try:
+            if planner is None:
+                planner = self._vxs.AStarActionPlanner(padding)
+                if isinstance(padding, int) and len(self._planners) < 16:
+                    self._planners[padding] = planner
+            return planner.plan_action_py(world, origin, dst, urgency, yaw)
+        except Exception as error:
+            text = exception_text(error, 200)
+            if text in self._failures or len(self._failures) < 32:
+                self._failures[text] = self._failures.get(text, 0) + 1
+            raise
+
+    def planner_failures(self) -> dict:
+        """{error text: count} of every failed ``plan_to`` so far (at most 32 texts)."""
+        return dict(self._failures)
+
+    def planner_failure_count(self) -> int:
+        return sum(self._failures.values())
 
     def intent(self, urgency, yaw, moves):
         return self._vxs.ActionIntent(urgency, yaw, moves)

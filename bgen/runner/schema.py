@@ -94,6 +94,11 @@ class EpisodeSummary:
     target: list[float] | None = None       # effective target
     checks: list[dict] | None = None        # per task-spec check: kind, passed, score, account
     score: float | None = None              # mean of the checks' scores, 0..1
+    rejections: dict[str, int] = field(default_factory=dict)        # agent's refusal text -> count
+    planner_failures: dict[str, int] = field(default_factory=dict)  # helpers.plan_to error -> count
+    planner_failure_steps: list[int] = field(default_factory=list)  # first 10 + last 10 such steps
+    urgency: list[float] | None = None      # [min, max] urgency of intents act() returned, when
+                                            # the backend tells (the embedded one does)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,4 +173,17 @@ def _checked(name: str, value: Any) -> Any:
             value = [{"kind": c["kind"][:32], "passed": c["passed"],
                       "score": float(c["score"]), "account": c["account"][:MAX_ACCOUNT_CHARS]}
                      for c in value]
+    elif name in ("rejections", "planner_failures"):
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in value.items()):
+            fail("an object of counts")
+    elif name == "planner_failure_steps":
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            fail("a list of integers")
+    elif name == "urgency":
+        if value is not None and not (isinstance(value, list) and len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            fail("two numbers or null")
     return value

@@ -6,8 +6,18 @@ same code builds the same kind of world on the embedded backend and on the real 
     scenario     world                                             start          target
     terrain      random terrain + forest, world size 200,          [50, 50, -20]  [60, 60, -20]
                  terrain seed = episode seed (u32)
-    wind_farm    terrain of seed 100, 220 x 60 x 220, three         [110, 110, -80] [126, 120, -66]
-                 turbine towers, a defect (INTEREST) on the middle one
+    wind_farm    terrain of seed 100, 220 x 60 x 220, three         per seed, see  [126, 120, -66]
+                 turbine towers, a defect (INTEREST) on the middle one  below
+
+What the seed varies (``episode_points(name, seed)`` gives the nominal start and target; the
+runner then lifts either one straight up when it lies inside terrain or a tree):
+
+    terrain      the world (terrain seed = episode seed), hence the lifted start and target:
+                 x, y stay [50, 50] and [60, 60], z rises above the ground of that seed
+    wind_farm    the start: on a ring 14-20 m around the middle tower's axis, at a heading
+                 of seed x 137.5 degrees (the golden angle, so consecutive seeds approach from
+                 well-separated sides) and 8-20 m above the defect. The world's cells and the
+                 target are the same for every seed.
 
 Axes are voxelsim's: x, y horizontal, z down (a negative z is up).
 
@@ -21,6 +31,7 @@ tower.
 
 from __future__ import annotations
 
+import math
 import types
 from dataclasses import dataclass
 from typing import Callable
@@ -41,8 +52,11 @@ TURBINES = ((30, 30, False), (120, 120, True), (210, 210, False))  # (x, y, has 
 TOWER_BASE_HEIGHT = 6                      # the tower starts 6 cells above z = 0 (z = -6)
 TOWER_HEIGHT = 120
 TOWER_RADIUS = 2
-WIND_FARM_START = (110, 110, -80)
+WIND_FARM_START = (110, 110, -80)        # nominal start (the reference's); seeds vary it
 WIND_FARM_TARGET = (126, 120, -66)
+WIND_FARM_RING_M = (14, 20)               # horizontal distance of a start from the middle axis
+WIND_FARM_START_Z = (-86, -74)            # start heights (z down: -86 is the highest)
+GOLDEN_ANGLE_DEG = 137.5
 
 
 def _backend(vxs):
@@ -143,6 +157,39 @@ SCENARIOS: dict[str, Scenario] = {
         "the middle one has a defect (INTEREST cells) at half height on its +x face",
         world_depends_on_seed=False),
 }
+
+
+def wind_farm_start(seed: int) -> tuple[int, int, int]:
+    """The start cell of wind-farm episode ``seed`` (x, y, z voxels; z down).
+
+    On a ring around the middle tower's axis (120, 120): heading ``seed * 137.5`` degrees
+    (counter-clockwise from +x), radius 14 + (seed mod 7) m, z = -74 - 2 * (seed mod 7): 8 to
+    20 m above the defect, higher than every terrain cell of this world (none is above z = -60)
+    and below the tower tops (z = -125). Every such cell is at least 11 free cells from the
+    tower's surface and 90 m from the other towers, so each seed starts in open air and
+    approaches the defect from another side.
+    """
+    seed = int(seed)
+    heading = math.radians((seed * GOLDEN_ANGLE_DEG) % 360.0)
+    low, high = WIND_FARM_RING_M
+    radius = low + seed % (high - low + 1)
+    top, bottom = WIND_FARM_START_Z
+    z = bottom - 2 * (seed % ((bottom - top) // 2 + 1))
+    axis_x, axis_y = TURBINES[1][0], TURBINES[1][1]
+    return (int(round(axis_x + radius * math.cos(heading))),
+            int(round(axis_y + radius * math.sin(heading))), int(z))
+
+
+def episode_points(name: str, seed: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(start, target) of episode ``seed`` of scenario ``name`` before any lifting.
+
+    terrain: the table's fixed points (the world is what changes); wind_farm: a start that
+    depends on the seed (``wind_farm_start``) and the fixed inspection target.
+    """
+    entry = get_scenario(name)
+    if entry.name == "wind_farm":
+        return wind_farm_start(seed), tuple(entry.target)
+    return tuple(entry.start), tuple(entry.target)
 
 
 # --- placing the start and the default target above the terrain ------------------------------

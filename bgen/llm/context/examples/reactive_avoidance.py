@@ -1,4 +1,8 @@
-"""Short hops toward the target, checking the cells ahead; climb over whatever blocks the way."""
+"""Short hops toward the target, checking the cells ahead; climb over whatever blocks the way.
+
+A cell is checked with a one-cell dense snapshot (collisions_py cannot tell: it never looks at
+the cell its box is centred in). One intent never visits a cell twice.
+"""
 
 import voxelsim as vxs
 
@@ -16,41 +20,52 @@ def init(config):
 
 
 def blocked(world, cell):
-    centre = [float(cell[0]), float(cell[1]), float(cell[2])]
-    return len(world.collisions_py(centre, [0.45, 0.45, 0.45])) > 0
+    """True when anything occupies ``cell`` (a one-cell snapshot; 0 means empty)."""
+    return world.dense_snapshot_py(cell, [0, 0, 0]).data_py()[0] != 0
 
 
-def step_toward(origin):
-    """The move that closes the largest gap to the target, and the cell it leads to."""
+MOVES = [(vxs.MoveDir.Forward, vxs.MoveDir.Back), (vxs.MoveDir.Right, vxs.MoveDir.Left),
+         (vxs.MoveDir.Down, vxs.MoveDir.Up)]
+
+
+def next_hop(world, origin, visited):
+    """The free, unvisited neighbour that closes the largest gap to the target; else Up."""
     gaps = [TARGET[i] - origin[i] for i in range(3)]
-    axis = max(range(3), key=lambda i: abs(gaps[i]))
-    if gaps[axis] == 0:
-        return None, origin
-    positive = gaps[axis] > 0
-    move = [(vxs.MoveDir.Forward, vxs.MoveDir.Back), (vxs.MoveDir.Right, vxs.MoveDir.Left),
-            (vxs.MoveDir.Down, vxs.MoveDir.Up)][axis][0 if positive else 1]
-    nxt = list(origin)
-    nxt[axis] += 1 if positive else -1
-    return move, nxt
+    for axis in sorted(range(3), key=lambda i: -abs(gaps[i])):
+        if gaps[axis] == 0:
+            continue
+        step = 1 if gaps[axis] > 0 else -1
+        nxt = list(origin)
+        nxt[axis] += step
+        if tuple(nxt) not in visited and not blocked(world, nxt):
+            return MOVES[axis][0 if step > 0 else 1], nxt, False
+    up = [origin[0], origin[1], origin[2] - 1]       # z down: Up is -z
+    if tuple(up) not in visited and not blocked(world, up):
+        return vxs.MoveDir.Up, up, True
+    return None, origin, False
 
 
 def act(t, agent, world, fw, env, helpers):
     if agent.get_action_py() is not None:
         return None
     cell = agent.get_coord_py()
+    visited = {tuple(cell)}          # one intent may not visit a cell twice
     moves = []
     for i in range(HOP):
-        move, nxt = step_toward(cell)
+        if cell == TARGET:
+            break
+        move, cell, climbed = next_hop(world, cell, visited)
         if move is None:
             break
-        if blocked(world, nxt):
-            move, nxt = vxs.MoveDir.Up, [cell[0], cell[1], cell[2] - 1]
-            STATE["climbs"] += 1
-            if blocked(world, nxt):
-                break
+        STATE["climbs"] += 1 if climbed else 0
+        visited.add(tuple(cell))
         moves.append(move)
-        cell = nxt
-    if not moves:
+    if not moves:                    # boxed in (tree tops count as occupied): let A* find a way
+        for padding in (2, 1, 0):
+            try:
+                return helpers.plan_to(world, agent.get_coord_py(), TARGET, 0.7, 0.0, padding), "Replace"
+            except Exception:
+                continue
         return None
     STATE["hops"] += 1
     return helpers.intent(0.7, 0.0, moves), "Replace"

@@ -1,0 +1,182 @@
+"""Stuck and looping flights, recognised from an episode's step records.
+
+``analyse(steps, start, target, ...)`` reads the records of one episode (the dicts of
+``steps.<seed>.jsonl``: ``step``, ``t``, ``agent_pos`` [x, y, z] m, ``agent_coord`` [x, y, z]
+voxels, ``distance_to_target`` m; z down, so a more negative z is higher) and returns one
+``FlightFinding`` per pattern it sees, each with the steps and positions that show it:
+
+    no_progress     the closest approach to the target did not improve by ``PROGRESS_M`` in
+                    the last ``NO_PROGRESS_S`` seconds of the episode (or more)
+    oscillation     the agent went back and forth: it re-entered one cell ``OSCILLATION_VISITS``
+                    times or more after leaving it, alternating between a few cells
+    climb           it rose ``CLIMB_M`` or more above both the start and the target
+    plan_failures   ``helpers.plan_to`` failed ``REPEATED_PLAN_FAILURES`` times or more
+                    (from the episode summary: counts by message and the steps they happened on)
+
+Successful episodes are not analysed (``analyse_episode`` returns nothing for them). Pure:
+no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+NO_PROGRESS_S = 20.0          # seconds without getting PROGRESS_M closer (at the episode's end)
+PROGRESS_M = 1.0
+OSCILLATION_VISITS = 4        # separate entries into the same cell
+OSCILLATION_MIN_S = 5.0       # spread over at least this much simulated time
+CLIMB_M = 15.0                # metres above both the start and the target
+REPEATED_PLAN_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class FlightFinding:
+    """One recognised pattern: ``kind`` (see the module table), a sentence with the evidence,
+    and ``evidence`` (JSON-ready: steps, positions, counts)."""
+
+    kind: str
+    text: str
+    evidence: dict = field(default_factory=dict)
+
+
+def _point(values) -> str:
+    return "[" + ", ".join(f"{float(v):.1f}" if isinstance(v, float) else str(v) for v in values) + "]"
+
+
+def _step_of(record: dict, index: int) -> int:
+    step = record.get("step")
+    return step if isinstance(step, int) else index
+
+
+def _time_of(record: dict, index: int, delta: float) -> float:
+    t = record.get("t")
+    return float(t) if isinstance(t, (int, float)) else index * delta
+
+
+def no_progress(steps: list[dict], delta: float = 0.01) -> FlightFinding | None:
+    """The tail of the episode in which the agent never came ``PROGRESS_M`` closer."""
+    best = None
+    best_index = None
+    for index, record in enumerate(steps):
+        dist = record.get("distance_to_target")
+        if not isinstance(dist, (int, float)):
+            continue
+        if best is None or dist < best - PROGRESS_M:
+            best, best_index = float(dist), index
+    if best_index is None:
+        return None
+    last = len(steps) - 1
+    span = _time_of(steps[last], last, delta) - _time_of(steps[best_index], best_index, delta)
+    if span < NO_PROGRESS_S:
+        return None
+    since, end = steps[best_index], steps[last]
+    travelled = sum(
+        sum((float(a) - float(b)) ** 2 for a, b in zip(steps[i]["agent_pos"], steps[i - 1]["agent_pos"])) ** 0.5
+        for i in range(best_index + 1, last + 1)
+        if steps[i].get("agent_pos") and steps[i - 1].get("agent_pos"))
+    evidence = {"from_step": _step_of(since, best_index), "to_step": _step_of(end, last),
+                "seconds": round(span, 2), "closest_m": round(best, 2),
+                "from_pos": since.get("agent_pos"), "to_pos": end.get("agent_pos"),
+                "flown_m": round(travelled, 1)}
+    how = (f"it flew {travelled:.1f} m without getting closer" if travelled >= 2.0
+           else "it hardly moved")
+    return FlightFinding("no_progress", (
+        f"no progress toward the target for the last {span:.0f} s: from step "
+        f"{evidence['from_step']} (at {_point(since.get('agent_pos') or [])}, {best:.1f} m away) "
+        f"to step {evidence['to_step']} (at {_point(end.get('agent_pos') or [])}) {how}"), evidence)
+
+
+def oscillation(steps: list[dict], delta: float = 0.01) -> FlightFinding | None:
+    """The cell re-entered most often, when it was re-entered ``OSCILLATION_VISITS`` times."""
+    entries: list[tuple[tuple, int, float]] = []      # (cell, step, t) each time the cell changes
+    previous = None
+    for index, record in enumerate(steps):
+        coord = record.get("agent_coord")
+        if not isinstance(coord, (list, tuple)) or len(coord) != 3:
+            continue
+        cell = tuple(int(v) for v in coord)
+        if cell != previous:
+            entries.append((cell, _step_of(record, index), _time_of(record, index, delta)))
+            previous = cell
+    if len(entries) < OSCILLATION_VISITS + 1:
+        return None
+    visits = Counter(cell for cell, _, _ in entries[1:])
+    cell, count = visits.most_common(1)[0]
+    if count < OSCILLATION_VISITS:
+        return None
+    times = [(step, t) for c, step, t in entries[1:] if c == cell]
+    if times[-1][1] - times[0][1] < OSCILLATION_MIN_S:
+        return None
+    first, last = times[0][0], times[-1][0]
+    around = Counter(c for c, step, _ in entries if first <= step <= last and c != cell)
+    partners = [list(c) for c, _ in around.most_common(3)]
+    evidence = {"cell": list(cell), "entries": count, "first_step": first, "last_step": last,
+                "other_cells": partners, "distinct_cells": len(around) + 1}
+    return FlightFinding("oscillation", (
+        f"back and forth: the agent entered cell {list(cell)} {count} times between steps "
+        f"{first} and {last}, moving among {len(around) + 1} cells (most often "
+        f"{', '.join(str(p) for p in partners)})"), evidence)
+
+
+def climb(steps: list[dict], start, target) -> FlightFinding | None:
+    """The highest point, when it is ``CLIMB_M`` above both the start and the target."""
+    if start is None or target is None:
+        return None
+    highest_index, highest_z = None, None
+    for index, record in enumerate(steps):
+        pos = record.get("agent_pos")
+        if isinstance(pos, (list, tuple)) and len(pos) == 3 and (
+                highest_z is None or float(pos[2]) < highest_z):
+            highest_index, highest_z = index, float(pos[2])
+    if highest_index is None:
+        return None
+    reference = min(float(start[2]), float(target[2]))     # the higher of the two (z down)
+    rise = reference - highest_z
+    if rise < CLIMB_M:
+        return None
+    record, last = steps[highest_index], steps[-1]
+    evidence = {"step": _step_of(record, highest_index), "pos": record.get("agent_pos"),
+                "above_m": round(rise, 1), "start": list(start), "target": list(target),
+                "final_pos": last.get("agent_pos")}
+    return FlightFinding("climb", (
+        f"climbed without bound: at step {evidence['step']} it was at "
+        f"{_point(record.get('agent_pos'))}, {rise:.0f} m above both the start "
+        f"{list(start)} and the target {_point(target)} (z down: more negative is higher); "
+        + ("it was still at its highest when the episode ended" if highest_index == len(steps) - 1
+           else f"it ended at {_point(last.get('agent_pos') or [])}")), evidence)
+
+
+def plan_failures(summary: dict, steps: list[dict]) -> FlightFinding | None:
+    """``helpers.plan_to`` failing again and again, with the steps and positions it failed at."""
+    failures = summary.get("planner_failures") if isinstance(summary, dict) else None
+    if not isinstance(failures, dict):
+        return None
+    total = sum(v for v in failures.values() if isinstance(v, int))
+    if total < REPEATED_PLAN_FAILURES:
+        return None
+    at = [s for s in summary.get("planner_failure_steps") or [] if isinstance(s, int)]
+    by_step = {_step_of(r, i): r for i, r in enumerate(steps)}
+    shown = [(s, by_step[s].get("agent_pos")) for s in (at[:1] + at[-1:]) if s in by_step]
+    where = "; ".join(f"step {s} at {_point(p)}" for s, p in shown if p)
+    messages = ", ".join(f"{count} x \"{message}\"" for message, count in
+                         sorted(failures.items(), key=lambda item: -item[1]))
+    evidence = {"count": total, "by_message": dict(failures), "steps": at}
+    return FlightFinding("plan_failures", (
+        f"helpers.plan_to failed {total} times ({messages})"
+        + (f", e.g. {where}" if where else "")), evidence)
+
+
+def analyse(steps: list[dict], start=None, target=None, *, summary: dict | None = None,
+            delta: float = 0.01) -> list[FlightFinding]:
+    """Every pattern found in one episode's step records, in the order of the module table."""
+    found = [no_progress(steps, delta), oscillation(steps, delta), climb(steps, start, target),
+             plan_failures(summary or {}, steps)]
+    return [f for f in found if f is not None]
+
+
+def analyse_episode(summary: dict, steps: list[dict], delta: float = 0.01) -> list[FlightFinding]:
+    """``analyse`` for a failed episode (start and target from its summary); [] on success."""
+    if summary.get("success") is True:
+        return []
+    return analyse(steps, summary.get("start"), summary.get("target"), summary=summary, delta=delta)
