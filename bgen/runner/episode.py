@@ -511,7 +511,11 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     wall_start = time.perf_counter() if wall_start is None else wall_start
     vxs, agent, world = sim.vxs, sim.agent, sim.world
     delta, target = config.delta, sim.target
-    helpers = sandbox.Helpers(vxs)
+    # What the policy sees of the agent records every command it gives; the runner records the
+    # intent act() returns. The commands of each step go into its log for the trusted replay.
+    commands: list[dict] = []
+    agent_view = sandbox.AgentView(agent, policy.intents, commands, policy.intent_type)
+    helpers = sandbox.Helpers(vxs, policy.intents)
     stats = EpisodeStats()
     warnings: list[str] = []
     warned: set[str] = set()
@@ -555,8 +559,14 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             # 1. act, then Replace / Push
             try:
                 with guard("act"):
-                    result = policy.act(sim_t, agent, world, sim.fw, sim.env, helpers)
+                    result = policy.act(sim_t, agent_view, world, sim.fw, sim.env, helpers)
                     intent, mode = split_act_result(policy, result)
+                    if intent is not None:
+                        described = policy.intents.describe(intent)
+                        if described is None:
+                            raise PolicyError(f"act() returned an ActionIntent that cannot be "
+                                              f"replayed: {sandbox.UNRECORDED_INTENT}")
+                        commands.append({"mode": mode, **described})
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
             check_not_moved(agent, prev_pos, "act")
@@ -596,6 +606,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             except BaseException as exc:  # noqa: B036 - Rust panics are BaseException
                 raise _End("sim_error", describe_error(exc, "sim", source)) from None
 
+            step_commands = commands[:] or None     # those given in collect() go to the next
+            commands.clear()
             teleported = is_teleport(prev_pos, pos, delta, config.max_speed_mps)
             moved = distance(prev_pos, pos) if not teleported else 0.0
             dist = distance(target, pos)
@@ -620,7 +632,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                               command_len=command_len, collisions_count=collisions,
                               distance_to_target=dist,
                               frame_time_ms=(time.perf_counter() - frame_start) * 1000.0,
-                              policy_log=notes).to_dict())
+                              policy_log=notes, commands=step_commands).to_dict())
             step += 1
             check_not_moved(agent, pos, "collect")
             if teleported:

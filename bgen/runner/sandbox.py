@@ -639,14 +639,25 @@ def _numpy_standin():
     return StandIn("numpy", {**_pick(numpy, NUMPY_NAMES), "linalg": linalg}, NUMPY_HINTS), linalg
 
 
-def build_standins(vxs_module, *, seed: int = 0) -> dict:
-    """Fresh stand-ins for one policy, keyed by the import name that reaches them."""
+def build_standins(vxs_module, *, seed: int = 0, ledger: "IntentLedger | None" = None) -> dict:
+    """Fresh stand-ins for one policy, keyed by the import name that reaches them.
+
+    With a ``ledger``, ``voxelsim.ActionIntent`` and ``voxelsim.AStarActionPlanner`` are
+    recording stand-ins (``IntentConstructor``, ``PlannerConstructor``), so every intent the
+    policy builds can be described to the trusted replay.
+    """
     rng = SeededRandom(seed)
     random_members = {name: getattr(rng, name) for name in _RANDOM_METHODS}
     random_members["Random"] = SeededRandom
+    backend = _backend_members(vxs_module, getattr(vxs_module, "__name__", "voxelsim"))
+    if ledger is not None:
+        if "ActionIntent" in backend:
+            backend["ActionIntent"] = IntentConstructor(backend["ActionIntent"], ledger)
+        if "AStarActionPlanner" in backend:
+            backend["AStarActionPlanner"] = PlannerConstructor(backend["AStarActionPlanner"],
+                                                               ledger)
     standins = {
-        "voxelsim": StandIn("voxelsim", _backend_members(
-            vxs_module, getattr(vxs_module, "__name__", "voxelsim"))),
+        "voxelsim": StandIn("voxelsim", backend),
         "math": StandIn("math", _pick(math, MATH_NAMES)),
         "typing": StandIn("typing", _pick(typing, TYPING_NAMES)),
         "random": StandIn("random", random_members),
@@ -816,10 +827,11 @@ def make_builtins(standins: dict, output: CapturedOutput,
     return table
 
 
-def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None = None) -> dict:
+def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None = None,
+                    ledger: "IntentLedger | None" = None) -> dict:
     """The globals a fresh policy module body runs in."""
     output = output if output is not None else CapturedOutput()
-    standins = build_standins(vxs_module, seed=seed)
+    standins = build_standins(vxs_module, seed=seed, ledger=ledger)
     backend_package = str(getattr(vxs_module, "__name__", "voxelsim")).split(".")[0]
     native = frozenset({"numpy", backend_package, "pyo3_runtime"})
     return {"__builtins__": make_builtins(standins, output, native), "__name__": "policy",
@@ -838,14 +850,16 @@ class Helpers:
     ``origin`` to cell ``dst`` keeping ``padding`` cells from obstacles and returns the
     ActionIntent (``AStarActionPlanner(padding).plan_action_py(world, origin, dst, urgency,
     yaw)``); it raises when no route exists. ``intent(urgency, yaw, moves)`` is
-    ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0.
+    ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0. Intents from either are
+    recorded in ``ledger`` (when given) for the trusted replay.
     """
 
-    __slots__ = ("_vxs", "_planners")
+    __slots__ = ("_vxs", "_planners", "_ledger")
 
-    def __init__(self, vxs_module):
+    def __init__(self, vxs_module, ledger: "IntentLedger | None" = None):
         self._vxs = vxs_module
         self._planners = {}
+        self._ledger = ledger
 
     def plan_to(self, world, origin, dst, urgency, yaw, padding=0):
         planner = self._planners.get(padding)
@@ -853,13 +867,190 @@ class Helpers:
             planner = self._vxs.AStarActionPlanner(padding)
             if isinstance(padding, int) and len(self._planners) < 16:
                 self._planners[padding] = planner
-        return planner.plan_action_py(world, origin, dst, urgency, yaw)
+        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        intent = planner.plan_action_py(world, origin, dst, urgency, yaw)
+        if self._ledger is not None:
+            self._ledger.record(intent, urgency, yaw)
+        return intent
 
     def intent(self, urgency, yaw, moves):
-        return self._vxs.ActionIntent(urgency, yaw, moves)
+        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        intent = self._vxs.ActionIntent(urgency, yaw, moves)
+        if self._ledger is not None:
+            self._ledger.record(intent, urgency, yaw)
+        return intent
 
     def __repr__(self):
         return "Helpers(plan_to, intent)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: what the agent is told, recorded for the trusted replay (bgen.runner.replay)
+# ---------------------------------------------------------------------------------------------
+
+#: Most intents one episode's ledger remembers (the oldest half is forgotten beyond it).
+MAX_LEDGER_INTENTS = 50_000
+#: Most moves of one recorded intent, and most commands recorded in one step.
+MAX_COMMAND_MOVES = 100_000
+MAX_STEP_COMMANDS = 64
+
+
+def _plain_float(value, name: str) -> float:
+    """``value`` as a plain float (bool and non-numbers refused); runs in the caller's budget."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
+            value, "__float__"):
+        raise TypeError(f"{name}: expects a number, actual: {_type_name(value)}")
+    return float(value)
+
+
+class IntentLedger:
+    """Urgency and yaw of every intent built in this episode, keyed by identity.
+
+    voxelsim's ActionIntent has no getters for urgency and yaw, so the constructors the
+    policy reaches record them here; ``describe`` turns an intent into a plain command.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self):
+        self._known: dict[int, tuple] = {}
+
+    def record(self, intent, urgency: float, yaw: float) -> None:
+        known = self._known
+        if len(known) >= MAX_LEDGER_INTENTS:
+            for key in list(known)[: MAX_LEDGER_INTENTS // 2]:
+                del known[key]
+        known[id(intent)] = (intent, float(urgency), float(yaw))
+
+    def describe(self, intent) -> dict | None:
+        """``{"urgency", "yaw", "moves": [codes]}`` for a recorded intent, else None."""
+        entry = self._known.get(id(intent))
+        if entry is None or entry[0] is not intent:
+            return None
+        moves = [int(move) for move in intent.get_move_sequence()[:MAX_COMMAND_MOVES]]
+        return {"urgency": entry[1], "yaw": entry[2], "moves": moves}
+
+
+UNRECORDED_INTENT = ("the intent was not built in this episode by voxelsim.ActionIntent(...), "
+                     "helpers.intent, helpers.plan_to or AStarActionPlanner.plan_action_py "
+                     "(intents read back from the agent cannot be replayed); build a new one")
+
+
+class IntentConstructor:
+    """``voxelsim.ActionIntent`` as policies see it: builds the real intent and records it.
+
+    ``isinstance(x, voxelsim.ActionIntent)`` keeps working (``__instancecheck__``).
+    """
+
+    __slots__ = ("_cls", "_ledger")
+
+    def __init__(self, cls, ledger: IntentLedger):
+        self._cls, self._ledger = cls, ledger
+
+    def __call__(self, urgency, yaw, move_sequence):
+        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        intent = self._cls(urgency, yaw, move_sequence)
+        self._ledger.record(intent, urgency, yaw)
+        return intent
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, self._cls)
+
+    def __repr__(self):
+        return "<class 'voxelsim.ActionIntent'>"
+
+
+class PlannerConstructor:
+    """``voxelsim.AStarActionPlanner`` as policies see it: planners whose intents are recorded."""
+
+    __slots__ = ("_cls", "_ledger")
+
+    def __init__(self, cls, ledger: IntentLedger):
+        self._cls, self._ledger = cls, ledger
+
+    def __call__(self, padding):
+        return RecordingPlanner(self._cls(padding), self._ledger)
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, RecordingPlanner)
+
+    def __repr__(self):
+        return "<class 'voxelsim.AStarActionPlanner'>"
+
+
+class RecordingPlanner:
+    """An A* planner whose ``plan_action_py`` records the intent it returns."""
+
+    __slots__ = ("_planner", "_ledger")
+
+    def __init__(self, planner, ledger: IntentLedger):
+        self._planner, self._ledger = planner, ledger
+
+    def plan_action_py(self, world, origin, dst, urgency, yaw):
+        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        intent = self._planner.plan_action_py(world, origin, dst, urgency, yaw)
+        self._ledger.record(intent, urgency, yaw)
+        return intent
+
+    def __repr__(self):
+        return "AStarActionPlanner()"
+
+
+class AgentView:
+    """The agent as ``act`` sees it: reads pass through, commands are recorded.
+
+    ``perform_oneshot_py``/``push_back_intent_py`` need an exact ActionIntent this episode
+    built; ``set_hold_py``/``set_pos`` take plain numbers (the runner ends the episode as
+    ``teleport`` when they moved the agent); ``update_state_py`` is not offered. Every command
+    goes to ``commands`` (a list the runner empties each step) before the backend sees it.
+    """
+
+    __slots__ = ("_agent", "_ledger", "_commands", "_intent_type")
+
+    def __init__(self, agent, ledger: IntentLedger, commands: list, intent_type):
+        self._agent, self._ledger, self._commands = agent, ledger, commands
+        self._intent_type = intent_type
+
+    def _command(self, intent, mode: str) -> None:
+        if not _is_intent(intent, self._intent_type):
+            raise TypeError(f"intent: expects an ActionIntent, actual: {_type_name(intent)}")
+        described = self._ledger.describe(intent)
+        if described is None:
+            raise PolicyError(UNRECORDED_INTENT)
+        if len(self._commands) >= MAX_STEP_COMMANDS:
+            raise PolicyError(f"more than {MAX_STEP_COMMANDS} commands in one step")
+        self._commands.append({"mode": mode, **described})
+
+    def perform_oneshot_py(self, intent) -> None:
+        self._command(intent, "Replace")
+        self._agent.perform_oneshot_py(intent)
+
+    def push_back_intent_py(self, intent) -> None:
+        self._command(intent, "Push")
+        self._agent.push_back_intent_py(intent)
+
+    def set_hold_py(self, coord, yaw) -> None:
+        coord = [int(_plain_float(v, "coord")) for v in list(coord)[:3]]
+        yaw = _plain_float(yaw, "yaw")
+        self._commands.append({"mode": "Hold", "coord": coord, "yaw": yaw})
+        self._agent.set_hold_py(coord, yaw)
+
+    def set_pos(self, pos) -> None:
+        pos = [_plain_float(v, "pos") for v in list(pos)[:3]]
+        self._commands.append({"mode": "SetPos", "pos": pos})
+        self._agent.set_pos(pos)
+
+    def update_state_py(self, update) -> None:
+        raise PolicyError("agent.update_state_py is not available to policies; return an "
+                          "ActionIntent from act()")
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._agent, name)
+
+    def __repr__(self):
+        return "Agent()"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -877,12 +1068,15 @@ CONTRACT_SIGNATURES = {
 class LoadedPolicy:
     """A policy module that passed validation, ran its body and meets the contract."""
 
-    __slots__ = ("init", "act", "collect", "finalize", "namespace", "intent_type", "_output")
+    __slots__ = ("init", "act", "collect", "finalize", "namespace", "intent_type", "intents",
+                 "_output")
 
-    def __init__(self, namespace: dict, output: CapturedOutput, intent_type):
+    def __init__(self, namespace: dict, output: CapturedOutput, intent_type,
+                 intents: IntentLedger | None = None):
         self.namespace = namespace
         self._output = output
         self.intent_type = intent_type
+        self.intents = intents if intents is not None else IntentLedger()
         self.init = namespace.get("init")
         self.act = namespace["act"]
         self.collect = namespace["collect"]
@@ -957,7 +1151,8 @@ def load_policy(source: str, vxs_module, *, print_limit: int = DEFAULT_PRINT_LIM
     """
     code = compile_policy(source)
     output = CapturedOutput(print_limit)
-    namespace = sandbox_globals(vxs_module, seed=seed, output=output)
+    ledger = IntentLedger()
+    namespace = sandbox_globals(vxs_module, seed=seed, output=output, ledger=ledger)
     try:
         exec(code, namespace)
     except MemoryError:
@@ -974,7 +1169,7 @@ def load_policy(source: str, vxs_module, *, print_limit: int = DEFAULT_PRINT_LIM
         raise PolicyLoadError(f"{_where(lineno)}{text} (rule: {rule})",
                               lineno=lineno, rule=rule) from None
     check_contract(namespace)
-    return LoadedPolicy(namespace, output, getattr(vxs_module, "ActionIntent", None))
+    return LoadedPolicy(namespace, output, getattr(vxs_module, "ActionIntent", None), ledger)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1012,9 +1207,11 @@ def check_act_result(result, intent_type=None):
     if _is_intent(result, intent_type):
         return (result, "Replace")
     if isinstance(result, tuple):
-        if len(result) != 2:
-            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {len(result)}")
-        intent, mode = result
+        # tuple's own methods: a tuple subclass's __len__/__iter__ are policy code.
+        length = tuple.__len__(result)
+        if length != 2:
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {length}")
+        intent, mode = tuple.__getitem__(result, 0), tuple.__getitem__(result, 1)
         if intent is not None and not _is_intent(intent, intent_type):
             raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple "
                               f"({_intent_shown(intent, intent_type)}, {_type_name(mode)})")

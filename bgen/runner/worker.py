@@ -535,6 +535,8 @@ class _Episode:
         self.fatal: dict | None = None      # the worker's "fatal" event
         self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
         self.eof = False
+        self.records: list[dict] = []       # per step: reported agent_pos and commands
+        self.max_steps = config.max_steps
         ep_dir.mkdir(parents=True, exist_ok=True)
         self.steps_file = open(ep_dir / f"steps.{seed}.jsonl", "wb")
 
@@ -573,22 +575,25 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
     kind, body = data[:1], data[1:]
     if kind == b"S":
         header, _, lines = body.partition(b"\n")
-        run.stats = EpisodeStats.from_dict(json.loads(header))
+        run.stats = EpisodeStats.from_dict(json.loads(header, parse_constant=_no_constant))
         if not lines:
             return
-        run.steps_file.write(lines + b"\n")
-        split = lines.split(b"\n")
-        run.tail.extend(split[-run.tail.maxlen:])
-        if emit is not None and step_events:
-            for line in split:
-                step = json.loads(line)
-                if not isinstance(step, dict):
-                    raise ValueError("a step log must be an object")
+        clean = []
+        for line in lines.split(b"\n"):
+            step, line = load_step(line)
+            if len(run.records) >= run.max_steps:
+                raise ValueError(f"more than max_steps={run.max_steps} steps")
+            run.records.append({"agent_pos": step.get("agent_pos"),
+                                "commands": step.get("commands")})
+            clean.append(line)
+            if emit is not None and step_events:
                 emit({"type": "step", "seed": run.seed, **step})
+        run.steps_file.write(b"\n".join(clean) + b"\n")
+        run.tail.extend(clean[-run.tail.maxlen:])
         return
     if kind != b"E":
         raise ValueError(f"unknown message kind {kind!r}")
-    event = json.loads(body)
+    event = json.loads(body, parse_constant=_no_constant)
     what = event["kind"]
     if what == "phase":
         run.phase = str(event["phase"])
@@ -603,6 +608,40 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
         run.fatal = event
     else:
         raise ValueError(f"unknown event {what!r}")
+
+
+def _no_constant(name: str) -> None:
+    """json.loads hook: NaN and ±Infinity from a worker become null (JSON has no such values)."""
+    return None
+
+
+def load_step(line: bytes) -> tuple[dict, bytes]:
+    """(step, line) with NaN/Infinity replaced by null; ValueError when not a JSON object."""
+    found = []
+    step = json.loads(line, parse_constant=lambda name: found.append(name))
+    if not isinstance(step, dict):
+        raise ValueError("a step log must be an object")
+    if found:
+        line = json.dumps(step, separators=(",", ":")).encode()
+    return step, line
+
+
+def finite_json(value, **dump_args) -> str:
+    """``json.dumps`` that writes null for NaN and ±Infinity instead of bare NaN/Infinity."""
+    try:
+        return json.dumps(value, allow_nan=False, **dump_args)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **dump_args)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _check_deadlines(run: _Episode, config: EpisodeConfig, now: float) -> None:
@@ -663,13 +702,13 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
 def write_episode_files(ep_dir: Path, seed: int, summary: dict, error: dict | None,
                         output: str, tail: list[dict], warnings: list[str]) -> None:
     """summary.<seed>.json, summary.<seed>.txt and, for failed episodes, trace.<seed>.json."""
-    (ep_dir / f"summary.{seed}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (ep_dir / f"summary.{seed}.json").write_text(finite_json(summary, indent=2) + "\n")
     (ep_dir / f"summary.{seed}.txt").write_text(summary.get("policy_summary", {}).get("summary", ""))
     if summary["reason"] in FAILURE_REASONS or not summary["success"]:
         trace = {"seed": seed, "reason": summary["reason"], "reasons": summary.get("reasons"),
                  "error": error or summary.get("error"), "last_steps": tail,
                  "warnings": warnings, "policy_output": output}
-        (ep_dir / f"trace.{seed}.json").write_text(json.dumps(trace, indent=2) + "\n")
+        (ep_dir / f"trace.{seed}.json").write_text(finite_json(trace, indent=2) + "\n")
 
 
 def _decode_tail(lines) -> list[dict]:
@@ -687,11 +726,27 @@ def _finish(run: _Episode, config: EpisodeConfig, emit) -> dict:
     run.conn.close()
     run.process.close()
     summary, error, output = _conclude(run, config)
+    summary = grade(summary, run.records, config, run.seed)
     write_episode_files(run.ep_dir, run.seed, summary, error, output, _decode_tail(run.tail),
                         run.warnings)
     if emit is not None:
         emit({"type": "episode_summary", **summary})
     return summary
+
+
+def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int) -> dict:
+    """The summary graded by the trusted replay (``replay.grade_episode``), NaN-free.
+
+    A failure of the replay itself (a simulator fault in this process) leaves the episode
+    ungraded and unsuccessful, with the reason ``sim_error``.
+    """
+    from bgen.runner import replay
+    try:
+        graded = replay.grade_episode(summary, records, config, seed)
+    except Exception as error:  # noqa: BLE001 - our simulator, not the policy
+        graded = dict(summary, success=False, reason="sim_error",
+                      reasons=f"the trusted replay failed: {type(error).__name__}: {error}"[:2000])
+    return _finite(graded)
 
 
 def _not_started(seed: int, outdir: Path, emit) -> dict:
