@@ -274,8 +274,10 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def health(self, query: str):
         app = self.server.app
+        from bgen.runner.isolation import cached_report
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
-                     "ws_port": app.ws.port, "runs": app.manager.counts()}
+                     "ws_port": app.ws.port, "runs": app.manager.counts(),
+                     "isolation": cached_report()}
 
     def start_run(self, query: str):
         app = self.server.app

@@ -408,7 +408,13 @@ class ImportMapping(unittest.TestCase):
         self.assertIs(ns["vxs"], ns["voxelsim"])
         self.assertIsInstance(ns["vxs"], sandbox.StandIn)
         self.assertIs(ns["MoveDir"], VXS.MoveDir)
-        self.assertIs(ns["vxs"].ActionIntent, VXS.ActionIntent)
+        # ActionIntent is a recording constructor (urgency and yaw go to the replay's ledger)
+        intent = ns["ActionIntent"](1.0, 0.5, [VXS.MoveDir.Up])
+        self.assertIs(ns["vxs"].ActionIntent, ns["ActionIntent"])
+        self.assertIs(type(intent), VXS.ActionIntent)
+        self.assertIsInstance(intent, ns["ActionIntent"])
+        self.assertEqual(policy.intents.describe(intent),
+                         {"urgency": 1.0, "yaw": 0.5, "moves": [5]})
 
     def test_stand_ins_are_not_real_modules(self):
         policy = run_body("import math, typing, voxelsim, random, numpy, collections\n")

@@ -24,6 +24,7 @@ an ``EpisodeSink``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 import traceback
@@ -33,8 +34,9 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from bgen.errors import ConfigError, PolicyError, PolicyLoadError
-from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
-                                 distance, is_teleport, max_step_distance)
+from bgen.runner.metrics import (MAX_EPISODE_NOTE_CHARS, MAX_SUMMARY_VALUE_CHARS, EpisodeStats,
+                                 clean_policy_log, distance, is_teleport, max_step_distance,
+                                 notes_size)
 from bgen.runner.schema import SUCCESS_RADIUS, EpisodeSummary, StepLog
 from bgen.sim import scenarios
 
@@ -150,6 +152,17 @@ class BudgetExceeded(EpisodeInterrupt):
 
 class StopRequested(EpisodeInterrupt):
     reason = "terminated"
+
+
+class SimulatorStalled(EpisodeInterrupt):
+    """The simulator's own step ran past the budget (a hang in the simulator, not the policy)."""
+
+    reason = "sim_error"
+
+
+#: Steps between guarded garbage collections (the worker turns automatic collection off, so
+#: a policy object's finaliser runs only inside a budget).
+GC_EVERY_STEPS = 200
 
 
 class EpisodeSink(Protocol):
@@ -520,6 +533,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     warnings: list[str] = []
     warned: set[str] = set()
     rejected = 0
+    note_chars = 0
 
     def warn(message: str):
         if message not in warned and len(warned) < 20:
@@ -539,6 +553,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
 
     render = RenderLink.connect(sim, config, warn) if config.render else None
     reason, error, note, time_to_goal = "max_steps", None, None, None
+    note_chars = 0
     prev_pos = tuple(agent.get_pos())
     step = 0
     try:
@@ -561,12 +576,15 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                 with guard("act"):
                     result = policy.act(sim_t, agent_view, world, sim.fw, sim.env, helpers)
                     intent, mode = split_act_result(policy, result)
+                    result = None          # policy objects die here, inside the budget
                     if intent is not None:
                         described = policy.intents.describe(intent)
                         if described is None:
                             raise PolicyError(f"act() returned an ActionIntent that cannot be "
                                               f"replayed: {sandbox.UNRECORDED_INTENT}")
                         commands.append({"mode": mode, **described})
+                    if step % GC_EVERY_STEPS == GC_EVERY_STEPS - 1:
+                        gc.collect()       # finalisers of policy objects, inside the budget
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
             check_not_moved(agent, prev_pos, "act")
@@ -585,8 +603,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             # 2.–4. chase + dynamics, rendering, collisions (simulator faults are sim_error)
             try:
                 if agent.get_action_py() is not None:
-                    chase = sim.chaser.step_chase_py(agent, delta)
-                    sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
+                    with guard("sim"):     # a hang here is the simulator's (sim_error)
+                        chase = sim.chaser.step_chase_py(agent, delta)
+                        sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
                 if render is not None:
                     try:
                         render.step(sim_t)
@@ -628,6 +647,11 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                 described = describe_error(exc, "collect", source)
                 notes = {"collect_error": error_line(described)}
                 warn(f"collect() failed: {error_line(described)}")
+            note_chars += notes_size(notes)
+            if note_chars > MAX_EPISODE_NOTE_CHARS:
+                notes = {}
+                warn(f"collect() notes past {MAX_EPISODE_NOTE_CHARS} characters in this episode "
+                     f"are dropped")
             sink.step(StepLog(step=step, t=sim_t, agent_pos=pos, agent_coord=coord, yaw=0.0,
                               command_len=command_len, collisions_count=collisions,
                               distance_to_target=dist,

@@ -428,6 +428,16 @@ def isolation_report(render: bool = False, probe: bool = True) -> dict:
             "missing": [layer["name"] for layer in layers if not layer["active"]]}
 
 
+_CACHED: dict[bool, dict] = {}
+
+
+def cached_report(render: bool = False) -> dict:
+    """``isolation_report(render)`` computed once per process (``GET /health``, the CLIs)."""
+    if render not in _CACHED:
+        _CACHED[render] = isolation_report(render=render)
+    return _CACHED[render]
+
+
 def report_line(report: dict) -> str:
     """One line for the CLIs: "isolation: environment, namespaces, ... (missing: x)"."""
     line = "isolation: " + (", ".join(report["active"]) or "none")

@@ -867,14 +867,14 @@ class Helpers:
             planner = self._vxs.AStarActionPlanner(padding)
             if isinstance(padding, int) and len(self._planners) < 16:
                 self._planners[padding] = planner
-        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        urgency, yaw = _urgency_yaw(urgency, yaw)
         intent = planner.plan_action_py(world, origin, dst, urgency, yaw)
         if self._ledger is not None:
             self._ledger.record(intent, urgency, yaw)
         return intent
 
     def intent(self, urgency, yaw, moves):
-        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        urgency, yaw = _urgency_yaw(urgency, yaw)
         intent = self._vxs.ActionIntent(urgency, yaw, moves)
         if self._ledger is not None:
             self._ledger.record(intent, urgency, yaw)
@@ -895,12 +895,30 @@ MAX_COMMAND_MOVES = 100_000
 MAX_STEP_COMMANDS = 64
 
 
-def _plain_float(value, name: str) -> float:
-    """``value`` as a plain float (bool and non-numbers refused); runs in the caller's budget."""
+#: Bounds of the numbers a command may carry (the trusted replay refuses others).
+MAX_ABS_YAW = 1_000.0
+MAX_URGENCY = 1_000.0
+
+
+def _plain_float(value, name: str, low: float = -1e9, high: float = 1e9) -> float:
+    """``value`` as a finite plain float in [low, high]; runs inside the policy's budget.
+
+    Bool and non-numbers raise TypeError, NaN/±Infinity and out-of-range values ValueError.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
             value, "__float__"):
         raise TypeError(f"{name}: expects a number, actual: {_type_name(value)}")
-    return float(value)
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{name}: expects a finite number in [{low:g}, {high:g}], "
+                         f"actual: {number!r}")
+    return number
+
+
+def _urgency_yaw(urgency, yaw) -> tuple[float, float]:
+    # urgency <= 0 stays the backend's own panic (voxelsim asserts urgency > 0).
+    urgency = _plain_float(urgency, "urgency", -MAX_URGENCY, MAX_URGENCY)
+    return urgency, _plain_float(yaw, "yaw", -MAX_ABS_YAW, MAX_ABS_YAW)
 
 
 class IntentLedger:
@@ -948,7 +966,7 @@ class IntentConstructor:
         self._cls, self._ledger = cls, ledger
 
     def __call__(self, urgency, yaw, move_sequence):
-        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        urgency, yaw = _urgency_yaw(urgency, yaw)
         intent = self._cls(urgency, yaw, move_sequence)
         self._ledger.record(intent, urgency, yaw)
         return intent
@@ -987,7 +1005,7 @@ class RecordingPlanner:
         self._planner, self._ledger = planner, ledger
 
     def plan_action_py(self, world, origin, dst, urgency, yaw):
-        urgency, yaw = _plain_float(urgency, "urgency"), _plain_float(yaw, "yaw")
+        urgency, yaw = _urgency_yaw(urgency, yaw)
         intent = self._planner.plan_action_py(world, origin, dst, urgency, yaw)
         self._ledger.record(intent, urgency, yaw)
         return intent
@@ -1030,13 +1048,13 @@ class AgentView:
         self._agent.push_back_intent_py(intent)
 
     def set_hold_py(self, coord, yaw) -> None:
-        coord = [int(_plain_float(v, "coord")) for v in list(coord)[:3]]
-        yaw = _plain_float(yaw, "yaw")
+        coord = [int(_plain_float(v, "coord", -1e6, 1e6)) for v in list(coord)[:3]]
+        yaw = _plain_float(yaw, "yaw", -MAX_ABS_YAW, MAX_ABS_YAW)
         self._commands.append({"mode": "Hold", "coord": coord, "yaw": yaw})
         self._agent.set_hold_py(coord, yaw)
 
     def set_pos(self, pos) -> None:
-        pos = [_plain_float(v, "pos") for v in list(pos)[:3]]
+        pos = [_plain_float(v, "pos", -1e6, 1e6) for v in list(pos)[:3]]
         self._commands.append({"mode": "SetPos", "pos": pos})
         self._agent.set_pos(pos)
 

@@ -51,7 +51,7 @@ from typing import Callable
 from bgen.errors import BgenError, ConfigError, PolicyLoadError
 from bgen.runner import isolation
 from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,
-                                 describe_error, run_episode)
+                                 SimulatorStalled, describe_error, run_episode)
 from bgen.runner.metrics import EpisodeStats, distance
 from bgen.runner.schema import FAILURE_REASONS, EpisodeSummary
 
@@ -191,28 +191,44 @@ def apply_limits(config: EpisodeConfig) -> list[str]:
 
 
 class _PolicyAlarm:
-    """The guard around each policy call: an interval timer that raises ``BudgetExceeded``."""
+    """The guard around each policy call: an interval timer that raises ``BudgetExceeded``.
+
+    A call that swallowed the alarm (``return`` inside ``finally``) still ends the episode at
+    once: the guard remembers that the alarm fired and raises when the call returns. Phase
+    ``"sim"`` guards the simulator's own step: running past the budget there is
+    ``SimulatorStalled`` (reason ``sim_error``).
+    """
 
     def __init__(self, budget_s: float):
         self.budget_s = budget_s
         self.phase: str | None = None
+        self.fired = False
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _on_alarm(self, signum, frame):
-        if self.phase is not None:
-            raise BudgetExceeded(f"{self.phase}() ran longer than its budget of {self.budget_s} s")
+        if self.phase is None:
+            return
+        self.fired = True
+        if self.phase == "sim":
+            raise SimulatorStalled(f"the simulator's step ran longer than {self.budget_s} s")
+        raise BudgetExceeded(f"{self.phase}() ran longer than its budget of {self.budget_s} s")
 
     def __call__(self, phase: str):
         self.phase = phase
         return self
 
     def __enter__(self):
+        self.fired = False
         signal.setitimer(signal.ITIMER_REAL, self.budget_s)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         signal.setitimer(signal.ITIMER_REAL, 0)
-        self.phase = None
+        phase, self.phase = self.phase, None
+        if self.fired and exc_type is None:
+            self.fired = False
+            raise BudgetExceeded(f"{phase}() ran longer than its budget of {self.budget_s} s "
+                                 f"and swallowed the time limit")
         return False
 
 
@@ -362,6 +378,8 @@ def _grant_real_modules() -> None:
 
 
 def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed: int) -> None:
+    import gc
+    gc.disable()          # collections (and policy finalisers) run only inside a budget
     from bgen.sim import load_backend
     vxs = load_backend(config.backend)
     guard = _PolicyAlarm(config.act_budget_s)
@@ -420,9 +438,10 @@ def _probe_facts(before: dict, notes: list[str], config: EpisodeConfig,
     layers = dict(APPLIED)
     if layers.get("seccomp", {}).get("active") and seccomp_mode != 2:
         layers["seccomp"] = {"active": False, "detail": f"seccomp mode is {seccomp_mode}"}
-    layers["environment"] = {
-        "active": dict(os.environ) == WORKER_ENV and sorted(
-            item.split("=", 1)[0] for item in before["environ_block"]) == sorted(WORKER_ENV),
+    at_exec = sorted(item.split("=", 1)[0] for item in before["environ_block"])
+    layers["environment"] = {       # PWD: bubblewrap's --chdir sets it
+        "active": dict(os.environ) == WORKER_ENV and
+        [name for name in at_exec if name != "PWD"] == sorted(WORKER_ENV),
         "detail": f"{len(before['environ_block'])} variables since exec: "
                   + ", ".join(sorted(item.split("=", 1)[0] for item in before["environ_block"]))}
     interfaces = before["interfaces"]
@@ -598,7 +617,7 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
     if what == "phase":
         run.phase = str(event["phase"])
     elif what == "warning":
-        message = str(event["message"])
+        message = _finite(str(event["message"]))[:2000]
         run.warnings.append(message)
         if emit is not None:
             emit({"type": "warning", "seed": run.seed, "message": message})
@@ -621,7 +640,8 @@ def load_step(line: bytes) -> tuple[dict, bytes]:
     step = json.loads(line, parse_constant=lambda name: found.append(name))
     if not isinstance(step, dict):
         raise ValueError("a step log must be an object")
-    if found:
+    if found or b"\\ud" in line.lower():     # a NaN, or maybe a lone surrogate
+        step = _finite(step)
         line = json.dumps(step, separators=(",", ":")).encode()
     return step, line
 
@@ -635,10 +655,13 @@ def finite_json(value, **dump_args) -> str:
 
 
 def _finite(value):
+    """Plain JSON values: NaN/±Infinity → None, strings as valid UTF-8 (lone surrogates → ?)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {_finite(key): _finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
@@ -677,8 +700,8 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
             summary["seed"] = run.seed
             error = run.result.get("error")
             output = run.result.get("output")
-            return (summary, error if isinstance(error, dict) else None,
-                    output if isinstance(output, str) else "")
+            return (_finite(summary), _finite(error) if isinstance(error, dict) else None,
+                    _finite(output) if isinstance(output, str) else "")
         except ValueError as problem:
             note = f"the worker sent an invalid summary ({problem})"
             return _partial_summary(run, config, "crashed", note), None, ""
@@ -741,6 +764,8 @@ def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int) 
     ungraded and unsuccessful, with the reason ``sim_error``.
     """
     from bgen.runner import replay
+    if summary.get("reason") == "terminated":
+        return _finite(dict(summary, success=False))   # stopped from outside: no grade needed
     try:
         graded = replay.grade_episode(summary, records, config, seed)
     except Exception as error:  # noqa: BLE001 - our simulator, not the policy
