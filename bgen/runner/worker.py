@@ -852,6 +852,25 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     return [results[seed] for seed in seeds]
 
 
+def run_sandboxed_episode(policy_code: str, config: EpisodeConfig, seed: int, *,
+                          on_event: Callable[[dict], None] | None = None,
+                          stop_event: threading.Event | None = None) -> tuple[dict, list[dict]]:
+    """Run ONE episode in a sandboxed policy process: (graded summary, step records).
+
+    The unit a remote executor calls: the same process model, layers and trusted replay as
+    ``run_episodes``, nothing left on disk. ``summary`` is what ``summary.<seed>.json`` would
+    hold; ``steps`` the StepLog dicts in order (NaN-free, valid UTF-8).
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="bgen-episode-") as tmp:
+        [summary] = run_episodes(policy_code, [int(seed)], config, Path(tmp), workers=1,
+                                 on_event=on_event, stop_event=stop_event,
+                                 step_events=on_event is not None)
+        path = Path(tmp) / f"ep_{int(seed)}" / f"steps.{int(seed)}.jsonl"
+        steps = [json.loads(line) for line in path.read_bytes().splitlines() if line]
+    return summary, steps
+
+
 def _one_shot(mode: str, source: str, config: EpisodeConfig, timeout_s: float) -> dict:
     """Run a short-lived child that sends one answer event; returns it (or a "fatal" event)."""
     process, conn = _start(mode, source, config, 0)
