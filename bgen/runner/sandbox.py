@@ -120,6 +120,8 @@ RULES = {
     "import": "a module outside ALLOWED_MODULES, a relative import or a missing name",
     "bare-except": "'except:' (it would also swallow the worker's time limit)",
     "class-keywords": "class keywords such as metaclass=",
+    "uninitialised-memory": "a call with where= but no out= (numpy ufuncs leave the rest "
+                            "uninitialised)",
     "load-exception": "the module body raised while loading",
     "contract": "act/collect/finalize (or init) missing, not callable or with wrong arity",
 }
@@ -193,7 +195,7 @@ FORBIDDEN_NAMES = {
 #: Attribute names that stay usable (a policy's own ``self.data``) but are read through
 #: ``checked_attribute`` at run time: on a numpy array ``data`` is a *writable* memoryview,
 #: and on an object array its bytes are PyObject pointers a policy could forge.
-RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data"})
+RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data", "resize", "view"})
 #: The builtins name compiled code calls for them (policy source cannot spell it).
 CHECKED_ATTRIBUTE_NAME = "__policy_attribute__"
 
@@ -388,6 +390,12 @@ def _iter_violations(tree: ast.Module):
         elif isinstance(node, ast.ClassDef) and node.keywords:
             yield _violation(lineno, "class keywords (metaclass=...) are not allowed",
                              "class-keywords")
+        elif isinstance(node, ast.Call) and any(k.arg == "where" for k in node.keywords) and \
+                not any(k.arg == "out" for k in node.keywords):
+            # numpy ufuncs leave the masked-out elements of a fresh result uninitialised:
+            # heap memory of this process (numpy.where(cond, a, b) is the function, not this).
+            yield _violation(lineno, "'where=' without 'out=' returns uninitialised memory; "
+                             "use numpy.where(condition, a, b)", "uninitialised-memory")
         children = list(ast.iter_child_nodes(node))
         stack.extend((child, depth + 1, lineno) for child in reversed(children))
 
@@ -804,13 +812,62 @@ def value_denial(value) -> str | None:
     return None
 
 
+def _is_numpy_value(obj) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic))
+
+
+def _has_object_dtype(dtype) -> bool:
+    numpy = sys.modules.get("numpy")
+    try:
+        return bool(numpy.dtype(dtype).hasobject)
+    except Exception:  # not a dtype numpy understands: view() will refuse it itself
+        return False
+
+
+def _safe_view(array):
+    """``array.view`` without object dtypes (reinterpreting integers as object pointers, or
+    pointers as integers); the only argument is the dtype."""
+    def view(dtype=None):
+        if array.dtype.hasobject or (dtype is not None and _has_object_dtype(dtype)):
+            raise TypeError("view() to or from an object dtype is not available in policies; "
+                            "use astype()")
+        return array.view() if dtype is None else array.view(dtype)
+    return view
+
+
 def checked_attribute(obj, name: str):
-    """``obj.<name>`` for the names in RUNTIME_CHECKED_ATTRIBUTES, refusing raw memory."""
+    """``obj.<name>`` for the names in RUNTIME_CHECKED_ATTRIBUTES, refusing raw memory.
+
+    On numpy arrays and scalars: ``resize`` is refused (in-place resizing with
+    ``refcheck=False`` leaves views on freed memory), ``view`` refuses object dtypes.
+    """
+    if _is_numpy_value(obj):
+        if name == "resize":
+            raise AttributeError(f"'{type(obj).__name__}' attribute 'resize' resizes in place, "
+                                 "not available in policies; use reshape() or a new array")
+        if name == "view":
+            return _safe_view(obj)
     value = getattr(obj, name)
     reason = value_denial(value)
     if reason is not None:
         raise AttributeError(f"'{type(obj).__name__}' attribute '{name}' is {reason}")
     return value
+
+
+def build_class(func, name, *bases, **kwargs):
+    """``__build_class__`` for policies: every base must be a class, never an instance.
+
+    A non-class base makes Python call the instance's type as a metaclass (``class A(arr)``
+    calls ``ndarray("A", bases, namespace)``), a known route to corrupted objects.
+    """
+    for index, base in enumerate(bases):
+        if not isinstance(base, type):
+            raise TypeError(f"class {name}: base {index + 1} is a {type(base).__name__} "
+                            "instance, not a class")
+    if kwargs:
+        raise TypeError(f"class {name}: class keywords are not allowed")
+    return builtins.__build_class__(func, name, *bases)
 
 
 def make_builtins(standins: dict, output: CapturedOutput,
@@ -821,7 +878,7 @@ def make_builtins(standins: dict, output: CapturedOutput,
     table["hasattr"] = safe_hasattr
     # Needed by the compiled code itself; policy source cannot name them (underscore rule).
     table["__import__"] = make_import(standins, native_packages)
-    table["__build_class__"] = builtins.__build_class__
+    table["__build_class__"] = build_class
     table[CHECKED_ATTRIBUTE_NAME] = checked_attribute
     table["__name__"] = "builtins"
     return table
