@@ -83,12 +83,15 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import dataclasses
+import functools
 import heapq
 import inspect
 import itertools
 import math
 import random as std_random
 import sys
+import time
 import types
 import typing
 
@@ -130,7 +133,7 @@ _NODE_TYPE_NAMES = (
     # modules and statements
     "Module", "FunctionDef", "ClassDef", "Return", "Delete", "Assign", "AugAssign",
     "AnnAssign", "For", "While", "If", "Raise", "Try", "Assert", "Import", "ImportFrom",
-    "Global", "Nonlocal", "Expr", "Pass", "Break", "Continue", "Match",
+    "Global", "Nonlocal", "Expr", "Pass", "Break", "Continue", "Match", "With", "withitem",
     # expressions
     "BoolOp", "NamedExpr", "BinOp", "UnaryOp", "Lambda", "IfExp", "Dict", "Set", "ListComp",
     "SetComp", "DictComp", "GeneratorExp", "Yield", "YieldFrom", "Compare", "Call",
@@ -198,6 +201,10 @@ FORBIDDEN_NAMES = {
 RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data", "resize", "view"})
 #: The builtins name compiled code calls for them (policy source cannot spell it).
 CHECKED_ATTRIBUTE_NAME = "__policy_attribute__"
+#: The builtins name guarding ``obj._name`` (policy source cannot spell it).
+POLICY_OWNER_NAME = "__policy_owner__"
+#: ``__name__`` of a policy module, and so ``__module__`` of every class it defines.
+POLICY_MODULE_NAME = "policy"
 
 _IDENTIFIER_KINDS = {
     ast.Name: "names", ast.Attribute: "attribute names", ast.FunctionDef: "function names",
@@ -256,6 +263,20 @@ def _strip_annotations(tree: ast.Module) -> None:
             node.annotation = None
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             node.returns = None
+        if isinstance(node, ast.ClassDef):
+            # Class fields keep an inert annotation (``cost: float`` → ``cost: None``), so
+            # dataclasses see the fields; nothing of the original is ever evaluated. A
+            # ``ClassVar`` stays a plain class attribute.
+            for stmt in node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and \
+                        "ClassVar" not in ast.unparse(stmt.annotation):
+                    stmt.annotation = ast.copy_location(ast.Constant(value=None),
+                                                        stmt.annotation)
+            node.body = [_without_annotation(stmt) if isinstance(stmt, ast.AnnAssign) and
+                         isinstance(stmt.annotation, ast.expr) and not (
+                             isinstance(stmt.annotation, ast.Constant) and
+                             stmt.annotation.value is None) else stmt for stmt in node.body]
+            continue
         for field in ("body", "orelse", "finalbody"):
             stmts = getattr(node, field, None)
             if isinstance(stmts, list) and any(isinstance(s, ast.AnnAssign) for s in stmts):
@@ -293,43 +314,100 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
+#: Special methods a policy's classes may define: construction, comparison (heapq nodes,
+#: sorting), containers, arithmetic, context managers. The runner never calls them outside a
+#: budget (it converts what crosses into its code to exact builtin types first). Finalisers
+#: (``__del__``), attribute hooks, ``__new__``, class hooks and pickling stay refused.
+ALLOWED_DUNDER_METHODS = frozenset({
+    "__init__", "__post_init__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__",
+    "__le__", "__gt__", "__ge__", "__hash__", "__bool__", "__len__", "__iter__", "__next__",
+    "__contains__", "__getitem__", "__setitem__", "__delitem__", "__call__", "__enter__",
+    "__exit__", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+    "__truediv__", "__rtruediv__", "__floordiv__", "__mod__", "__neg__", "__pos__", "__abs__",
+    "__matmul__", "__iadd__", "__isub__", "__imul__",
+})
+#: Names starting with '_' a policy may read: the module's own name (``if __name__ ==
+#: "__main__":`` guards are simply false in a policy).
+ALLOWED_DUNDER_NAMES = frozenset({"__name__"})
+
+
+def _private_name(name: str) -> bool:
+    """``_helper`` style names (one leading underscore) are the policy's own business."""
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _underscore_refused(name: str) -> bool:
+    return name.startswith("_") and name != "_" and not _private_name(name)
+
+
+def _simple_format_literal(node) -> bool:
+    """``"{:.2f} {name}".format(...)``: a string literal whose replacement fields only name
+    positions or keywords (no ``.attr`` or ``[index]`` walks, also in nested specs)."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return False
+    import string
+    pending = [node.value]
+    try:
+        while pending:
+            for _literal, field, spec, _conversion in string.Formatter().parse(pending.pop()):
+                if field is not None and ("." in field or "[" in field):
+                    return False
+                if spec:
+                    pending.append(spec)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_identifier(node, lineno, bound: set[str]):
     """Violations of the identifier rules by one node (iterable of tuples)."""
     kind = _IDENTIFIER_KINDS.get(type(node))
     if isinstance(node, ast.Name):
-        if node.id.startswith("_") and node.id != "_":
+        if node.id in ALLOWED_DUNDER_NAMES and isinstance(node.ctx, ast.Load):
+            return
+        if _underscore_refused(node.id):
             yield _underscore(lineno, kind, node.id)
         elif isinstance(node.ctx, ast.Load) and node.id in FORBIDDEN_NAMES and node.id not in bound:
             hint = FORBIDDEN_NAMES[node.id]
             yield _violation(lineno, f"{node.id!r} is not available in policies"
                              + (f"; {hint}" if hint else ""), "forbidden-name")
     elif isinstance(node, ast.Attribute):
+        if node.attr == "__init__" and isinstance(node.value, ast.Call) and isinstance(
+                node.value.func, ast.Name) and node.value.func.id == "super":
+            return                      # super().__init__(...)
+        if node.attr == "format" and _simple_format_literal(node.value):
+            return                      # "{:.2f}".format(x) on a literal without walks
+        if _private_name(node.attr):
+            return                      # self._cache: checked at run time (policy_owner)
         denial = attribute_denial(node.attr)
         if denial is not None:
             rule, reason = denial
             yield _violation(lineno, f"{reason}: {node.attr!r}" if rule != "denied-attribute"
                              else reason, rule)
     elif isinstance(node, ast.arg):
-        if node.arg.startswith("_") and node.arg != "_":
+        if _underscore_refused(node.arg):
             yield _underscore(lineno, kind, node.arg)
-    elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-        if node.name.startswith("_"):
+    elif isinstance(node, ast.FunctionDef):
+        if _underscore_refused(node.name) and node.name not in ALLOWED_DUNDER_METHODS:
+            yield _underscore(lineno, kind, node.name)
+    elif isinstance(node, ast.ClassDef):
+        if _underscore_refused(node.name):
             yield _underscore(lineno, kind, node.name)
     elif isinstance(node, ast.keyword):
-        if node.arg is not None and node.arg.startswith("_"):
+        if node.arg is not None and _underscore_refused(node.arg):
             yield _underscore(lineno, kind, node.arg)
     elif isinstance(node, (ast.Global, ast.Nonlocal)):
         for name in node.names:
-            if name.startswith("_"):
+            if _underscore_refused(name):
                 yield _underscore(lineno, kind, name)
     elif isinstance(node, ast.ExceptHandler):
-        if node.name is not None and node.name.startswith("_"):
+        if node.name is not None and _underscore_refused(node.name):
             yield _underscore(lineno, kind, node.name)
     elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
-        if node.name is not None and node.name.startswith("_"):
+        if node.name is not None and _underscore_refused(node.name):
             yield _underscore(lineno, "names", node.name)
     elif isinstance(node, ast.MatchMapping):
-        if node.rest is not None and node.rest.startswith("_"):
+        if node.rest is not None and _underscore_refused(node.rest):
             yield _underscore(lineno, "names", node.rest)
     elif isinstance(node, ast.MatchClass):
         for attr in node.kwd_attrs:
@@ -456,10 +534,19 @@ def validate_source(source: str) -> None:
 
 
 class _CheckedAttributeReads(ast.NodeTransformer):
-    """``obj.data`` (a read) becomes ``__policy_attribute__(obj, "data")``; stores stay as they are."""
+    """``obj.data`` (a read) becomes ``__policy_attribute__(obj, "data")``; stores stay as they are.
+
+    ``obj._name`` (read, store or delete) becomes ``__policy_owner__(obj)._name``: allowed
+    only when ``obj`` is an instance of a class the policy defined, or such a class.
+    """
 
     def visit_Attribute(self, node):
         self.generic_visit(node)
+        if _private_name(node.attr):
+            owner = ast.Call(func=ast.Name(id=POLICY_OWNER_NAME, ctx=ast.Load()),
+                             args=[node.value], keywords=[])
+            node.value = ast.copy_location(owner, node.value)
+            return node
         if node.attr not in RUNTIME_CHECKED_ATTRIBUTES or not isinstance(node.ctx, ast.Load):
             return node
         call = ast.Call(func=ast.Name(id=CHECKED_ATTRIBUTE_NAME, ctx=ast.Load()),
@@ -528,6 +615,13 @@ TYPING_NAMES = ("Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", 
                 "Literal", "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union",
                 "TYPE_CHECKING", "cast")
 COLLECTIONS_NAMES = ("deque", "defaultdict", "OrderedDict", "Counter")
+DATACLASSES_NAMES = ("dataclass", "field", "fields", "asdict", "astuple", "replace",
+                     "is_dataclass", "FrozenInstanceError")
+FUNCTOOLS_NAMES = ("partial", "reduce", "lru_cache", "cache", "cached_property", "cmp_to_key",
+                   "total_ordering", "wraps")
+#: Clocks only: no sleep (a policy has nothing to wait for), no process or thread clocks.
+TIME_NAMES = ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time",
+              "time_ns")
 HEAPQ_NAMES = ("heappush", "heappop", "heapify", "heapreplace", "heappushpop", "nlargest",
                "nsmallest")
 ITERTOOLS_NAMES = ("accumulate", "chain", "combinations", "count", "cycle", "islice",
@@ -551,9 +645,11 @@ NUMPY_NAMES = (
 )
 NUMPY_LINALG_NAMES = ("norm", "inv", "det", "solve", "pinv", "eig", "eigh", "svd", "lstsq",
                       "matrix_rank", "LinAlgError")
-NUMPY_HINTS = {"random": "use `import random` (seeded per episode)",
-               "ndarray": "create arrays with numpy.array()",
-               "empty": "use numpy.zeros()"}
+NUMPY_HINTS = {"empty": "use numpy.zeros()"}
+#: numpy types offered for isinstance() only (calling them is refused: ``numpy.ndarray(...)``
+#: builds arrays on raw buffers).
+NUMPY_CHECK_ONLY_TYPES = ("ndarray", "generic", "number", "integer", "signedinteger",
+                          "unsignedinteger", "floating", "complexfloating")
 #: Backend names a policy does not get: network clients (policies never send frames).
 EXCLUDED_BACKEND_NAMES = frozenset({"RendererClient", "AsyncRendererClient"})
 
@@ -640,11 +736,41 @@ def _backend_members(module, prefix: str, depth: int = 0) -> dict:
     return members
 
 
-def _numpy_standin():
+class TypeCheck:
+    """A class offered for ``isinstance``/``issubclass`` only; calling it is refused."""
+
+    __slots__ = ("_cls", "_name", "_hint")
+
+    def __init__(self, cls, name: str, hint: str):
+        self._cls, self._name, self._hint = cls, name, hint
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, self._cls)
+
+    def __subclasscheck__(self, cls) -> bool:
+        return isinstance(cls, type) and issubclass(cls, self._cls)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"{self._name}() cannot be called in policies; {self._hint}")
+
+    def __repr__(self):
+        return f"<class '{self._name}'>"
+
+
+def _numpy_standin(seed: int = 0):
     import numpy
 
+    def default_rng(seed_value=None):
+        """numpy.random.default_rng, seeded from the episode's seed when no seed is given."""
+        return numpy.random.default_rng(seed if seed_value is None else seed_value)
+
     linalg = StandIn("numpy.linalg", _pick(numpy.linalg, NUMPY_LINALG_NAMES))
-    return StandIn("numpy", {**_pick(numpy, NUMPY_NAMES), "linalg": linalg}, NUMPY_HINTS), linalg
+    random = StandIn("numpy.random", {"default_rng": default_rng})
+    checks = {name: TypeCheck(getattr(numpy, name), f"numpy.{name}",
+                              "create arrays with numpy.array()")
+              for name in NUMPY_CHECK_ONLY_TYPES}
+    members = {**_pick(numpy, NUMPY_NAMES), **checks, "linalg": linalg, "random": random}
+    return StandIn("numpy", members, NUMPY_HINTS), linalg, random
 
 
 def build_standins(vxs_module, *, seed: int = 0, ledger: "IntentLedger | None" = None) -> dict:
@@ -672,21 +798,26 @@ def build_standins(vxs_module, *, seed: int = 0, ledger: "IntentLedger | None" =
         "collections": StandIn("collections", _pick(collections, COLLECTIONS_NAMES)),
         "heapq": StandIn("heapq", _pick(heapq, HEAPQ_NAMES)),
         "itertools": StandIn("itertools", _pick(itertools, ITERTOOLS_NAMES)),
+        "dataclasses": StandIn("dataclasses", _pick(dataclasses, DATACLASSES_NAMES)),
+        "functools": StandIn("functools", _pick(functools, FUNCTOOLS_NAMES)),
+        "time": StandIn("time", _pick(time, TIME_NAMES)),
     }
     try:
-        standins["numpy"], standins["numpy.linalg"] = _numpy_standin()
+        standins["numpy"], standins["numpy.linalg"], standins["numpy.random"] = \
+            _numpy_standin(seed)
     except ImportError:  # numpy is a runtime dependency; tolerate its absence anyway
         pass
     return standins
 
 
-ALLOWED_MODULES = ("collections", "heapq", "itertools", "math", "numpy", "numpy.linalg",
-                   "random", "typing", "voxelsim")
+ALLOWED_MODULES = ("collections", "dataclasses", "functools", "heapq", "itertools", "math",
+                   "numpy", "numpy.linalg", "numpy.random", "random", "time", "typing",
+                   "voxelsim")
 
 
 def _import_refusal(name: str) -> str:
     return (f"import of '{name}' is not allowed; policies may import "
-            f"{', '.join(m for m in ALLOWED_MODULES if '.' not in m)} (and numpy.linalg)")
+            f"{', '.join(m for m in ALLOWED_MODULES if '.' not in m)} (and numpy.linalg, numpy.random)")
 
 
 class PolicyImportError(ImportError):
@@ -736,7 +867,7 @@ SAFE_BUILTIN_NAMES = (
     "divmod", "enumerate", "filter", "float", "frozenset", "hash", "hex", "int", "isinstance",
     "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord",
     "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
-    "tuple", "zip",
+    "tuple", "zip", "super", "property", "staticmethod", "classmethod",
     "Exception", "ArithmeticError", "AssertionError", "AttributeError", "ImportError",
     "IndexError", "KeyError", "LookupError", "ModuleNotFoundError", "NotImplementedError",
     "OverflowError", "RuntimeError", "StopIteration", "TypeError", "ValueError",
@@ -855,6 +986,16 @@ def checked_attribute(obj, name: str):
     return value
 
 
+def policy_owner(obj):
+    """``obj`` when it is an instance of a policy-defined class (or such a class), else
+    AttributeError: ``_name`` attributes are the policy's own, never a library's."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    if type.__getattribute__(cls, "__module__") == POLICY_MODULE_NAME:
+        return obj
+    raise AttributeError(f"attributes starting with '_' are only available on the policy's own "
+                         f"objects, not on {type(obj).__name__}")
+
+
 def build_class(func, name, *bases, **kwargs):
     """``__build_class__`` for policies: every base must be a class, never an instance.
 
@@ -880,6 +1021,7 @@ def make_builtins(standins: dict, output: CapturedOutput,
     table["__import__"] = make_import(standins, native_packages)
     table["__build_class__"] = build_class
     table[CHECKED_ATTRIBUTE_NAME] = checked_attribute
+    table[POLICY_OWNER_NAME] = policy_owner
     table["__name__"] = "builtins"
     return table
 
@@ -891,7 +1033,8 @@ def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None 
     standins = build_standins(vxs_module, seed=seed, ledger=ledger)
     backend_package = str(getattr(vxs_module, "__name__", "voxelsim")).split(".")[0]
     native = frozenset({"numpy", backend_package, "pyo3_runtime"})
-    return {"__builtins__": make_builtins(standins, output, native), "__name__": "policy",
+    return {"__builtins__": make_builtins(standins, output, native),
+            "__name__": POLICY_MODULE_NAME,
             "__doc__": None}
 
 

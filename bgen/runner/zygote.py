@@ -149,6 +149,7 @@ class Child:
         self.pid: int | None = None          # inside the host's PID namespace
         self.exitcode: int | None = None
         self._done = threading.Event()
+        self._fds_lock = threading.Lock()     # close() and _exited() race on the sentinel
         self._sentinel_r, self._sentinel_w = os.pipe()
 
     @property
@@ -157,12 +158,13 @@ class Child:
         return self._sentinel_r
 
     def _exited(self, code: int) -> None:
-        if self.exitcode is None:
-            self.exitcode = code
-            if self._sentinel_w is not None:
-                os.close(self._sentinel_w)
-                self._sentinel_w = None
-            self._done.set()
+        with self._fds_lock:
+            if self.exitcode is None:
+                self.exitcode = code
+                if self._sentinel_w is not None:
+                    os.close(self._sentinel_w)
+                    self._sentinel_w = None
+        self._done.set()
 
     def kill(self) -> None:
         if self.exitcode is None:
@@ -172,13 +174,11 @@ class Child:
         self._done.wait(timeout)
 
     def close(self) -> None:
-        for fd in (self._sentinel_r, self._sentinel_w):
-            if fd is not None:
-                try:
+        with self._fds_lock:
+            for fd in (self._sentinel_r, self._sentinel_w):
+                if fd is not None:
                     os.close(fd)
-                except OSError:
-                    pass
-        self._sentinel_r = self._sentinel_w = None
+            self._sentinel_r = self._sentinel_w = None
 
 
 class HostClient:
@@ -248,7 +248,10 @@ class HostClient:
                     child.pid = message.get("pid")
                 elif message.get("op") == "exited":
                     self.children.pop(child.ident, None)
-                    child._exited(int(message.get("status", -9)))
+                    try:
+                        child._exited(int(message.get("status", -9)))
+                    except (OSError, TypeError, ValueError):
+                        child._exited(-signal.SIGKILL)
         with self.lock:
             self.alive = False
             for child in self.children.values():
