@@ -90,6 +90,7 @@ import inspect
 import itertools
 import math
 import random as std_random
+import string
 import sys
 import time
 import types
@@ -345,7 +346,6 @@ def _simple_format_literal(node) -> bool:
     positions or keywords (no ``.attr`` or ``[index]`` walks, also in nested specs)."""
     if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
         return False
-    import string
     pending = [node.value]
     try:
         while pending:

@@ -210,6 +210,10 @@ class HostClient:
             tail = self.process.stderr.read().decode("utf-8", "replace")[-2000:]
             raise HostError(f"the sandbox host did not start ({' '.join(argv[:3])} ...): "
                             f"{tail.strip() or 'no output'}")
+        try:
+            os.rmdir(self.home)          # the host keeps it as its cwd; nothing is left behind
+        except OSError:
+            pass
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         threading.Thread(target=self._read_control, daemon=True,
                          name="bgen-sandbox-host").start()
