@@ -429,6 +429,34 @@ class TamperTests(unittest.TestCase):
         self.assertEqual(commanded[0]["commands"][0]["urgency"], 1.0)
 
 
+class SandboxHostTests(unittest.TestCase):
+    """One sandbox host per process serves checks, probes and episodes, whoever asks."""
+
+    def test_the_host_outlives_the_thread_that_started_it(self):
+        import threading
+        import time
+        zygote.stop_hosts()
+        started = []
+        thread = threading.Thread(target=lambda: started.append(zygote.host(False)))
+        thread.start()
+        thread.join(TIMEOUT_S)
+        time.sleep(scaled(0.5))
+        self.assertTrue(started[0].alive)
+        self.assertIsNone(started[0].process.poll())
+        self.assertIs(zygote.host(False), started[0])
+
+    def test_checks_probes_and_episodes_reuse_one_host(self):
+        from bgen.runner.worker import check_policy, probe_worker
+        source = (POLICIES / "hover.py").read_text()
+        first = zygote.host(False)
+        check_policy(source, "embedded", TIMEOUT_S)
+        probe_worker(config(), timeout_s=TIMEOUT_S)
+        with tempfile.TemporaryDirectory() as tmp:
+            run_episodes(source, [0, 1], config(max_steps=10), Path(tmp), workers=2)
+        self.assertIs(zygote.host(False), first)
+        self.assertIsNone(first.process.poll())
+
+
 def cli(*argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

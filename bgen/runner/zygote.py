@@ -31,6 +31,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import deque
 
 #: Largest control message (bytes); control messages are tiny JSON objects.
@@ -325,12 +326,51 @@ _HOSTS: dict[bool, HostClient] = {}
 _HOSTS_LOCK = threading.Lock()
 
 
+class _Starter:
+    """One long-lived thread that starts every sandbox host.
+
+    bubblewrap's ``--die-with-parent`` (PR_SET_PDEATHSIG) fires when the *thread* that
+    started it exits, so a host started from a short-lived thread (a server request, a run's
+    worker thread) would die with it and take the other runs' episodes along.
+    """
+
+    def __init__(self):
+        import queue
+        self.requests: "queue.Queue" = queue.Queue()
+        threading.Thread(target=self._serve, daemon=True, name="bgen-host-starter").start()
+
+    def _serve(self):
+        while True:
+            render, answer = self.requests.get()
+            try:
+                answer.append(HostClient(render))
+            except BaseException as error:  # noqa: B036 - handed to the caller
+                answer.append(error)
+            finally:
+                answer.append(None)
+
+    def start(self, render: bool) -> HostClient:
+        answer: list = []
+        self.requests.put((render, answer))
+        while len(answer) < 2:
+            time.sleep(0.005)
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return answer[0]
+
+
+_STARTER: "_Starter | None" = None
+
+
 def host(render: bool = False) -> HostClient:
     """The process's sandbox host for ``render``, started (or restarted) when needed."""
+    global _STARTER
     with _HOSTS_LOCK:
         client = _HOSTS.get(render)
         if client is None or not client.alive:
-            client = HostClient(render)
+            if _STARTER is None:
+                _STARTER = _Starter()
+            client = _STARTER.start(render)
             _HOSTS[render] = client
         return client
 
