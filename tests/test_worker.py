@@ -80,7 +80,8 @@ class RunnerTestCase(unittest.TestCase):
         """No worker left behind, and the next episode runs normally."""
         self.assertEqual(multiprocessing.active_children(), [])
         self.assertEqual(host_children(), [])
-        [after] = run_episodes(policy("move_to_target.py"), [7], config(), self.outdir / "after")
+        [after] = run_episodes(policy("move_to_target.py"), [7], config(act_budget_s=scaled(0.5)),
+                               self.outdir / "after")
         self.assertEqual(after["reason"], "success")
 
 
