@@ -24,7 +24,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import array
 import json
 import os
 import signal
