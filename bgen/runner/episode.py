@@ -560,7 +560,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
         if policy.init is not None:
             try:
                 with guard("init"):
-                    policy.init(policy_config(sim, config, seed))
+                    init_config = policy_config(sim, config, seed)
+                    policy.init(init_config)
+                    init_config.clear()    # what the policy left in it dies inside the budget
             except BaseException as exc:  # noqa: B036 - panics and interrupts included
                 raise policy_fault(exc, "init") from None
             check_not_moved(agent, prev_pos, "init")
@@ -639,6 +641,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             try:
                 with guard("collect"):
                     notes = clean_policy_log(sandbox.check_notes(policy.collect(step_ctx)))
+                    step_ctx.clear()       # what the policy left in it dies inside the budget
             except EpisodeInterrupt:
                 raise
             except MemoryError:
@@ -692,6 +695,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                 policy_summary = clean_policy_log(sandbox.check_notes(policy.finalize(ep_ctx),
                                                                         "finalize"),
                                                   value_chars=MAX_SUMMARY_VALUE_CHARS)
+                ep_ctx.clear()
+                gc.collect()           # the policy's last cycles are collected in the budget
         except EpisodeInterrupt as interrupt:
             warn(f"finalize() did not finish: {interrupt.message}")
         except BaseException as exc:  # noqa: B036 - logged, not fatal
