@@ -415,9 +415,10 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def health(self, query: str):
         app = self.server.app
+        from bgen.runner.isolation import cached_report
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,
                      "ws_port": app.ws.port, "runs": app.manager.counts(), "llm": app.llm_health(),
-                     "executor": app.executor.describe()}
+                     "executor": app.executor.describe(), "isolation": cached_report()}
 
     def start_run(self, query: str):
         app = self.server.app

@@ -55,7 +55,7 @@ EPISODE_DEFAULTS = dict(max_steps=30, act_budget_s=0.5 * TIME_SCALE,
                         episode_deadline_s=8.0 * TIME_SCALE, stall_grace_s=1.0 * TIME_SCALE,
                         memory_limit_mb=768, backend="embedded")
 REASONS = {"success", "max_steps", "policy_error", "timeout", "memory", "crashed",
-           "terminated", "teleport", "sim_error"}
+           "terminated", "teleport", "sim_error", "tampered"}
 
 
 @dataclass

@@ -464,6 +464,9 @@ class TestHttpProtocol(ServerTestCase):
         self.assertEqual(status, 200)
         self.assertEqual((body["status"], body["backend"], body["ws_port"]), ("ok", "embedded", self.ws_port))
         self.assertEqual(headers["Content-Type"], "application/json")
+        from bgen.runner.isolation import LAYER_NAMES
+        self.assertEqual([layer["name"] for layer in body["isolation"]["layers"]],
+                         list(LAYER_NAMES))
 
     def test_cors_preflight(self):
         status, body, headers = self.http("OPTIONS", "/run", headers={

@@ -5,7 +5,6 @@ healthy whatever the policy did.
 
 import json
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import tempfile
@@ -37,21 +36,28 @@ def config(**overrides) -> EpisodeConfig:
     return EpisodeConfig(**{**FAST, **overrides})
 
 
-def forkserver_children() -> list[int]:
-    """Pids of live processes whose parent is our forkserver (the workers)."""
-    server = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
-    if server is None:
-        return []
+def _cmdline(pid) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def host_children() -> list[int]:
+    """Pids (as this process sees them) of live policy processes: forks of a sandbox host."""
     children = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or b"bgen.runner.zygote" not in _cmdline(entry):
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == server and fields[0] != "Z":
+        parent = _cmdline(fields[1])
+        if fields[0] != "Z" and b"bgen.runner.zygote" in parent and \
+                b"python" in os.path.basename(parent.split(b"\0")[0]):
             children.append(int(entry))
     return children
 
@@ -73,8 +79,9 @@ class RunnerTestCase(unittest.TestCase):
     def assertParentHealthy(self):
         """No worker left behind, and the next episode runs normally."""
         self.assertEqual(multiprocessing.active_children(), [])
-        self.assertEqual(forkserver_children(), [])
-        [after] = run_episodes(policy("move_to_target.py"), [7], config(), self.outdir / "after")
+        self.assertEqual(host_children(), [])
+        [after] = run_episodes(policy("move_to_target.py"), [7], config(act_budget_s=scaled(0.5)),
+                               self.outdir / "after")
         self.assertEqual(after["reason"], "success")
 
 
@@ -93,8 +100,14 @@ class IsolationTests(unittest.TestCase):
         self.assertEqual(self.facts["env"], worker.WORKER_ENV)
         self.assertEqual(self.facts["env"]["OPENBLAS_NUM_THREADS"], "1")
 
+    def test_the_environment_block_at_exec_held_no_key(self):
+        names = sorted(item.split("=", 1)[0] for item in self.facts["environ_block"]
+                       if not item.startswith("PWD="))   # set by bubblewrap's --chdir
+        self.assertEqual(names, sorted(worker.WORKER_ENV))
+        self.assertNotIn("not-for-policies", json.dumps(self.facts))
+
     def test_only_the_pipe_is_inherited_and_stdin_is_dev_null(self):
-        # 0, 1, 2 on /dev/null, the pipe, and the descriptor listing /proc/self/fd itself
+        # 0, 1, 2 on /dev/null, the two pipes, and the descriptor listing /proc/self/fd itself
         self.assertEqual(len(self.facts["fds"]), 5)
         self.assertEqual(self.facts["fds"][:3], [0, 1, 2])
         self.assertEqual(self.facts["stdin"], "/dev/null")
@@ -182,7 +195,7 @@ class EndReasonTests(RunnerTestCase):
 
         def on_event(event):
             if event["type"] == "step" and not killed:
-                for pid in forkserver_children():
+                for pid in host_children():
                     os.kill(pid, signal.SIGSEGV)
                     killed.append(pid)
 

@@ -25,7 +25,8 @@ CRITIQUE_MAX_CHARS = 6000
 TRACE_MAX_CHARS = 2000
 STUCK_PATH_M = 1.0            # an episode that flew less than this never really moved
 COLLISION_SPIKE = 50          # contacts in one episode worth calling out on their own
-FAILURE_REASONS = ("policy_error", "timeout", "memory", "crashed", "sim_error", "teleport")
+FAILURE_REASONS = ("policy_error", "timeout", "memory", "crashed", "sim_error", "teleport",
+                   "tampered")
 
 
 # --- aggregate ------------------------------------------------------------------------------
@@ -263,6 +264,10 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
     if reasons.get("teleport"):
         found.append(f"{reasons['teleport']}/{n} episodes were stopped because the agent jumped "
                      "(set_pos / set_hold_py move it instantly): fly with intents only.")
+    if reasons.get("tampered"):
+        found.append(f"{reasons['tampered']}/{n} episodes were tampered: the reported flight "
+                     "did not match the replay of the agent's commands; move the agent only by "
+                     "returning intents from act().")
     for reason, text in (("crashed", "the worker process died"),
                          ("sim_error", "the simulator failed outside the policy")):
         if reasons.get(reason):

@@ -376,6 +376,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    from bgen.runner.isolation import cached_report, report_line
+    print(report_line(cached_report(config.episode.render)), file=sys.stderr, flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(run_dir / "events.jsonl")
     record = {"request": _request_record(args), "config": config.to_dict(), "status": "running",

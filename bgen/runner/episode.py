@@ -26,6 +26,7 @@ an ``EpisodeSink``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 import traceback
@@ -35,9 +36,10 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from bgen.errors import ConfigError, PolicyError, PolicyLoadError
-from bgen.runner.metrics import (MAX_SUMMARY_VALUE_CHARS, EpisodeStats, clean_policy_log,
-                                 distance, is_teleport, max_step_distance)
 from bgen.runner import taskspec
+from bgen.runner.metrics import (MAX_EPISODE_NOTE_CHARS, MAX_SUMMARY_VALUE_CHARS, EpisodeStats,
+                                 clean_policy_log, distance, is_teleport, max_step_distance,
+                                 notes_size)
 from bgen.runner.schema import EpisodeSummary, StepLog
 from bgen.sim import scenarios, worldcache
 
@@ -185,6 +187,17 @@ class BudgetExceeded(EpisodeInterrupt):
 
 class StopRequested(EpisodeInterrupt):
     reason = "terminated"
+
+
+class SimulatorStalled(EpisodeInterrupt):
+    """The simulator's own step ran past the budget (a hang in the simulator, not the policy)."""
+
+    reason = "sim_error"
+
+
+#: Steps between guarded garbage collections (the worker turns automatic collection off, so
+#: a policy object's finaliser runs only inside a budget).
+GC_EVERY_STEPS = 200
 
 
 class EpisodeSink(Protocol):
@@ -574,7 +587,11 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     wall_start = time.perf_counter() if wall_start is None else wall_start
     vxs, agent, world = sim.vxs, sim.agent, sim.world
     delta, target = config.delta, sim.target
-    helpers = sandbox.Helpers(vxs)
+    # What the policy sees of the agent records every command it gives; the runner records the
+    # intent act() returns. The commands of each step go into its log for the trusted replay.
+    commands: list[dict] = []
+    agent_view = sandbox.AgentView(agent, policy.intents, commands, policy.intent_type)
+    helpers = sandbox.Helpers(vxs, policy.intents)
     stats = EpisodeStats()
     warnings: list[str] = []
     warned: set[str] = set()
@@ -582,6 +599,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     rejections: dict[str, int] = {}
     failure_steps: list[int] = []
     urgency_range: list[float] | None = None
+    note_chars = 0
 
     def warn(message: str):
         if message not in warned and len(warned) < 20:
@@ -602,6 +620,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
     tracker = episode_tracker(config, sim)   # before init: the world as built
     render = RenderLink.connect(sim, config, warn) if config.render else None
     reason, error, note, time_to_goal = "max_steps", None, None, None
+    note_chars = 0
     prev_pos = tuple(agent.get_pos())
     last_observed = prev_pos
     step = 0
@@ -610,7 +629,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
         if policy.init is not None:
             try:
                 with guard("init"):
-                    policy.init(policy_config(sim, config, seed))
+                    init_config = policy_config(sim, config, seed)
+                    policy.init(init_config)
+                    init_config.clear()    # what the policy left in it dies inside the budget
             except BaseException as exc:  # noqa: B036 - panics and interrupts included
                 raise policy_fault(exc, "init") from None
             check_not_moved(agent, prev_pos, "init")
@@ -624,8 +645,17 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             # 1. act, then Replace / Push
             try:
                 with guard("act"):
-                    result = policy.act(sim_t, agent, world, sim.fw, sim.env, helpers)
+                    result = policy.act(sim_t, agent_view, world, sim.fw, sim.env, helpers)
                     intent, mode = split_act_result(policy, result)
+                    result = None          # policy objects die here, inside the budget
+                    if intent is not None:
+                        described = policy.intents.describe(intent)
+                        if described is None:
+                            raise PolicyError(f"act() returned an ActionIntent that cannot be "
+                                              f"replayed: {sandbox.UNRECORDED_INTENT}")
+                        commands.append({"mode": mode, **described})
+                    if step % GC_EVERY_STEPS == GC_EVERY_STEPS - 1:
+                        gc.collect()       # finalisers of policy objects, inside the budget
             except BaseException as exc:  # noqa: B036
                 raise policy_fault(exc, "act") from None
             check_not_moved(agent, prev_pos, "act")
@@ -652,8 +682,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             # 2.–4. chase + dynamics, rendering, collisions (simulator faults are sim_error)
             try:
                 if agent.get_action_py() is not None:
-                    chase = sim.chaser.step_chase_py(agent, delta)
-                    sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
+                    with guard("sim"):     # a hang here is the simulator's (sim_error)
+                        chase = sim.chaser.step_chase_py(agent, delta)
+                        sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
                 if render is not None:
                     try:
                         render.step(sim_t)
@@ -673,6 +704,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             except BaseException as exc:  # noqa: B036 - Rust panics are BaseException
                 raise _End("sim_error", describe_error(exc, "sim", source)) from None
 
+            step_commands = commands[:] or None     # those given in collect() go to the next
+            commands.clear()
             teleported = is_teleport(prev_pos, pos, delta, config.max_speed_mps)
             moved = distance(prev_pos, pos) if not teleported else 0.0
             dist = distance(target, pos)
@@ -688,6 +721,7 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
             try:
                 with guard("collect"):
                     notes = clean_policy_log(sandbox.check_notes(policy.collect(step_ctx)))
+                    step_ctx.clear()       # what the policy left in it dies inside the budget
             except EpisodeInterrupt:
                 raise
             except MemoryError:
@@ -696,11 +730,16 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                 described = describe_error(exc, "collect", source)
                 notes = {"collect_error": error_line(described)}
                 warn(f"collect() failed: {error_line(described)}")
+            note_chars += notes_size(notes)
+            if note_chars > MAX_EPISODE_NOTE_CHARS:
+                notes = {}
+                warn(f"collect() notes past {MAX_EPISODE_NOTE_CHARS} characters in this episode "
+                     f"are dropped")
             sink.step(StepLog(step=step, t=sim_t, agent_pos=pos, agent_coord=coord, yaw=0.0,
                               command_len=command_len, collisions_count=collisions,
                               distance_to_target=dist,
                               frame_time_ms=(time.perf_counter() - frame_start) * 1000.0,
-                              policy_log=notes).to_dict())
+                              policy_log=notes, commands=step_commands).to_dict())
             step += 1
             check_not_moved(agent, pos, "collect")
             if teleported:
@@ -744,6 +783,8 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
                 policy_summary = clean_policy_log(sandbox.check_notes(policy.finalize(ep_ctx),
                                                                         "finalize"),
                                                   value_chars=MAX_SUMMARY_VALUE_CHARS)
+                ep_ctx.clear()
+                gc.collect()           # the policy's last cycles are collected in the budget
         except EpisodeInterrupt as interrupt:
             warn(f"finalize() did not finish: {interrupt.message}")
         except BaseException as exc:  # noqa: B036 - logged, not fatal

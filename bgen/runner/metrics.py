@@ -13,6 +13,8 @@ MAX_LOG_KEYS = 32
 MAX_LOG_KEY_CHARS = 64
 MAX_LOG_VALUE_CHARS = 512
 MAX_SUMMARY_VALUE_CHARS = 4000
+#: Most characters of step notes one episode keeps (keys and values); later notes are dropped.
+MAX_EPISODE_NOTE_CHARS = 1_000_000
 
 
 def distance(a, b) -> float:
@@ -115,3 +117,8 @@ def clean_policy_log(value, *, what: str = "collect()",
             break
         clean[_clip(_as_text(key), MAX_LOG_KEY_CHARS)] = _clip(_as_text(item), value_chars)
     return clean
+
+
+def notes_size(notes: dict[str, str]) -> int:
+    """Characters in a cleaned step log (keys and values)."""
+    return sum(len(key) + len(value) for key, value in notes.items())

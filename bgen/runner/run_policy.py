@@ -210,6 +210,8 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {error.message}", file=sys.stderr)
         return 2
 
+    from bgen.runner.isolation import cached_report, report_line
+    print(report_line(cached_report(config.render)), file=sys.stderr, flush=True)
     seeds = [args.seed_start + i for i in range(args.episodes)]
     outdir = Path(args.outdir)
 

@@ -83,12 +83,16 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import dataclasses
+import functools
 import heapq
 import inspect
 import itertools
 import math
 import random as std_random
+import string
 import sys
+import time
 import types
 import typing
 
@@ -120,6 +124,8 @@ RULES = {
     "import": "a module outside ALLOWED_MODULES, a relative import or a missing name",
     "bare-except": "'except:' (it would also swallow the worker's time limit)",
     "class-keywords": "class keywords such as metaclass=",
+    "uninitialised-memory": "a call with where= but no out= (numpy ufuncs leave the rest "
+                            "uninitialised)",
     "load-exception": "the module body raised while loading",
     "contract": "act/collect/finalize (or init) missing, not callable or with wrong arity",
 }
@@ -128,7 +134,7 @@ _NODE_TYPE_NAMES = (
     # modules and statements
     "Module", "FunctionDef", "ClassDef", "Return", "Delete", "Assign", "AugAssign",
     "AnnAssign", "For", "While", "If", "Raise", "Try", "Assert", "Import", "ImportFrom",
-    "Global", "Nonlocal", "Expr", "Pass", "Break", "Continue", "Match",
+    "Global", "Nonlocal", "Expr", "Pass", "Break", "Continue", "Match", "With", "withitem",
     # expressions
     "BoolOp", "NamedExpr", "BinOp", "UnaryOp", "Lambda", "IfExp", "Dict", "Set", "ListComp",
     "SetComp", "DictComp", "GeneratorExp", "Yield", "YieldFrom", "Compare", "Call",
@@ -193,9 +199,13 @@ FORBIDDEN_NAMES = {
 #: Attribute names that stay usable (a policy's own ``self.data``) but are read through
 #: ``checked_attribute`` at run time: on a numpy array ``data`` is a *writable* memoryview,
 #: and on an object array its bytes are PyObject pointers a policy could forge.
-RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data"})
+RUNTIME_CHECKED_ATTRIBUTES = frozenset({"data", "resize", "view"})
 #: The builtins name compiled code calls for them (policy source cannot spell it).
 CHECKED_ATTRIBUTE_NAME = "__policy_attribute__"
+#: The builtins name guarding ``obj._name`` (policy source cannot spell it).
+POLICY_OWNER_NAME = "__policy_owner__"
+#: ``__name__`` of a policy module, and so ``__module__`` of every class it defines.
+POLICY_MODULE_NAME = "policy"
 
 _IDENTIFIER_KINDS = {
     ast.Name: "names", ast.Attribute: "attribute names", ast.FunctionDef: "function names",
@@ -254,6 +264,20 @@ def _strip_annotations(tree: ast.Module) -> None:
             node.annotation = None
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             node.returns = None
+        if isinstance(node, ast.ClassDef):
+            # Class fields keep an inert annotation (``cost: float`` → ``cost: None``), so
+            # dataclasses see the fields; nothing of the original is ever evaluated. A
+            # ``ClassVar`` stays a plain class attribute.
+            for stmt in node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and \
+                        "ClassVar" not in ast.unparse(stmt.annotation):
+                    stmt.annotation = ast.copy_location(ast.Constant(value=None),
+                                                        stmt.annotation)
+            node.body = [_without_annotation(stmt) if isinstance(stmt, ast.AnnAssign) and
+                         isinstance(stmt.annotation, ast.expr) and not (
+                             isinstance(stmt.annotation, ast.Constant) and
+                             stmt.annotation.value is None) else stmt for stmt in node.body]
+            continue
         for field in ("body", "orelse", "finalbody"):
             stmts = getattr(node, field, None)
             if isinstance(stmts, list) and any(isinstance(s, ast.AnnAssign) for s in stmts):
@@ -291,43 +315,99 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
+#: Special methods a policy's classes may define: construction, comparison (heapq nodes,
+#: sorting), containers, arithmetic, context managers. The runner never calls them outside a
+#: budget (it converts what crosses into its code to exact builtin types first). Finalisers
+#: (``__del__``), attribute hooks, ``__new__``, class hooks and pickling stay refused.
+ALLOWED_DUNDER_METHODS = frozenset({
+    "__init__", "__post_init__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__",
+    "__le__", "__gt__", "__ge__", "__hash__", "__bool__", "__len__", "__iter__", "__next__",
+    "__contains__", "__getitem__", "__setitem__", "__delitem__", "__call__", "__enter__",
+    "__exit__", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+    "__truediv__", "__rtruediv__", "__floordiv__", "__mod__", "__neg__", "__pos__", "__abs__",
+    "__matmul__", "__iadd__", "__isub__", "__imul__",
+})
+#: Names starting with '_' a policy may read: the module's own name (``if __name__ ==
+#: "__main__":`` guards are simply false in a policy).
+ALLOWED_DUNDER_NAMES = frozenset({"__name__"})
+
+
+def _private_name(name: str) -> bool:
+    """``_helper`` style names (one leading underscore) are the policy's own business."""
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _underscore_refused(name: str) -> bool:
+    return name.startswith("_") and name != "_" and not _private_name(name)
+
+
+def _simple_format_literal(node) -> bool:
+    """``"{:.2f} {name}".format(...)``: a string literal whose replacement fields only name
+    positions or keywords (no ``.attr`` or ``[index]`` walks, also in nested specs)."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return False
+    pending = [node.value]
+    try:
+        while pending:
+            for _literal, field, spec, _conversion in string.Formatter().parse(pending.pop()):
+                if field is not None and ("." in field or "[" in field):
+                    return False
+                if spec:
+                    pending.append(spec)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_identifier(node, lineno, bound: set[str]):
     """Violations of the identifier rules by one node (iterable of tuples)."""
     kind = _IDENTIFIER_KINDS.get(type(node))
     if isinstance(node, ast.Name):
-        if node.id.startswith("_") and node.id != "_":
+        if node.id in ALLOWED_DUNDER_NAMES and isinstance(node.ctx, ast.Load):
+            return
+        if _underscore_refused(node.id):
             yield _underscore(lineno, kind, node.id)
         elif isinstance(node.ctx, ast.Load) and node.id in FORBIDDEN_NAMES and node.id not in bound:
             hint = FORBIDDEN_NAMES[node.id]
             yield _violation(lineno, f"{node.id!r} is not available in policies"
                              + (f"; {hint}" if hint else ""), "forbidden-name")
     elif isinstance(node, ast.Attribute):
+        if node.attr == "__init__" and isinstance(node.value, ast.Call) and isinstance(
+                node.value.func, ast.Name) and node.value.func.id == "super":
+            return                      # super().__init__(...)
+        if node.attr == "format" and _simple_format_literal(node.value):
+            return                      # "{:.2f}".format(x) on a literal without walks
+        if _private_name(node.attr):
+            return                      # self._cache: checked at run time (policy_owner)
         denial = attribute_denial(node.attr)
         if denial is not None:
             rule, reason = denial
             yield _violation(lineno, f"{reason}: {node.attr!r}" if rule != "denied-attribute"
                              else reason, rule)
     elif isinstance(node, ast.arg):
-        if node.arg.startswith("_") and node.arg != "_":
+        if _underscore_refused(node.arg):
             yield _underscore(lineno, kind, node.arg)
-    elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-        if node.name.startswith("_"):
+    elif isinstance(node, ast.FunctionDef):
+        if _underscore_refused(node.name) and node.name not in ALLOWED_DUNDER_METHODS:
+            yield _underscore(lineno, kind, node.name)
+    elif isinstance(node, ast.ClassDef):
+        if _underscore_refused(node.name):
             yield _underscore(lineno, kind, node.name)
     elif isinstance(node, ast.keyword):
-        if node.arg is not None and node.arg.startswith("_"):
+        if node.arg is not None and _underscore_refused(node.arg):
             yield _underscore(lineno, kind, node.arg)
     elif isinstance(node, (ast.Global, ast.Nonlocal)):
         for name in node.names:
-            if name.startswith("_"):
+            if _underscore_refused(name):
                 yield _underscore(lineno, kind, name)
     elif isinstance(node, ast.ExceptHandler):
-        if node.name is not None and node.name.startswith("_"):
+        if node.name is not None and _underscore_refused(node.name):
             yield _underscore(lineno, kind, node.name)
     elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
-        if node.name is not None and node.name.startswith("_"):
+        if node.name is not None and _underscore_refused(node.name):
             yield _underscore(lineno, "names", node.name)
     elif isinstance(node, ast.MatchMapping):
-        if node.rest is not None and node.rest.startswith("_"):
+        if node.rest is not None and _underscore_refused(node.rest):
             yield _underscore(lineno, "names", node.rest)
     elif isinstance(node, ast.MatchClass):
         for attr in node.kwd_attrs:
@@ -388,6 +468,12 @@ def _iter_violations(tree: ast.Module):
         elif isinstance(node, ast.ClassDef) and node.keywords:
             yield _violation(lineno, "class keywords (metaclass=...) are not allowed",
                              "class-keywords")
+        elif isinstance(node, ast.Call) and any(k.arg == "where" for k in node.keywords) and \
+                not any(k.arg == "out" for k in node.keywords):
+            # numpy ufuncs leave the masked-out elements of a fresh result uninitialised:
+            # heap memory of this process (numpy.where(cond, a, b) is the function, not this).
+            yield _violation(lineno, "'where=' without 'out=' returns uninitialised memory; "
+                             "use numpy.where(condition, a, b)", "uninitialised-memory")
         children = list(ast.iter_child_nodes(node))
         stack.extend((child, depth + 1, lineno) for child in reversed(children))
 
@@ -448,10 +534,19 @@ def validate_source(source: str) -> None:
 
 
 class _CheckedAttributeReads(ast.NodeTransformer):
-    """``obj.data`` (a read) becomes ``__policy_attribute__(obj, "data")``; stores stay as they are."""
+    """``obj.data`` (a read) becomes ``__policy_attribute__(obj, "data")``; stores stay as they are.
+
+    ``obj._name`` (read, store or delete) becomes ``__policy_owner__(obj)._name``: allowed
+    only when ``obj`` is an instance of a class the policy defined, or such a class.
+    """
 
     def visit_Attribute(self, node):
         self.generic_visit(node)
+        if _private_name(node.attr):
+            owner = ast.Call(func=ast.Name(id=POLICY_OWNER_NAME, ctx=ast.Load()),
+                             args=[node.value], keywords=[])
+            node.value = ast.copy_location(owner, node.value)
+            return node
         if node.attr not in RUNTIME_CHECKED_ATTRIBUTES or not isinstance(node.ctx, ast.Load):
             return node
         call = ast.Call(func=ast.Name(id=CHECKED_ATTRIBUTE_NAME, ctx=ast.Load()),
@@ -520,6 +615,13 @@ TYPING_NAMES = ("Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", 
                 "Literal", "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union",
                 "TYPE_CHECKING", "cast")
 COLLECTIONS_NAMES = ("deque", "defaultdict", "OrderedDict", "Counter")
+DATACLASSES_NAMES = ("dataclass", "field", "fields", "asdict", "astuple", "replace",
+                     "is_dataclass", "FrozenInstanceError")
+FUNCTOOLS_NAMES = ("partial", "reduce", "lru_cache", "cache", "cached_property", "cmp_to_key",
+                   "total_ordering", "wraps")
+#: Clocks only: no sleep (a policy has nothing to wait for), no process or thread clocks.
+TIME_NAMES = ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time",
+              "time_ns")
 HEAPQ_NAMES = ("heappush", "heappop", "heapify", "heapreplace", "heappushpop", "nlargest",
                "nsmallest")
 ITERTOOLS_NAMES = ("accumulate", "chain", "combinations", "count", "cycle", "islice",
@@ -543,9 +645,11 @@ NUMPY_NAMES = (
 )
 NUMPY_LINALG_NAMES = ("norm", "inv", "det", "solve", "pinv", "eig", "eigh", "svd", "lstsq",
                       "matrix_rank", "LinAlgError")
-NUMPY_HINTS = {"random": "use `import random` (seeded per episode)",
-               "ndarray": "create arrays with numpy.array()",
-               "empty": "use numpy.zeros()"}
+NUMPY_HINTS = {"empty": "use numpy.zeros()"}
+#: numpy types offered for isinstance() only (calling them is refused: ``numpy.ndarray(...)``
+#: builds arrays on raw buffers).
+NUMPY_CHECK_ONLY_TYPES = ("ndarray", "generic", "number", "integer", "signedinteger",
+                          "unsignedinteger", "floating", "complexfloating")
 #: Backend names a policy does not get: network clients (policies never send frames).
 EXCLUDED_BACKEND_NAMES = frozenset({"RendererClient", "AsyncRendererClient"})
 
@@ -632,42 +736,88 @@ def _backend_members(module, prefix: str, depth: int = 0) -> dict:
     return members
 
 
-def _numpy_standin():
+class TypeCheck:
+    """A class offered for ``isinstance``/``issubclass`` only; calling it is refused."""
+
+    __slots__ = ("_cls", "_name", "_hint")
+
+    def __init__(self, cls, name: str, hint: str):
+        self._cls, self._name, self._hint = cls, name, hint
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, self._cls)
+
+    def __subclasscheck__(self, cls) -> bool:
+        return isinstance(cls, type) and issubclass(cls, self._cls)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"{self._name}() cannot be called in policies; {self._hint}")
+
+    def __repr__(self):
+        return f"<class '{self._name}'>"
+
+
+def _numpy_standin(seed: int = 0):
     import numpy
 
+    def default_rng(seed_value=None):
+        """numpy.random.default_rng, seeded from the episode's seed when no seed is given."""
+        return numpy.random.default_rng(seed if seed_value is None else seed_value)
+
     linalg = StandIn("numpy.linalg", _pick(numpy.linalg, NUMPY_LINALG_NAMES))
-    return StandIn("numpy", {**_pick(numpy, NUMPY_NAMES), "linalg": linalg}, NUMPY_HINTS), linalg
+    random = StandIn("numpy.random", {"default_rng": default_rng})
+    checks = {name: TypeCheck(getattr(numpy, name), f"numpy.{name}",
+                              "create arrays with numpy.array()")
+              for name in NUMPY_CHECK_ONLY_TYPES}
+    members = {**_pick(numpy, NUMPY_NAMES), **checks, "linalg": linalg, "random": random}
+    return StandIn("numpy", members, NUMPY_HINTS), linalg, random
 
 
-def build_standins(vxs_module, *, seed: int = 0) -> dict:
-    """Fresh stand-ins for one policy, keyed by the import name that reaches them."""
+def build_standins(vxs_module, *, seed: int = 0, ledger: "IntentLedger | None" = None) -> dict:
+    """Fresh stand-ins for one policy, keyed by the import name that reaches them.
+
+    With a ``ledger``, ``voxelsim.ActionIntent`` and ``voxelsim.AStarActionPlanner`` are
+    recording stand-ins (``IntentConstructor``, ``PlannerConstructor``), so every intent the
+    policy builds can be described to the trusted replay.
+    """
     rng = SeededRandom(seed)
     random_members = {name: getattr(rng, name) for name in _RANDOM_METHODS}
     random_members["Random"] = SeededRandom
+    backend = _backend_members(vxs_module, getattr(vxs_module, "__name__", "voxelsim"))
+    if ledger is not None:
+        if "ActionIntent" in backend:
+            backend["ActionIntent"] = IntentConstructor(backend["ActionIntent"], ledger)
+        if "AStarActionPlanner" in backend:
+            backend["AStarActionPlanner"] = PlannerConstructor(backend["AStarActionPlanner"],
+                                                               ledger)
     standins = {
-        "voxelsim": StandIn("voxelsim", _backend_members(
-            vxs_module, getattr(vxs_module, "__name__", "voxelsim"))),
+        "voxelsim": StandIn("voxelsim", backend),
         "math": StandIn("math", _pick(math, MATH_NAMES)),
         "typing": StandIn("typing", _pick(typing, TYPING_NAMES)),
         "random": StandIn("random", random_members),
         "collections": StandIn("collections", _pick(collections, COLLECTIONS_NAMES)),
         "heapq": StandIn("heapq", _pick(heapq, HEAPQ_NAMES)),
         "itertools": StandIn("itertools", _pick(itertools, ITERTOOLS_NAMES)),
+        "dataclasses": StandIn("dataclasses", _pick(dataclasses, DATACLASSES_NAMES)),
+        "functools": StandIn("functools", _pick(functools, FUNCTOOLS_NAMES)),
+        "time": StandIn("time", _pick(time, TIME_NAMES)),
     }
     try:
-        standins["numpy"], standins["numpy.linalg"] = _numpy_standin()
+        standins["numpy"], standins["numpy.linalg"], standins["numpy.random"] = \
+            _numpy_standin(seed)
     except ImportError:  # numpy is a runtime dependency; tolerate its absence anyway
         pass
     return standins
 
 
-ALLOWED_MODULES = ("collections", "heapq", "itertools", "math", "numpy", "numpy.linalg",
-                   "random", "typing", "voxelsim")
+ALLOWED_MODULES = ("collections", "dataclasses", "functools", "heapq", "itertools", "math",
+                   "numpy", "numpy.linalg", "numpy.random", "random", "time", "typing",
+                   "voxelsim")
 
 
 def _import_refusal(name: str) -> str:
     return (f"import of '{name}' is not allowed; policies may import "
-            f"{', '.join(m for m in ALLOWED_MODULES if '.' not in m)} (and numpy.linalg)")
+            f"{', '.join(m for m in ALLOWED_MODULES if '.' not in m)} (and numpy.linalg, numpy.random)")
 
 
 class PolicyImportError(ImportError):
@@ -717,7 +867,7 @@ SAFE_BUILTIN_NAMES = (
     "divmod", "enumerate", "filter", "float", "frozenset", "hash", "hex", "int", "isinstance",
     "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord",
     "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
-    "tuple", "zip",
+    "tuple", "zip", "super", "property", "staticmethod", "classmethod",
     "Exception", "ArithmeticError", "AssertionError", "AttributeError", "ImportError",
     "IndexError", "KeyError", "LookupError", "ModuleNotFoundError", "NotImplementedError",
     "OverflowError", "RuntimeError", "StopIteration", "TypeError", "ValueError",
@@ -793,13 +943,72 @@ def value_denial(value) -> str | None:
     return None
 
 
+def _is_numpy_value(obj) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic))
+
+
+def _has_object_dtype(dtype) -> bool:
+    numpy = sys.modules.get("numpy")
+    try:
+        return bool(numpy.dtype(dtype).hasobject)
+    except Exception:  # not a dtype numpy understands: view() will refuse it itself
+        return False
+
+
+def _safe_view(array):
+    """``array.view`` without object dtypes (reinterpreting integers as object pointers, or
+    pointers as integers); the only argument is the dtype."""
+    def view(dtype=None):
+        if array.dtype.hasobject or (dtype is not None and _has_object_dtype(dtype)):
+            raise TypeError("view() to or from an object dtype is not available in policies; "
+                            "use astype()")
+        return array.view() if dtype is None else array.view(dtype)
+    return view
+
+
 def checked_attribute(obj, name: str):
-    """``obj.<name>`` for the names in RUNTIME_CHECKED_ATTRIBUTES, refusing raw memory."""
+    """``obj.<name>`` for the names in RUNTIME_CHECKED_ATTRIBUTES, refusing raw memory.
+
+    On numpy arrays and scalars: ``resize`` is refused (in-place resizing with
+    ``refcheck=False`` leaves views on freed memory), ``view`` refuses object dtypes.
+    """
+    if _is_numpy_value(obj):
+        if name == "resize":
+            raise AttributeError(f"'{type(obj).__name__}' attribute 'resize' resizes in place, "
+                                 "not available in policies; use reshape() or a new array")
+        if name == "view":
+            return _safe_view(obj)
     value = getattr(obj, name)
     reason = value_denial(value)
     if reason is not None:
         raise AttributeError(f"'{type(obj).__name__}' attribute '{name}' is {reason}")
     return value
+
+
+def policy_owner(obj):
+    """``obj`` when it is an instance of a policy-defined class (or such a class), else
+    AttributeError: ``_name`` attributes are the policy's own, never a library's."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    if type.__getattribute__(cls, "__module__") == POLICY_MODULE_NAME:
+        return obj
+    raise AttributeError(f"attributes starting with '_' are only available on the policy's own "
+                         f"objects, not on {type(obj).__name__}")
+
+
+def build_class(func, name, *bases, **kwargs):
+    """``__build_class__`` for policies: every base must be a class, never an instance.
+
+    A non-class base makes Python call the instance's type as a metaclass (``class A(arr)``
+    calls ``ndarray("A", bases, namespace)``), a known route to corrupted objects.
+    """
+    for index, base in enumerate(bases):
+        if not isinstance(base, type):
+            raise TypeError(f"class {name}: base {index + 1} is a {type(base).__name__} "
+                            "instance, not a class")
+    if kwargs:
+        raise TypeError(f"class {name}: class keywords are not allowed")
+    return builtins.__build_class__(func, name, *bases)
 
 
 def make_builtins(standins: dict, output: CapturedOutput,
@@ -810,19 +1019,22 @@ def make_builtins(standins: dict, output: CapturedOutput,
     table["hasattr"] = safe_hasattr
     # Needed by the compiled code itself; policy source cannot name them (underscore rule).
     table["__import__"] = make_import(standins, native_packages)
-    table["__build_class__"] = builtins.__build_class__
+    table["__build_class__"] = build_class
     table[CHECKED_ATTRIBUTE_NAME] = checked_attribute
+    table[POLICY_OWNER_NAME] = policy_owner
     table["__name__"] = "builtins"
     return table
 
 
-def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None = None) -> dict:
+def sandbox_globals(vxs_module, *, seed: int = 0, output: CapturedOutput | None = None,
+                    ledger: "IntentLedger | None" = None) -> dict:
     """The globals a fresh policy module body runs in."""
     output = output if output is not None else CapturedOutput()
-    standins = build_standins(vxs_module, seed=seed)
+    standins = build_standins(vxs_module, seed=seed, ledger=ledger)
     backend_package = str(getattr(vxs_module, "__name__", "voxelsim")).split(".")[0]
     native = frozenset({"numpy", backend_package, "pyo3_runtime"})
-    return {"__builtins__": make_builtins(standins, output, native), "__name__": "policy",
+    return {"__builtins__": make_builtins(standins, output, native),
+            "__name__": POLICY_MODULE_NAME,
             "__doc__": None}
 
 
@@ -838,17 +1050,19 @@ class Helpers:
     ``origin`` to cell ``dst`` keeping ``padding`` cells from obstacles and returns the
     ActionIntent (``AStarActionPlanner(padding).plan_action_py(world, origin, dst, urgency,
     yaw)``); it raises when no route exists. ``intent(urgency, yaw, moves)`` is
-    ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0.
+    ``ActionIntent(urgency, yaw, moves)``; urgency must be > 0. Intents from either are
+    recorded in ``ledger`` (when given) for the trusted replay.
 
     Every ``Exception`` ``plan_to`` raises is counted by its text (``planner_failures()``, a
     dict of message to count, read by the runner for the episode summary) and re-raised.
     """
 
-    __slots__ = ("_vxs", "_planners", "_failures")
+    __slots__ = ("_vxs", "_planners", "_ledger", "_failures")
 
-    def __init__(self, vxs_module):
+    def __init__(self, vxs_module, ledger: "IntentLedger | None" = None):
         self._vxs = vxs_module
         self._planners = {}
+        self._ledger = ledger
         self._failures = {}
 
     def plan_to(self, world, origin, dst, urgency, yaw, padding=0):
@@ -858,12 +1072,16 @@ class Helpers:
                 planner = self._vxs.AStarActionPlanner(padding)
                 if isinstance(padding, int) and len(self._planners) < 16:
                     self._planners[padding] = planner
-            return planner.plan_action_py(world, origin, dst, urgency, yaw)
+            urgency, yaw = _urgency_yaw(urgency, yaw)
+            intent = planner.plan_action_py(world, origin, dst, urgency, yaw)
         except Exception as error:
             text = exception_text(error, 200)
             if text in self._failures or len(self._failures) < 32:
                 self._failures[text] = self._failures.get(text, 0) + 1
             raise
+        if self._ledger is not None:
+            self._ledger.record(intent, urgency, yaw)
+        return intent
 
     def planner_failures(self) -> dict:
         """{error text: count} of every failed ``plan_to`` so far (at most 32 texts)."""
@@ -873,10 +1091,201 @@ class Helpers:
         return sum(self._failures.values())
 
     def intent(self, urgency, yaw, moves):
-        return self._vxs.ActionIntent(urgency, yaw, moves)
+        urgency, yaw = _urgency_yaw(urgency, yaw)
+        intent = self._vxs.ActionIntent(urgency, yaw, moves)
+        if self._ledger is not None:
+            self._ledger.record(intent, urgency, yaw)
+        return intent
 
     def __repr__(self):
         return "Helpers(plan_to, intent)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: what the agent is told, recorded for the trusted replay (bgen.runner.replay)
+# ---------------------------------------------------------------------------------------------
+
+#: Most intents one episode's ledger remembers (the oldest half is forgotten beyond it).
+MAX_LEDGER_INTENTS = 50_000
+#: Most moves of one recorded intent, and most commands recorded in one step.
+MAX_COMMAND_MOVES = 100_000
+MAX_STEP_COMMANDS = 64
+
+
+#: Bounds of the numbers a command may carry (the trusted replay refuses others).
+MAX_ABS_YAW = 1_000.0
+MAX_URGENCY = 1_000.0
+
+
+def _plain_float(value, name: str, low: float = -1e9, high: float = 1e9) -> float:
+    """``value`` as a finite plain float in [low, high]; runs inside the policy's budget.
+
+    Bool and non-numbers raise TypeError, NaN/±Infinity and out-of-range values ValueError.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
+            value, "__float__"):
+        raise TypeError(f"{name}: expects a number, actual: {_type_name(value)}")
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{name}: expects a finite number in [{low:g}, {high:g}], "
+                         f"actual: {number!r}")
+    return number
+
+
+def _urgency_yaw(urgency, yaw) -> tuple[float, float]:
+    # urgency <= 0 stays the backend's own panic (voxelsim asserts urgency > 0).
+    urgency = _plain_float(urgency, "urgency", -MAX_URGENCY, MAX_URGENCY)
+    return urgency, _plain_float(yaw, "yaw", -MAX_ABS_YAW, MAX_ABS_YAW)
+
+
+class IntentLedger:
+    """Urgency and yaw of every intent built in this episode, keyed by identity.
+
+    voxelsim's ActionIntent has no getters for urgency and yaw, so the constructors the
+    policy reaches record them here; ``describe`` turns an intent into a plain command.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self):
+        self._known: dict[int, tuple] = {}
+
+    def record(self, intent, urgency: float, yaw: float) -> None:
+        known = self._known
+        if len(known) >= MAX_LEDGER_INTENTS:
+            for key in list(known)[: MAX_LEDGER_INTENTS // 2]:
+                del known[key]
+        known[id(intent)] = (intent, float(urgency), float(yaw))
+
+    def describe(self, intent) -> dict | None:
+        """``{"urgency", "yaw", "moves": [codes]}`` for a recorded intent, else None."""
+        entry = self._known.get(id(intent))
+        if entry is None or entry[0] is not intent:
+            return None
+        moves = [int(move) for move in intent.get_move_sequence()[:MAX_COMMAND_MOVES]]
+        return {"urgency": entry[1], "yaw": entry[2], "moves": moves}
+
+
+UNRECORDED_INTENT = ("the intent was not built in this episode by voxelsim.ActionIntent(...), "
+                     "helpers.intent, helpers.plan_to or AStarActionPlanner.plan_action_py "
+                     "(intents read back from the agent cannot be replayed); build a new one")
+
+
+class IntentConstructor:
+    """``voxelsim.ActionIntent`` as policies see it: builds the real intent and records it.
+
+    ``isinstance(x, voxelsim.ActionIntent)`` keeps working (``__instancecheck__``).
+    """
+
+    __slots__ = ("_cls", "_ledger")
+
+    def __init__(self, cls, ledger: IntentLedger):
+        self._cls, self._ledger = cls, ledger
+
+    def __call__(self, urgency, yaw, move_sequence):
+        urgency, yaw = _urgency_yaw(urgency, yaw)
+        intent = self._cls(urgency, yaw, move_sequence)
+        self._ledger.record(intent, urgency, yaw)
+        return intent
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, self._cls)
+
+    def __repr__(self):
+        return "<class 'voxelsim.ActionIntent'>"
+
+
+class PlannerConstructor:
+    """``voxelsim.AStarActionPlanner`` as policies see it: planners whose intents are recorded."""
+
+    __slots__ = ("_cls", "_ledger")
+
+    def __init__(self, cls, ledger: IntentLedger):
+        self._cls, self._ledger = cls, ledger
+
+    def __call__(self, padding):
+        return RecordingPlanner(self._cls(padding), self._ledger)
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, RecordingPlanner)
+
+    def __repr__(self):
+        return "<class 'voxelsim.AStarActionPlanner'>"
+
+
+class RecordingPlanner:
+    """An A* planner whose ``plan_action_py`` records the intent it returns."""
+
+    __slots__ = ("_planner", "_ledger")
+
+    def __init__(self, planner, ledger: IntentLedger):
+        self._planner, self._ledger = planner, ledger
+
+    def plan_action_py(self, world, origin, dst, urgency, yaw):
+        urgency, yaw = _urgency_yaw(urgency, yaw)
+        intent = self._planner.plan_action_py(world, origin, dst, urgency, yaw)
+        self._ledger.record(intent, urgency, yaw)
+        return intent
+
+    def __repr__(self):
+        return "AStarActionPlanner()"
+
+
+class AgentView:
+    """The agent as ``act`` sees it: reads pass through, commands are recorded.
+
+    ``perform_oneshot_py``/``push_back_intent_py`` need an exact ActionIntent this episode
+    built; ``set_hold_py``/``set_pos`` take plain numbers (the runner ends the episode as
+    ``teleport`` when they moved the agent); ``update_state_py`` is not offered. Every command
+    goes to ``commands`` (a list the runner empties each step) before the backend sees it.
+    """
+
+    __slots__ = ("_agent", "_ledger", "_commands", "_intent_type")
+
+    def __init__(self, agent, ledger: IntentLedger, commands: list, intent_type):
+        self._agent, self._ledger, self._commands = agent, ledger, commands
+        self._intent_type = intent_type
+
+    def _command(self, intent, mode: str) -> None:
+        if not _is_intent(intent, self._intent_type):
+            raise TypeError(f"intent: expects an ActionIntent, actual: {_type_name(intent)}")
+        described = self._ledger.describe(intent)
+        if described is None:
+            raise PolicyError(UNRECORDED_INTENT)
+        if len(self._commands) >= MAX_STEP_COMMANDS:
+            raise PolicyError(f"more than {MAX_STEP_COMMANDS} commands in one step")
+        self._commands.append({"mode": mode, **described})
+
+    def perform_oneshot_py(self, intent) -> None:
+        self._command(intent, "Replace")
+        self._agent.perform_oneshot_py(intent)
+
+    def push_back_intent_py(self, intent) -> None:
+        self._command(intent, "Push")
+        self._agent.push_back_intent_py(intent)
+
+    def set_hold_py(self, coord, yaw) -> None:
+        coord = [int(_plain_float(v, "coord", -1e6, 1e6)) for v in list(coord)[:3]]
+        yaw = _plain_float(yaw, "yaw", -MAX_ABS_YAW, MAX_ABS_YAW)
+        self._commands.append({"mode": "Hold", "coord": coord, "yaw": yaw})
+        self._agent.set_hold_py(coord, yaw)
+
+    def set_pos(self, pos) -> None:
+        pos = [_plain_float(v, "pos", -1e6, 1e6) for v in list(pos)[:3]]
+        self._commands.append({"mode": "SetPos", "pos": pos})
+        self._agent.set_pos(pos)
+
+    def update_state_py(self, update) -> None:
+        raise PolicyError("agent.update_state_py is not available to policies; return an "
+                          "ActionIntent from act()")
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._agent, name)
+
+    def __repr__(self):
+        return "Agent()"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -894,12 +1303,15 @@ CONTRACT_SIGNATURES = {
 class LoadedPolicy:
     """A policy module that passed validation, ran its body and meets the contract."""
 
-    __slots__ = ("init", "act", "collect", "finalize", "namespace", "intent_type", "_output")
+    __slots__ = ("init", "act", "collect", "finalize", "namespace", "intent_type", "intents",
+                 "_output")
 
-    def __init__(self, namespace: dict, output: CapturedOutput, intent_type):
+    def __init__(self, namespace: dict, output: CapturedOutput, intent_type,
+                 intents: IntentLedger | None = None):
         self.namespace = namespace
         self._output = output
         self.intent_type = intent_type
+        self.intents = intents if intents is not None else IntentLedger()
         self.init = namespace.get("init")
         self.act = namespace["act"]
         self.collect = namespace["collect"]
@@ -1036,7 +1448,8 @@ def load_policy(source: str, vxs_module, *, print_limit: int = DEFAULT_PRINT_LIM
     """
     code = compile_policy(source)
     output = CapturedOutput(print_limit)
-    namespace = sandbox_globals(vxs_module, seed=seed, output=output)
+    ledger = IntentLedger()
+    namespace = sandbox_globals(vxs_module, seed=seed, output=output, ledger=ledger)
     try:
         exec(code, namespace)
     except MemoryError:
@@ -1053,7 +1466,7 @@ def load_policy(source: str, vxs_module, *, print_limit: int = DEFAULT_PRINT_LIM
         raise PolicyLoadError(f"{_where(lineno)}{text} (rule: {rule})",
                               lineno=lineno, rule=rule) from None
     check_contract(namespace)
-    return LoadedPolicy(namespace, output, getattr(vxs_module, "ActionIntent", None))
+    return LoadedPolicy(namespace, output, getattr(vxs_module, "ActionIntent", None), ledger)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1091,9 +1504,11 @@ def check_act_result(result, intent_type=None):
     if _is_intent(result, intent_type):
         return (result, "Replace")
     if isinstance(result, tuple):
-        if len(result) != 2:
-            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {len(result)}")
-        intent, mode = result
+        # tuple's own methods: a tuple subclass's __len__/__iter__ are policy code.
+        length = tuple.__len__(result)
+        if length != 2:
+            raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple of length {length}")
+        intent, mode = tuple.__getitem__(result, 0), tuple.__getitem__(result, 1)
         if intent is not None and not _is_intent(intent, intent_type):
             raise PolicyError(f"{ACT_RESULT_EXPECTED}; actual: tuple "
                               f"({_intent_shown(intent, intent_type)}, {_type_name(mode)})")

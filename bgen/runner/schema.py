@@ -30,6 +30,7 @@ REASONS = (
     "teleport",       # the agent moved farther in one step than the dynamics allow
     "sim_error",      # the simulator itself failed (a panic or exception outside policy code)
     "lost",           # the executor lost the episode (its Dask worker died twice, or its task failed)
+    "tampered",       # the reported flight disagrees with the trusted replay of its commands
 )
 FAILURE_REASONS = frozenset(REASONS) - {"success", "max_steps"}
 
@@ -57,6 +58,11 @@ class StepLog:
     distance_to_target: float | None
     frame_time_ms: float
     policy_log: dict[str, str] = field(default_factory=dict)
+    #: What the agent was told before this step's dynamics, in order (None: nothing):
+    #: ``{"mode": "Replace"|"Push", "urgency", "yaw", "moves": [MoveDir codes]}``,
+    #: ``{"mode": "Hold", "coord", "yaw"}`` or ``{"mode": "SetPos", "pos"}``. The trusted
+    #: replay (``bgen.runner.replay``) flies these.
+    commands: list[dict] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields in order, shallow: every value is immutable or built fresh per step, and

@@ -1,112 +1,84 @@
-"""Episodes in worker processes: one fresh process per episode, resource limits, JSON over a pipe.
+"""Episodes in policy processes: one fresh process per episode, OS layers, JSON over pipes.
 
-    caller thread (run_episodes)                    forkserver (clean, single-threaded)
-    ─────────────────────────────                   ───────────────────────────────────
-    starts up to N workers ───── Process.start ───► fork ─► worker (one episode, then exits)
-    waits on pipes + sentinels                               setsid, empty environment,
-      ◄── b"S" step batches (JSONL) ─────────────────────── stdio=/dev/null, other fds closed,
-      ◄── b"E" events (phase, warning, summary) ──────────── world built, limits set, policy
-    writes ep_<seed>/ files, calls on_event                  loaded in the sandbox, episode run
-    kills the worker's session on deadline / stall / stop
+    caller thread (run_episodes)                  sandbox host (bgen.runner.zygote; exec'd with
+    ─────────────────────────────                 an environment that never held a key, inside
+    starts up to N children ── spawn ──────────►  namespaces) ─► fork ─► policy process
+    writes the request (JSON) ── request pipe ──────────────────────────► setsid, stdio on
+      ◄── b"S" step batches (JSONL) ── result pipe ◄──────────────────── /dev/null, world built,
+      ◄── b"E" events (phase, warning, summary)                          rlimits, Landlock, uid
+    replays the commands (bgen.runner.replay),                           drop, seccomp; policy
+    grades the replay, writes ep_<seed>/ files                           loaded and flown
+    kills the child on deadline / stall / stop
 
 Why this shape:
-* ``forkserver``, never ``fork``: the caller may be a threaded server. The forkserver is a
-  fresh interpreter that imported numpy and bgen once (``preload``), so a worker starts in a
-  few milliseconds, and every worker is a copy of that clean state: nothing a policy mutates
-  survives into another episode.
+* The policy process descends from the sandbox host, never from the caller: the host was
+  exec'd with ``isolation.HOST_ENV`` only, so there is no key anywhere in a policy process's
+  memory. ``bgen.runner.isolation`` describes the OS layers and ``isolation_report()`` says
+  which hold on this machine.
 * Results cross back as JSON (``send_bytes``/``recv_bytes`` with a size cap); the parent never
   unpickles anything a worker sends, because unpickling can run code.
-* Limits are set in the worker after the world is built and before the policy is loaded:
+* The parent does not trust the flight the worker reports: it replays the commands the agent
+  received in its own simulator and grades the replay (``bgen.runner.replay``); a reported
+  trajectory that disagrees is ``tampered``.
+* Limits are set in the child after the world is built and before the policy is loaded:
   RLIMIT_AS (memory), RLIMIT_CPU (soft < hard, so SIGXCPU comes first), RLIMIT_FSIZE 0 (the
-  parent writes the files), RLIMIT_NOFILE, RLIMIT_CORE 0 and RLIMIT_NPROC 0.
-  Run as root, the worker first drops to the ``nobody`` user (best effort), since root
-  ignores RLIMIT_NPROC; when that fails, what holds is that the sandbox gives policies no
-  ``os``/``subprocess``/``open``, the environment is empty, and the parent kills the worker's
-  whole session (it called setsid) when the episode ends.
+  parent writes the files), RLIMIT_NOFILE, RLIMIT_CORE 0 and RLIMIT_NPROC 0, then Landlock,
+  the drop to ``nobody`` (as root) and the seccomp filter.
 * Time: each policy call (module body, init, act, collect, finalize) runs under an interval
   timer (SIGALRM → ``BudgetExceeded``, reason ``timeout`` with the policy line). A policy can
-  swallow that with a bare ``except:``, so the parent also kills a worker that is silent for
+  swallow that with a bare ``except:``, so the parent also kills a child that is silent for
   ``act_budget_s + stall_grace_s`` while running, or that exceeds ``episode_deadline_s``.
 """
 
 from __future__ import annotations
 
+# Imported here, not on first use: a child that dropped to ``nobody`` may no longer read the
+# interpreter's files (under /root, say), and RendererClient's connect() encodes the host
+# name with the idna codec, which Python imports lazily.
+import encodings.idna  # noqa: F401
 import json
+import math
+import multiprocessing.connection
 import os
+import resource
 import signal
-import sys
+import threading
 import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from bgen.errors import BgenError, ConfigError, PolicyLoadError
+from bgen.runner import isolation
+from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,
+                                 SimulatorStalled, describe_error, run_episode)
+from bgen.runner.metrics import EpisodeStats, distance
+from bgen.runner.schema import FAILURE_REASONS, EpisodeSummary
+
+__all__ = ["EpisodeConfig", "run_episodes", "run_sandboxed_episode", "check_policy",
+           "probe_worker", "MAX_MESSAGE_BYTES", "STEP_BATCH", "default_workers"]
+
+#: What every policy process's environment holds (and nothing else): the thread settings and
+#: the path to the ``bgen`` package.
+WORKER_ENV = dict(isolation.HOST_ENV, PYTHONPATH=isolation.package_root())
+
+#: Set by tests only, in the calling process: the child then puts the real ``os``, ``sys``,
+#: ``ctypes``, ``socket`` and ``subprocess`` into the policy's builtins, standing in for a
+#: sandbox escape, so the OS layers can be shown to hold on their own.
+GRANT_REAL_MODULES_FOR_TESTS = False
 
 
-def _started_by_forkserver() -> bool:
-    """True while ``multiprocessing.forkserver.main`` is importing us as a preload module."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "main" and \
-                frame.f_globals.get("__name__") == "multiprocessing.forkserver":
-            return True
-        frame = frame.f_back
-    return False
-
-
-#: Variables every worker gets (and nothing else): one BLAS/OpenMP thread, quiet numpy.
-WORKER_ENV = {
-    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "BLIS_NUM_THREADS": "1",
-    "LANG": "C.UTF-8",
-}
-
-
-def _scrub_environment() -> None:
-    """Empty the process environment (API keys included), then set the thread variables."""
-    os.environ.clear()
-    os.environ.update(WORKER_ENV)
-
-
-_IN_FORKSERVER = _started_by_forkserver()
-if _IN_FORKSERVER:
-    # Before numpy is imported, so OpenBLAS starts with one thread and the forkserver stays
-    # single-threaded; every worker forked from it inherits the empty environment.
-    _scrub_environment()
-
-# Imported here, not on first use: a worker that dropped to ``nobody`` may no longer read
-# the interpreter's files (under /root, say), and RendererClient's connect() encodes the
-# host name with the idna codec, which Python imports lazily.
-import encodings.idna  # noqa: E402,F401
-import math  # noqa: E402
-import multiprocessing  # noqa: E402
-import multiprocessing.connection  # noqa: E402
-import resource  # noqa: E402
-import threading  # noqa: E402
-from collections import deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
-
-from bgen.errors import BgenError, ConfigError, PolicyLoadError  # noqa: E402
-from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,  # noqa: E402
-                                 describe_error, run_episode)
-from bgen.runner.metrics import EpisodeStats, distance  # noqa: E402
-from bgen.runner.schema import FAILURE_REASONS, EpisodeSummary  # noqa: E402
-
-__all__ = ["EpisodeConfig", "run_episodes", "check_policy", "probe_worker",
-           "MAX_MESSAGE_BYTES", "STEP_BATCH", "default_workers"]
-
-if _IN_FORKSERVER:
-    for _name in ("bgen.sim.embedded", "bgen.sim.scenarios", "bgen.runner.sandbox", "voxelsim"):
+def preload_for_host() -> None:
+    """Import what every episode needs once, in the sandbox host, before it forks."""
+    for name in ("bgen.sim.embedded", "bgen.sim.scenarios", "bgen.runner.sandbox",
+                 "bgen.runner.replay", "voxelsim"):
         try:
-            __import__(_name)
-        except Exception:  # a missing optional module must not kill the forkserver
+            __import__(name)
+        except Exception:  # a missing optional module must not kill the host
             pass
-    # Workers only ever run _worker_main (defined here), so they need not re-run the parent's
-    # __main__ (multiprocessing's default; for a server script that means importing its web
-    # stack in every episode). This process exists only to fork our workers.
-    import multiprocessing.spawn as _spawn
-    _spawn._fixup_main_from_name = _spawn._fixup_main_from_path = lambda _main: None
-    # Workers are forks of this process: move what is loaded out of the collector's sight, so
-    # a worker's garbage collections do not touch (and copy) every inherited page.
-    import gc
-    gc.collect()
-    gc.freeze()
+    isolation.seccomp_version()      # loads libseccomp before Landlock hides its file
+    isolation.landlock_abi()
+
 
 #: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -129,10 +101,9 @@ def default_workers() -> int:
 # Worker side
 # ============================================================================================
 
-def _isolate(keep_fd: int) -> None:
-    """Own session, empty environment, stdio on /dev/null, every other descriptor closed."""
+def _isolate(keep_fds: tuple[int, ...]) -> None:
+    """Own session, stdio on /dev/null, every descriptor but ``keep_fds`` closed."""
     os.setsid()
-    _scrub_environment()
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         if fd != null:
@@ -141,8 +112,11 @@ def _isolate(keep_fd: int) -> None:
         os.close(null)
     top = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     top = 65536 if top == resource.RLIM_INFINITY or top > 65536 else top
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, top)
+    low = 3
+    for keep in sorted(keep_fds):
+        os.closerange(low, keep)
+        low = keep + 1
+    os.closerange(low, top)
 
 
 def _drop_privileges() -> str | None:
@@ -158,8 +132,17 @@ def _drop_privileges() -> str | None:
     return None
 
 
+#: What the last apply_limits() did to this process, per layer (the probe reports it).
+APPLIED: dict[str, dict] = {}
+
+
 def apply_limits(config: EpisodeConfig) -> list[str]:
-    """Set the resource limits of this (worker) process; returns notes on limits not set."""
+    """Set this (child) process's limits and OS layers; returns notes on layers not set.
+
+    Order matters: rlimits; Landlock (its rules open the readable paths, which ``nobody``
+    may not be allowed to traverse); the drop to ``nobody``; RLIMIT_NPROC (root ignores it);
+    seccomp last (it refuses setuid).
+    """
     notes = []
     mem = int(config.memory_limit_mb) * 1024 * 1024
     cpu = int(math.ceil(config.cpu_limit_s or config.episode_deadline_s))
@@ -170,42 +153,82 @@ def apply_limits(config: EpisodeConfig) -> list[str]:
         (resource.RLIMIT_NOFILE, config.max_open_files, config.max_open_files),
         (resource.RLIMIT_CORE, 0, 0),
     ]
-    note = _drop_privileges()
-    if note:
-        notes.append(note)
-    if not config.render:   # the vision renderer runs a thread, and threads count as processes
-        wanted.append((resource.RLIMIT_NPROC, 0, 0))
     for limit, soft, hard in wanted:
         try:
             resource.setrlimit(limit, (soft, hard))
         except (ValueError, OSError) as error:
             notes.append(f"limit {limit} not set: {error}")
+    APPLIED["rlimits"] = {"active": not notes, "detail": "; ".join(notes) or (
+        f"address space {config.memory_limit_mb} MB, CPU {cpu} s, file size 0, "
+        f"{config.max_open_files} open files, no core" + ("" if config.render else
+                                                          ", processes 0"))}
+    ports = [int(p) for p in config.render_ports] if config.render else None
+    try:
+        detail = isolation.apply_landlock(isolation.readable_paths(), ports)
+        APPLIED["landlock"] = {"active": bool(detail), "detail": detail or
+                               "the kernel has no Landlock: reads and writes are limited "
+                               "by the mount view and RLIMIT_FSIZE only"}
+    except OSError as error:
+        APPLIED["landlock"] = {"active": False, "detail": f"refused by the kernel: {error}"}
+    if not APPLIED["landlock"]["active"]:
+        notes.append(f"landlock: {APPLIED['landlock']['detail']}")
+    note = _drop_privileges()
+    uid = os.getuid()
+    APPLIED["uid"] = {"active": uid != 0, "detail": note or f"uid {uid}"}
+    if note:
+        notes.append(note)
+    if not config.render:   # the vision renderer runs a thread, and threads count as processes
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+        except (ValueError, OSError) as error:
+            notes.append(f"limit RLIMIT_NPROC not set: {error}")
+    try:
+        APPLIED["seccomp"] = {"active": True, "detail": isolation.apply_seccomp(config.render)}
+    except OSError as error:
+        APPLIED["seccomp"] = {"active": False, "detail": f"not installed: {error}"}
+        notes.append(f"seccomp: {error}")
     return notes
 
 
 class _PolicyAlarm:
-    """The guard around each policy call: an interval timer that raises ``BudgetExceeded``."""
+    """The guard around each policy call: an interval timer that raises ``BudgetExceeded``.
+
+    A call that swallowed the alarm (``return`` inside ``finally``) still ends the episode at
+    once: the guard remembers that the alarm fired and raises when the call returns. Phase
+    ``"sim"`` guards the simulator's own step: running past the budget there is
+    ``SimulatorStalled`` (reason ``sim_error``).
+    """
 
     def __init__(self, budget_s: float):
         self.budget_s = budget_s
         self.phase: str | None = None
+        self.fired = False
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _on_alarm(self, signum, frame):
-        if self.phase is not None:
-            raise BudgetExceeded(f"{self.phase}() ran longer than its budget of {self.budget_s} s")
+        if self.phase is None:
+            return
+        self.fired = True
+        if self.phase == "sim":
+            raise SimulatorStalled(f"the simulator's step ran longer than {self.budget_s} s")
+        raise BudgetExceeded(f"{self.phase}() ran longer than its budget of {self.budget_s} s")
 
     def __call__(self, phase: str):
         self.phase = phase
         return self
 
     def __enter__(self):
+        self.fired = False
         signal.setitimer(signal.ITIMER_REAL, self.budget_s)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         signal.setitimer(signal.ITIMER_REAL, 0)
-        self.phase = None
+        phase, self.phase = self.phase, None
+        if self.fired and exc_type is None:
+            self.fired = False
+            raise BudgetExceeded(f"{phase}() ran longer than its budget of {self.budget_s} s "
+                                 f"and swallowed the time limit")
         return False
 
 
@@ -278,17 +301,44 @@ def _clip(text: str | None, limit: int) -> str | None:
 _OUT_OF_MEMORY = b'E{"kind": "fatal", "reason": "memory", "message": "the worker ran out of memory"}'
 
 
-def _worker_main(conn, mode: str, source: str, config: EpisodeConfig, seed: int) -> None:
-    """Entry point of a worker process (``mode``: "episode", "check" or "probe")."""
+def read_request(fd: int, limit: int = 4 * MAX_MESSAGE_BYTES) -> dict:
+    """The child's one request: JSON ``{"mode", "source", "config", "seed", ...}`` until EOF."""
+    chunks, size = [], 0
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("request too large")
+        chunks.append(chunk)
+    os.close(fd)
+    request = json.loads(b"".join(chunks))
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in request["config"].items()}
+    request["config"] = EpisodeConfig(**config)
+    return request
+
+
+def child_main(request_fd: int, result_fd: int) -> None:
+    """Entry point of a policy process forked by the sandbox host; never returns."""
+    conn = multiprocessing.connection.Connection(result_fd, readable=False)
     try:
-        _isolate(conn.fileno())
+        _isolate((request_fd, result_fd))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past FSIZE is an error, not death
         signal.signal(signal.SIGXCPU, _on_cpu_limit)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sink = PipeSink(conn)
+        request = read_request(request_fd)
+        mode, source, config = request["mode"], request["source"], request["config"]
+        seed = int(request.get("seed", 0))
+        if request.get("grant_real_modules"):
+            _grant_real_modules()
         if mode == "probe":
+            before = _facts_before_limits()
             notes = apply_limits(config)
-            sink.event("probe", **_probe_facts(notes))
+            sink.event("probe", **_probe_facts(before, notes, config,
+                                               str(request.get("namespace_tool", ""))))
         elif mode == "check":
             _check_in_worker(sink, source, config)
         else:
@@ -301,14 +351,35 @@ def _worker_main(conn, mode: str, source: str, config: EpisodeConfig, seed: int)
     except BaseException as error:  # noqa: B036 - report, then exit; the parent decides
         try:
             reason = error.reason if isinstance(error, EpisodeInterrupt) else "crashed"
-            sink.event("fatal", reason=reason, message=f"{type(error).__name__}: {error}")
+            PipeSink(conn).event("fatal", reason=reason,
+                                 message=f"{type(error).__name__}: {error}"[:2000])
         except BaseException:  # noqa: B036
             pass
     finally:
         os._exit(0)
 
 
+def _grant_real_modules() -> None:
+    """Tests only (see GRANT_REAL_MODULES_FOR_TESTS): real modules in the policy's builtins."""
+    import ctypes
+    import socket
+    import subprocess
+    import sys
+    from bgen.runner import sandbox
+    original = sandbox.make_builtins
+
+    def make_builtins(*args, **kwargs):
+        table = original(*args, **kwargs)
+        table.update(os=os, sys=sys, ctypes=ctypes, socket=socket, subprocess=subprocess,
+                     real_open=open)
+        return table
+
+    sandbox.make_builtins = make_builtins
+
+
 def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed: int) -> None:
+    import gc
+    gc.disable()          # collections (and policy finalisers) run only inside a budget
     from bgen.sim import load_backend
     vxs = load_backend(config.backend)
     guard = _PolicyAlarm(config.act_budget_s)
@@ -344,34 +415,118 @@ def _check_in_worker(sink: PipeSink, source: str, config: EpisodeConfig) -> None
     sink.event("checked")
 
 
-def _probe_facts(notes: list[str]) -> dict:
-    """What a worker looks like from inside (tests and diagnostics)."""
+def _facts_before_limits() -> dict:
+    """What /proc says before Landlock hides it: environment block, network interfaces."""
+    block = _read_bytes("/proc/self/environ")
+    return {"environ_block": [item.decode("utf-8", "replace")
+                              for item in block.split(b"\0") if item],
+            "interfaces": _net_interfaces(),
+            "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+            "stdin": os.path.realpath("/proc/self/fd/0")}
+
+
+def _probe_facts(before: dict, notes: list[str], config: EpisodeConfig,
+                 namespace_tool: str) -> dict:
+    """What a policy process looks like from inside (tests, diagnostics, the isolation report)."""
+    import ctypes
     limits = {name: list(resource.getrlimit(getattr(resource, name)))
               for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE",
                            "RLIMIT_CORE", "RLIMIT_NPROC")}
-    fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-    return {"env": dict(os.environ), "fds": fds, "session_leader": os.getsid(0) == os.getpid(),
-            "uid": os.getuid(), "limits": limits, "notes": notes,
-            "stdin": os.path.realpath("/proc/self/fd/0"), "threads": threading.active_count()}
+    libc = ctypes.CDLL(None)
+    seccomp_mode = libc.prctl(21, 0, 0, 0, 0)          # PR_GET_SECCOMP
+    no_new_privs = libc.prctl(39, 0, 0, 0, 0)          # PR_GET_NO_NEW_PRIVS
+    layers = dict(APPLIED)
+    if layers.get("seccomp", {}).get("active") and seccomp_mode != 2:
+        layers["seccomp"] = {"active": False, "detail": f"seccomp mode is {seccomp_mode}"}
+    at_exec = sorted(item.split("=", 1)[0] for item in before["environ_block"])
+    layers["environment"] = {       # PWD: bubblewrap's --chdir sets it
+        "active": dict(os.environ) == WORKER_ENV and
+        [name for name in at_exec if name != "PWD"] == sorted(WORKER_ENV),
+        "detail": f"{len(before['environ_block'])} variables since exec: "
+                  + ", ".join(sorted(item.split("=", 1)[0] for item in before["environ_block"]))}
+    interfaces = before["interfaces"]
+    isolated_net = interfaces in (["lo"], [])
+    if namespace_tool:
+        net = ("network shared for the renderer" if config.render else
+               "network: " + (", ".join(interfaces) or "no") + " interface only"
+               if isolated_net else "network NOT isolated")
+        layers["namespaces"] = {
+            "active": isolated_net or config.render,
+            "detail": f"{namespace_tool}: PID (this process is pid {os.getpid()}), IPC, UTS, "
+                      f"mount; {net}"}
+    else:
+        layers["namespaces"] = {"active": False, "detail": "none: the policy process shares "
+                                "the machine's network and process table"}
+    return {"env": dict(os.environ), "environ_block": before["environ_block"], "fds": before["fds"],
+            "stdin": before["stdin"],
+            "session_leader": os.getsid(0) == os.getpid(), "uid": os.getuid(),
+            "limits": limits, "notes": notes, "threads": threading.active_count(),
+            "seccomp_mode": seccomp_mode, "no_new_privs": no_new_privs,
+            "interfaces": interfaces, "layers": layers}
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _proc_status() -> dict:
+    status = {}
+    for line in _read_bytes("/proc/self/status").decode("ascii", "replace").splitlines():
+        key, _, value = line.partition(":")
+        status[key] = value.strip()
+    return status
+
+
+def _net_interfaces() -> list[str]:
+    lines = _read_bytes("/proc/net/dev").decode("ascii", "replace").splitlines()[2:]
+    return sorted(line.split(":")[0].strip() for line in lines if ":" in line)
 
 
 # ============================================================================================
 # Parent side
 # ============================================================================================
 
-_CONTEXT_LOCK = threading.Lock()   # guards the one-time forkserver preload setup
-_context = None
+def _request(mode: str, source: str, config: EpisodeConfig, seed: int) -> bytes:
+    from dataclasses import asdict
+    return json.dumps({"mode": mode, "source": source, "config": asdict(config), "seed": seed,
+                       "grant_real_modules": bool(GRANT_REAL_MODULES_FOR_TESTS),
+                       "namespace_tool": _host(config).namespace_tool}).encode("utf-8",
+                                                                             "surrogatepass")
 
 
-def worker_context():
-    """The forkserver context, its preload set once (workers start from that clean state)."""
-    global _context
-    with _CONTEXT_LOCK:
-        if _context is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["bgen.runner.worker"])
-            _context = ctx
-        return _context
+def _host(config: EpisodeConfig):
+    from bgen.runner import zygote
+    return zygote.host(bool(config.render))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass                     # the child died before reading: its exit is reported
+    finally:
+        os.close(fd)
+
+
+def _start(mode: str, source: str, config: EpisodeConfig, seed: int):
+    """Fork a policy process from the sandbox host; returns (child handle, result connection)."""
+    from bgen.runner.zygote import HostError
+    request = _request(mode, source, config, seed)
+    try:
+        child, request_fd, result_fd = _host(config).spawn()
+    except HostError:
+        child, request_fd, result_fd = _host(config).spawn()     # one restart of a dead host
+    if len(request) <= 60_000:
+        _write_all(request_fd, request)
+    else:
+        threading.Thread(target=_write_all, args=(request_fd, request), daemon=True).start()
+    return child, multiprocessing.connection.Connection(result_fd, writable=False)
 
 
 def signal_name(exitcode: int) -> str:
@@ -399,30 +554,15 @@ class _Episode:
         self.fatal: dict | None = None      # the worker's "fatal" event
         self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
         self.eof = False
+        self.records: list[dict] = []       # per step: reported agent_pos and commands
+        self.max_steps = config.max_steps
         ep_dir.mkdir(parents=True, exist_ok=True)
         self.steps_file = open(ep_dir / f"steps.{seed}.jsonl", "wb")
 
     def kill(self, reason: str, note: str) -> None:
         if self.killed is None and self.result is None:
             self.killed = (reason, note)
-        if self.process.exitcode is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.process.kill()
-            except (ProcessLookupError, AttributeError):
-                pass
-
-
-def _start(ctx, mode: str, source: str, config: EpisodeConfig, seed: int):
-    read_end, write_end = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_worker_main, args=(write_end, mode, source, config, seed),
-                          name=f"bgen-episode-{seed}", daemon=True)
-    process.start()
-    write_end.close()
-    return process, read_end
+        self.process.kill()
 
 
 def _read_messages(run: _Episode, emit: Callable[[dict], None] | None,
@@ -454,27 +594,30 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
     kind, body = data[:1], data[1:]
     if kind == b"S":
         header, _, lines = body.partition(b"\n")
-        run.stats = EpisodeStats.from_dict(json.loads(header))
+        run.stats = EpisodeStats.from_dict(json.loads(header, parse_constant=_no_constant))
         if not lines:
             return
-        run.steps_file.write(lines + b"\n")
-        split = lines.split(b"\n")
-        run.tail.extend(split[-run.tail.maxlen:])
-        if emit is not None and step_events:
-            for line in split:
-                step = json.loads(line)
-                if not isinstance(step, dict):
-                    raise ValueError("a step log must be an object")
+        clean = []
+        for line in lines.split(b"\n"):
+            step, line = load_step(line)
+            if len(run.records) >= run.max_steps:
+                raise ValueError(f"more than max_steps={run.max_steps} steps")
+            run.records.append({"agent_pos": step.get("agent_pos"),
+                                "commands": step.get("commands")})
+            clean.append(line)
+            if emit is not None and step_events:
                 emit({"type": "step", "seed": run.seed, **step})
+        run.steps_file.write(b"\n".join(clean) + b"\n")
+        run.tail.extend(clean[-run.tail.maxlen:])
         return
     if kind != b"E":
         raise ValueError(f"unknown message kind {kind!r}")
-    event = json.loads(body)
+    event = json.loads(body, parse_constant=_no_constant)
     what = event["kind"]
     if what == "phase":
         run.phase = str(event["phase"])
     elif what == "warning":
-        message = str(event["message"])
+        message = _finite(str(event["message"]))[:2000]
         run.warnings.append(message)
         if emit is not None:
             emit({"type": "warning", "seed": run.seed, "message": message})
@@ -484,6 +627,44 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
         run.fatal = event
     else:
         raise ValueError(f"unknown event {what!r}")
+
+
+def _no_constant(name: str) -> None:
+    """json.loads hook: NaN and ±Infinity from a worker become null (JSON has no such values)."""
+    return None
+
+
+def load_step(line: bytes) -> tuple[dict, bytes]:
+    """(step, line) with NaN/Infinity replaced by null; ValueError when not a JSON object."""
+    found = []
+    step = json.loads(line, parse_constant=lambda name: found.append(name))
+    if not isinstance(step, dict):
+        raise ValueError("a step log must be an object")
+    if found or b"\\ud" in line.lower():     # a NaN, or maybe a lone surrogate
+        step = _finite(step)
+        line = json.dumps(step, separators=(",", ":")).encode()
+    return step, line
+
+
+def finite_json(value, **dump_args) -> str:
+    """``json.dumps`` that writes null for NaN and ±Infinity instead of bare NaN/Infinity."""
+    try:
+        return json.dumps(value, allow_nan=False, **dump_args)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **dump_args)
+
+
+def _finite(value):
+    """Plain JSON values: NaN/±Infinity → None, strings as valid UTF-8 (lone surrogates → ?)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_finite(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _check_deadlines(run: _Episode, config: EpisodeConfig, now: float) -> None:
@@ -519,8 +700,8 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
             summary["seed"] = run.seed
             error = run.result.get("error")
             output = run.result.get("output")
-            return (summary, error if isinstance(error, dict) else None,
-                    output if isinstance(output, str) else "")
+            return (_finite(summary), _finite(error) if isinstance(error, dict) else None,
+                    _finite(output) if isinstance(output, str) else "")
         except ValueError as problem:
             note = f"the worker sent an invalid summary ({problem})"
             return _partial_summary(run, config, "crashed", note), None, ""
@@ -544,13 +725,13 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
 def write_episode_files(ep_dir: Path, seed: int, summary: dict, error: dict | None,
                         output: str, tail: list[dict], warnings: list[str]) -> None:
     """summary.<seed>.json, summary.<seed>.txt and, for failed episodes, trace.<seed>.json."""
-    (ep_dir / f"summary.{seed}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (ep_dir / f"summary.{seed}.json").write_text(finite_json(summary, indent=2) + "\n")
     (ep_dir / f"summary.{seed}.txt").write_text(summary.get("policy_summary", {}).get("summary", ""))
     if summary["reason"] in FAILURE_REASONS or not summary["success"]:
         trace = {"seed": seed, "reason": summary["reason"], "reasons": summary.get("reasons"),
                  "error": error or summary.get("error"), "last_steps": tail,
                  "warnings": warnings, "policy_output": output}
-        (ep_dir / f"trace.{seed}.json").write_text(json.dumps(trace, indent=2) + "\n")
+        (ep_dir / f"trace.{seed}.json").write_text(finite_json(trace, indent=2) + "\n")
 
 
 def _decode_tail(lines) -> list[dict]:
@@ -566,12 +747,31 @@ def _decode_tail(lines) -> list[dict]:
 def _finish(run: _Episode, config: EpisodeConfig, emit) -> dict:
     run.steps_file.close()
     run.conn.close()
+    run.process.close()
     summary, error, output = _conclude(run, config)
+    summary = grade(summary, run.records, config, run.seed)
     write_episode_files(run.ep_dir, run.seed, summary, error, output, _decode_tail(run.tail),
                         run.warnings)
     if emit is not None:
         emit({"type": "episode_summary", **summary})
     return summary
+
+
+def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int) -> dict:
+    """The summary graded by the trusted replay (``replay.grade_episode``), NaN-free.
+
+    A failure of the replay itself (a simulator fault in this process) leaves the episode
+    ungraded and unsuccessful, with the reason ``sim_error``.
+    """
+    from bgen.runner import replay
+    if summary.get("reason") == "terminated":
+        return _finite(dict(summary, success=False))   # stopped from outside: no grade needed
+    try:
+        graded = replay.grade_episode(summary, records, config, seed)
+    except Exception as error:  # noqa: BLE001 - our simulator, not the policy
+        graded = dict(summary, success=False, reason="sim_error",
+                      reasons=f"the trusted replay failed: {type(error).__name__}: {error}"[:2000])
+    return _finite(graded)
 
 
 def _not_started(seed: int, outdir: Path, emit) -> dict:
@@ -611,7 +811,6 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
         raise ConfigError(f"workers: expects a positive integer, actual: {workers}",
                           field="workers")
     outdir = Path(outdir)
-    ctx = worker_context()
     pending = deque(seeds)
     active: list[_Episode] = []
     results: dict[int, dict] = {}
@@ -620,7 +819,7 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
             stopping = stop_event is not None and stop_event.is_set()
             while pending and len(active) < workers and not stopping:
                 seed = pending.popleft()
-                process, conn = _start(ctx, "episode", policy_code, config, seed)
+                process, conn = _start("episode", policy_code, config, seed)
                 active.append(_Episode(seed, process, conn, outdir / f"ep_{seed}", config))
             if stopping:
                 while pending:
@@ -647,15 +846,34 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
         for run in active:           # an exception above (e.g. in on_event): leave no worker
             run.kill("terminated", "the runner stopped")
             run.process.join(1.0)
+            run.process.close()
             run.steps_file.close()
             run.conn.close()
     return [results[seed] for seed in seeds]
 
 
+def run_sandboxed_episode(policy_code: str, config: EpisodeConfig, seed: int, *,
+                          on_event: Callable[[dict], None] | None = None,
+                          stop_event: threading.Event | None = None) -> tuple[dict, list[dict]]:
+    """Run ONE episode in a sandboxed policy process: (graded summary, step records).
+
+    The unit a remote executor calls: the same process model, layers and trusted replay as
+    ``run_episodes``, nothing left on disk. ``summary`` is what ``summary.<seed>.json`` would
+    hold; ``steps`` the StepLog dicts in order (NaN-free, valid UTF-8).
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="bgen-episode-") as tmp:
+        [summary] = run_episodes(policy_code, [int(seed)], config, Path(tmp), workers=1,
+                                 on_event=on_event, stop_event=stop_event,
+                                 step_events=on_event is not None)
+        path = Path(tmp) / f"ep_{int(seed)}" / f"steps.{int(seed)}.jsonl"
+        steps = [json.loads(line) for line in path.read_bytes().splitlines() if line]
+    return summary, steps
+
+
 def _one_shot(mode: str, source: str, config: EpisodeConfig, timeout_s: float) -> dict:
-    """Run a short-lived worker that sends one answer event; returns it (or a "fatal" event)."""
-    ctx = worker_context()
-    process, conn = _start(ctx, mode, source, config, 0)
+    """Run a short-lived child that sends one answer event; returns it (or a "fatal" event)."""
+    process, conn = _start(mode, source, config, 0)
     deadline = time.monotonic() + timeout_s
     answer: dict | None = None
     try:
@@ -674,6 +892,11 @@ def _one_shot(mode: str, source: str, config: EpisodeConfig, timeout_s: float) -
             try:
                 data = conn.recv_bytes(MAX_MESSAGE_BYTES)
             except (EOFError, OSError) as error:
+                process.join(1.0)
+                code = process.exitcode
+                if code is not None and code < 0:
+                    return {"kind": "fatal", "reason": "crashed",
+                            "message": f"worker killed by {signal_name(code)}"}
                 return {"kind": "fatal", "reason": "crashed", "message": f"pipe: {error}"}
             if data[:1] == b"E":
                 event = json.loads(data[1:])
@@ -681,13 +904,9 @@ def _one_shot(mode: str, source: str, config: EpisodeConfig, timeout_s: float) -
                     answer = event
         return answer
     finally:
-        if process.exitcode is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            process.kill()
+        process.kill()
         process.join(1.0)
+        process.close()
         conn.close()
 
 

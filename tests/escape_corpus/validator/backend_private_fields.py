@@ -1,5 +1,5 @@
-# tries: read ActionIntent's private fields and trusted constructor
-# expect: rejected rule=underscore-name
+# tries: read ActionIntent's private fields and trusted constructor (private attributes work only on the policy's own objects)
+# expect: load-error rule=load-exception
 
 import voxelsim as vxs
 

@@ -1,5 +1,5 @@
 # tries: open a file in a with statement
-# expect: rejected rule=node-type
+# expect: rejected rule=forbidden-name
 
 with open("@CANARY@", "w") as handle:
     handle.write("x")

@@ -1,0 +1,563 @@
+"""Specification of the OS layers around policy processes and of trusted grading.
+
+The sandbox (bgen.runner.sandbox) is assumed broken here: tests give a policy the real ``os``,
+``sys``, ``ctypes``, ``socket`` and ``subprocess`` on purpose (``GRANT_REAL_MODULES_FOR_TESTS``)
+and show that the operating-system layers (bgen.runner.isolation) and the replay of its
+commands (bgen.runner.replay) still hold: no key in its memory or outputs, no network, no
+file, no process, no success it did not fly.
+"""
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from bgen.runner import isolation, run_policy, worker, zygote
+from bgen.runner.episode import EpisodeConfig
+from bgen.runner.worker import run_episodes
+from tests.timing import scaled
+
+ROOT = Path(__file__).parent.parent
+POLICIES = Path(__file__).parent / "policies"
+TIMEOUT_S = scaled(30.0)
+CANARY_VAR = "BGEN_TEST_CANARY_KEY"
+SKY = dict(backend="embedded", start=(50, 50, -60), target=(56, 56, -60), act_budget_s=2.0,
+           stall_grace_s=2.0, memory_limit_mb=768, episode_deadline_s=TIMEOUT_S)
+
+
+def config(**overrides) -> EpisodeConfig:
+    return EpisodeConfig(**{**SKY, **overrides})
+
+
+def all_layers_offered() -> str | None:
+    """Why this machine cannot show every layer active (None when it can)."""
+    if os.geteuid() != 0:
+        return "not root"
+    tool, why = isolation.namespace_tool()
+    if tool is None:
+        return f"no namespaces here ({why})"
+    if isolation.landlock_abi() < 1:
+        return "the kernel has no Landlock"
+    if isolation.seccomp_version() is None:
+        return "libseccomp is not installed"
+    return None
+
+
+def _parent(pid) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def sandbox_processes(root: int) -> list[int]:
+    """Pids of the Python processes below ``root`` (our sandbox host and its children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"bgen.runner.zygote" not in argv or b"python" not in os.path.basename(argv[0]):
+            continue
+        pid = int(entry)
+        while pid > 1 and pid != root:
+            pid = _parent(pid)
+        if pid == root:
+            found.append(int(entry))
+    return found
+
+
+def memory_holds(pid: int, needle: bytes) -> tuple[bool, int]:
+    """(found, bytes scanned): ``needle`` anywhere in the readable memory or environ of pid."""
+    scanned = 0
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            block = f.read()
+        if needle in block:
+            return True, len(block)
+        with open(f"/proc/{pid}/maps") as f:
+            regions = f.read().splitlines()
+        mem = open(f"/proc/{pid}/mem", "rb", buffering=0)
+    except OSError:
+        return False, scanned
+    with mem:
+        for region in regions:
+            fields = region.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]",
+                                                                          "[vsyscall]")):
+                continue
+            start, end = (int(v, 16) for v in fields[0].split("-"))
+            tail = b""
+            for offset in range(start, end, 1 << 20):
+                try:
+                    mem.seek(offset)
+                    chunk = mem.read(min(1 << 20, end - offset))
+                except (OSError, OverflowError, ValueError):
+                    break
+                scanned += len(chunk)
+                if needle in tail + chunk:
+                    return True, scanned
+                tail = chunk[-len(needle):]
+    return False, scanned
+
+
+ESCAPE = '''
+PORT = @PORT@
+CANARY_PATH = "@CANARY_PATH@"
+RESULTS = {}
+
+
+def attempt(name, action):
+    try:
+        RESULTS[name] = "done: " + str(action())[:300]
+    except Exception as error:
+        RESULTS[name] = "refused: " + str(error)[:300]
+
+
+def read(path):
+    handle = real_open(path, "rb")
+    data = handle.read()
+    handle.close()
+    return data
+
+
+def connect():
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.settimeout(1.0)
+    client.connect(("127.0.0.1", PORT))
+    return "connected"
+
+
+def create():
+    handle = real_open(CANARY_PATH, "w")
+    handle.write("escaped")
+    handle.close()
+    return "created"
+
+
+def spawn():
+    return subprocess.run(["/bin/echo", "spawned"], capture_output=True).stdout
+
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os.kill(os.getpid(), 9)
+    return pid
+
+
+def native_fork():
+    libc = ctypes.CDLL(None)
+    pid = libc.syscall(57)
+    if pid == 0:
+        libc.syscall(60, 0)
+    if pid < 0:
+        raise RuntimeError("fork refused (errno " + str(ctypes.get_errno()) + ")")
+    return pid
+
+
+def kill_host():
+    os.kill(1, 9)
+    return "signalled"
+
+
+def init(config):
+    attempt("environ", lambda: sorted(os.environ))
+    attempt("environ_block", lambda: read("/proc/self/environ"))
+    attempt("passwd", lambda: read("/etc/passwd"))
+    attempt("connect", connect)
+    attempt("create", create)
+    attempt("subprocess", spawn)
+    attempt("fork", fork)
+    attempt("native_fork", native_fork)
+    attempt("kill_host", kill_host)
+
+
+def act(t, agent, world, fw, env, helpers):
+    if t >= 4.0:
+        # Make the runner believe the target is reached: the runner's own distance.
+        sys.modules["bgen.runner.episode"].distance = lambda a, b: 0.0
+    return None
+
+
+def collect(step_ctx):
+    return None
+
+
+def finalize(ep_ctx):
+    return RESULTS
+'''
+
+CREEP = '''
+TARGET = [56.0, 56.0, -60.0]
+
+
+def act(t, agent, world, fw, env, helpers):
+    episode = sys.modules["bgen.runner.episode"]
+    episode.check_not_moved = lambda *args: None
+    episode.is_teleport = lambda *args: False
+    real = [o for o in sys.modules["gc"].get_referents(agent)
+            if hasattr(o, "set_pos") and hasattr(o, "get_coord_py")][0]
+    pos = real.get_pos()
+    gap = [TARGET[i] - pos[i] for i in range(3)]
+    length = sum(g * g for g in gap) ** 0.5
+    scale = min(1.0, 0.4 / length) if length > 0 else 0.0
+    real.set_pos([pos[i] + gap[i] * scale for i in range(3)])
+    return None
+
+
+def collect(step_ctx):
+    return None
+
+
+def finalize(ep_ctx):
+    return None
+'''
+
+
+class GrantedModules:
+    """Context: policies loaded meanwhile get the real os, sys, ctypes, socket, subprocess."""
+
+    def __enter__(self):
+        worker.GRANT_REAL_MODULES_FOR_TESTS = True
+        return self
+
+    def __exit__(self, *exc):
+        worker.GRANT_REAL_MODULES_FOR_TESTS = False
+        return False
+
+
+class IsolationReportTests(unittest.TestCase):
+    """isolation_report() says which layers hold, as root and as an ordinary user."""
+
+    def test_the_report_names_every_layer_with_active_and_detail(self):
+        report = isolation.isolation_report()
+        self.assertEqual([layer["name"] for layer in report["layers"]],
+                         list(isolation.LAYER_NAMES))
+        for layer in report["layers"]:
+            with self.subTest(layer=layer["name"]):
+                self.assertIsInstance(layer["active"], bool)
+                self.assertTrue(layer["detail"])
+        self.assertEqual(sorted(report["active"] + report["missing"]),
+                         sorted(isolation.LAYER_NAMES))
+
+    def test_as_root_on_this_machine_every_layer_is_active(self):
+        why = all_layers_offered()
+        if why:
+            self.skipTest(f"this machine cannot show every layer: {why}")
+        report = isolation.isolation_report()
+        self.assertEqual(report["missing"], [], report)
+        self.assertEqual(isolation.report_line(report),
+                         "isolation: environment, namespaces, landlock, seccomp, rlimits, uid")
+
+    def test_with_render_the_network_stays_and_the_rest_holds(self):
+        why = all_layers_offered()
+        if why:
+            self.skipTest(f"this machine cannot show every layer: {why}")
+        report = isolation.isolation_report(render=True)
+        details = {layer["name"]: layer["detail"] for layer in report["layers"]}
+        self.assertEqual(report["missing"], [])
+        self.assertIn("network shared for the renderer", details["namespaces"])
+        self.assertIn("sockets only AF_INET/AF_INET6 (rendering)", details["seccomp"])
+        self.assertIn("TCP only to the renderer ports", details["landlock"])
+
+    def test_a_non_root_run_reports_its_layers(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare"):
+            self.skipTest("needs root, setpriv and unshare to start a run as nobody")
+        # The interpreter may live under /root (mode 700): a private mount namespace shows
+        # its prefix to nobody without changing the machine.
+        prefix = os.path.realpath(sys.prefix)
+        script = (f'set -e; keep=$(mktemp -d); mount --bind "{prefix}" "$keep"; '
+                  f'mount -t tmpfs -o mode=755 tmpfs /root; mkdir -p "{prefix}"; '
+                  f'mount --bind "$keep" "{prefix}"; exec setpriv --reuid=65534 '
+                  f'--regid=65534 --clear-groups --inh-caps=-all "{sys.executable}" '
+                  f'-m bgen.runner.isolation --json') if prefix.startswith("/root/") else (
+            f'exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '
+            f'"{sys.executable}" -m bgen.runner.isolation --json')
+        done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                              cwd=ROOT, capture_output=True, timeout=TIMEOUT_S,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        self.assertEqual(done.returncode, 0, done.stderr.decode()[-2000:])
+        report = json.loads(done.stdout)
+        layers = {layer["name"]: layer for layer in report["layers"]}
+        self.assertEqual(layers["uid"]["detail"], "uid 65534")
+        for name in ("environment", "rlimits"):
+            self.assertTrue(layers[name]["active"], layers[name])
+        if isolation.landlock_abi() >= 1:
+            self.assertTrue(layers["landlock"]["active"], layers["landlock"])
+        if isolation.seccomp_version():
+            self.assertTrue(layers["seccomp"]["active"], layers["seccomp"])
+
+    def test_the_command_prints_one_line_then_each_layer(self):
+        done = subprocess.run([sys.executable, "-m", "bgen.runner.isolation"], cwd=ROOT,
+                              capture_output=True, timeout=TIMEOUT_S, text=True)
+        lines = done.stdout.splitlines()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertTrue(lines[0].startswith("isolation: "), lines[0])
+        self.assertEqual([line.split()[1] for line in lines[1:]], list(isolation.LAYER_NAMES))
+
+
+class ArbitraryCodeTests(unittest.TestCase):
+    """A policy with real modules in hand: nothing secret, no network, file or process."""
+
+    @classmethod
+    def setUpClass(cls):
+        why = all_layers_offered()
+        if why:
+            raise unittest.SkipTest(f"the OS layers are not all available here: {why}")
+        cls.canary = "canary-" + secrets.token_hex(16)
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.canary_path = Path(cls.tmp.name) / "escaped.txt"
+        cls.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cls.listener.bind(("127.0.0.1", 0))
+        cls.listener.listen(4)
+        cls.listener.setblocking(False)
+        source = ESCAPE.replace("@PORT@", str(cls.listener.getsockname()[1])).replace(
+            "@CANARY_PATH@", str(cls.canary_path))
+        cls.scans: list[tuple[int, bool, int]] = []
+        cls.children_seen: list[int] = []
+        zygote.stop_hosts()                   # the host starts after the key is in our env
+        os.environ[CANARY_VAR] = cls.canary
+        cls.events = []
+
+        def on_event(event):
+            cls.events.append(event)
+            if event["type"] == "step" and not cls.scans:
+                pids = sandbox_processes(zygote.host(False).process.pid)
+                cls.children_seen.append(len(pids))
+                for pid in pids:
+                    cls.scans.append((pid, *memory_holds(pid, cls.canary.encode())))
+
+        try:
+            with GrantedModules():
+                cls.summaries = run_episodes(source, [0], config(max_steps=800),
+                                             Path(cls.tmp.name) / "run", workers=1,
+                                             on_event=on_event)
+        finally:
+            del os.environ[CANARY_VAR]
+        cls.results = cls.summaries[0]["policy_summary"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.listener.close()
+        cls.tmp.cleanup()
+
+    def test_the_scan_would_find_the_key_where_it_is(self):
+        os.environ[CANARY_VAR] = self.canary
+        try:
+            found, scanned = memory_holds(os.getpid(), self.canary.encode())
+        finally:
+            del os.environ[CANARY_VAR]
+        self.assertTrue(found)
+        self.assertGreater(scanned, 0)
+
+    def test_no_key_in_the_memory_of_the_host_or_the_policy_process(self):
+        self.assertGreaterEqual(len(self.scans), 2)     # the host and the policy process
+        for pid, found, scanned in self.scans:
+            with self.subTest(pid=pid):
+                self.assertFalse(found)
+                self.assertGreater(scanned, 1 << 20)
+
+    def test_no_key_in_anything_the_episode_produced(self):
+        files = [p.read_bytes() for p in (Path(self.tmp.name) / "run").rglob("*") if p.is_file()]
+        self.assertTrue(files)
+        for blob in files + [json.dumps(self.events).encode()]:
+            self.assertNotIn(self.canary.encode(), blob)
+
+    def test_every_attempt_was_refused(self):
+        expected_words = {
+            "environ_block": "Permission denied", "passwd": "Permission denied",
+            "connect": "", "create": "", "subprocess": "", "fork": "",
+            "native_fork": "fork refused", "kill_host": "Operation not permitted"}
+        for name, words in expected_words.items():
+            with self.subTest(attempt=name):
+                self.assertTrue(self.results[name].startswith("refused: "), self.results[name])
+                self.assertIn(words, self.results[name])
+        self.assertNotIn(CANARY_VAR, self.results["environ"])
+
+    def test_no_connection_reached_the_listener_and_no_file_was_created(self):
+        with self.assertRaises(BlockingIOError):
+            self.listener.accept()
+        self.assertFalse(self.canary_path.exists())
+
+    def test_no_process_was_started(self):
+        self.assertEqual(self.children_seen, [2])         # the host and the policy process
+
+    def test_patching_the_runner_to_report_success_is_tampered(self):
+        [summary] = self.summaries
+        self.assertFalse(summary["success"])
+        self.assertEqual(summary["reason"], "tampered")
+        self.assertEqual(summary["reasons"], "the episode reported success but the replay of "
+                                             "its commands did not reach the target")
+
+
+class TamperTests(unittest.TestCase):
+    """Moving the agent by any means but flying never earns success."""
+
+    def test_creeping_with_the_real_agent_under_the_speed_bound_is_tampered(self):
+        with tempfile.TemporaryDirectory() as tmp, GrantedModules():
+            [summary] = run_episodes(CREEP, [0], config(max_steps=300), Path(tmp), workers=1)
+        self.assertFalse(summary["success"])
+        self.assertEqual(summary["reason"], "tampered")
+        self.assertTrue(summary["reasons"].startswith("step 0: the reported position "),
+                        summary["reasons"])
+        self.assertIn("the agent was moved by something other than flying", summary["reasons"])
+
+    def test_a_flown_episode_is_graded_by_the_replay_and_succeeds(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            [summary] = run_episodes((POLICIES / "move_to_target.py").read_text(), [1],
+                                     config(max_steps=1500), Path(tmp), workers=1)
+            steps = [json.loads(line) for line in
+                     (Path(tmp) / "ep_1" / "steps.1.jsonl").read_text().splitlines()]
+        self.assertEqual(summary["reason"], "success")
+        self.assertEqual(summary["steps"], len(steps))
+        commanded = [step for step in steps if step["commands"]]
+        self.assertEqual(commanded[0]["commands"][0]["mode"], "Replace")
+        self.assertEqual(commanded[0]["commands"][0]["urgency"], 1.0)
+
+
+class SandboxHostTests(unittest.TestCase):
+    """One sandbox host per process serves checks, probes and episodes, whoever asks."""
+
+    def test_the_host_outlives_the_thread_that_started_it(self):
+        import threading
+        import time
+        zygote.stop_hosts()
+        started = []
+        thread = threading.Thread(target=lambda: started.append(zygote.host(False)))
+        thread.start()
+        thread.join(TIMEOUT_S)
+        time.sleep(scaled(0.5))
+        self.assertTrue(started[0].alive)
+        self.assertIsNone(started[0].process.poll())
+        self.assertIs(zygote.host(False), started[0])
+
+    def test_checks_probes_and_episodes_reuse_one_host(self):
+        from bgen.runner.worker import check_policy, probe_worker
+        source = (POLICIES / "hover.py").read_text()
+        first = zygote.host(False)
+        check_policy(source, "embedded", TIMEOUT_S)
+        probe_worker(config(), timeout_s=TIMEOUT_S)
+        with tempfile.TemporaryDirectory() as tmp:
+            run_episodes(source, [0, 1], config(max_steps=10), Path(tmp), workers=2)
+        self.assertIs(zygote.host(False), first)
+        self.assertIsNone(first.process.poll())
+
+
+def cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run_policy.main(list(argv))
+    return status, out.getvalue(), err.getvalue()
+
+
+HUGE_LEN = '''
+builtins = sys.modules["builtins"]
+Pair = builtins.type("Pair", (builtins.tuple,), {"__len__": lambda self: 10 ** 400})
+
+
+def act(t, agent, world, fw, env, helpers):
+    if agent.get_action_py() is None:
+        return Pair((helpers.intent(1.0, 0.0, [voxelsim.MoveDir.Forward] * 6), "Replace"))
+    return None
+
+
+def collect(step_ctx):
+    return None
+
+
+def finalize(ep_ctx):
+    return None
+'''
+
+NAN = '''
+def act(t, agent, world, fw, env, helpers):
+    sys.modules["bgen.runner.episode"].distance = lambda a, b: float("nan")
+    return None
+
+
+def collect(step_ctx):
+    return {"ratio": float("nan")}
+
+
+def finalize(ep_ctx):
+    return {"summary": "nan " + str(float("nan"))}
+'''
+
+SURROGATE = '''
+def act(t, agent, world, fw, env, helpers):
+    return None
+
+
+def collect(step_ctx):
+    return {"text": chr(0xD800)}
+
+
+def finalize(ep_ctx):
+    return {"summary": "broken " + chr(0xDC00) + " text"}
+'''
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"bare {name} in a JSON file")
+    return json.loads(text, parse_constant=refuse)
+
+
+class ParentSurvivesTests(unittest.TestCase):
+    """Values that crashed the command line: every episode still ends with its summary."""
+
+    def check_run(self, outdir: Path, seeds=(0, 1)):
+        for seed in seeds:
+            summary = strict_json((outdir / f"ep_{seed}" / f"summary.{seed}.json").read_text())
+            self.assertEqual(summary["seed"], seed)
+            for line in (outdir / f"ep_{seed}" / f"steps.{seed}.jsonl").read_text().splitlines():
+                strict_json(line)
+            (outdir / f"ep_{seed}" / f"summary.{seed}.txt").read_text(encoding="utf-8")
+
+    def test_huge_len_and_nan_end_with_a_summary_per_episode(self):
+        cases = [("huge_len", HUGE_LEN, "success"), ("nan", NAN, "max_steps")]
+        for name, source, reason in cases:
+            with self.subTest(case=name), tempfile.TemporaryDirectory() as tmp:
+                policy = Path(tmp) / "policy.py"
+                policy.write_text("import voxelsim\n" + source)
+                with GrantedModules():
+                    status, out, err = cli("--policy", str(policy), "--outdir", tmp + "/out",
+                                           "--episodes", "2", "--max-steps", "1500",
+                                           "--start", "50,50,-60", "--target", "56,50,-60",
+                                           "--backend", "embedded")
+                self.assertIn(status, (0, 1), err)
+                self.check_run(Path(tmp) / "out")
+                self.assertIn(f"{reason} 2", out)
+
+    def test_a_lone_surrogate_in_notes_and_summary_ends_with_a_summary_per_episode(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            policy = Path(tmp) / "policy.py"
+            policy.write_text(SURROGATE)
+            done = subprocess.run(
+                [sys.executable, "-m", "bgen.runner.run_policy", "--policy", str(policy),
+                 "--outdir", tmp + "/out", "--episodes", "2", "--max-steps", "20",
+                 "--backend", "embedded"], cwd=ROOT, capture_output=True, timeout=TIMEOUT_S,
+                env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+            self.assertIn(done.returncode, (0, 1), done.stderr.decode()[-2000:])
+            self.check_run(Path(tmp) / "out")
+            text = (Path(tmp) / "out" / "ep_0" / "summary.0.txt").read_text(encoding="utf-8")
+        self.assertEqual(text, "broken ? text")
+        self.assertTrue(done.stderr.decode().startswith("isolation: "))
+
+
+if __name__ == "__main__":
+    unittest.main()
