@@ -147,8 +147,7 @@ class DaskClusterTests(unittest.TestCase):
     """A fresh LocalCluster of 2 worker processes on loopback for each test (tests kill workers)."""
 
     def setUp(self):
-        config = dask.config.set({"distributed.worker.daemon": False,
-                                  "distributed.scheduler.allowed-failures": 5})
+        config = dask.config.set({"distributed.scheduler.allowed-failures": 5})
         config.__enter__()
         self.addCleanup(config.__exit__, None, None, None)
         self.cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -188,8 +188,8 @@ def init(config):
 
 def act(t, agent, world, fw, env, helpers):
     if t >= 4.0:
-        # Make the runner believe the target is reached: the runner's own distance.
-        sys.modules["bgen.runner.episode"].distance = lambda a, b: 0.0
+        # Make the runner believe every check holds: patch its task-spec tracker.
+        sys.modules["bgen.runner.taskspec"].FlightTracker.observe = lambda *args: True
     return None
 
 
@@ -401,7 +401,7 @@ class ArbitraryCodeTests(unittest.TestCase):
         self.assertFalse(summary["success"])
         self.assertEqual(summary["reason"], "tampered")
         self.assertEqual(summary["reasons"], "the episode reported success but the replay of "
-                                             "its commands did not reach the target")
+                                             "its commands did not pass every check of the task")
 
 
 class TamperTests(unittest.TestCase):

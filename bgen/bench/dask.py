@@ -12,13 +12,12 @@ not counted. Needs the optional extra: pip install '.[dask]'.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
+from bgen.bench.machine import machine_line
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.executor import INSTALL_HINT, DaskExecutor, LocalExecutor
 
@@ -38,7 +37,6 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=600, help="steps per episode (default 600)")
     args = parser.parse_args(argv)
     try:
-        import dask
         import distributed
     except ImportError:
         print(f"bench dask: {INSTALL_HINT}", file=sys.stderr)
@@ -46,27 +44,26 @@ def main(argv=None) -> int:
     code = EXAMPLE.read_text(encoding="utf-8")
     config = EpisodeConfig(max_steps=args.max_steps, render=False)
     seeds = list(range(args.episodes))
-    print(f"machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
-          f"date {date.today().isoformat()}; {args.episodes} episodes of {EXAMPLE.name}, "
-          f"{args.workers} workers, max {args.max_steps} steps")
+    print(machine_line())
+    print(f"{args.episodes} episodes of {EXAMPLE.name}, {args.workers} workers, "
+          f"max {args.max_steps} steps")
     with tempfile.TemporaryDirectory() as tmp:
         local_s, local = timed(lambda: LocalExecutor(args.workers).run_episodes(
             code, seeds, config, Path(tmp) / "local"))
-        with dask.config.set({"distributed.worker.daemon": False}):
-            started = time.perf_counter()
-            cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                               processes=True, host="127.0.0.1",
-                                               dashboard_address=None)
-            client = distributed.Client(cluster, set_as_default=False)
-            client.wait_for_workers(args.workers)
-            startup_s = time.perf_counter() - started
-            try:
-                executor = DaskExecutor(client=client)
-                dask_s, remote = timed(lambda: executor.run_episodes(code, seeds, config,
-                                                                      Path(tmp) / "dask"))
-            finally:
-                client.close()
-                cluster.close()
+        started = time.perf_counter()
+        cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                           processes=True, host="127.0.0.1",
+                                           dashboard_address=None)
+        client = distributed.Client(cluster, set_as_default=False)
+        client.wait_for_workers(args.workers)
+        startup_s = time.perf_counter() - started
+        try:
+            executor = DaskExecutor(client=client)
+            dask_s, remote = timed(lambda: executor.run_episodes(code, seeds, config,
+                                                                  Path(tmp) / "dask"))
+        finally:
+            client.close()
+            cluster.close()
     same = [s["reason"] for s in local] == [s["reason"] for s in remote]
     print(f"{'executor':<10} {'wall_s':>8} {'episodes/s':>11}")
     print(f"{'local':<10} {local_s:>8.2f} {args.episodes / local_s:>11.2f}")

@@ -152,13 +152,19 @@ def landmark_names(scenario: str) -> set[str]:
     return set(scenarios.scenario_landmarks(scenario)) | {"start", "target"}
 
 
-def episode_tracker(config: EpisodeConfig, sim: "Sim") -> taskspec.FlightTracker:
-    """The task spec's tracker for this episode: landmarks from the effective start and target
-    (after lifting) and the scenario; the world as built, before any policy call."""
+def episode_spec(config: EpisodeConfig, sim: "Sim") -> taskspec.ResolvedSpec:
+    """The episode's task spec resolved: landmarks from the effective start and target (after
+    lifting) and the scenario. The worker's tracker and the trusted replay both use it."""
     spec = taskspec.parse_task_spec(config.task_spec)
     marks = taskspec.episode_landmarks(sim.start, sim.target,
                                        scenarios.scenario_landmarks(config.scenario))
-    resolved = taskspec.resolve(spec, marks)
+    return taskspec.resolve(spec, marks)
+
+
+def episode_tracker(config: EpisodeConfig, sim: "Sim") -> taskspec.FlightTracker:
+    """The task spec's tracker for this episode, over the world as built (before any policy
+    call)."""
+    resolved = episode_spec(config, sim)
     return taskspec.FlightTracker(resolved, sim.world if resolved.needs_world else None,
                                   config.delta)
 

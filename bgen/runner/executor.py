@@ -55,8 +55,6 @@ DASK_CONNECT_TIMEOUT_S = 10.0  # how long to wait for the scheduler before givin
 STOP_POLL_S = 0.2              # how often waits look at stop_event and the event queue
 FUTURE_POLL_S = 0.02           # how often a wait looks at the futures
 TASK_STOP_POLL_S = 0.25        # how often a task looks at the run's stop Event
-DAEMON_HINT = "this Dask worker is a daemonic process, which may not start bgen's sandboxed " \
-              "worker process: start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"
 INSTALL_HINT = "the dask executor needs dask.distributed: pip install 'bgen[dask]' " \
                "(or pip install 'dask[distributed]')"
 
@@ -165,13 +163,9 @@ def _episode_task(policy_code: str, seed: int, config: EpisodeConfig, topic: str
     Returns ``{"summary": dict, "files": {name: bytes}, "worker": address}``. Never imports or
     runs policy code in this process: ``run_episodes`` starts the sandboxed process for it.
     """
-    import multiprocessing
-
     import distributed
     from bgen.runner.worker import run_episodes
 
-    if multiprocessing.current_process().daemon:
-        raise RuntimeError(DAEMON_HINT)
     worker = distributed.get_worker()
     address = worker.address
 

@@ -176,20 +176,26 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
 def grade_replay(flight: Flight, sim, config) -> dict:
     """The outcome of a replayed flight; the one place that decides success.
 
-    Today: success is coming within ``SUCCESS_RADIUS`` (1.0 m) of ``sim.target`` at some
-    step before any teleport; the episode ends at that step. Returns ``{"success",
-    "end_step" (index or None), "time_to_goal" (s or None), "collisions_total",
-    "path_len_est" (m), "final_distance_to_target", "min_distance_to_target", "steps"}``
+    Success is every check of the episode's task spec holding (``bgen.runner.taskspec``; by
+    default: within 1.0 m of ``sim.target``) at some step before any teleport, judged by
+    ``taskspec.grade_flight`` on the replayed positions and collision counts and the world as
+    built; the episode ends at the first such step. Returns ``{"success", "end_step" (index or
+    None), "time_to_goal" (s or None), "collisions_total", "path_len_est" (m),
+    "final_distance_to_target", "min_distance_to_target", "steps", "checks", "score"}``
     computed over the steps up to the end.
     """
+    from bgen.runner import taskspec
+    from bgen.runner.episode import episode_spec
     positions = flight.positions
     count = len(positions)
+    usable = count if flight.teleport_step is None else flight.teleport_step
+    resolved = episode_spec(config, sim)
+    verdict = taskspec.grade_flight(resolved, positions[:usable], flight.collisions_total[:usable],
+                                    sim.world if resolved.needs_world else None, config.delta)
+    end = verdict.end_step if verdict.success else None
+    last = end if end is not None else count - 1
     target = np.asarray(sim.target, dtype=float)
     distances = np.sqrt(((positions - target) ** 2).sum(axis=1)) if count else np.zeros(0)
-    usable = count if flight.teleport_step is None else flight.teleport_step
-    reached = np.flatnonzero(distances[:usable] < SUCCESS_RADIUS)
-    end = int(reached[0]) if len(reached) else None
-    last = end if end is not None else count - 1
     path = np.vstack([flight.start[None, :], positions[: last + 1]])
     steps_taken = np.sqrt((np.diff(path, axis=0) ** 2).sum(axis=1)) if len(path) > 1 else \
         np.zeros(0)
@@ -202,6 +208,8 @@ def grade_replay(flight: Flight, sim, config) -> dict:
         "final_distance_to_target": float(distances[last]) if count else None,
         "min_distance_to_target": float(distances[: last + 1].min()) if count else None,
         "steps": last + 1 if count else 0,
+        "checks": verdict.checks,
+        "score": verdict.score,
     }
 
 
@@ -251,7 +259,7 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
     flight = replay_flight(vxs, sim, config.delta, parsed, config.max_speed_mps)
     grade = grade_replay(flight, sim, config)
     for name in ("success", "collisions_total", "path_len_est", "time_to_goal",
-                 "final_distance_to_target", "min_distance_to_target"):
+                 "final_distance_to_target", "min_distance_to_target", "checks", "score"):
         graded[name] = grade[name]
     gap = first_disagreement(flight, reported)
     if flight.teleport_step is not None or graded.get("reason") == "teleport":
@@ -268,7 +276,7 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
             f"something other than flying"))
     if graded.get("reason") == "success" and not grade["success"]:
         return _tampered(graded, "the episode reported success but the replay of its "
-                                 "commands did not reach the target")
+                                 "commands did not pass every check of the task")
     if grade["success"] and graded.get("reason") != "success":
         graded["success"] = False       # ended otherwise (an error at the goal step, say)
     return graded
