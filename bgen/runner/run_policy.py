@@ -210,8 +210,6 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {error.message}", file=sys.stderr)
         return 2
 
-    from bgen.runner.isolation import cached_report, report_line
-    print(report_line(cached_report(config.render)), file=sys.stderr, flush=True)
     seeds = [args.seed_start + i for i in range(args.episodes)]
     outdir = Path(args.outdir)
 
@@ -228,6 +226,8 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"{PROG}: error: {error.message}", file=sys.stderr)
         return 2
+    from bgen.runner.isolation import cached_report, report_line
+    print(report_line(cached_report(config.render)), file=sys.stderr, flush=True)
     try:
         summaries = executor.run_episodes(source, seeds, config, outdir, workers=args.workers,
                                           on_event=on_event, step_events=False)
