@@ -14,6 +14,7 @@ import math
 import sys
 from pathlib import Path
 
+from bgen import defaults as D
 from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.executor import add_executor_arguments, executor_from_args
@@ -70,11 +71,15 @@ def _positive(kind):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Run a policy file against the simulator for N episodes.")
     p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize)")
-    p.add_argument("--outdir", default="runs/bgen", help="output directory (default runs/bgen)")
-    p.add_argument("--episodes", type=_positive(int), default=1, help="episodes (default 1)")
-    p.add_argument("--seed-start", type=int, default=0, help="first seed; episode i uses seed-start+i")
-    p.add_argument("--max-steps", type=_positive(int), default=5000, help="steps per episode (default 5000)")
-    p.add_argument("--delta", type=_positive(float), default=0.01, help="seconds per step (default 0.01)")
+    p.add_argument("--outdir", default="runs/bgen", help="output directory (default %(default)s)")
+    p.add_argument("--episodes", type=_positive(int), default=D.value("episodes"),
+                   help=D.help_text("episodes", "episodes"))
+    p.add_argument("--seed-start", type=int, default=D.value("seed_start"),
+                   help=D.help_text("seed_start", "first seed; episode i uses seed-start+i"))
+    p.add_argument("--max-steps", type=_positive(int), default=D.value("max_steps"),
+                   help=D.help_text("max_steps", "steps per episode"))
+    p.add_argument("--delta", type=_positive(float), default=D.value("delta"),
+                   help=D.help_text("delta", "seconds per step"))
     p.add_argument("--render", action="store_true", help="send world, agents and POV to the renderer")
     p.add_argument("--pov-size", type=_size, default=(200, 150), help="POV size WxH (default 200x150)")
     p.add_argument("--target", type=_triple, default=None,
@@ -88,10 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(px4=True)
     p.add_argument("--backend", choices=("auto", "voxelsim", "embedded"), default="auto",
                    help="simulator backend (default auto: voxelsim when importable)")
-    p.add_argument("--workers", type=_positive(int), default=None,
-                   help="episodes in parallel (default: number of cores)")
-    p.add_argument("--act-budget-s", type=_positive(float), default=2.0,
-                   help="wall-clock budget of each policy call (default 2)")
+    p.add_argument("--workers", type=_positive(int), default=D.value("workers"),
+                   help=D.help_text("workers", "episodes in parallel"))
+    p.add_argument("--act-budget-s", type=_positive(float), default=D.value("act_budget_s"),
+                   help=D.help_text("act_budget_s", "wall-clock budget in seconds of each policy call"))
     p.add_argument("--episode-deadline-s", type=_positive(float), default=600.0,
                    help="wall-clock deadline of each episode (default 600)")
     p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
