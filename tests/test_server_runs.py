@@ -183,7 +183,8 @@ class TestTermination(ManagerTestCase):
         self.wait_status(run_id, "running")
         self.assertEqual(self.manager.terminate(run_id), "stopping")
         record = self.wait_status(run_id, "terminated")
-        self.assertIsNone(record["error"])
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("terminated", {"message": "terminated on request", "phase": "generate"}))
         self.assertEqual(self.published.of(run_id)[-1]["type"], "terminated")
 
     def test_a_queued_run_ends_terminated_at_once(self):
@@ -218,7 +219,9 @@ class TestFailures(ManagerTestCase):
         self.make(failing)
         run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
         record = self.wait_status(run_id, "failed")
-        self.assertEqual(record["error"], "anthropic: HTTP 529 overloaded after 3 attempts")
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("failed", {"message": "anthropic: HTTP 529 overloaded after 3 attempts",
+                                     "phase": "generate"}))
         final = self.published.of(run_id)[-1]
         self.assertEqual(final, {**final, "type": "error", "status": "failed", "error_type": "ProviderError",
                                  "message": "anthropic: HTTP 529 overloaded after 3 attempts"})
@@ -227,7 +230,8 @@ class TestFailures(ManagerTestCase):
         self.make(loop_module="bgen.server.no_such_loop")
         run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
         record = self.wait_status(run_id, "failed")
-        self.assertEqual(record["error"], "ModuleNotFoundError: No module named 'bgen.server.no_such_loop'")
+        self.assertEqual(record["error"], {"message": "ModuleNotFoundError: No module named "
+                                                      "'bgen.server.no_such_loop'", "phase": "setup"})
 
     def test_events_the_server_owns_are_not_accepted_from_the_loop(self):
         def rogue(config, run_dir, emit, stop_event, **_):
@@ -264,7 +268,9 @@ class TestShutdownAndRecovery(ManagerTestCase):
         self.assertEqual(self.manager.recover(), [run_id])
         record = self.store.load(run_id)
         self.assertEqual(record["status"], "interrupted")
-        self.assertEqual(record["error"], "the server stopped while the run was running")
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("interrupted", {"message": "the server stopped while the run was running",
+                                          "phase": "generate"}))
         self.assertEqual([e["type"] for e in self.events_on_disk(run_id)], ["iteration", "error"])
         self.assertEqual(self.manager.recover(), [])
 

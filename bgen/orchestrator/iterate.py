@@ -30,6 +30,7 @@ from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT
                              DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.runner.executor import add_executor_arguments, executor_from_args
+from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
 from bgen.orchestrator.runlog import EventLog
 
 PROG = "iterate"
@@ -272,40 +273,57 @@ def main(argv=None) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
 
+    phase = PhaseTracker()
+
     def emit(event: dict) -> None:
         log.append(event)
+        phase.see(event)
         line = progress_line(event)
         if line:
             print(line, flush=True)
 
     status, code = "done", EXIT_OK
     result = None
+    error_info = None       # run.json's error: {"message", "phase"} of a failed or stopped run
     try:
         result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
                           episode_runner=executor.run_episodes)
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED
-            log.append({"type": "terminated"})
+            error_info = error_record("stopped with Ctrl-C", phase.phase)
+            log.append({"type": "terminated", "error": error_info})
         else:
+            if result.error:
+                error_info = error_record(result.error, "generate")
             log.append({"type": "done", **result.to_dict()})
         print(summary_line(result, run_dir), flush=True)
     except BgenError as error:
         status, code = "failed", (EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED)
-        log.append({"type": "error", "message": str(error)})
+        error_info = error_record(str(error), failure_phase(error, phase.phase))
+        log.append({"type": "error", "message": str(error), "phase": error_info["phase"]})
         print(f"{PROG}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:       # a second Ctrl-C: no waiting for the loop to wind down
+        status, code = "terminated", EXIT_INTERRUPTED
+        error_info = error_record("aborted with a second Ctrl-C", phase.phase)
+        log.append({"type": "terminated", "error": error_info})
+        print(f"{PROG}: aborted", file=sys.stderr)
     except Exception as error:       # a bug: keep the traceback in the run directory
         status, code = "failed", EXIT_FAILED
         (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        log.append({"type": "error", "message": "internal error, see error.log"})
+        error_info = error_record(f"internal error ({type(error).__name__}: {error}); see error.log",
+                                  phase.phase)
+        log.append({"type": "error", "message": "internal error, see error.log", "phase": phase.phase})
         print(f"{PROG}: error: internal error ({type(error).__name__}: {error}); see {run_dir / 'error.log'}",
               file=sys.stderr)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        record.update(status=status, finished_at=time.time())
+        record.update(status=status, finished_at=time.time(), error=error_info,
+                      stopped_reason=STOPPED_REASON.get(status))
         if result is not None:
-            record.update(best_iteration=result.best_iteration, stopped_reason=result.stopped_reason,
-                          result=result.to_dict())
+            record.update(best_iteration=result.best_iteration, result=result.to_dict())
+            if status == "done":
+                record["stopped_reason"] = result.stopped_reason
         _write_run_json(run_dir / "run.json", record)
         log.close()
         executor.close()

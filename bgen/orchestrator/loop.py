@@ -35,6 +35,7 @@ from bgen.llm.context import choose_examples, load_pack
 from bgen.orchestrator import evaluator
 from bgen.orchestrator.prompt import (Repair, Task, build_repair_prompt, build_system_prompt,
                                       build_user_prompt)
+from bgen.orchestrator.runlog import POLICY_FILES, policy_file_name
 from bgen.runner.episode import EpisodeConfig
 
 STOP_POLL_S = 0.1          # how often waits look at stop_event
@@ -64,13 +65,25 @@ class LoopConfig:
     workers: int | None = None
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
 
-    def iteration_seeds(self) -> list[int]:
+    def iteration_seeds(self, iteration: int = 0) -> list[int]:
+        """The seeds of iteration ``iteration``. With an LLM every iteration flies the same seeds
+        (the policies differ). Without one the policy never changes, so iteration n flies new
+        seeds: the first iteration's shifted by n times their span (0, 1, 2 -> 3, 4, 5 -> ...)."""
         if self.seeds is not None:
-            return [int(s) for s in self.seeds]
-        return list(range(self.seed_start, self.seed_start + self.episodes))
+            base = [int(s) for s in self.seeds]
+        else:
+            base = list(range(self.seed_start, self.seed_start + self.episodes))
+        if self.llm is not None or not iteration or not base:
+            return base
+        offset = iteration * (max(base) - min(base) + 1)
+        return [s + offset for s in base]
+
+    def repeats_one_policy(self) -> bool:
+        """True when every iteration evaluates the same given policy (no LLM, iterations > 1)."""
+        return self.llm is None and self.iterations > 1
 
     def holdout_seed_list(self) -> list[int]:
-        used = self.iteration_seeds()
+        used = [s for n in range(self.iterations) for s in self.iteration_seeds(n)]
         first = (max(used) + 1) if used else self.seed_start
         return list(range(first, first + self.holdout_seeds))
 
@@ -288,7 +301,7 @@ class _Run:
             candidate.provider_error = "token budget spent"
         finally:
             if candidate.code is not None and not self.stopped():
-                _write(d / "policy.generated.py", candidate.code)
+                _write(d / policy_file_name(candidate.source), candidate.code)
             if candidate.calls:
                 _write(d / "llm.json", json.dumps(_llm_record(candidate.calls), indent=2))
         return candidate
@@ -348,9 +361,12 @@ class _Run:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> LoopResult:
         config, started = self.config, time.monotonic()
-        seeds = config.iteration_seeds()
         base_code = config.existing_code
         critique = None
+        if config.repeats_one_policy():
+            self.warn(f"no LLM: each of the {config.iterations} iterations flies the same policy, "
+                      f"on new seeds ({', '.join(map(str, config.iteration_seeds(0)))} first, then "
+                      f"{', '.join(map(str, config.iteration_seeds(1)))}, ...)", kind="repeat_policy")
         try:
             for n in range(config.iterations):
                 self.iteration = n
@@ -361,7 +377,7 @@ class _Run:
                         self.llm is not None and not (n == 0 and config.policy_code)):
                     self.result.stopped_reason = "token_budget"
                     break
-                chosen = self.one_iteration(n, seeds, base_code, critique)
+                chosen = self.one_iteration(n, config.iteration_seeds(n), base_code, critique)
                 if chosen is None:
                     break
                 base_code, critique = chosen.code, chosen.critique
@@ -537,7 +553,7 @@ def _compact(agg: dict) -> dict:
     return {k: v for k, v in agg.items() if k not in ("sample_policy_summaries",)}
 
 
-_CHOSEN_FILES = ("system_prompt.txt", "user_prompt.txt", "policy.generated.py", "llm.json",
+_CHOSEN_FILES = ("system_prompt.txt", "user_prompt.txt", *POLICY_FILES, "llm.json",
                  "aggregate.json", "critique.txt")
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bgen.errors import BadRequest, BgenError, ConfigError, Conflict, NotFound
+from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
 from bgen.server import lifecycle
 from bgen.server.lifecycle import LifecycleError, next_state
 from bgen.server.progress import (FINAL_TYPES, StepThrottle, best_iteration, describe, episode_key,
@@ -132,6 +133,7 @@ class Run:
         self.sim_time_s = 0.0                # from episode summaries, in case the loop's result has none
         self.wall_time_s = 0.0
         self.thread: threading.Thread | None = None
+        self.phase = PhaseTracker("queued")  # where the run is, for run.json's error (updated under emit_lock)
 
 
 class RunManager:
@@ -253,12 +255,16 @@ class RunManager:
             if record.get("status") not in lifecycle.ACTIVE_STATES:
                 continue
             was = record["status"]
-            record.update(status=next_state(was, "interrupt"), finished=time.time(),
-                          error=f"the server stopped while the run was {was}")
-            self.store.save(record)
             with self.store.event_log(record["run_id"]) as event_log:
+                phase = PhaseTracker("queued" if was == lifecycle.QUEUED else "setup")
+                for event in event_log.read():
+                    phase.see(event)
+                record.update(status=next_state(was, "interrupt"), finished=time.time(),
+                              stopped_reason=STOPPED_REASON[lifecycle.INTERRUPTED],
+                              error=error_record(f"the server stopped while the run was {was}", phase.phase))
+                self.store.save(record)
                 event_log.append({"type": "error", "status": lifecycle.INTERRUPTED,
-                                  "message": record["error"]})
+                                  "message": record["error"]["message"], "phase": phase.phase})
             recovered.append(record["run_id"])
             log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
         return recovered
@@ -337,6 +343,7 @@ class RunManager:
 
     def _execute(self, run: Run) -> None:
         """Body of a run thread: proxy, config, loop; then the final status whatever happened."""
+        run.phase.phase = "setup"
         self._emit(run, {"type": "status", "status": lifecycle.RUNNING})
         request, result, failure, stop_proxy = run.request, None, None, None
         try:
@@ -391,14 +398,24 @@ class RunManager:
                 error = error_text(failure)
             elif new_state == lifecycle.INTERRUPTED:
                 error = "the server shut down during the run"
-            self._close_locked(run, new_state, error=error)
+            self._close_locked(run, new_state, error=error, failure=failure)
             self._start_queued()
         self._emit_final(run, failure)
 
-    def _close_locked(self, run: Run, state: str, *, error: str | None = None) -> None:
-        """Record a final state (caller holds the lock)."""
-        run.record.update(status=state, finished=time.time(), error=error,
+    def _close_locked(self, run: Run, state: str, *, error: str | None = None,
+                      failure: BaseException | None = None) -> None:
+        """Record a final state (caller holds the lock): a run that failed or was stopped gets
+        ``stopped_reason`` = its state and ``error: {"message", "phase"}``."""
+        if state == lifecycle.TERMINATED and error is None:
+            error = "terminated on request"
+        phase = run.phase.phase     # a str read: no emit_lock under the manager lock
+        if failure is not None and state == lifecycle.FAILED:
+            phase = failure_phase(failure, phase)
+        run.record.update(status=state, finished=time.time(),
+                          error=error_record(error, phase) if error is not None else None,
                           timing=timing(run.sim_time_s, run.wall_time_s))
+        if state in STOPPED_REASON:
+            run.record["stopped_reason"] = STOPPED_REASON[state]
         if run.record["concluded_early"] is None:
             run.record["concluded_early"] = False
         self.store.save(run.record)
@@ -409,7 +426,7 @@ class RunManager:
         state = record["status"]
         event = {"type": lifecycle.FINAL_MESSAGE[state], "status": state}
         if event["type"] == "error":
-            event["message"] = record["error"]
+            event.update(message=record["error"]["message"], phase=record["error"]["phase"])
             if failure is not None:
                 event["error_type"] = type(failure).__name__
         else:
@@ -449,6 +466,7 @@ class RunManager:
                     self._publish(run.run_id, held)
                 run.closed = True
             stored = run.log.append(wire)
+            run.phase.see(stored)
             self._publish(run.run_id, stored)
             if final:
                 run.log.close()
