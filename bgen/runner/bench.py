@@ -112,6 +112,8 @@ def main(argv=None) -> int:
     probe_worker(config)                     # starts the forkserver (once per process)
     startup = time.perf_counter() - started
 
+    from bgen.machine import machine_line
+    print(machine_line())
     print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
           f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "
           f"backend {backend_label(load_backend(args.backend))}, {os.cpu_count()} cores, "

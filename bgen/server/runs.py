@@ -398,6 +398,8 @@ class RunManager:
                 error = error_text(failure)
             elif new_state == lifecycle.INTERRUPTED:
                 error = "the server shut down during the run"
+            elif new_state == lifecycle.DONE and result is not None and result_field(result, "error"):
+                error = str(result_field(result, "error"))     # provider_error: the best is kept
             self._close_locked(run, new_state, error=error, failure=failure)
             self._start_queued()
         self._emit_final(run, failure)
