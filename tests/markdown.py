@@ -53,6 +53,15 @@ def _outside_fences(lines: list[str]) -> list[bool]:
     return flags
 
 
+def unclosed_fence(text: str) -> int | None:
+    """The line of a ``` fence that is never closed (it swallows the rest of the page), or None."""
+    opened = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            opened = n if opened is None else None
+    return opened
+
+
 def tables(text: str) -> list[Table]:
     lines = text.splitlines()
     prose = _outside_fences(lines)
