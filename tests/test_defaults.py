@@ -74,6 +74,15 @@ class TestTheTableOfDefaults(unittest.TestCase):
                     with self.subTest(command=command, flag=action.option_strings[0]):
                         self.assertIn(f"(default {D.shown(action.dest)})", action.help)
 
+    def test_every_flag_that_takes_a_value_says_its_default_in_help(self):
+        import argparse
+        for command, (parser, _) in COMMANDS.items():
+            for action in parser._actions:
+                if not action.option_strings or action.help == argparse.SUPPRESS or action.nargs == 0:
+                    continue
+                with self.subTest(command=command, flag=action.option_strings[0]):
+                    self.assertRegex(action.help, r"default|required")
+
     def test_every_docs_flag_table_shows_the_tables_default(self):
         for command, (parser, page) in COMMANDS.items():
             table = flag_table((ROOT / page).read_text(encoding="utf-8"))

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=f"python -m bgen.orchestrator.{PROG}",
                  description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
     run = ap.add_argument_group("run")
-    run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from (with it)")
+    run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from "
+                                      "(with it); default none: required without --use-llm")
     run.add_argument("--outdir", default="runs/bgen_iter", help="run directory (default %(default)s)")
     run.add_argument("--iterations", type=int, default=D.value("iterations"),
                      help=D.help_text("iterations", "iterations; without --use-llm each one flies the "
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "URL (default the LLVPN gateway's Anthropic service; --llvpn-url is an alias)")
     llm.add_argument("--openai-url", default=None,
                      help="OpenAI-API endpoint: gateway, https://api.openai.com, or a local server "
-                          "such as http://127.0.0.1:11434/v1")
+                          "such as http://127.0.0.1:11434/v1 (default the LLVPN gateway's OpenAI service)")
     llm.add_argument("--api-key-env", default=None,
                      help=D.help_text("api_key_env", "environment variable holding the key "
                                       "(openai-direct: OPENAI_API_KEY)"))
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--llm-backoff-cap", type=float, default=DEFAULT_BACKOFF_CAP_S,
                      help=D.help_text("llm_backoff_cap", "longest wait in seconds between LLM retries"))
     llm.add_argument("--token-budget", type=int, default=None,
-                     help="stop cleanly once this many tokens (in + out) are spent")
+                     help="stop cleanly once this many tokens (in + out) are spent (default none: no limit)")
     return ap
 
 

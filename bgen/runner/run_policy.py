@@ -70,7 +70,7 @@ def _positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Run a policy file against the simulator for N episodes.")
-    p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize)")
+    p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize); required, no default")
     p.add_argument("--outdir", default="runs/bgen", help="output directory (default %(default)s)")
     p.add_argument("--episodes", type=_positive(int), default=D.value("episodes"),
                    help=D.help_text("episodes", "episodes"))
