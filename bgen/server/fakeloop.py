@@ -76,7 +76,7 @@ class LoopResult:
     best_aggregate: dict | None = None
     iterations: list = field(default_factory=list)
     concluded_early: bool = False
-    stopped_reason: str = "iterations"
+    stopped_reason: str = "iterations_done"
     sim_time_s: float = 0.0
     wall_time_s: float = 0.0
 
