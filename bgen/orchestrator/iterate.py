@@ -9,7 +9,10 @@
         --iterations 5 --episodes 4
 
 Writes the run directory (``--outdir``): run.json, events.jsonl, iter_<n>/..., policy.best.py.
-Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider or simulator),
+run.json ends with a ``status`` / ``stopped_reason`` pair and, for a failed or stopped run,
+``error: {"message", "phase"}`` (``bgen.orchestrator.outcome``). Without ``--use-llm`` each
+iteration flies the given policy on new seeds (one ``warning:`` line says so). Defaults come
+from ``bgen.defaults``. Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider or simulator),
 2 bad flags or missing API key (one line, no traceback), 130 stopped with Ctrl-C.
 """
 

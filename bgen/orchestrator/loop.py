@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bgen import defaults as _defaults
 from bgen.errors import BgenError, ConfigError, PolicyLoadError, ProviderError
 from bgen.llm.client import MAX_TOKENS_HINT, LLMClient, LLMSettings, RetryNotice
 from bgen.llm.context import choose_examples, load_pack
@@ -56,7 +57,7 @@ class LoopConfig:
     seeds: tuple | None = None          # explicit iteration seeds (overrides seed_start/episodes)
     candidates: int = 1
     holdout_seeds: int = 0
-    success_threshold: float = 1.0
+    success_threshold: float = _defaults.value("success_threshold")
     existing_code: str | None = None    # refine this (LLM) or evaluate it (no LLM)
     policy_code: str | None = None      # take this as iteration 0's policy as given
     llm: LLMSettings | None = None
