@@ -64,6 +64,7 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from bgen import __version__
+from bgen import defaults as D
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
 from bgen.runner.executor import add_executor_arguments, make_executor
@@ -1021,7 +1022,7 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     api_key_env: str | None = None
-    provider: str = DEFAULT_PROVIDERS[0]       # LLM defaults of POST /run (its fields override)
+    provider: str = D.value("provider")       # LLM defaults of POST /run (its fields override)
     provider_url: str | None = None
     model: str | None = None
     loop_module: str | None = None
@@ -1225,23 +1226,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs executing at once; more are queued FIFO (default 2)")
     parser.add_argument("--backend", type=backend_name, default=os.environ.get("BGEN_SIM_BACKEND") or "auto",
                         help="simulator backend: auto, voxelsim or embedded (default $BGEN_SIM_BACKEND or auto)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="episode worker processes per run (default: the runner's choice)")
+    parser.add_argument("--workers", type=positive_int, default=D.value("workers"),
+                        help=D.help_text("workers", "episode worker processes per run"))
     parser.add_argument("--progress-hz", type=non_negative_float, default=20.0,
                         help="step messages per second per episode sent to progress clients (default 20; 0 = all)")
     parser.add_argument("--render-ports", type=render_ports, default=DEFAULT_RENDER_PORTS,
                         help="first proxy port block WORLD,AGENTS,POV_WORLD,POV_AGENTS (default "
                              "8080,8081,8090,9090; each further rendered run +100; 0 = any free ports)")
-    parser.add_argument("--api-key-env", type=env_name, default=None,
-                        help="environment variable holding the LLM provider key (default LLVPN_API_KEY, as the reference)")
-    parser.add_argument("--provider", choices=DEFAULT_PROVIDERS, default=DEFAULT_PROVIDERS[0],
-                        help="LLM wire API of runs whose request names none (default anthropic)")
+    parser.add_argument("--api-key-env", type=env_name, default=D.value("api_key_env"),
+                        help=D.help_text("api_key_env", "environment variable holding the LLM provider key"))
+    parser.add_argument("--provider", choices=DEFAULT_PROVIDERS, default=D.value("provider"),
+                        help=D.help_text("provider", "LLM wire API of runs whose request names none"))
     parser.add_argument("--provider-url", type=provider_url, default=None,
                         help="LLM endpoint for --provider: gateway, base URL or local server "
-                             "(default the reference's gateway); POST /run provider_url overrides")
-    parser.add_argument("--model", type=model_name, default=None,
-                        help="model for --provider (default claude-3-5-sonnet-20241022 / gpt-4o-mini); "
-                             "POST /run model overrides")
+                             "(default the LLVPN gateway's service for the provider); POST /run "
+                             "provider_url overrides")
+    parser.add_argument("--model", type=model_name, default=D.value("model"),
+                        help=D.help_text("model", "model for --provider; POST /run model overrides"))
     add_executor_arguments(parser)
     parser.add_argument("--token-file", default=None, metavar="PATH",
                         help="file holding the access token clients must send as Authorization: Bearer "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from bgen.errors import ProviderError
+from bgen.orchestrator.runlog import policy_file_name
 from bgen.server.framing import encode_frame
 
 STEPS_PER_PAUSE = 100
@@ -75,7 +76,7 @@ class LoopResult:
     best_aggregate: dict | None = None
     iterations: list = field(default_factory=list)
     concluded_early: bool = False
-    stopped_reason: str = "iterations"
+    stopped_reason: str = "iterations_done"
     sim_time_s: float = 0.0
     wall_time_s: float = 0.0
 
@@ -121,9 +122,9 @@ def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
                 raise ProviderError("provider failed after 3 attempts: HTTP 503 (scripted failure)")
             iter_dir = Path(run_dir) / f"iter_{iteration}"
             iter_dir.mkdir(parents=True, exist_ok=True)
-            (iter_dir / "policy.generated.py").write_text(code, encoding="utf-8")
-            emit({"type": "policy", "iteration": iteration,
-                  "source": "given" if config.policy_code else "generated", "code": code})
+            source = "given" if config.policy_code else "generated"
+            (iter_dir / policy_file_name(source)).write_text(code, encoding="utf-8")
+            emit({"type": "policy", "iteration": iteration, "source": source, "code": code})
             successes = 0
             for seed in seeds[: config.episodes] if config.episodes else []:
                 summary = run_episode(episode, iteration, seed, emit, stop_event, renderer)

@@ -95,8 +95,13 @@ class TestSettings(unittest.TestCase):
 
     def test_every_linked_page_exists(self):
         for link in re.findall(r"\]\((docs/[^)]+)\)", README):
+            page, _, anchor = link.partition("#")
             with self.subTest(link=link):
-                self.assertTrue((ROOT / link).is_file())
+                self.assertTrue((ROOT / page).is_file())
+                if anchor:      # GitHub's anchor of a heading: lower case, spaces to hyphens
+                    headings = re.findall(r"^#+ (.+)$", (ROOT / page).read_text(encoding="utf-8"), re.M)
+                    self.assertIn(anchor, [re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
+                                           for h in headings])
 
 
 if __name__ == "__main__":

@@ -212,7 +212,8 @@ class TestGivenPolicy(LoopTestCase):
         policy = self.events[1]
         self.assertEqual((policy["source"], policy["ok"], policy["tokens_in"]), ("given", True, 0))
         it = self.run_dir / "iter_0"
-        self.assertEqual((it / "policy.generated.py").read_text(), GOOD)
+        self.assertEqual((it / "policy.given.py").read_text(), GOOD)
+        self.assertFalse((it / "policy.generated.py").exists())
         self.assertEqual(json.loads((it / "aggregate.json").read_text())["success_rate"], 1.0)
         self.assertIn("All 2 episodes succeeded", (it / "critique.txt").read_text())
         self.assertFalse((it / "llm.json").exists())
@@ -240,7 +241,27 @@ class TestGivenPolicy(LoopTestCase):
         self.assertEqual(result.best_code, GOOD)
         self.assertEqual(result.best_aggregate["episodes"], 0)
         self.assertFalse(result.concluded_early)
-        self.assertEqual((self.run_dir / "iter_0" / "policy.generated.py").read_text(), GOOD)
+        self.assertEqual((self.run_dir / "iter_0" / "policy.given.py").read_text(), GOOD)
+
+    def test_without_an_llm_each_iteration_flies_the_same_policy_on_new_seeds_after_one_notice(self):
+        slow = GOOD.replace("# GOOD", "# SLOW")         # never succeeds: no early stop
+        result = self.loop(llm=False, policy_code=slow, iterations=3, seeds=None, seed_start=0,
+                           episodes=2, holdout_seeds=1)
+        self.assertEqual([seeds for _, seeds in self.runner.calls], [[0, 1], [2, 3], [4, 5], [6]])
+        notices = [e for e in self.events if e.get("kind") == "repeat_policy"]
+        self.assertEqual([e["message"] for e in notices],
+                         ["no LLM: each of the 3 iterations flies the same policy, on new seeds "
+                          "(0, 1 first, then 2, 3, ...)"])
+        self.assertEqual(self.types()[0], "warning")
+        self.assertEqual([e["seeds"] for e in self.events if e["type"] == "iteration"],
+                         [[0, 1], [2, 3], [4, 5]])
+        self.assertEqual(len(result.iterations), 3)
+
+    def test_with_an_llm_every_iteration_flies_the_same_seeds_and_there_is_no_notice(self):
+        self.server.script(text_reply(fenced(FLOATY)), text_reply(fenced(FLOATY)))
+        self.loop(iterations=2, seeds=(1, 3))
+        self.assertEqual([seeds for _, seeds in self.runner.calls], [[1, 3], [1, 3]])
+        self.assertNotIn("repeat_policy", [e.get("kind") for e in self.events])
 
     def test_bad_settings_are_config_errors_naming_the_field(self):
         table = [({"iterations": 0}, "iterations: expects an integer in 1..100, actual: 0"),
@@ -786,6 +807,36 @@ class TestIterateCLI(unittest.TestCase):
         self.assertEqual((code, err), (2, f"iterate: error: task spec file '{spec}': "
                                           "task_spec.checks[0].points: expects a list of 1..256 "
                                           "points, actual: []\n"))
+
+    def test_a_policy_file_with_two_iterations_flies_new_seeds_and_says_so_once(self):
+        from bgen.llm.context import example_path
+        code, out, err = self.main("--policy", str(example_path("move_to_target")), "--iterations", "2",
+                                   "--episodes", "2", "--max-steps", "20", "--backend", "embedded",
+                                   "--outdir", str(self.out))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.count("warning: no LLM: each of the 2 iterations flies the same policy"), 1, out)
+        self.assertIn("iter 0: starting (1 candidate(s), seeds 0, 1)", out)
+        self.assertIn("iter 1: starting (1 candidate(s), seeds 2, 3)", out)
+        self.assertEqual((self.out / "iter_1" / "policy.given.py").read_text(),
+                         example_path("move_to_target").read_text())
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["status"], run["stopped_reason"], run["error"]), ("done", "iterations_done", None))
+
+    def test_a_failed_run_says_why_and_where_in_run_json(self):
+        server = FakeLLMServer(api_key=KEY).script(error_reply(400, "model: unknown model 'nope'"))
+        self.addCleanup(server.close)
+        code, out, err = self.main("--use-llm", "--anthropic-url", server.url, "--api-key-env", self.KEY_ENV,
+                                   "--model", "nope", "--backend", "embedded", "--outdir", str(self.out),
+                                   env={self.KEY_ENV: KEY})
+        self.assertEqual(code, 1, err)
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["status"], run["stopped_reason"], run["error"]["phase"]),
+                         ("failed", "failed", "generate"))
+        self.assertIn("model: unknown model 'nope'", run["error"]["message"])
+        self.assertEqual(err, f"iterate: error: {run['error']['message']}\n")
+        last = json.loads((self.out / "events.jsonl").read_text().splitlines()[-1])
+        self.assertEqual((last["type"], last["message"], last["phase"]),
+                         ("error", run["error"]["message"], "generate"))
 
     def test_without_a_key_one_line_names_the_variable_and_exits_2(self):
         done = self.subprocess("--use-llm", "--api-key-env", self.KEY_ENV, "--outdir", str(self.out),

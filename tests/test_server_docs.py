@@ -83,6 +83,18 @@ class TestServerDocs(unittest.TestCase):
             with self.subTest(name=name):
                 self.assertRegex(DOC, rf"\| [^\n]*\b{name}\b")
 
+    def test_the_outcome_table_lists_exactly_every_status_and_stopped_reason_pair(self):
+        from bgen.orchestrator.outcome import OUTCOMES, PHASES
+        from tests.markdown import tables
+        table = next(t for t in tables(DOC) if t.header[:2] == ["`status`", "`stopped_reason`"])
+        pairs = {(row[0].strip("`"), row[1].strip("`")): row[2] != "`null`" for _, row in table.rows}
+        self.assertEqual(pairs, {pair: has_error for pair, (has_error, _) in OUTCOMES.items()})
+        phases = next(t for t in tables(DOC) if t.header[0] == "phase")
+        self.assertEqual([row[0].strip("`") for _, row in phases.rows], list(PHASES))
+        for state in lifecycle.FINAL_STATES:
+            with self.subTest(state=state):
+                self.assertIn(state, {status for status, _ in OUTCOMES})
+
     def test_the_proxy_ports_and_benchmark_command_are_documented(self):
         for text in ("8080, 8081, 8090, 9090", "python -m bgen.bench server", "BGEN_SERVER_LOG"):
             with self.subTest(text=text):

@@ -82,8 +82,8 @@ class TestShutdownAndRestart(ProcessTestCase):
         self.assertIn('"status": "running"', Path(self.runs_dir, run_id, "run.json").read_text())
         again = self.launch("--port", "0", "--ws-port", "0")
         record = request(again.port, "GET", f"/runs/{run_id}")[1]
-        self.assertEqual((record["status"], record["error"]),
-                         ("interrupted", "the server stopped while the run was running"))
+        self.assertEqual((record["status"], record["stopped_reason"], record["error"]["message"]),
+                         ("interrupted", "interrupted", "the server stopped while the run was running"))
         self.assertIn(f"run {run_id} marked interrupted", again.output())
 
 

@@ -57,7 +57,7 @@ class GatedLoop:
         (Path(run_dir) / "iter_0" / "policy.generated.py").write_text("def act(): pass\n")
         while not (self.release_event.is_set() or stop_event.is_set()):
             stop_event.wait(0.01)
-        return fakeloop.LoopResult(stopped_reason="terminated" if stop_event.is_set() else "iterations")
+        return fakeloop.LoopResult(stopped_reason="terminated" if stop_event.is_set() else "iterations_done")
 
     def release(self):
         self.release_event.set()
@@ -184,7 +184,8 @@ class TestTermination(ManagerTestCase):
         self.wait_status(run_id, "running")
         self.assertEqual(self.manager.terminate(run_id), "stopping")
         record = self.wait_status(run_id, "terminated")
-        self.assertIsNone(record["error"])
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("terminated", {"message": "terminated on request", "phase": "generate"}))
         self.assertEqual(self.published.of(run_id)[-1]["type"], "terminated")
 
     def test_a_queued_run_ends_terminated_at_once(self):
@@ -219,16 +220,33 @@ class TestFailures(ManagerTestCase):
         self.make(failing)
         run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
         record = self.wait_status(run_id, "failed")
-        self.assertEqual(record["error"], "anthropic: HTTP 529 overloaded after 3 attempts")
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("failed", {"message": "anthropic: HTTP 529 overloaded after 3 attempts",
+                                     "phase": "generate"}))
         final = self.published.of(run_id)[-1]
         self.assertEqual(final, {**final, "type": "error", "status": "failed", "error_type": "ProviderError",
                                  "message": "anthropic: HTTP 529 overloaded after 3 attempts"})
+
+    def test_a_provider_failure_after_a_best_policy_ends_done_with_the_error_kept(self):
+        def keeps_best(config, run_dir, emit, stop_event, **_):
+            emit({"type": "iteration", "iteration": 1})
+            result = fakeloop.LoopResult(best_iteration=0, stopped_reason="provider_error")
+            result.error = "anthropic: HTTP 529 overloaded after 3 attempts"
+            return result
+
+        self.make(keeps_best)
+        run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        record = self.wait_status(run_id, "done")
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("provider_error", {"message": "anthropic: HTTP 529 overloaded after 3 attempts",
+                                             "phase": "generate"}))
 
     def test_a_loop_module_that_cannot_be_imported_fails_the_run_not_the_server(self):
         self.make(loop_module="bgen.server.no_such_loop")
         run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
         record = self.wait_status(run_id, "failed")
-        self.assertEqual(record["error"], "ModuleNotFoundError: No module named 'bgen.server.no_such_loop'")
+        self.assertEqual(record["error"], {"message": "ModuleNotFoundError: No module named "
+                                                      "'bgen.server.no_such_loop'", "phase": "setup"})
 
     def test_events_the_server_owns_are_not_accepted_from_the_loop(self):
         def rogue(config, run_dir, emit, stop_event, **_):
@@ -252,7 +270,9 @@ class TestShutdownAndRecovery(ManagerTestCase):
         self.manager.shutdown(TIMEOUT)
         for run_id in (running, queued):
             with self.subTest(run_id=run_id):
-                self.assertEqual(self.store.load(run_id)["status"], "interrupted")
+                record = self.store.load(run_id)
+                self.assertEqual((record["status"], record["stopped_reason"], record["error"]["phase"]),
+                                 ("interrupted", "interrupted", "generate" if run_id == running else "queued"))
                 final = self.events_on_disk(run_id)[-1]
                 self.assertEqual((final["type"], final["status"]), ("error", "interrupted"))
 
@@ -265,7 +285,9 @@ class TestShutdownAndRecovery(ManagerTestCase):
         self.assertEqual(self.manager.recover(), [run_id])
         record = self.store.load(run_id)
         self.assertEqual(record["status"], "interrupted")
-        self.assertEqual(record["error"], "the server stopped while the run was running")
+        self.assertEqual((record["stopped_reason"], record["error"]),
+                         ("interrupted", {"message": "the server stopped while the run was running",
+                                          "phase": "generate"}))
         self.assertEqual([e["type"] for e in self.events_on_disk(run_id)], ["iteration", "error"])
         self.assertEqual(self.manager.recover(), [])
 

@@ -225,6 +225,21 @@ class TestBench(unittest.TestCase):
         self.assertIn("steps/s:", report)
         self.assertIn("per step (us), with an action: chase", report)
 
+    def test_a_normal_run_places_start_and_target_as_episodes_do_and_reports_no_failure(self):
+        from bgen.sim import bench
+        from bgen.sim.scenarios import place_above_obstacles
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(bench.main(["--backend", "embedded", "--steps", "20", "--seed", "0"]), 0)
+        lines = out.getvalue().splitlines()
+        self.assertRegex(lines[0], r"^machine: \d+ cores?.*Python 3\.\d+.*\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+        self.assertNotIn("fail", out.getvalue().lower())
+        world = bench.build_world(vxs, 0)
+        result = bench.run_standard_episode(vxs, steps=10, delta=DELTA, seed=0)
+        self.assertEqual((result["start"], result["target"], result["lift"]),
+                         (list(place_above_obstacles(world, bench.START)),
+                          list(place_above_obstacles(world, bench.TARGET)), 0))
+
     def test_bad_flags_exit_with_usage_status(self):
         from bgen.sim.bench import parse_args
         for argv in (["--steps", "0"], ["--delta", "-1"], ["--urgency", "0"],

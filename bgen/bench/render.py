@@ -371,6 +371,8 @@ def main(argv=None) -> int:
 
     from bgen.sim import backend_label, load_backend
     vxs = load_backend(args.backend)
+    from bgen.machine import machine_line
+    print(machine_line())
     print(f"render benchmark: backend {backend_label(vxs)}, {os.cpu_count()} cores, "
           f"median of {args.repeat}")
     for line in frame_rows(vxs, args.seed, args.size, args.repeat):

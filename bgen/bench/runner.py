@@ -138,6 +138,7 @@ def main(argv=None) -> int:
     probe_worker(config)                     # starts the sandbox host (once per process)
     startup = time.perf_counter() - started
 
+    from bgen.bench.machine import machine_line
     print(machine_line())
     print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
           f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "

@@ -270,6 +270,8 @@ def main(argv=None) -> int:
     proxy = RenderProxy("bench", hub, (0, 0, 0, 0), max_frame_bytes=64 << 20)
     event_bytes = len(json.dumps({**PROGRESS_EVENT, "id": 1}, separators=(",", ":")))
     try:
+        from bgen.machine import machine_line
+        print(machine_line())
         print(f"progress fan-out: {args.messages} events of {event_bytes} B, median of {args.repeat}")
         print(f"  {'subscribers':>11}  {'EventHub + websockets':>22}  {'raw loopback TCP':>17}")
         for subscribers in (1, 16):

@@ -61,6 +61,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Mapping
 
+from bgen import defaults as _defaults
 from bgen.errors import ConfigError, ProviderError, ProviderRequestError
 from bgen.llm.extract import Extraction, extract, extract_code  # noqa: F401  (extract_code: re-exported)
 
@@ -68,14 +69,14 @@ PROVIDERS = ("anthropic", "openai")
 AUTH_MODES = ("auto", "x-api-key", "bearer", "both", "none")
 ANTHROPIC_VERSION = "2023-06-01"
 
-DEFAULT_MODEL = "claude-3-5-sonnet-20241022"
-DEFAULT_MAX_TOKENS = 2400
-DEFAULT_TEMPERATURE = 0.2
-DEFAULT_API_KEY_ENV = "LLVPN_API_KEY"
-DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_MAX_RETRIES = 4
+DEFAULT_MODEL = _defaults.MODELS["anthropic"]
+DEFAULT_MAX_TOKENS = _defaults.value("max_tokens")
+DEFAULT_TEMPERATURE = _defaults.value("temperature")
+DEFAULT_API_KEY_ENV = _defaults.value("api_key_env")
+DEFAULT_TIMEOUT_S = _defaults.value("llm_timeout")
+DEFAULT_MAX_RETRIES = _defaults.value("llm_retries")
 MAX_RETRIES_LIMIT = 20
-DEFAULT_BACKOFF_CAP_S = 30.0
+DEFAULT_BACKOFF_CAP_S = _defaults.value("llm_backoff_cap")
 MAX_BACKOFF_CAP_S = 600.0
 # What raises the token limit, named in the error of a reply cut off before any text.
 MAX_TOKENS_HINT = "raise --max-tokens (iterate) or max_tokens (POST /run)"

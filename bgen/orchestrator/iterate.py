@@ -11,7 +11,10 @@
 Writes the run directory (``--outdir``, default ``runs/<UTC timestamp>-<goal slug>``, new for
 every run): run.json, events.jsonl, iter_<n>/..., policy.best.py. A directory that already
 holds something is refused unless ``--resume`` (continue after its last finished iteration)
-or ``--overwrite`` (delete it first) is given.
+or ``--overwrite`` (delete it first) is given. run.json ends with a ``status`` /
+``stopped_reason`` pair and, for a failed or stopped run, ``error: {"message", "phase"}``
+(``bgen.orchestrator.outcome``). Without ``--use-llm`` each iteration flies the given policy on
+new seeds (one ``warning:`` line says so). Defaults come from ``bgen.defaults``.
 Prints one progress line per stage. Exit codes: 0 finished, 1 failed (provider or simulator),
 2 bad flags or missing API key (one line, no traceback), 130 stopped with Ctrl-C.
 """
@@ -30,13 +33,14 @@ import time
 import traceback
 from pathlib import Path
 
+from bgen import defaults as D
 from bgen.errors import BgenError, ConfigError
 from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT_MAX_RETRIES,
-                             DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_TEMPERATURE,
                              DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
 from bgen.orchestrator import evaluator
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.runner.executor import add_executor_arguments, executor_from_args
+from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
 from bgen.orchestrator.runlog import EventLog
 
 PROG = "iterate"
@@ -57,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=f"python -m bgen.orchestrator.{PROG}",
                  description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
     run = ap.add_argument_group("run")
-    run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from (with it)")
+    run.add_argument("--policy", help="policy .py to evaluate (without --use-llm) or to start from "
+                                      "(with it); default none: required without --use-llm")
     run.add_argument("--outdir", default=None,
                      help="run directory (default runs/<UTC timestamp>-<goal slug>, new for every run)")
     existing = run.add_mutually_exclusive_group()
@@ -65,11 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="continue the run in --outdir after its last finished iteration")
     existing.add_argument("--overwrite", action="store_true",
                           help="delete what --outdir holds before running")
-    run.add_argument("--iterations", type=int, default=1, help="iterations (default 1)")
-    run.add_argument("--episodes", type=int, default=3, help="episodes per iteration (default 3)")
-    run.add_argument("--seed-start", type=int, default=0, help="first episode seed (default 0)")
-    run.add_argument("--max-steps", type=int, default=None,
-                     help="steps per episode (default: from the task spec's route, at least 5000)")
+    run.add_argument("--iterations", type=int, default=D.value("iterations"),
+                     help=D.help_text("iterations", "iterations; without --use-llm each one flies the "
+                                      "same policy on new seeds"))
+    run.add_argument("--episodes", type=int, default=D.value("episodes"),
+                     help=D.help_text("episodes", "episodes per iteration"))
+    run.add_argument("--seed-start", type=int, default=D.value("seed_start"),
+                     help=D.help_text("seed_start", "first episode seed"))
+    run.add_argument("--max-steps", type=int, default=D.value("max_steps"),
+                     help=D.help_text("max_steps", "steps per episode"))
     run.add_argument("--task-spec", default=None, metavar="FILE",
                      help="task spec JSON file the episodes are judged by (no spec call to the "
                           "LLM); default: from the goal with --use-llm, else reach the target")
@@ -79,44 +88,53 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--render", action="store_true", help="stream to a running renderer")
     run.add_argument("--backend", default="auto", choices=("auto", "voxelsim", "embedded"),
                      help="simulator backend (default auto: voxelsim if importable, else embedded)")
-    run.add_argument("--workers", type=int, default=None, help="parallel episode workers (default: CPU count)")
+    run.add_argument("--workers", type=int, default=D.value("workers"),
+                     help=D.help_text("workers", "parallel episode workers"))
     add_executor_arguments(run)
-    run.add_argument("--candidates", type=int, default=1, help="policies generated per iteration (default 1)")
-    run.add_argument("--holdout-seeds", type=int, default=0,
-                     help="evaluate the best policy on this many unseen seeds at the end (default 0)")
-    run.add_argument("--success-threshold", type=float, default=1.0,
-                     help="stop once an iteration's success rate reaches this (default 1.0)")
-    run.add_argument("--max-repairs", type=int, default=2,
-                     help="LLM repairs of a policy that fails to load (default 2)")
+    run.add_argument("--candidates", type=int, default=D.value("candidates"),
+                     help=D.help_text("candidates", "policies generated per iteration"))
+    run.add_argument("--holdout-seeds", type=int, default=D.value("holdout_seeds"),
+                     help=D.help_text("holdout_seeds", "evaluate the best policy on this many unseen "
+                                      "seeds at the end"))
+    run.add_argument("--success-threshold", type=float, default=D.value("success_threshold"),
+                     help=D.help_text("success_threshold", "stop once an iteration's success rate "
+                                      "reaches this"))
+    run.add_argument("--max-repairs", type=int, default=D.value("max_repairs"),
+                     help=D.help_text("max_repairs", "LLM repairs of a policy that fails to load"))
     llm = ap.add_argument_group("LLM")
     llm.add_argument("--use-llm", action="store_true", help="generate and refine the policy with an LLM")
-    llm.add_argument("--user-goal", default="Reach the target while minimizing collisions.")
-    llm.add_argument("--provider", default="anthropic", choices=("anthropic", "openai", "openai-direct"),
-                     help="wire API (default anthropic); openai-direct = openai at api.openai.com with $OPENAI_API_KEY")
-    llm.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
-    llm.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
-    llm.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
-    llm.add_argument("--llvpn-url", default=None,
-                     help="Anthropic-API endpoint: gateway service URL, base URL or full URL "
-                          "(default the reference's LLVPN gateway)")
+    llm.add_argument("--user-goal", default="Reach the target while minimizing collisions.",
+                     help="the goal in plain words (default %(default)r)")
+    llm.add_argument("--provider", default=D.value("provider"), choices=("anthropic", "openai", "openai-direct"),
+                     help=D.help_text("provider", "wire API; openai-direct = openai at api.openai.com "
+                                      "with $OPENAI_API_KEY"))
+    llm.add_argument("--model", default=D.value("model"), help=D.help_text("model", "model"))
+    llm.add_argument("--max-tokens", type=int, default=D.value("max_tokens"),
+                     help=D.help_text("max_tokens", "the LLM's reply budget in tokens"))
+    llm.add_argument("--temperature", type=float, default=D.value("temperature"),
+                     help=D.help_text("temperature", "sampling temperature"))
+    llm.add_argument("--anthropic-url", "--llvpn-url", dest="anthropic_url", default=None,
+                     help="Anthropic-API endpoint: an LLVPN gateway service URL, a base URL or a full "
+                          "URL (default the LLVPN gateway's Anthropic service; --llvpn-url is an alias)")
     llm.add_argument("--openai-url", default=None,
                      help="OpenAI-API endpoint: gateway, https://api.openai.com, or a local server "
-                          "such as http://127.0.0.1:11434/v1")
+                          "such as http://127.0.0.1:11434/v1 (default the LLVPN gateway's OpenAI service)")
     llm.add_argument("--api-key-env", default=None,
-                     help=f"environment variable holding the key (default {DEFAULT_API_KEY_ENV})")
+                     help=D.help_text("api_key_env", "environment variable holding the key "
+                                      "(openai-direct: OPENAI_API_KEY)"))
     llm.add_argument("--no-api-key", action="store_true", help="send no key (local servers)")
     llm.add_argument("--auth", default="auto", choices=AUTH_MODES,
                      help="how the key is sent (default auto: x-api-key to api.anthropic.com, "
                           "Bearer to gateways and OpenAI)")
     llm.add_argument("--llm-timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                     help=f"seconds per LLM request (default {DEFAULT_TIMEOUT_S:g})")
+                     help=D.help_text("llm_timeout", "seconds per LLM request"))
     llm.add_argument("--llm-retries", type=int, default=DEFAULT_MAX_RETRIES,
-                     help=f"retries of a failed LLM request (429/5xx, overloaded, connection "
-                          f"errors, timeouts; default {DEFAULT_MAX_RETRIES}); each prints a warning line")
+                     help=D.help_text("llm_retries", "retries of a failed LLM request (429/5xx, "
+                                      "overloaded, connection errors, timeouts); each prints a warning line"))
     llm.add_argument("--llm-backoff-cap", type=float, default=DEFAULT_BACKOFF_CAP_S,
-                     help=f"longest wait in seconds between LLM retries (default {DEFAULT_BACKOFF_CAP_S:g})")
+                     help=D.help_text("llm_backoff_cap", "longest wait in seconds between LLM retries"))
     llm.add_argument("--token-budget", type=int, default=None,
-                     help="stop cleanly once this many tokens (in + out) are spent")
+                     help="stop cleanly once this many tokens (in + out) are spent (default none: no limit)")
     return ap
 
 
@@ -142,8 +160,8 @@ def llm_settings(args) -> LLMSettings:
     elif provider == "openai":
         url = args.openai_url
     else:
-        url = args.llvpn_url
-    return LLMSettings(provider=provider, model=args.model, max_tokens=args.max_tokens,
+        url = args.anthropic_url
+    return LLMSettings(provider=provider, model=args.model or D.MODELS[provider], max_tokens=args.max_tokens,
                        temperature=args.temperature, url=url or DEFAULT_URLS[provider],
                        api_key_env=key_env or DEFAULT_API_KEY_ENV,
                        auth="none" if args.no_api_key else args.auth,
@@ -399,41 +417,59 @@ def main(argv=None) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
 
+    phase = PhaseTracker()
+
     def emit(event: dict) -> None:
         log.append(event)
+        phase.see(event)
         line = progress_line(event)
         if line:
             print(line, flush=True)
 
     status, code = "done", EXIT_OK
     result = None
+    error_info = None       # run.json's error: {"message", "phase"} of a failed or stopped run
     try:
         result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
                           episode_runner=executor.run_episodes)
         keep_prior_best(result, point, run_dir)
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED
-            log.append({"type": "terminated"})
+            error_info = error_record("stopped with Ctrl-C", phase.phase)
+            log.append({"type": "terminated", "error": error_info})
         else:
+            if result.error:
+                error_info = error_record(result.error, "generate")
             log.append({"type": "done", **result.to_dict()})
         print(summary_line(result, run_dir), flush=True)
     except BgenError as error:
         status, code = "failed", (EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED)
-        log.append({"type": "error", "message": str(error)})
+        error_info = error_record(str(error), failure_phase(error, phase.phase))
+        log.append({"type": "error", "message": str(error), "phase": error_info["phase"]})
         print(f"{PROG}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:       # a second Ctrl-C: no waiting for the loop to wind down
+        status, code = "terminated", EXIT_INTERRUPTED
+        error_info = error_record("aborted with a second Ctrl-C", phase.phase)
+        log.append({"type": "terminated", "error": error_info})
+        print(f"{PROG}: aborted", file=sys.stderr)
     except Exception as error:       # a bug: keep the traceback in the run directory
         status, code = "failed", EXIT_FAILED
         (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        log.append({"type": "error", "message": "internal error, see error.log"})
+        error_info = error_record(f"internal error ({type(error).__name__}: {error}); see error.log",
+                                  phase.phase)
+        log.append({"type": "error", "message": "internal error, see error.log", "phase": phase.phase})
         print(f"{PROG}: error: internal error ({type(error).__name__}: {error}); see {run_dir / 'error.log'}",
               file=sys.stderr)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        record.update(status=status, finished_at=time.time())
+        record.update(status=status, finished_at=time.time(), error=error_info,
+                      stopped_reason=STOPPED_REASON.get(status))
         if result is not None:
-            record.update(best_iteration=result.best_iteration, stopped_reason=result.stopped_reason,
-                          task_spec=result.task_spec, result=result.to_dict())
+            record.update(best_iteration=result.best_iteration, task_spec=result.task_spec,
+                          result=result.to_dict())
+            if status == "done":
+                record["stopped_reason"] = result.stopped_reason
         _write_run_json(run_dir / "run.json", record)
         log.close()
         executor.close()

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from bgen import defaults as _defaults
 from bgen.errors import BgenError, ConfigError, PolicyLoadError, ProviderError
 from bgen.llm.client import MAX_TOKENS_HINT, LLMClient, LLMSettings, RetryNotice
 from bgen.llm.context import choose_examples, load_pack
@@ -45,6 +46,7 @@ from bgen.orchestrator.prompt import (TASK_SPEC_SYSTEM_PROMPT, Repair, Task,
                                       build_repair_prompt, build_system_prompt,
                                       build_task_spec_prompt, build_task_spec_repair_prompt,
                                       build_user_prompt)
+from bgen.orchestrator.runlog import POLICY_FILES, policy_file_name
 from bgen.runner import taskspec
 from bgen.runner.episode import EpisodeConfig, landmark_names
 from bgen.runner.taskspec import TaskSpecError
@@ -69,7 +71,7 @@ class LoopConfig:
     seeds: tuple | None = None          # explicit iteration seeds (overrides seed_start/episodes)
     candidates: int = 1
     holdout_seeds: int = 0
-    success_threshold: float = 1.0
+    success_threshold: float = _defaults.value("success_threshold")
     existing_code: str | None = None    # refine this (LLM) or evaluate it (no LLM)
     policy_code: str | None = None      # take this as iteration 0's policy as given
     llm: LLMSettings | None = None
@@ -84,13 +86,25 @@ class LoopConfig:
     task_spec: dict | None = None       # given: judge by it, no spec call (None: LLM or default)
     derive_max_steps: bool = False      # episode.max_steps was not given: follow the spec's route
 
-    def iteration_seeds(self) -> list[int]:
+    def iteration_seeds(self, iteration: int = 0) -> list[int]:
+        """The seeds of iteration ``iteration``. With an LLM every iteration flies the same seeds
+        (the policies differ). Without one the policy never changes, so iteration n flies new
+        seeds: the first iteration's shifted by n times their span (0, 1, 2 -> 3, 4, 5 -> ...)."""
         if self.seeds is not None:
-            return [int(s) for s in self.seeds]
-        return list(range(self.seed_start, self.seed_start + self.episodes))
+            base = [int(s) for s in self.seeds]
+        else:
+            base = list(range(self.seed_start, self.seed_start + self.episodes))
+        if self.llm is not None or not iteration or not base:
+            return base
+        offset = iteration * (max(base) - min(base) + 1)
+        return [s + offset for s in base]
+
+    def repeats_one_policy(self) -> bool:
+        """True when every iteration evaluates the same given policy (no LLM, iterations > 1)."""
+        return self.llm is None and self.iterations > 1
 
     def holdout_seed_list(self) -> list[int]:
-        used = self.iteration_seeds()
+        used = [s for n in range(self.iterations) for s in self.iteration_seeds(n)]
         first = (max(used) + 1) if used else self.seed_start
         return list(range(first, first + self.holdout_seeds))
 
@@ -318,7 +332,7 @@ class _Run:
             candidate.provider_error = "token budget spent"
         finally:
             if candidate.code is not None and not self.stopped():
-                _write(d / "policy.generated.py", candidate.code)
+                _write(d / policy_file_name(candidate.source), candidate.code)
             if candidate.calls:
                 _write(d / "llm.json", json.dumps(_llm_record(candidate.calls), indent=2))
         return candidate
@@ -378,9 +392,12 @@ class _Run:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> LoopResult:
         config, started = self.config, time.monotonic()
-        seeds = config.iteration_seeds()
         base_code = config.existing_code
         critique = config.critique
+        if config.repeats_one_policy():
+            self.warn(f"no LLM: each of the {config.iterations} iterations flies the same policy, "
+                      f"on new seeds ({', '.join(map(str, config.iteration_seeds(0)))} first, then "
+                      f"{', '.join(map(str, config.iteration_seeds(1)))}, ...)", kind="repeat_policy")
         try:
             self.choose_task()
             objective = ((self.episode.task_spec or {}).get("objective") or {}).get("minimize")
@@ -394,7 +411,7 @@ class _Run:
                         self.llm is not None and not (n == 0 and config.policy_code)):
                     self.result.stopped_reason = "token_budget"
                     break
-                chosen = self.one_iteration(n, seeds, base_code, critique)
+                chosen = self.one_iteration(n, config.iteration_seeds(n), base_code, critique)
                 if chosen is None:
                     break
                 base_code, critique = chosen.code, chosen.critique
@@ -725,7 +742,7 @@ def _compact(agg: dict) -> dict:
     return {k: v for k, v in agg.items() if k not in ("sample_policy_summaries",)}
 
 
-_CHOSEN_FILES = ("system_prompt.txt", "user_prompt.txt", "policy.generated.py", "llm.json",
+_CHOSEN_FILES = ("system_prompt.txt", "user_prompt.txt", *POLICY_FILES, "llm.json",
                  "aggregate.json", "critique.txt")
 
 

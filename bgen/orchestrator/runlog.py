@@ -19,6 +19,24 @@ from pathlib import Path
 
 DEFAULT_STEPS_PER_SECOND = 20
 
+# An iteration's policy file: the user's own policy as given, or one the LLM wrote or repaired.
+GIVEN_POLICY_FILE = "policy.given.py"
+GENERATED_POLICY_FILE = "policy.generated.py"
+POLICY_FILES = (GIVEN_POLICY_FILE, GENERATED_POLICY_FILE)
+
+
+def policy_file_name(source: str) -> str:
+    """The file name of a policy whose ``source`` is ``given``, ``generated`` or ``repair``."""
+    return GIVEN_POLICY_FILE if source == "given" else GENERATED_POLICY_FILE
+
+
+def iteration_policy_file(iteration_dir: Path) -> Path | None:
+    """The policy file an iteration directory holds (given or generated), or None."""
+    for name in POLICY_FILES:
+        if (Path(iteration_dir) / name).is_file():
+            return Path(iteration_dir) / name
+    return None
+
 
 def _episode_key(event: dict) -> tuple:
     return (event.get("iteration"), event.get("candidate"), event.get("phase"), event.get("seed"))

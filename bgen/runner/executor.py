@@ -436,7 +436,8 @@ def add_executor_arguments(parser) -> None:
                         help="where episodes run: local worker processes, or a Dask cluster "
                              "(default local)")
     parser.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
-                        help="the Dask scheduler for --executor dask, e.g. tcp://host:8786")
+                        help="the Dask scheduler for --executor dask, e.g. tcp://host:8786 "
+                             "(default none: required with --executor dask)")
 
 
 def executor_from_args(args, workers: int | None = None):

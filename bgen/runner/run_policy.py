@@ -14,16 +14,19 @@ policy files print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
 
+from bgen import defaults as D
 from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig, requested_points
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
+from bgen.runner import taskspec
 from bgen.runner.taskspec import TaskSpecError, parse_task_spec
-from bgen.sim.scenarios import get_scenario
+from bgen.sim.scenarios import scenario_landmarks
 
 PROG = "run_policy"
 
@@ -74,12 +77,16 @@ def _positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Run a policy file against the simulator for N episodes.")
-    p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize)")
-    p.add_argument("--outdir", default="runs/bgen", help="output directory (default runs/bgen)")
-    p.add_argument("--episodes", type=_positive(int), default=1, help="episodes (default 1)")
-    p.add_argument("--seed-start", type=int, default=0, help="first seed; episode i uses seed-start+i")
-    p.add_argument("--max-steps", type=_positive(int), default=5000, help="steps per episode (default 5000)")
-    p.add_argument("--delta", type=_positive(float), default=0.01, help="seconds per step (default 0.01)")
+    p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize); required, no default")
+    p.add_argument("--outdir", default="runs/bgen", help="output directory (default %(default)s)")
+    p.add_argument("--episodes", type=_positive(int), default=D.value("episodes"),
+                   help=D.help_text("episodes", "episodes"))
+    p.add_argument("--seed-start", type=int, default=D.value("seed_start"),
+                   help=D.help_text("seed_start", "first seed; episode i uses seed-start+i"))
+    p.add_argument("--max-steps", type=_positive(int), default=D.value("max_steps"),
+                   help=D.help_text("max_steps", "steps per episode"))
+    p.add_argument("--delta", type=_positive(float), default=D.value("delta"),
+                   help=D.help_text("delta", "seconds per step"))
     p.add_argument("--render", action="store_true", help="send world, agents and POV to the renderer")
     p.add_argument("--pov-size", type=_size, default=(200, 150), help="POV size WxH (default 200x150)")
     p.add_argument("--target", type=_triple, default=None,
@@ -93,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(px4=True)
     p.add_argument("--backend", choices=("auto", "voxelsim", "embedded"), default="auto",
                    help="simulator backend (default auto: voxelsim when importable)")
-    p.add_argument("--workers", type=_positive(int), default=None,
-                   help="episodes in parallel (default: number of cores)")
-    p.add_argument("--act-budget-s", type=_positive(float), default=2.0,
-                   help="wall-clock budget of each policy call (default 2)")
+    p.add_argument("--workers", type=_positive(int), default=D.value("workers"),
+                   help=D.help_text("workers", "episodes in parallel"))
+    p.add_argument("--act-budget-s", type=_positive(float), default=D.value("act_budget_s"),
+                   help=D.help_text("act_budget_s", "wall-clock budget in seconds of each policy call"))
     p.add_argument("--episode-deadline-s", type=_positive(float), default=600.0,
                    help="wall-clock deadline of each episode (default 600)")
     p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
@@ -133,16 +140,28 @@ def check_lines(summary: dict) -> list[str]:
             for c in summary.get("checks") or []]
 
 
+def derived_max_steps(config: EpisodeConfig, seed: int) -> int:
+    """Steps for the task spec's route from episode ``seed``'s nominal start, at cruise speed
+    with margin, never below ``taskspec.MIN_STEP_BUDGET`` (the loop derives its budget alike)."""
+    start, target = requested_points(config, seed)
+    marks = taskspec.episode_landmarks(start, target, scenario_landmarks(config.scenario))
+    resolved = taskspec.resolve(taskspec.parse_task_spec(config.task_spec), marks)
+    return taskspec.step_budget(taskspec.route_length(resolved, start), config.delta)
+
+
 def config_from_args(args) -> EpisodeConfig:
     task_spec = read_task_spec(getattr(args, "task_spec", None))
-    return EpisodeConfig(task_spec=task_spec,
-        max_steps=args.max_steps, delta=args.delta, target=args.target,
+    config = EpisodeConfig(task_spec=task_spec,
+        max_steps=args.max_steps or taskspec.MIN_STEP_BUDGET, delta=args.delta, target=args.target,
         start=tuple(int(round(v)) for v in args.start) if args.start else None,
         scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
         pov_size=args.pov_size, use_px4=args.px4, backend=args.backend,
         act_budget_s=args.act_budget_s, episode_deadline_s=args.episode_deadline_s,
         memory_limit_mb=args.memory_limit_mb,
         world_cache_dir=str(Path(args.outdir).parent / "world-cache"))
+    if args.max_steps is None:
+        config = dataclasses.replace(config, max_steps=derived_max_steps(config, args.seed_start))
+    return config
 
 
 def _fmt(value, spec=".2f") -> str:

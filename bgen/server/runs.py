@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bgen.errors import BadRequest, BgenError, ConfigError, Conflict, NotFound
+from bgen.orchestrator.outcome import PhaseTracker, error_record, failure_phase
 from bgen.server import lifecycle
 from bgen.server.lifecycle import LifecycleError, next_state
 from bgen.server.progress import (FINAL_TYPES, StepThrottle, best_iteration, describe, episode_key,
@@ -151,6 +152,7 @@ class Run:
         self.sim_time_s = 0.0                # from episode summaries, in case the loop's result has none
         self.wall_time_s = 0.0
         self.thread: threading.Thread | None = None
+        self.phase = PhaseTracker("queued")  # where the run is, for run.json's error (updated under emit_lock)
 
 
 class RunManager:
@@ -358,13 +360,16 @@ class RunManager:
             if record.get("status") not in lifecycle.ACTIVE_STATES:
                 continue
             was = record["status"]
-            state = next_state(was, "interrupt")
-            record.update(status=state, finished=time.time(), stopped_reason=lifecycle.stopped_reason(state, None),
-                          error=f"the server stopped while the run was {was}")
-            self.store.save(record)
             with self.store.event_log(record["run_id"]) as event_log:
+                phase = PhaseTracker("queued" if was == lifecycle.QUEUED else "setup")
+                for event in event_log.read():
+                    phase.see(event)
+                record.update(status=next_state(was, "interrupt"), finished=time.time(),
+                              stopped_reason=lifecycle.stopped_reason(lifecycle.INTERRUPTED, None),
+                              error=error_record(f"the server stopped while the run was {was}", phase.phase))
+                self.store.save(record)
                 event_log.append({"type": "error", "status": lifecycle.INTERRUPTED,
-                                  "message": record["error"]})
+                                  "message": record["error"]["message"], "phase": phase.phase})
             recovered.append(record["run_id"])
             log.info("run %s marked interrupted (was %s when the server stopped)", record["run_id"], was)
         self.prune()
@@ -467,6 +472,7 @@ class RunManager:
 
     def _execute(self, run: Run) -> None:
         """Body of a run thread: proxy, config, loop; then the final status whatever happened."""
+        run.phase.phase = "setup"
         self._save(run)         # waits for the run-writer: the run is on disk before it starts
         self._emit(run, {"type": "status", "status": lifecycle.RUNNING})
         request, result, failure, stop_proxy = run.request, None, None, None
@@ -525,16 +531,27 @@ class RunManager:
                 error = error_text(failure)
             elif new_state == lifecycle.INTERRUPTED:
                 error = "the server shut down during the run"
-            self._close_locked(run, new_state, error=error)
+            elif new_state == lifecycle.DONE and result is not None and result_field(result, "error"):
+                error = str(result_field(result, "error"))     # provider_error: the best is kept
+            self._close_locked(run, new_state, error=error, failure=failure)
             starting = self._take_startable()
         self._save(run)
         self._launch(starting)
         self._emit_final(run, failure)
         self.prune()
 
-    def _close_locked(self, run: Run, state: str, *, error: str | None = None) -> None:
-        """Record a final state in memory (caller holds the lock, then calls ``_save``)."""
-        run.record.update(status=state, finished=time.time(), error=error,
+    def _close_locked(self, run: Run, state: str, *, error: str | None = None,
+                      failure: BaseException | None = None) -> None:
+        """Record a final state in memory (caller holds the lock, then calls ``_save``): a run
+        that failed or was stopped gets ``error: {"message", "phase"}``, and ``stopped_reason``
+        agrees with the state (``lifecycle.stopped_reason``)."""
+        if state == lifecycle.TERMINATED and error is None:
+            error = "terminated on request"
+        phase = run.phase.phase     # a str read: no emit_lock under the manager lock
+        if failure is not None and state == lifecycle.FAILED:
+            phase = failure_phase(failure, phase)
+        run.record.update(status=state, finished=time.time(),
+                          error=error_record(error, phase) if error is not None else None,
                           timing=timing(run.sim_time_s, run.wall_time_s),
                           stopped_reason=lifecycle.stopped_reason(state, run.record.get("stopped_reason")))
         if run.record["concluded_early"] is None:
@@ -546,7 +563,7 @@ class RunManager:
         state = record["status"]
         event = {"type": lifecycle.FINAL_MESSAGE[state], "status": state}
         if event["type"] == "error":
-            event["message"] = record["error"]
+            event.update(message=record["error"]["message"], phase=record["error"]["phase"])
             if failure is not None:
                 event["error_type"] = type(failure).__name__
         else:
@@ -590,6 +607,7 @@ class RunManager:
                     self._publish(run.run_id, run.log.append(held))
                 run.closed = True
             stored = run.log.append(wire)
+            run.phase.see(stored)
             self._publish(run.run_id, stored)
             if final:
                 run.log.close()

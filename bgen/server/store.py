@@ -23,10 +23,9 @@ log = logging.getLogger("bgen.server")
 
 RUN_FILE = "run.json"
 EVENTS_FILE = "events.jsonl"
-POLICY_FILE = "policy.generated.py"
 ITER_DIR = re.compile(r"iter_(\d+)")
 
-from bgen.orchestrator.runlog import EventLog
+from bgen.orchestrator.runlog import EventLog, iteration_policy_file
 
 
 class RunStore:
@@ -124,7 +123,7 @@ class RunStore:
         found = []
         for child in run_dir.iterdir() if run_dir.is_dir() else ():
             match = ITER_DIR.fullmatch(child.name)
-            if match and (child / POLICY_FILE).is_file():
+            if match and iteration_policy_file(child) is not None:
                 found.append(int(match.group(1)))
         return sorted(found)
 
@@ -140,8 +139,10 @@ class RunStore:
             if not available:
                 raise NotFound(f"run {run_id} has no policy code yet", field="run_id")
             iteration = available[-1]
-        path = self.run_dir(run_id) / f"iter_{iteration}" / POLICY_FILE
+        path = iteration_policy_file(self.run_dir(run_id) / f"iter_{iteration}")
         try:
+            if path is None:
+                raise FileNotFoundError(iteration)
             return iteration, path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise NotFound(f"run {run_id} has no policy for iteration {iteration}",

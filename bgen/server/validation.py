@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from bgen import defaults as _defaults
 from bgen.errors import BadRequest, NotFound
 from bgen.llm import client as _llm
 from bgen.runner import taskspec as _taskspec
@@ -22,7 +23,7 @@ SCENARIOS = tuple(_scenarios.SCENARIOS)
 DEFAULT_TARGETS = {name: tuple(entry.target) for name, entry in _scenarios.SCENARIOS.items()}
 DEFAULT_PROVIDERS = _llm.PROVIDERS
 # As the reference server: a provider's model when the request names none.
-DEFAULT_MODELS = {"anthropic": _llm.DEFAULT_MODEL, "openai": "gpt-4o-mini"}
+DEFAULT_MODELS = dict(_defaults.MODELS)
 
 DEFAULT_GOAL = "Reach the target while minimizing collisions."
 MAX_ITERATIONS = 50
@@ -171,7 +172,7 @@ def pick_alias(body: dict, names: tuple[str, str]) -> str:
 
 def parse_seeds(body: dict) -> tuple[tuple[int, ...], int]:
     if "seeds" not in body or body["seeds"] is None:
-        episodes = expect_int(body, "episodes", 3, 0, MAX_EPISODES)
+        episodes = expect_int(body, "episodes", _defaults.value("episodes"), 0, MAX_EPISODES)
         return tuple(range(episodes)), episodes
     seeds = body["seeds"]
     if type(seeds) is not list or not 1 <= len(seeds) <= MAX_EPISODES:
@@ -193,11 +194,11 @@ def parse_seeds(body: dict) -> tuple[tuple[int, ...], int]:
 def parse_steps(body: dict) -> tuple[int, float]:
     """max_steps, delta. Without max_steps, ceil(duration_seconds / delta) steps of simulated
     time (duration_seconds defaults to 30, delta to 0.01), as the reference computes it."""
-    delta = expect_number(body, "delta", 0.01, 0.0, 1.0, low_open=True)
+    delta = expect_number(body, "delta", _defaults.value("delta"), 0.0, 1.0, low_open=True)
     if body.get("max_steps") is not None:
         return expect_int(body, "max_steps", None, 1, MAX_STEPS), delta
     field = pick_alias(body, ("duration_seconds", "duration"))
-    duration = expect_number(body, field, 30.0, 0.0, MAX_DURATION_S, low_open=True)
+    duration = expect_number(body, field, _defaults.DURATION_S, 0.0, MAX_DURATION_S, low_open=True)
     # The 1e-9 keeps 0.3 / 0.1 (= 2.9999999999999996) at 3 steps.
     steps = max(1, math.ceil(duration / delta - 1e-9))
     if steps > MAX_STEPS:
@@ -270,7 +271,7 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
     px4_field = pick_alias(body, ("px4", "use_px4"))
     return RunRequest(
         user_goal=user_goal,
-        iterations=expect_int(body, "iterations", 1, 1, MAX_ITERATIONS),
+        iterations=expect_int(body, "iterations", _defaults.value("iterations"), 1, MAX_ITERATIONS),
         episodes=episodes,
         seeds=seeds,
         render=expect_bool(body, "render", True),
@@ -283,7 +284,7 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         provider_url=provider_url,
         model=expect_text(body, "model", 200) or llm_defaults.model_for(provider.lower()),
         pov_min_dt_world=expect_number(body, "pov_min_dt_world", 0.05, 0.0, 60.0),
-        success_threshold=expect_number(body, "success_threshold", 0.95, 0.0, 1.0),
+        success_threshold=expect_number(body, "success_threshold", _defaults.value("success_threshold"), 0.0, 1.0),
         use_px4=expect_bool(body, px4_field, True),
         target=parse_target(body, scenario),
         scenario=scenario,
