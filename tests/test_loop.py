@@ -833,7 +833,8 @@ class TestIterateCLI(unittest.TestCase):
         self.assertEqual((run["status"], run["stopped_reason"], run["error"]["phase"]),
                          ("failed", "failed", "generate"))
         self.assertIn("model: unknown model 'nope'", run["error"]["message"])
-        self.assertEqual(err, f"iterate: error: {run['error']['message']}\n")
+        self.assertTrue(err.startswith("isolation: "), err)   # the first line: the sandbox's layers
+        self.assertEqual(err.split("\n", 1)[1], f"iterate: error: {run['error']['message']}\n")
         last = json.loads((self.out / "events.jsonl").read_text().splitlines()[-1])
         self.assertEqual((last["type"], last["message"], last["phase"]),
                          ("error", run["error"]["message"], "generate"))

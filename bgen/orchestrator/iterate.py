@@ -41,7 +41,7 @@ from bgen.orchestrator import evaluator
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
-from bgen.orchestrator.runlog import EventLog
+from bgen.orchestrator.runlog import EventLog, iteration_policy_file
 
 PROG = "iterate"
 OPENAI_DIRECT_URL = "https://api.openai.com"
@@ -234,8 +234,11 @@ def default_outdir(goal: str, now: float, root: Path = Path("runs")) -> Path:
 
 def finished_iteration(it_dir: Path) -> tuple[str, str, dict] | None:
     """(chosen code, critique, aggregate) of an iteration the loop finished, else None."""
+    policy = iteration_policy_file(it_dir)
+    if policy is None:
+        return None
     try:
-        code = (it_dir / "policy.generated.py").read_text(encoding="utf-8")
+        code = policy.read_text(encoding="utf-8")
         critique = (it_dir / "critique.txt").read_text(encoding="utf-8").rstrip("\n")
         aggregate = json.loads((it_dir / "aggregate.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -295,7 +298,7 @@ def keep_prior_best(result: LoopResult, point: ResumePoint | None, run_dir: Path
     if result.best_aggregate is not None and \
             evaluator.rank_key(result.best_aggregate) >= evaluator.rank_key(point.best_aggregate):
         return
-    code = (run_dir / f"iter_{point.best_iteration}" / "policy.generated.py").read_text(encoding="utf-8")
+    code = iteration_policy_file(run_dir / f"iter_{point.best_iteration}").read_text(encoding="utf-8")
     result.best_iteration, result.best_aggregate, result.best_code = (
         point.best_iteration, point.best_aggregate, code)
     (run_dir / "policy.best.py").write_text(code, encoding="utf-8")

@@ -24,6 +24,8 @@ PHASES = {
 OUTCOMES = {
     ("done", "iterations_done"): (False, "every iteration ran"),
     ("done", "success_threshold"): (False, "an iteration reached the success threshold"),
+    ("done", "objective_converged"): (False, "with a task spec's objective: two iterations past "
+                                             "the threshold brought no improvement"),
     ("done", "token_budget"): (False, "the token budget was spent (iterate --token-budget)"),
     ("done", "provider_error"): (True, "the LLM provider failed after a best policy existed; it is kept"),
     ("failed", "failed"): (True, "an error ended the run: provider, simulator, settings or a bug"),

@@ -53,9 +53,10 @@ LAYER_NAMES = ("environment", "namespaces", "landlock", "seccomp", "rlimits", "u
 
 
 def package_root() -> str:
-    """The directory holding the ``bgen`` package (a source tree, site-packages or a zip)."""
+    """The directory holding the ``bgen`` package (a source tree, site-packages or a zip), with
+    symbolic links resolved: the sandbox host sees only the real directories."""
     import bgen
-    return os.path.dirname(os.path.dirname(os.path.abspath(bgen.__file__)))
+    return os.path.dirname(os.path.dirname(os.path.realpath(bgen.__file__)))
 
 
 # ============================================================================================
@@ -183,7 +184,9 @@ def readable_paths() -> list[str]:
     paths = ["/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime",
              os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
              os.path.realpath(sys.exec_prefix),
-             os.path.dirname(os.path.realpath(sys.executable)), package_root()]
+             os.path.dirname(os.path.realpath(sys.executable)),
+             os.path.dirname(os.path.abspath(sys.executable)),    # the name the host is started by
+             package_root()]
     try:
         import numpy
         paths.append(os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))))
