@@ -9,7 +9,8 @@ import os
 import unittest
 
 from bgen import bench
-from bgen.bench import loop, machine
+from bgen import machine
+from bgen.bench import loop
 
 
 class BenchEntryPointTests(unittest.TestCase):
@@ -41,7 +42,7 @@ class BenchEntryPointTests(unittest.TestCase):
 class LoopBenchHelperTests(unittest.TestCase):
     def test_the_machine_line_names_cores_python_and_the_utc_date(self):
         line = machine.machine_line()
-        self.assertRegex(line, rf"^machine: {os.cpu_count()} cores, .*Python \d+\.\d+.*"
+        self.assertRegex(line, rf"^machine: {os.cpu_count()} cores\b.*Python \d+\.\d+.*"
                                r"\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
 
     def test_the_process_tree_holds_at_least_this_process(self):

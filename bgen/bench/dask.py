@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bgen.bench.machine import machine_line
+from bgen.machine import machine_line
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.executor import INSTALL_HINT, DaskExecutor, LocalExecutor
 

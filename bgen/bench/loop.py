@@ -45,7 +45,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bgen.bench.machine import machine_line
+from bgen.machine import machine_line
 from bgen.bench.runner import STANDARD_POLICY, standard_config
 
 SAMPLE_S = 0.05

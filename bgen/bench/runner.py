@@ -128,7 +128,7 @@ def main(argv=None) -> int:
 
     from dataclasses import replace
 
-    from bgen.bench.machine import machine_line
+    from bgen.machine import machine_line
     from bgen.runner.worker import probe_worker
     from bgen.sim import backend_label, load_backend
     cache = tempfile.TemporaryDirectory(prefix="bgen-bench-worlds-")
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     probe_worker(config)                     # starts the sandbox host (once per process)
     startup = time.perf_counter() - started
 
-    from bgen.bench.machine import machine_line
+    from bgen.machine import machine_line
     print(machine_line())
     print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
           f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "
