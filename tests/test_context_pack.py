@@ -383,6 +383,7 @@ class TestStatedNumbers(unittest.TestCase):
     def test_the_step_budget_and_step_length_are_the_runners_defaults(self):
         config = EpisodeConfig()
         self.assertEqual((FACTS["max_steps"], FACTS["delta_s"]), (config.max_steps, config.delta))
+        self.assertEqual(FACTS["act_budget_s"], config.act_budget_s)
         self.assertEqual(FACTS["max_steps_s"], config.max_steps * config.delta)
 
     def test_collisions_extents_below_the_limit_work_and_the_limit_panics_as_stated(self):

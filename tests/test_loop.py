@@ -226,13 +226,14 @@ class TestGivenPolicy(LoopTestCase):
         summary = next(e for e in self.events if e["type"] == "episode_summary")
         self.assertEqual((summary["iteration"], summary["candidate"], summary["phase"]), (0, 0, "iteration"))
 
-    def test_a_policy_that_does_not_load_runs_no_episode_and_the_critique_says_why(self):
-        result = self.loop(llm=False, policy_code=BROKEN)
+    def test_a_given_policy_that_does_not_load_fails_the_run_before_any_episode(self):
+        # Without an LLM nothing can repair it: the run fails, saying which rule and line.
+        with self.assertRaises(PolicyLoadError) as caught:
+            self.loop(llm=False, policy_code=BROKEN)
         self.assertEqual(self.runner.calls, [])
-        critique = (self.run_dir / "iter_0" / "critique.txt").read_text()
-        self.assertIn("The policy did not load, so no episode ran.", critique)
-        self.assertIn("line 1: import os", critique)
-        self.assertEqual(result.best_aggregate["episodes"], 0)
+        self.assertEqual(caught.exception.lineno, 1)
+        self.assertIn("the given policy does not load: line 1: import of 'os' is not allowed",
+                      str(caught.exception))
 
     def test_zero_episodes_generate_and_validate_the_policy_without_running_any(self):
         result = self.loop(llm=False, policy_code=GOOD, iterations=1, seeds=(), episodes=0)
@@ -480,7 +481,7 @@ class TestTaskSpecs(LoopTestCase):
         policy_prompt = self.server.requests[0].user_text
         self.assertIn("SUCCESS CHECKS", policy_prompt)
         self.assertIn('"kind": "visit"', policy_prompt)
-        self.assertIn("- visit: passes once the agent has come within radius", policy_prompt)
+        self.assertIn("- visit: passes for good once the agent has come within radius", policy_prompt)
         self.assertEqual(self.runner.calls[0][0], GOOD)
         record = json.loads((self.run_dir / "task" / "llm.json").read_text())
         self.assertEqual([c["purpose"] for c in record["calls"]], ["task_spec"])
@@ -807,6 +808,19 @@ class TestIterateCLI(unittest.TestCase):
         self.assertEqual((code, err), (2, f"iterate: error: task spec file '{spec}': "
                                           "task_spec.checks[0].points: expects a list of 1..256 "
                                           "points, actual: []\n"))
+
+    def test_a_given_policy_that_does_not_load_fails_the_run(self):
+        policy = Path(self.out.parent) / "imports_os.py"
+        policy.write_text("import os\n\ndef act(t, agent, world, fw, env, helpers):\n    return None\n")
+        code, out, err = self.main("--policy", str(policy), "--backend", "embedded",
+                                   "--outdir", str(self.out))
+        self.assertEqual(code, 1, err)
+        run = json.loads((self.out / "run.json").read_text())
+        self.assertEqual((run["status"], run["stopped_reason"], run["error"]["phase"]),
+                         ("failed", "failed", "generate"))
+        self.assertIn("the given policy does not load: line 1: import of 'os' is not allowed",
+                      run["error"]["message"])
+        self.assertFalse((self.out / "policy.best.py").exists())
 
     def test_a_policy_file_with_two_iterations_flies_new_seeds_and_says_so_once(self):
         from bgen.llm.context import example_path

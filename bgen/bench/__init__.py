@@ -33,6 +33,9 @@ BENCHMARKS = {
 def main(argv=None) -> int:
     """Run the benchmark named by the first argument with the remaining ones; 2 on a bad name."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
     if not argv or argv[0] not in BENCHMARKS:
         given = repr(argv[0]) if argv else "nothing"
         print(f"python -m bgen.bench: expects one of {', '.join(BENCHMARKS)}, actual: {given}",

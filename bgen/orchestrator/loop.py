@@ -48,7 +48,7 @@ from bgen.orchestrator.prompt import (TASK_SPEC_SYSTEM_PROMPT, Repair, Task,
                                       build_user_prompt)
 from bgen.orchestrator.runlog import POLICY_FILES, policy_file_name
 from bgen.runner import taskspec
-from bgen.runner.episode import EpisodeConfig, landmark_names
+from bgen.runner.episode import EpisodeConfig, landmark_names, spec_step_budget
 from bgen.runner.taskspec import TaskSpecError
 from bgen.sim.scenarios import scenario_landmarks
 
@@ -345,7 +345,11 @@ class _Run:
             self.emit(_policy_event(self.iteration, candidate, attempt, error))
             if error is None or self.stopped():
                 return
-            if self.llm is None or attempt >= self.config.max_repairs:
+            if self.llm is None:
+                # Nothing can repair a policy given without an LLM: the run fails, saying why.
+                raise PolicyLoadError(f"the given policy does not load: {error.message}",
+                                      lineno=error.lineno, rule=error.rule)
+            if attempt >= self.config.max_repairs:
                 return
             _write(candidate.directory / f"policy.failed_{attempt}.py", candidate.code)
             attempt += 1
@@ -454,11 +458,10 @@ class _Run:
         elif self.llm is not None:
             spec = self.generate_task_spec(marks)
             source = "llm" if spec is not None else "default"
-        resolved = taskspec.resolve(taskspec.parse_task_spec(spec), marks)
-        route_m = taskspec.route_length(resolved, self.task.start)
-        max_steps = config.episode.max_steps
-        if config.derive_max_steps:
-            max_steps = taskspec.step_budget(route_m, config.episode.delta)
+        seeds = sorted({s for n in range(config.first_iteration, config.iterations)
+                        for s in config.iteration_seeds(n)} | set(config.holdout_seed_list()))
+        budget, route_m = spec_step_budget(replace(config.episode, task_spec=spec), seeds)
+        max_steps = budget if config.derive_max_steps else config.episode.max_steps
         self.episode = replace(config.episode, task_spec=spec, max_steps=max_steps)
         self.task = replace(self.task, task_spec=spec, max_steps=max_steps,
                             route_m=route_m if config.derive_max_steps else None)

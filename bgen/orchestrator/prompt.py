@@ -25,7 +25,7 @@ The contract:
 - init(config) -> None, optional. Called once per episode before the first step.
   config["target"] is the goal position as a list of 3 numbers; more keys may be present.
 - act(t, agent, world, fw, env, helpers) -> ActionIntent | (ActionIntent, "Replace" | "Push") | None.
-  Called every step (t is simulated seconds, 0.01 s per step). Returning an intent replaces the
+  Called every step (t is simulated seconds, {{delta_s}} s per step). Returning an intent replaces the
   current action ("Replace", the default) or queues it behind ("Push"); None keeps flying.
 - collect(step_ctx) -> dict of str to str: a few short notes for this step's log.
 - finalize(ep_ctx) -> dict of str to str: a "summary" key describing the episode.
@@ -52,11 +52,15 @@ Rules that decide whether the policy works:
    positions by distance, never by equality. An action ends within {{action_end_within_m}} m of its end cell
    and the drone stops there, so plan to the point itself; if the agent is not yet where a check
    needs it, plan again from agent.get_coord_py().
-8. act() runs under a time budget: no loops waiting for the simulator, no sleeping, keep
-   per-step work small.
-9. The loader refuses names starting with "_" (write STATE, not _STATE), `with`, bare
-   `except:` (write `except Exception:`), open, eval, getattr and imports other than voxelsim
-   (as vxs), math, random, typing, collections, heapq, itertools and numpy.
+8. Every call of init, act, collect and finalize has a wall-clock budget ({{act_budget_s}} s by
+   default); a call past it ends the episode as a timeout. No loops waiting for the simulator,
+   no sleeping; keep per-step work small and plan only when needed.
+9. Ordinary Python works (classes with __init__ and comparison methods, super(), @property,
+   @staticmethod, @dataclass, with, "{:.2f}".format(x), _helper names). The loader refuses
+   other __dunder__ names and _private attributes of objects that are not yours, bare
+   `except:` (write `except Exception:`), open, eval, getattr, type, and imports other than
+   voxelsim (as vxs), math, random, typing, collections, heapq, itertools, dataclasses,
+   functools, time (clocks only) and numpy.
 10. Keep yaw near 0 (within about 0.8 rad): a larger yaw makes the flight controller diverge and
    the drone climbs away without finishing its action.
 11. world.collisions_py(pos, dims) never examines the cell that contains pos, only its 26
@@ -156,12 +160,12 @@ def task_spec_section(spec: dict) -> str:
 
 #: One line per check kind: its exact semantics (docs/taskspec.md says the same at length).
 CHECK_MEANINGS = {
-    "reach": "passes once the agent comes within radius (default 1.0 m) of point",
-    "visit": "passes once the agent has come within radius (1.5) of every point, in list order "
-             "when ordered (default true), the list repeated laps (1) times",
-    "orbit": "passes once the net horizontal angle swept around centre (turning back "
-             "subtracts), counted only while the horizontal distance is within "
-             "[min_radius, max_radius], reaches degrees (360)",
+    "reach": "passes for good once the agent comes within radius (default 1.0 m) of point",
+    "visit": "passes for good once the agent has come within radius (1.5) of every point, in "
+             "list order when ordered (default true), the list repeated laps (1) times",
+    "orbit": "passes for good once the net horizontal angle swept around centre (turning back "
+             "subtracts) reaches degrees (360); only steps whose horizontal distance is within "
+             "[min_radius, max_radius] count, and re-entering the band adds no jump",
     "end_near": "holds while the agent is within radius (1.5) of point; judged when the "
                 "episode ends",
     "clearance": "from the first step the agent is min_m above the top of the highest solid "
@@ -187,7 +191,8 @@ Check kinds (fields, defaults in brackets):
 - visit: points, radius [1.5], ordered [true], laps [1]. It passes within radius of every point,
   in order if ordered, the list repeated laps times.
 - orbit: centre, min_radius, max_radius, degrees [360]. The net horizontal angle it sweeps
-  around centre while its horizontal distance is within the band reaches degrees.
+  around centre while its horizontal distance is within the band reaches degrees (once
+  reached, it stays passed).
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
 - clearance: min_m. After take-off it stays at least min_m above the ground below it.
 - altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
@@ -195,6 +200,8 @@ Check kinds (fields, defaults in brackets):
 - time_limit: seconds. Every other check holds within that many seconds.
 The episode ends at the first step at which every check holds, so a goal that ends somewhere
 needs reach or end_near; invariants (clearance, altitude, collisions) alone end at once.
+Checks are judged together, not one after another: only a visit's points have an order, so
+"do A, then B" is a visit of A's and B's points, or A's checks plus an end_near at B.
 State only what the goal asks for; prefer landmarks to raw coordinates so the spec fits every
 episode. Use an objective only when the goal asks to do something as fast, short or safe as
 possible.

@@ -325,6 +325,21 @@ def requested_points(config: EpisodeConfig, seed: int) -> tuple[tuple, tuple]:
     return tuple(int(v) for v in start), tuple(float(v) for v in target)
 
 
+def spec_step_budget(config: EpisodeConfig, seeds) -> tuple[int, float]:
+    """(steps, route m) for ``config.task_spec`` over episodes ``seeds``: the longest of the
+    spec's routes from each seed's nominal start (``taskspec.route_length``), at cruise speed
+    with margin, never below ``taskspec.MIN_STEP_BUDGET`` (``taskspec.step_budget``). The
+    iteration loop and ``run_policy`` both size episodes with it."""
+    spec = taskspec.parse_task_spec(config.task_spec)
+    longest = 0.0
+    for seed in seeds:
+        start, target = requested_points(config, seed)
+        marks = taskspec.episode_landmarks(start, target,
+                                           scenarios.scenario_landmarks(config.scenario))
+        longest = max(longest, taskspec.route_length(taskspec.resolve(spec, marks), start))
+    return taskspec.step_budget(longest, config.delta), longest
+
+
 _POINTS_CACHE: dict = {}
 
 

@@ -21,12 +21,11 @@ from pathlib import Path
 
 from bgen import defaults as D
 from bgen.errors import ConfigError
-from bgen.runner.episode import EpisodeConfig, requested_points
+from bgen.runner.episode import EpisodeConfig, requested_points, spec_step_budget
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
 from bgen.runner import taskspec
 from bgen.runner.taskspec import TaskSpecError, parse_task_spec
-from bgen.sim.scenarios import scenario_landmarks
 
 PROG = "run_policy"
 
@@ -140,15 +139,6 @@ def check_lines(summary: dict) -> list[str]:
             for c in summary.get("checks") or []]
 
 
-def derived_max_steps(config: EpisodeConfig, seed: int) -> int:
-    """Steps for the task spec's route from episode ``seed``'s nominal start, at cruise speed
-    with margin, never below ``taskspec.MIN_STEP_BUDGET`` (the loop derives its budget alike)."""
-    start, target = requested_points(config, seed)
-    marks = taskspec.episode_landmarks(start, target, scenario_landmarks(config.scenario))
-    resolved = taskspec.resolve(taskspec.parse_task_spec(config.task_spec), marks)
-    return taskspec.step_budget(taskspec.route_length(resolved, start), config.delta)
-
-
 def config_from_args(args) -> EpisodeConfig:
     task_spec = read_task_spec(getattr(args, "task_spec", None))
     config = EpisodeConfig(task_spec=task_spec,
@@ -160,7 +150,8 @@ def config_from_args(args) -> EpisodeConfig:
         memory_limit_mb=args.memory_limit_mb,
         world_cache_dir=str(Path(args.outdir).parent / "world-cache"))
     if args.max_steps is None:
-        config = dataclasses.replace(config, max_steps=derived_max_steps(config, args.seed_start))
+        seeds = range(args.seed_start, args.seed_start + args.episodes)
+        config = dataclasses.replace(config, max_steps=spec_step_budget(config, seeds)[0])
     return config
 
 

@@ -23,6 +23,7 @@ CRUISE_MPS_PER_URGENCY = 2.7     # straight flight, 20-40 cells (measured: 2.4 m
 PLAN_START_STEPS = 50            # steps an intent spends getting going and settling
 FACTS: dict[str, int | float] = {
     "delta_s": 0.01,                        # EpisodeConfig.delta
+    "act_budget_s": 2.0,                    # EpisodeConfig.act_budget_s (per policy call)
     "max_steps": 5000,                      # EpisodeConfig.max_steps
     "max_steps_s": 50,
     "cruise_mps_per_urgency": CRUISE_MPS_PER_URGENCY,
