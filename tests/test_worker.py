@@ -269,6 +269,25 @@ class FilesAndEventsTests(RunnerTestCase):
             "finalize() failed: finalize: ValueError: finalize fails too (line 22)"])
 
 
+class Sender:
+    """Writes into the pipe from a thread, as a worker would (a large message does not fit the
+    pipe's buffer, so writing it from the reading thread would block), and returns once the
+    read end has something to read."""
+
+    def __init__(self, write, read):
+        self.write, self.read = write, read
+
+    def send_bytes(self, data: bytes) -> None:
+        threading.Thread(target=self._send, args=(data,), daemon=True).start()
+        self.read.poll(scaled(10))
+
+    def _send(self, data):
+        try:
+            self.write.send_bytes(data)
+        except OSError:
+            pass
+
+
 class ProtocolTests(unittest.TestCase):
     """The parent trusts nothing a worker sends."""
 
@@ -290,6 +309,64 @@ class ProtocolTests(unittest.TestCase):
                 with self.assertRaises((ValueError, TypeError, KeyError)):
                     worker._handle(run, data, lambda event: None)
                 run.steps_file.close()
+
+    def episode(self, max_steps: int = 300):
+        """A parent-side episode whose "worker" is this test, writing into one end of a pipe."""
+        read, write = multiprocessing.Pipe(duplex=False)
+        self.addCleanup(read.close)
+        self.addCleanup(write.close)
+
+        class Process:
+            killed = 0
+
+            def kill(self):
+                Process.killed += 1
+
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        run = worker._Episode(0, Process(), read, Path(tmp.name) / "ep_0",
+                              EpisodeConfig(max_steps=max_steps))
+        self.addCleanup(run.steps_file.close)
+        return run, Sender(write, read)
+
+    def test_any_exception_a_message_causes_ends_the_episode_as_crashed(self):
+        for name, data in (("nested arrays", b"E" + b"[" * 200_000 + b"]" * 200_000),
+                           ("a list for the stats header", b"S[1]\n[2]")):
+            with self.subTest(case=name):
+                run, pipe = self.episode()
+                pipe.send_bytes(data)
+                worker._read_messages(run, lambda event: None)
+                self.assertEqual(run.killed[0], "crashed")
+                self.assertIn("the worker sent a malformed message", run.killed[1])
+
+    def test_warnings_are_capped_and_are_not_progress(self):
+        run, pipe = self.episode()
+        run.last_heard = 0.0
+        emitted = []
+        for _ in range(worker.MAX_WARNINGS + 50):
+            pipe.send_bytes(b'E{"kind": "warning", "message": "still alive"}')
+            worker._read_messages(run, emitted.append)
+        self.assertEqual(len(emitted), worker.MAX_WARNINGS)
+        self.assertEqual(run.warnings_dropped, 50)
+        self.assertEqual(run.last_heard, 0.0)      # the stall check still sees no progress
+
+    def test_a_worker_that_sends_more_than_its_byte_budget_is_stopped(self):
+        run, pipe = self.episode(max_steps=100)
+        line = b"S{}\n" + b"\n".join([b'{"step": 0, "pad": "' + b"x" * 200_000 + b'"}'] * 10)
+        for _ in range(10):
+            pipe.send_bytes(line)
+            worker._read_messages(run, lambda event: None)
+            if run.killed:
+                break
+        self.assertEqual(run.killed[0], "crashed")
+        self.assertIn(f"the worker sent more than {run.byte_limit} bytes", run.killed[1])
+
+    def test_a_step_record_over_the_line_limit_is_refused(self):
+        run, pipe = self.episode()
+        pipe.send_bytes(b'S{}\n{"step": 0, "pad": "' + b"x" * worker.MAX_STEP_LINE_BYTES + b'"}')
+        worker._read_messages(run, lambda event: None)
+        self.assertEqual(run.killed[0], "crashed")
+        self.assertIn("exceeds limit of", run.killed[1])
 
     def test_signals_are_named(self):
         self.assertEqual(signal_name(-11), "SIGSEGV")

@@ -243,6 +243,9 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
     from bgen.runner.episode import build_sim
     graded = dict(summary)
     if not steps:
+        if graded.get("reason") == "success" or graded.get("success"):
+            return _tampered(graded, "the episode reported success without a single step on "
+                                     "record")
         graded["success"] = False
         return graded
     try:

@@ -615,6 +615,14 @@ TYPING_NAMES = ("Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", 
                 "Literal", "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union",
                 "TYPE_CHECKING", "cast")
 COLLECTIONS_NAMES = ("deque", "defaultdict", "OrderedDict", "Counter")
+def _default_wraps(wrapped):
+    """``functools.wraps(wrapped)`` with its default attributes only. Its ``assigned`` and
+    ``updated`` arguments name attributes as strings, which the validator cannot see:
+    ``updated=("__globals__",)`` would copy a stand-in function's module globals (the real
+    ``sys`` and builtins) into the policy's own."""
+    return functools.wraps(wrapped)
+
+
 DATACLASSES_NAMES = ("dataclass", "field", "fields", "asdict", "astuple", "replace",
                      "is_dataclass", "FrozenInstanceError")
 FUNCTOOLS_NAMES = ("partial", "reduce", "lru_cache", "cache", "cached_property", "cmp_to_key",
@@ -799,7 +807,8 @@ def build_standins(vxs_module, *, seed: int = 0, ledger: "IntentLedger | None" =
         "heapq": StandIn("heapq", _pick(heapq, HEAPQ_NAMES)),
         "itertools": StandIn("itertools", _pick(itertools, ITERTOOLS_NAMES)),
         "dataclasses": StandIn("dataclasses", _pick(dataclasses, DATACLASSES_NAMES)),
-        "functools": StandIn("functools", _pick(functools, FUNCTOOLS_NAMES)),
+        "functools": StandIn("functools", {**_pick(functools, FUNCTOOLS_NAMES),
+                                           "wraps": _default_wraps}),
         "time": StandIn("time", _pick(time, TIME_NAMES)),
     }
     try:

@@ -82,6 +82,12 @@ def preload_for_host() -> None:
 
 #: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# What one episode's worker may send in all, and per step line: a worker is assumed to be
+# compromised, so every quantity it controls is bounded before the parent stores it.
+EPISODE_BYTES_BASE = 16 * 1024 * 1024
+EPISODE_BYTES_PER_STEP = 4 * 1024
+MAX_STEP_LINE_BYTES = 256 * 1024
+MAX_WARNINGS = 200                  # kept and emitted per episode; the rest are counted only
 #: Steps per batch message, and the longest a step may wait in a batch (s).
 STEP_BATCH = 100
 STEP_FLUSH_S = 0.1
@@ -556,6 +562,9 @@ class _Episode:
         self.eof = False
         self.records: list[dict] = []       # per step: reported agent_pos and commands
         self.max_steps = config.max_steps
+        self.bytes_received = 0
+        self.byte_limit = EPISODE_BYTES_BASE + EPISODE_BYTES_PER_STEP * config.max_steps
+        self.warnings_dropped = 0
         ep_dir.mkdir(parents=True, exist_ok=True)
         self.steps_file = open(ep_dir / f"steps.{seed}.jsonl", "wb")
 
@@ -581,24 +590,34 @@ def _read_messages(run: _Episode, emit: Callable[[dict], None] | None,
             run.kill("crashed", f"the worker sent an unreadable message ({error}; the limit "
                                 f"is {MAX_MESSAGE_BYTES} bytes)")
             return
-        run.last_heard = time.monotonic()
+        run.bytes_received += len(data)
+        if run.bytes_received > run.byte_limit:
+            run.eof = True
+            run.kill("crashed", f"the worker sent more than {run.byte_limit} bytes for "
+                                f"{run.max_steps} steps")
+            return
         try:
             _handle(run, data, emit, step_events)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        except Exception as error:      # noqa: BLE001 - anything a compromised worker can cause
             run.eof = True
-            run.kill("crashed", f"the worker sent a malformed message ({error})")
+            run.kill("crashed", f"the worker sent a malformed message "
+                                f"({type(error).__name__}: {str(error)[:200]})")
             return
 
 
 def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
     kind, body = data[:1], data[1:]
     if kind == b"S":
+        run.last_heard = time.monotonic()       # steps are progress; warnings alone are not
         header, _, lines = body.partition(b"\n")
         run.stats = EpisodeStats.from_dict(json.loads(header, parse_constant=_no_constant))
         if not lines:
             return
         clean = []
         for line in lines.split(b"\n"):
+            if len(line) > MAX_STEP_LINE_BYTES:
+                raise ValueError(f"a step record of {len(line)} bytes exceeds limit of "
+                                 f"{MAX_STEP_LINE_BYTES}")
             step, line = load_step(line)
             if len(run.records) >= run.max_steps:
                 raise ValueError(f"more than max_steps={run.max_steps} steps")
@@ -614,9 +633,14 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
         raise ValueError(f"unknown message kind {kind!r}")
     event = json.loads(body, parse_constant=_no_constant)
     what = event["kind"]
+    if what != "warning":
+        run.last_heard = time.monotonic()
     if what == "phase":
         run.phase = str(event["phase"])
     elif what == "warning":
+        if len(run.warnings) >= MAX_WARNINGS:
+            run.warnings_dropped += 1
+            return
         message = _finite(str(event["message"]))[:2000]
         run.warnings.append(message)
         if emit is not None:
@@ -750,8 +774,11 @@ def _finish(run: _Episode, config: EpisodeConfig, emit) -> dict:
     run.process.close()
     summary, error, output = _conclude(run, config)
     summary = grade(summary, run.records, config, run.seed)
+    warnings = run.warnings + ([f"{run.warnings_dropped} more warnings were dropped (at most "
+                                f"{MAX_WARNINGS} are kept per episode)"]
+                               if run.warnings_dropped else [])
     write_episode_files(run.ep_dir, run.seed, summary, error, output, _decode_tail(run.tail),
-                        run.warnings)
+                        warnings)
     if emit is not None:
         emit({"type": "episode_summary", **summary})
     return summary
