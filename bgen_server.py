@@ -325,6 +325,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             if method == "OPTIONS":
                 status, body, headers = self.preflight(parts.path)
             else:
+                if method not in ("GET", "HEAD"):
+                    auth.check_origin(self.server.app.token, self.headers.get("Origin"),
+                                      self.headers.get("Host"))
                 if not auth.is_public(method, parts.path):
                     auth.authorize(self.server.app.token, self.headers.get("Authorization"))
                 name, params = match_route(method, parts.path)

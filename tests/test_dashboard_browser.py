@@ -95,7 +95,9 @@ class TestDashboardInChromium(unittest.TestCase):
         cls.addClassCleanup(runs.cleanup)
         cls.server = bgen_server.BgenServer(bgen_server.Settings(
             port=0, ws_port=0, runs_dir=runs.name, backend="embedded", workers=2,
-            render_ports=(0, 0, 0, 0), api_key_env=KEY_ENV))
+            render_ports=(0, 0, 0, 0), api_key_env=KEY_ENV,
+            # the server's own LLM endpoint: only there does it send its key
+            provider="openai", provider_url=cls.provider.url))
         cls.server.start()
         cls.addClassCleanup(cls.server.stop)
 

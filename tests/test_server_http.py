@@ -208,6 +208,25 @@ def header_line(head: bytes, name: bytes) -> bytes | None:
     return None
 
 
+class TestCrossSiteRequests(HttpTestCase):
+    """Without a token, a page on another site cannot start or delete runs (RFC 6454 Origin)."""
+
+    def test_a_post_from_another_sites_page_is_refused_and_creates_no_run(self):
+        before = request(self.port, "GET", "/runs")[1]["total"]
+        status, body, _ = request(self.port, "POST", "/run", {**QUICK, "episodes": 0},
+                                  headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
+        self.assertEqual((status, body["field"]), (403, "Origin"))
+        self.assertIn("this server has no access token", body["error"])
+        self.assertEqual(request(self.port, "GET", "/runs")[1]["total"], before)
+
+    def test_loopback_pages_and_clients_without_an_origin_are_served(self):
+        for headers in ({}, {"Origin": "http://127.0.0.1:5173"}, {"Origin": "http://localhost:3000"}):
+            with self.subTest(headers=headers):
+                status, body, _ = request(self.port, "POST", "/run", {**QUICK, "episodes": 0},
+                                          headers=headers)
+                self.assertEqual(status, 200, body)
+
+
 class TestRunManagementOverHttp(HttpTestCase):
     def test_delete_pagination_and_status_filter(self):
         ids = [request(self.port, "POST", "/run", {**QUICK, "episodes": 0})[1]["run_id"] for _ in range(3)]

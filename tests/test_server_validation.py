@@ -87,6 +87,31 @@ class TestStepsFromDuration(unittest.TestCase):
                          "duration_seconds: 86400 s at delta 0.001 is 86400000 steps, exceeds limit of 1000000")
 
 
+class TestProviderUrlsAndTheKey(unittest.TestCase):
+    def test_a_url_the_request_chose_gets_no_key_and_the_servers_own_does(self):
+        defaults = LLMDefaults("openai", "http://127.0.0.1:11434/v1", "qwen3")
+        own = parse_run_request({"provider": "openai"}, llm_defaults=defaults)
+        chosen = parse_run_request({"provider_url": "http://127.0.0.1:18095/steal"},
+                                   llm_defaults=defaults)
+        same = parse_run_request({"provider_url": "http://127.0.0.1:11434/v1"}, llm_defaults=defaults)
+        self.assertEqual((own.send_key, chosen.send_key, same.send_key), (True, False, True))
+
+    def test_stored_urls_carry_no_credentials(self):
+        request = parse_run_request({"provider_url": "http://lab:hunter2@127.0.0.1:9/v1?api-key=QSECRET"})
+        self.assertEqual(request.to_json()["provider_url"], "http://***@127.0.0.1:9/v1?api-key=***")
+        self.assertNotIn("hunter2", str(request.to_json()))
+
+    def test_the_loop_config_of_a_chosen_url_sends_no_key(self):
+        from bgen.orchestrator import loop
+        from bgen.llm.client import LLMSettings
+        from bgen.runner.episode import EpisodeConfig
+        from bgen.server.runs import LoopBinding, ManagerSettings, build_loop_config
+        request = parse_run_request({"provider_url": "http://127.0.0.1:18095/steal"})
+        config = build_loop_config(LoopBinding(loop.run_loop, loop.LoopConfig, EpisodeConfig, LLMSettings),
+                                   request, ManagerSettings(), render=False, render_ports=None)
+        self.assertEqual(config.llm.auth, "none")
+
+
 class TestSeeds(unittest.TestCase):
     def test_seeds_set_the_episode_count(self):
         request = parse_run_request({"seeds": [7, 9]})

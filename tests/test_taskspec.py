@@ -40,6 +40,20 @@ def grade(checks, positions, collisions=None, world=None, delta=0.01, objective=
 
 
 class ParsingTests(unittest.TestCase):
+    def test_numbers_beyond_any_world_are_refused_and_budgets_are_capped(self):
+        for doc, message in (
+                ({"checks": [{"kind": "reach", "point": [1e308, 0, 0]}]},
+                 "checks[0].point: expects [x, y, z] (three numbers within ±100,000), actual: [1e+308, 0, 0]"),
+                ({"checks": [{"kind": "orbit", "centre": "start", "min_radius": 1, "max_radius": 2,
+                              "degrees": 1e308}]},
+                 "checks[0].degrees: expects a number within ±100,000, actual: 1e+308")):
+            with self.subTest(message=message):
+                with self.assertRaises(TaskSpecError) as caught:
+                    parse_task_spec(doc)
+                self.assertEqual(caught.exception.message, message)
+        self.assertEqual(taskspec.step_budget(1e12, 0.01), taskspec.MAX_STEP_BUDGET)
+        self.assertEqual(taskspec.step_budget(float("inf"), 0.01), taskspec.MAX_STEP_BUDGET)
+
     def test_no_spec_is_reach_the_target_within_one_metre(self):
         self.assertEqual(parse_task_spec(None).to_dict(),
                          {"checks": [{"kind": "reach", "point": "target", "radius": 1}]})
@@ -78,7 +92,7 @@ class ParsingTests(unittest.TestCase):
             ({"checks": [{"kind": "reach"}]}, "checks[0].point",
              "checks[0].point: required for a reach check"),
             ({"checks": [{"kind": "reach", "point": [1, 2]}]}, "checks[0].point",
-             "checks[0].point: expects [x, y, z] (three numbers), actual: [1, 2]"),
+             "checks[0].point: expects [x, y, z] (three numbers within ±100,000), actual: [1, 2]"),
             ({"checks": [{"kind": "reach", "point": {"offset": [1, 2, 3]}}]},
              "checks[0].point.from",
              "checks[0].point.from: expects a landmark name such as 'start' or 'target', "

@@ -180,9 +180,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: Largest magnitude of any number in a spec (m, s, deg): far beyond any world, small enough
+#: that routes, budgets and angles stay finite.
+MAX_MAGNITUDE = 100_000
+
+
 def _number(value, where: str, *, positive=False, non_negative=False) -> float:
-    if not _is_number(value):
-        raise _fail(where, "a number", value)
+    if not _is_number(value) or abs(value) > MAX_MAGNITUDE:
+        raise _fail(where, f"a number within ±{MAX_MAGNITUDE:,}", value)
     if positive and not value > 0:
         raise _fail(where, "a positive number", value)
     if non_negative and value < 0:
@@ -197,8 +202,9 @@ def _integer(value, where: str, low: int, high: int) -> int:
 
 
 def _triple(value, where: str) -> tuple[float, float, float]:
-    if not isinstance(value, list) or len(value) != 3 or not all(_is_number(v) for v in value):
-        raise _fail(where, "[x, y, z] (three numbers)", value)
+    if not isinstance(value, list) or len(value) != 3 or not all(
+            _is_number(v) and abs(v) <= MAX_MAGNITUDE for v in value):
+        raise _fail(where, f"[x, y, z] (three numbers within ±{MAX_MAGNITUDE:,})", value)
     return tuple(float(v) for v in value)
 
 
@@ -944,8 +950,13 @@ BUDGET_EXTRA_S = 10.0        # ... plus this, for take-off, stops at waypoints a
 MIN_STEP_BUDGET = 5000       # never fewer steps than bgen always gave an episode
 
 
+MAX_STEP_BUDGET = 1_000_000   # the most steps any front door gives an episode
+
+
 def step_budget(route_m: float, delta: float) -> int:
     """Steps for a route of ``route_m`` metres at ``CRUISE_SPEED_MPS``, with margin; at least
-    ``MIN_STEP_BUDGET``."""
+    ``MIN_STEP_BUDGET``, at most ``MAX_STEP_BUDGET``."""
     seconds = route_m / CRUISE_SPEED_MPS * BUDGET_MARGIN + BUDGET_EXTRA_S
-    return max(MIN_STEP_BUDGET, int(math.ceil(seconds / delta)))
+    if not math.isfinite(seconds):
+        return MAX_STEP_BUDGET
+    return min(MAX_STEP_BUDGET, max(MIN_STEP_BUDGET, int(math.ceil(seconds / delta))))

@@ -85,6 +85,35 @@ def authorize(expected: str | None, header: str | None, query_token: str | None 
         raise Unauthorized("wrong access token", field="Authorization")
 
 
+class CrossOrigin(BgenError):
+    """A browser request from another site to a server without an access token (403)."""
+
+    status = 403
+
+
+def check_origin(token: str | None, origin: str | None, host: str | None) -> None:
+    """Refuse a cross-site browser request when no access token protects the server.
+
+    Without a token, any page a lab member opens could otherwise start runs (spending the LLM
+    budget) or delete them: browsers send such requests with an ``Origin`` header (RFC 6454
+    §7), and a simple POST needs no preflight. Allowed: no ``Origin`` (curl, scripts), a
+    loopback origin, or the server's own host. With a token the token decides.
+    """
+    if token is not None or origin is None:
+        return
+    from urllib.parse import urlsplit
+    try:
+        origin_host = urlsplit(origin).hostname or ""
+    except ValueError:
+        origin_host = ""
+    own_host = (host or "").rsplit(":", 1)[0].strip("[]") if host else ""
+    if origin_host and (is_loopback(origin_host) or origin_host == own_host):
+        return
+    raise CrossOrigin(f"requests from the page at {origin[:100]!r} are refused: this server has "
+                      "no access token (start it with --token-file to allow other origins)",
+                      field="Origin")
+
+
 def is_public(method: str, path: str) -> bool:
     return method == "OPTIONS" or (method in PUBLIC_METHODS and PUBLIC_PATHS.fullmatch(path) is not None)
 

@@ -111,6 +111,8 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
             ("max_retries", getattr(request, "llm_retries", None)),
             ("backoff_cap_s", getattr(request, "llm_backoff_cap_s", None)),
             ("max_tokens", getattr(request, "max_tokens", None))) if value is not None}
+        if not getattr(request, "send_key", True):
+            limits["auth"] = "none"      # a URL the request chose never receives the server's key
         llm = construct(binding.LLMSettings, provider=request.provider, url=request.provider_url,
                         model=request.model, **names, **limits)
     return construct(

@@ -54,6 +54,22 @@ RUN_FIELDS = (
 )
 
 
+def redact_url(url: str | None) -> str | None:
+    """``url`` without the user info and the query values it may carry (keys, passwords), for
+    run.json, events and logs: ``http://***@host/path?api-key=***``."""
+    if not url:
+        return url
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = ("***@" if "@" in parts.netloc else "") + host + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "***"
+    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 @dataclass(frozen=True)
 class LLMDefaults:
     """The server's LLM defaults (``bgen_server.py --provider --provider-url --model``).
@@ -104,11 +120,13 @@ class RunRequest:
     max_tokens: int | None = None           # None: the client's default (2400)
     task_spec: dict | None = None        # the checks episodes are judged by (None: from the goal)
     derive_max_steps: bool = False       # no max_steps/duration given: the spec's route decides
+    send_key: bool = True                # False: the request chose provider_url; no key goes there
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["seeds"] = list(self.seeds)
         data["target"] = list(self.target)
+        data["provider_url"] = redact_url(self.provider_url)
         return data
 
 
@@ -258,10 +276,14 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
     if type(provider) is not str or provider.lower() not in providers:
         raise BadRequest(f"provider: expects one of {', '.join(providers)}, actual: {show(provider)}",
                          field="provider")
-    provider_url = expect_text(body, "provider_url", MAX_TEXT_CHARS) or llm_defaults.url_for(provider.lower())
+    server_url = llm_defaults.url_for(provider.lower())
+    provider_url = expect_text(body, "provider_url", MAX_TEXT_CHARS) or server_url
     if provider_url is not None and not re.match(r"https?://[^\s/]+", provider_url):
         raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: {show(provider_url)}",
                          field="provider_url")
+    # The server's key goes only where the server's own settings point: a URL the request
+    # chose gets no key (a local model server needs none), so no request can collect it.
+    send_key = provider_url is None or provider_url == server_url
     seeds, episodes = parse_seeds(body)
     max_steps, delta = parse_steps(body)
     task_spec = parse_task_spec(body, scenario)
@@ -281,7 +303,7 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         max_steps=max_steps,
         delta=delta,
         provider=provider.lower(),
-        provider_url=provider_url,
+        provider_url=provider_url, send_key=send_key,
         model=expect_text(body, "model", 200) or llm_defaults.model_for(provider.lower()),
         pov_min_dt_world=expect_number(body, "pov_min_dt_world", 0.05, 0.0, 60.0),
         success_threshold=expect_number(body, "success_threshold", _defaults.value("success_threshold"), 0.0, 1.0),
