@@ -277,16 +277,16 @@ class IsolationReportTests(unittest.TestCase):
     def test_a_non_root_run_reports_its_layers(self):
         if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare"):
             self.skipTest("needs root, setpriv and unshare to start a run as nobody")
-        # The interpreter may live under /root (mode 700): a private mount namespace shows
-        # its prefix to nobody without changing the machine.
-        prefix = os.path.realpath(sys.prefix)
-        script = (f'set -e; keep=$(mktemp -d); mount --bind "{prefix}" "$keep"; '
-                  f'mount -t tmpfs -o mode=755 tmpfs /root; mkdir -p "{prefix}"; '
-                  f'mount --bind "$keep" "{prefix}"; exec setpriv --reuid=65534 '
-                  f'--regid=65534 --clear-groups --inh-caps=-all "{sys.executable}" '
-                  f'-m bgen.runner.isolation --json') if prefix.startswith("/root/") else (
-            f'exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '
-            f'"{sys.executable}" -m bgen.runner.isolation --json')
+        # The interpreter (or, in a venv, its base) may live under /root (mode 700): a private
+        # mount namespace shows those prefixes to nobody without changing the machine.
+        hidden = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)
+                         if os.path.realpath(p).startswith("/root/")})
+        keep = "".join(f'k{i}=$(mktemp -d); mount --bind "{p}" "$k{i}"; '
+                       for i, p in enumerate(hidden))
+        back = "".join(f'mkdir -p "{p}"; mount --bind "$k{i}" "{p}"; ' for i, p in enumerate(hidden))
+        script = ("set -e; " + keep + ("mount -t tmpfs -o mode=755 tmpfs /root; " if hidden else "")
+                  + back + f'exec setpriv --reuid=65534 --regid=65534 --clear-groups '
+                  f'--inh-caps=-all "{sys.executable}" -m bgen.runner.isolation --json')
         done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                               cwd=ROOT, capture_output=True, timeout=TIMEOUT_S,
                               env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})

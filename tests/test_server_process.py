@@ -92,7 +92,9 @@ class TestLLMRun(ProcessTestCase):
         key = "sk-test-5a3f9e0c-never-in-files"
         policy = "```python\n" + MINIMAL_POLICY + "```"
         with FakeLLMServer(api_key=key, default=text_reply(policy)) as provider:
+            # the server's own endpoint: only there does it send its key
             server = self.launch("--port", "0", "--ws-port", "0", "--no-ws-proxy",
+                                 "--provider", "openai", "--provider-url", provider.url,
                                  env={"LLVPN_API_KEY": key, "BGEN_SERVER_LOG": "debug"})
             status, body, _ = request(server.port, "POST", "/run", {
                 "user_goal": "Reach the block at (60, 60, -20).", "iterations": 1, "episodes": 1,

@@ -94,7 +94,11 @@ class TestProviderUrlsAndTheKey(unittest.TestCase):
         chosen = parse_run_request({"provider_url": "http://127.0.0.1:18095/steal"},
                                    llm_defaults=defaults)
         same = parse_run_request({"provider_url": "http://127.0.0.1:11434/v1"}, llm_defaults=defaults)
-        self.assertEqual((own.send_key, chosen.send_key, same.send_key), (True, False, True))
+        gateway = parse_run_request({"provider": "anthropic",
+                                     "provider_url": "https://llvpn.io/v1/service/1bd998cc32e3e5d34b2f09ec104f7439e0498c22358cdf8c1c11a258c3157f84"},
+                                    llm_defaults=defaults)
+        self.assertEqual((own.send_key, chosen.send_key, same.send_key, gateway.send_key),
+                         (True, False, True, True))
 
     def test_stored_urls_carry_no_credentials(self):
         request = parse_run_request({"provider_url": "http://lab:hunter2@127.0.0.1:9/v1?api-key=QSECRET"})

@@ -281,9 +281,11 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
     if provider_url is not None and not re.match(r"https?://[^\s/]+", provider_url):
         raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: {show(provider_url)}",
                          field="provider_url")
-    # The server's key goes only where the server's own settings point: a URL the request
-    # chose gets no key (a local model server needs none), so no request can collect it.
-    send_key = provider_url is None or provider_url == server_url
+    # The server's key goes only where the server's own settings point (its --provider-url, or
+    # the provider's default gateway): a URL the request chose gets no key (a local model
+    # server needs none), so no request can collect it.
+    send_key = provider_url is None or provider_url in (server_url,
+                                                        _llm.DEFAULT_URLS.get(provider.lower()))
     seeds, episodes = parse_seeds(body)
     max_steps, delta = parse_steps(body)
     task_spec = parse_task_spec(body, scenario)
