@@ -418,6 +418,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- routes
 
     def health(self, query: str):
+        query_params(query, ())
         app = self.server.app
         from bgen.runner.isolation import cached_report
         return 200, {"status": "ok", "version": __version__, "backend": app.backend_label,

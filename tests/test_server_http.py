@@ -193,6 +193,10 @@ class TestHead(HttpTestCase):
                 for name_ in (b"Content-Length", b"Content-Type"):
                     self.assertEqual(header_line(head, name_), header_line(get.partition(b"\r\n\r\n")[0], name_))
 
+    def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
+        status, body, _ = request(self.port, "GET", "/health?x=1")
+        self.assertEqual((status, body["field"]), (400, "x"))
+
     def test_head_of_health_is_200_as_uptime_monitors_expect(self):
         status, body, headers = request(self.port, "HEAD", "/health")
         self.assertEqual((status, body), (200, None))
