@@ -7,7 +7,8 @@ rendered run, waits for each to finish, and checks what the page drew: the runs 
 chart's points, the policy diff, a 3D view that is not blank, the live marker's frames, errors
 next to their fields. Every
 request the page makes is recorded and must stay on 127.0.0.1; console errors and uncaught
-exceptions fail the test. Screenshots go to docs/img/ (README shows them).
+exceptions fail the test. Screenshots go to $BGEN_SCREENSHOT_DIR (docs/img refreshes the ones
+README shows), else to a temporary folder named in the output.
 
 Skipped, with the command that installs it, where no Chromium is installed.
 """
@@ -29,7 +30,11 @@ from tests.fake_llm import FakeLLMServer, text_reply
 from tests.timing import scaled
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "img"
+# Where the screenshots go: a temporary folder (printed), or docs/img/ to refresh README's with
+# BGEN_SCREENSHOT_DIR=docs/img python -m tests test_dashboard_browser.
+SHOTS = Path(os.environ.get("BGEN_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="bgen-screenshots-"))
+if not SHOTS.is_absolute():
+    SHOTS = ROOT / SHOTS
 EXAMPLE_POLICY = (ROOT / "bgen" / "llm" / "context" / "examples" / "move_to_target.py").read_text()
 HOVER_POLICY = (ROOT / "tests" / "policies" / "hover.py").read_text()
 KEY_ENV = "BGEN_DASHBOARD_TEST_KEY"
@@ -79,6 +84,7 @@ def status_of_run(goal: str) -> str:
 class TestDashboardInChromium(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        SHOTS.mkdir(parents=True, exist_ok=True)
         cls.browser = Chromium.launch()
         if cls.browser is None:
             raise unittest.SkipTest("Chromium is not installed (apt-get install -y chromium); "
@@ -226,6 +232,7 @@ class TestDashboardInChromium(unittest.TestCase):
             await page.screenshot(SHOTS / "dashboard-run.png", "#run-panel .grid")
             await page.evaluate("window.scrollTo(0, 0)")
             await page.screenshot(SHOTS / "dashboard-runs.png", "#runs-panel")
+            print(f"\ndashboard screenshots: {SHOTS}", flush=True)
             self.assertEqual(self.provider.problems, [])
 
             # 3. A rendered run: the agents stream moves the live marker while it flies.

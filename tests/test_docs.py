@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 PROGRESS_TYPES = ("connected", "status", "task", "iteration", "policy", "step", "episode_summary",
                   "critique", "holdout", "warning") + FINAL_TYPES
 ENVIRONMENT = ("BGEN_SIM_BACKEND", "BGEN_SERVER_LOG", "LLVPN_API_KEY", "BGEN_TEST_VERBOSITY",
-               "BGEN_TEST_TIME_SCALE", "BGEN_PYZ_CACHE")
+               "BGEN_TEST_TIME_SCALE", "BGEN_PYZ_CACHE", "BGEN_SCREENSHOT_DIR")
 BENCHMARKS = ("bgen.bench sim", "bgen.bench runner", "bgen.bench loop", "bgen.bench server",
               "bgen.bench render", "bgen.bench dask")
 
