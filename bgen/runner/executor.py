@@ -54,6 +54,7 @@ DASK_MAX_STARTS = 2            # an episode started this often (one retry) and l
 DASK_CONNECT_TIMEOUT_S = 10.0  # how long to wait for the scheduler before giving up
 STOP_POLL_S = 0.2              # how often waits look at stop_event and the event queue
 FUTURE_POLL_S = 0.02           # how often a wait looks at the futures
+STOP_OVERDUE_S = 3.0           # after a stop, how long tasks get to return before they are given up
 TASK_STOP_POLL_S = 0.25        # how often a task looks at the run's stop Event
 INSTALL_HINT = "the dask executor needs dask.distributed: pip install 'bgen[dask]' " \
                "(or pip install 'dask[distributed]')"
@@ -324,12 +325,13 @@ class DaskExecutor:
                 self._drain(inbox, handle)
                 if not stopping and stop_event is not None and stop_event.is_set():
                     stopping = True
+                    stopped_at = time.monotonic()
                     self._stop(distributed, stop_name, episodes)
                 pending = [ep.future for ep in episodes.values() if not ep.done]
                 if not pending:
                     break
                 finished = self._wait(pending)
-                if stopping and not finished and self._stop_overdue(episodes):
+                if stopping and not finished and time.monotonic() - stopped_at > STOP_OVERDUE_S:
                     finished = pending          # tasks that ignore the stop: give them up
                 for ep in [e for e in episodes.values() if not e.done and e.future in finished]:
                     self._drain(inbox, handle)   # the task's last events before its result
@@ -373,7 +375,6 @@ class DaskExecutor:
             time.sleep(FUTURE_POLL_S)
 
     def _stop(self, distributed, stop_name: str, episodes: dict) -> None:
-        self._stop_started = time.monotonic()
         try:
             distributed.Event(stop_name, client=self.client).set()
         except Exception:        # the scheduler is gone: cancelling below is all we can do
@@ -382,9 +383,6 @@ class DaskExecutor:
         if queued:
             self.client.cancel(queued, force=True)
 
-    def _stop_overdue(self, episodes: dict) -> bool:
-        return time.monotonic() - getattr(self, "_stop_started", time.monotonic()) > 3.0
-
     @staticmethod
     def _lost_note(ep: _DaskEpisode) -> str:
         where = ", then ".join(ep.starts) or "unknown workers"
@@ -392,6 +390,10 @@ class DaskExecutor:
 
     def _collect(self, ep: _DaskEpisode, conclude, stopping: bool) -> None:
         future = ep.future
+        if not future.done():            # given up after a stop: it ignored the stop Event
+            future.cancel()
+            conclude(ep, terminated_summary(ep.seed), None)
+            return
         if future.cancelled() or future.status == "cancelled":
             conclude(ep, terminated_summary(ep.seed) if stopping else
                      lost_summary(ep.seed, "the episode's Dask task was cancelled"), None)
