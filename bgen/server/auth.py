@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 import re
+from urllib.parse import urlsplit
 
 from bgen.errors import BgenError, ConfigError
 
@@ -101,7 +102,6 @@ def check_origin(token: str | None, origin: str | None, host: str | None) -> Non
     """
     if token is not None or origin is None:
         return
-    from urllib.parse import urlsplit
     try:
         origin_host = urlsplit(origin).hostname or ""
     except ValueError:

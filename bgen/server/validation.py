@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from bgen import defaults as _defaults
 from bgen.errors import BadRequest, NotFound
@@ -59,7 +59,6 @@ def redact_url(url: str | None) -> str | None:
     run.json, events and logs: ``http://***@host/path?api-key=***``."""
     if not url:
         return url
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
