@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Callable
 
 from bgen.errors import BgenError, ConfigError, PolicyLoadError
-from bgen.runner import isolation
+from bgen.runner import grading, isolation
 from bgen.runner.episode import (BudgetExceeded, EpisodeConfig, EpisodeInterrupt,
                                  SimulatorStalled, describe_error, run_episode)
 from bgen.runner.metrics import EpisodeStats, distance
@@ -70,14 +70,61 @@ GRANT_REAL_MODULES_FOR_TESTS = False
 
 def preload_for_host() -> None:
     """Import what every episode needs once, in the sandbox host, before it forks."""
+    # numpy.random (the policies' seeded generator) and mmap (cached worlds are memory-mapped)
+    # are imported lazily; left to each episode they cost it ~30 ms.
     for name in ("bgen.sim.embedded", "bgen.sim.scenarios", "bgen.runner.sandbox",
-                 "bgen.runner.replay", "voxelsim"):
+                 "bgen.runner.replay", "numpy.random", "mmap", "voxelsim"):
         try:
             __import__(name)
         except Exception:  # a missing optional module must not kill the host
             pass
     isolation.seccomp_version()      # loads libseccomp before Landlock hides its file
     isolation.landlock_abi()
+    _warm_up()
+
+
+#: The host's warm-up flight: our own policy, never the user's. Plan once, fly the plan.
+WARM_UP_POLICY = """
+def act(t, agent, world, fw, env, helpers):
+    if agent.get_action_py() is None:
+        return helpers.plan_to(world, agent.get_coord_py(), [60, 60, -20], 1.0, 0.0), "Replace"
+    return None
+
+
+def collect(step_ctx):
+    return {"dist": f"{step_ctx['distance_to_target']:.2f}"}
+"""
+WARM_UP_STEPS = 300
+
+
+class _Discard:
+    def step(self, log) -> None:
+        pass
+
+    def warning(self, message) -> None:
+        pass
+
+    def phase(self, name) -> None:
+        pass
+
+
+def _warm_up() -> None:
+    """Fly a short episode of ``WARM_UP_POLICY`` in the host before it forks.
+
+    CPython specialises a function's bytecode as it runs; a forked child inherits what the host
+    ran. Without this each policy process started cold: its first few hundred steps ran
+    unspecialised and rewrote the code objects' pages (copy-on-write), ~40 ms an episode.
+    Nothing of the flight is kept: the world leaves the host's cache afterwards.
+    """
+    from bgen.sim import load_backend, worldcache
+    try:
+        config = EpisodeConfig(max_steps=WARM_UP_STEPS, delta=0.01, start=(50, 50, -20),
+                               target=(60, 60, -20), scenario="terrain", render=False)
+        run_episode(WARM_UP_POLICY, load_backend(config.backend), config, 0, _Discard())
+    except Exception:  # noqa: BLE001 - a warm-up only saves time; the host serves regardless
+        pass
+    finally:
+        worldcache.clear_memory()
 
 
 #: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
@@ -561,6 +608,9 @@ class _Episode:
         self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
         self.eof = False
         self.records: list[dict] = []       # per step: reported agent_pos and commands
+        self.summary: dict | None = None    # once the worker is gone: its ungraded summary,
+        self.error: dict | None = None      # its error with traceback,
+        self.output = ""                    # and the policy's printed output
         self.max_steps = config.max_steps
         self.bytes_received = 0
         self.byte_limit = EPISODE_BYTES_BASE + EPISODE_BYTES_PER_STEP * config.max_steps
@@ -768,37 +818,31 @@ def _decode_tail(lines) -> list[dict]:
     return steps
 
 
-def _finish(run: _Episode, config: EpisodeConfig, emit) -> dict:
+def _conclude_run(run: _Episode, config: EpisodeConfig) -> None:
+    """Close the finished worker's pipe and handles; its summary waits for the grade."""
     run.steps_file.close()
     run.conn.close()
     run.process.close()
-    summary, error, output = _conclude(run, config)
-    summary = grade(summary, run.records, config, run.seed)
+    run.summary, run.error, run.output = _conclude(run, config)
+
+
+def _finish(run: _Episode, graded: dict, emit) -> dict:
+    """Write the episode's files with its graded summary and emit ``episode_summary``."""
+    summary = _finite(graded)
     warnings = run.warnings + ([f"{run.warnings_dropped} more warnings were dropped (at most "
                                 f"{MAX_WARNINGS} are kept per episode)"]
                                if run.warnings_dropped else [])
-    write_episode_files(run.ep_dir, run.seed, summary, error, output, _decode_tail(run.tail),
-                        warnings)
+    write_episode_files(run.ep_dir, run.seed, summary, run.error, run.output,
+                        _decode_tail(run.tail), warnings)
     if emit is not None:
         emit({"type": "episode_summary", **summary})
     return summary
 
 
 def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int) -> dict:
-    """The summary graded by the trusted replay (``replay.grade_episode``), NaN-free.
-
-    A failure of the replay itself (a simulator fault in this process) leaves the episode
-    ungraded and unsuccessful, with the reason ``sim_error``.
-    """
-    from bgen.runner import replay
-    if summary.get("reason") == "terminated":
-        return _finite(dict(summary, success=False))   # stopped from outside: no grade needed
-    try:
-        graded = replay.grade_episode(summary, records, config, seed)
-    except Exception as error:  # noqa: BLE001 - our simulator, not the policy
-        graded = dict(summary, success=False, reason="sim_error",
-                      reasons=f"the trusted replay failed: {type(error).__name__}: {error}"[:2000])
-    return _finite(graded)
+    """The summary graded by the trusted replay in this thread (``grading.graded_summary``),
+    NaN-free."""
+    return _finite(grading.graded_summary(summary, records, config, seed))
 
 
 def _not_started(seed: int, outdir: Path, emit) -> dict:
@@ -819,7 +863,7 @@ def _not_started(seed: int, outdir: Path, emit) -> dict:
 def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outdir: Path, *,
                  workers: int | None = None, on_event: Callable[[dict], None] | None = None,
                  stop_event: threading.Event | None = None,
-                 step_events: bool = True) -> list[dict]:
+                 step_events: bool = True, grader_processes: bool = True) -> list[dict]:
     """Run one episode per seed, each in a fresh worker, up to ``workers`` at a time.
 
     Writes ``outdir/ep_<seed>/`` files (see ``bgen.runner.schema``), calls ``on_event`` from
@@ -827,6 +871,10 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     summaries in seed order. Setting ``stop_event`` kills the workers within a second; their
     episodes, and those not started, end with reason ``terminated``. ``step_events=False``
     skips decoding steps for ``on_event`` (they are still written to the files).
+
+    Each finished episode is graded by the trusted replay in a grader process
+    (``bgen.runner.grading``) while the next ones run; ``grader_processes=False`` grades in
+    this thread instead (one episode: no pool worth starting).
     """
     if not isinstance(config, EpisodeConfig):
         raise ConfigError("config: expects an EpisodeConfig", field="config")
@@ -840,9 +888,21 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     outdir = Path(outdir)
     pending = deque(seeds)
     active: list[_Episode] = []
+    grades: dict = {}                 # grade future -> its episode, finished and concluded
     results: dict[int, dict] = {}
+    wake_r, wake_w = os.pipe()        # a grade's done-callback makes the wait below return
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def wake(_future) -> None:
+        try:
+            os.write(wake_w, b"g")
+        except OSError:
+            pass                      # the pipe is full (a wake-up is pending) or closed
+
+    submit = grading.submit if grader_processes else grading.inline
     try:
-        while pending or active:
+        while pending or active or grades:
             stopping = stop_event is not None and stop_event.is_set()
             while pending and len(active) < workers and not stopping:
                 seed = pending.popleft()
@@ -854,8 +914,8 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                     results[seed] = _not_started(seed, outdir, on_event)
             waitables = [run.conn for run in active if not run.eof]
             waitables += [run.process.sentinel for run in active]
-            if waitables:
-                multiprocessing.connection.wait(waitables, timeout=POLL_S)
+            multiprocessing.connection.wait(waitables + [wake_r], timeout=POLL_S)
+            _drain(wake_r)
             now = time.monotonic()
             for run in list(active):
                 _read_messages(run, on_event, step_events)
@@ -868,7 +928,15 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                 if run.process.exitcode is not None:
                     _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)
-                    results[run.seed] = _finish(run, config, on_event)
+                    _conclude_run(run, config)
+                    future = submit(run.summary, run.records, config, run.seed)
+                    grades[future] = run
+                    future.add_done_callback(wake)
+            for future in [f for f in grades if f.done()]:
+                run = grades.pop(future)
+                graded = grading.result_or_inline(future, run.summary, run.records, config,
+                                                  run.seed)
+                results[run.seed] = _finish(run, graded, on_event)
     finally:
         for run in active:           # an exception above (e.g. in on_event): leave no worker
             run.kill("terminated", "the runner stopped")
@@ -876,7 +944,20 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
             run.process.close()
             run.steps_file.close()
             run.conn.close()
+        for future in grades:
+            future.cancel()
+        os.close(wake_r)
+        os.close(wake_w)
     return [results[seed] for seed in seeds]
+
+
+def _drain(fd: int) -> None:
+    """Read what is waiting in a non-blocking wake-up pipe."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def run_sandboxed_episode(policy_code: str, config: EpisodeConfig, seed: int, *,
@@ -892,7 +973,7 @@ def run_sandboxed_episode(policy_code: str, config: EpisodeConfig, seed: int, *,
     with tempfile.TemporaryDirectory(prefix="bgen-episode-") as tmp:
         [summary] = run_episodes(policy_code, [int(seed)], config, Path(tmp), workers=1,
                                  on_event=on_event, stop_event=stop_event,
-                                 step_events=on_event is not None)
+                                 step_events=on_event is not None, grader_processes=False)
         path = Path(tmp) / f"ep_{int(seed)}" / f"steps.{int(seed)}.jsonl"
         steps = [json.loads(line) for line in path.read_bytes().splitlines() if line]
     return summary, steps

@@ -1,0 +1,224 @@
+"""Trusted grading in grader processes, so the caller keeps its workers busy meanwhile.
+
+    run_episodes (caller's thread)              grader process (python -m bgen.runner.grading)
+    ──────────────────────────────              ──────────────────────────────────────────────
+    worker exits ─► submit(summary, records) ─► graded_summary: replay.grade_episode
+    starts the next episode, drains pipes             (world from the cache, commands flown)
+    future done ◄───────────────────────────── graded summary (a plain dict)
+
+Why a process and not the caller's thread: a replay is a second simulation of the episode
+(~60 ms for a 600-step episode, all Python). In the caller it held the GIL while the server's
+request threads waited, and the next episode did not start until it finished. Grader
+processes run it on another core; the caller only sends the step records (positions and
+commands) and reads back a dict.
+
+Graders are trusted: they run bgen's simulator and nothing of the policy's but its reported
+records, as data. They are started with ``subprocess`` (never ``fork`` of a threaded server,
+never a re-import of the caller's main script), with the minimal environment the sandbox host
+gets (no keys), and speak pickle over their stdin/stdout, both ends being ours. Up to
+``MAX_GRADERS`` per caller process, started on first use and kept for every later call:
+iterations, candidates and the runs of a server. A grader that cannot start or dies costs
+nothing but speed: its episodes are graded in the caller instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+
+#: Grader processes per caller process: two cores' worth of replays at most.
+MAX_GRADERS = 2
+_HEADER = struct.Struct("!Q")
+
+
+def graded_summary(summary: dict, records: list[dict], config, seed: int) -> dict:
+    """``summary`` graded by the trusted replay of ``records`` (``replay.grade_episode``).
+
+    A failure of the replay itself (a simulator fault here) leaves the episode ungraded and
+    unsuccessful, with the reason ``sim_error``. Episodes stopped from outside need no grade.
+    """
+    from bgen.runner import replay
+    if summary.get("reason") == "terminated":
+        return dict(summary, success=False)
+    try:
+        return replay.grade_episode(summary, records, config, seed)
+    except Exception as error:  # noqa: BLE001 - our simulator, not the policy
+        return dict(summary, success=False, reason="sim_error",
+                    reasons=f"the trusted replay failed: {type(error).__name__}: {error}"[:2000])
+
+
+def grader_count() -> int:
+    return max(1, min(MAX_GRADERS, os.cpu_count() or 1))
+
+
+# --- wire: one length-prefixed pickle per message, both ends ours ------------------------------
+def _write(stream, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream):
+    """The next message, or None at end of stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+# --- grader side -------------------------------------------------------------------------------
+def _serve(requests, answers) -> None:
+    """Grade requests until stdin closes: (ident, summary, records, config, seed) -> (ident, dict)."""
+    while True:
+        request = _read(requests)
+        if request is None:
+            return
+        ident, summary, records, config, seed = request
+        _write(answers, (ident, graded_summary(summary, records, config, seed)))
+
+
+# --- caller side -------------------------------------------------------------------------------
+class Grader:
+    """One grader process and the grades it owes.
+
+    A writer thread sends the requests (a long episode's records are megabytes, more than a
+    pipe holds while the grader is busy: the caller must not wait for that) and a reader
+    thread settles the futures.
+    """
+
+    def __init__(self):
+        from bgen.runner.isolation import HOST_ENV, package_root
+        self.lock = threading.Lock()
+        self.owed: dict[int, Future] = {}
+        self.next_ident = 0
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-s", "-m", "bgen.runner.grading"],
+            env=dict(HOST_ENV, PYTHONPATH=package_root()), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        threading.Thread(target=self._write_requests, daemon=True, name="bgen-grader-in").start()
+        threading.Thread(target=self._read_answers, daemon=True, name="bgen-grader-out").start()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def load(self) -> int:
+        return len(self.owed)
+
+    def submit(self, summary: dict, records: list[dict], config, seed: int) -> Future:
+        future: Future = Future()
+        with self.lock:
+            if not self.alive:
+                raise OSError("the grader process exited")
+            ident = self.next_ident
+            self.next_ident += 1
+            self.owed[ident] = future
+        self.outbox.put((ident, summary, records, config, seed))
+        return future
+
+    def _write_requests(self) -> None:
+        while True:
+            request = self.outbox.get()
+            if request is None:
+                break
+            try:
+                _write(self.process.stdin, request)
+            except (OSError, ValueError):
+                break                  # the reader settles what is owed when the grader ends
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+    def _read_answers(self) -> None:
+        try:
+            while True:
+                answer = _read(self.process.stdout)
+                if answer is None:
+                    break
+                ident, graded = answer
+                with self.lock:
+                    future = self.owed.pop(ident, None)
+                if future is not None:
+                    future.set_result(graded)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+            pass
+        with self.lock:
+            owed, self.owed = self.owed, {}
+        for future in owed.values():
+            future.set_exception(OSError("the grader process exited"))
+
+    def stop(self) -> None:
+        self.outbox.put(None)          # the writer closes stdin: the grader ends
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_lock = threading.Lock()
+_graders: list[Grader] = []
+
+
+def _least_busy() -> Grader:
+    """A live grader with the fewest grades owed, starting one while below the count."""
+    with _lock:
+        _graders[:] = [grader for grader in _graders if grader.alive]
+        idle = [grader for grader in _graders if grader.load() == 0]
+        if not idle and len(_graders) < grader_count():
+            _graders.append(Grader())
+            return _graders[-1]
+        return min(_graders, key=Grader.load)
+
+
+def inline(summary: dict, records: list[dict], config, seed: int) -> Future:
+    """A future already holding the grade, computed in this thread."""
+    future: Future = Future()
+    future.set_result(graded_summary(summary, records, config, seed))
+    return future
+
+
+def submit(summary: dict, records: list[dict], config, seed: int) -> Future:
+    """The grade of one finished episode, computed in a grader process (see the module doc).
+
+    The future's result is ``graded_summary``'s dict; read it with ``result_or_inline``, which
+    grades in the caller when the grader died meanwhile. A grader that cannot be started or
+    reached is answered the same way at once.
+    """
+    try:
+        return _least_busy().submit(summary, records, config, seed)
+    except OSError:
+        return inline(summary, records, config, seed)
+
+
+def result_or_inline(future: Future, summary: dict, records: list[dict], config,
+                     seed: int) -> dict:
+    """The future's grade; when its grader died, the same grade computed here."""
+    try:
+        return future.result()
+    except OSError:
+        return graded_summary(summary, records, config, seed)
+
+
+def shutdown() -> None:
+    """Stop this process's graders (tests; they also end when this process exits)."""
+    with _lock:
+        graders, _graders[:] = list(_graders), []
+    for grader in graders:
+        grader.stop()
+
+
+if __name__ == "__main__":
+    _serve(sys.stdin.buffer, sys.stdout.buffer)

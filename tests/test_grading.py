@@ -1,0 +1,95 @@
+"""Specification of the grader processes (bgen.runner.grading): the same grade as the caller
+would compute, no secret in their environment, and a dead grader costing only speed."""
+
+import os
+import signal
+import tempfile
+import unittest
+from pathlib import Path
+
+from bgen.runner import grading
+from bgen.runner.episode import EpisodeConfig, run_episode
+from bgen.runner.worker import run_episodes
+from bgen.sim import load_backend
+from tests.timing import scaled
+
+POLICY = (Path(__file__).parent / "policies" / "move_to_target.py").read_text()
+CONFIG = EpisodeConfig(backend="embedded", max_steps=1500, start=(50, 50, -60),
+                       target=(56, 56, -60), render=False)
+
+
+class _Keep:
+    def __init__(self):
+        self.steps = []
+
+    def step(self, log):
+        self.steps.append(log)
+
+    def warning(self, message):
+        pass
+
+    def phase(self, name):
+        pass
+
+
+def recorded_episode(seed: int = 3):
+    sink = _Keep()
+    outcome = run_episode(POLICY, load_backend("embedded"), CONFIG, seed, sink)
+    records = [{"agent_pos": s["agent_pos"], "commands": s["commands"]} for s in sink.steps]
+    return outcome.summary.to_dict(), records
+
+
+class GraderTest(unittest.TestCase):
+    def tearDown(self):
+        grading.shutdown()
+
+    def test_a_grader_process_grades_exactly_as_the_caller_would(self):
+        summary, records = recorded_episode()
+        here = grading.graded_summary(summary, records, CONFIG, 3)
+        there = grading.submit(summary, records, CONFIG, 3).result(timeout=scaled(30))
+        self.assertEqual(there, here)
+        self.assertTrue(there["success"], there)
+        forged = [dict(r, agent_pos=[v + 1.0 for v in r["agent_pos"]]) for r in records]
+        self.assertEqual(grading.submit(summary, forged, CONFIG, 3).result(timeout=scaled(30))
+                         ["reason"], "tampered")
+
+    def test_graders_hold_no_secret_from_the_caller_environment(self):
+        os.environ["BGEN_TEST_CANARY_KEY"] = "sk-canary"
+        try:
+            summary, records = recorded_episode()
+            grading.submit(summary, records, CONFIG, 3).result(timeout=scaled(30))
+        finally:
+            del os.environ["BGEN_TEST_CANARY_KEY"]
+        [grader] = grading._graders
+        environ = Path(f"/proc/{grader.process.pid}/environ").read_bytes()
+        self.assertNotIn(b"sk-canary", environ)
+        self.assertNotIn(b"BGEN_TEST_CANARY_KEY", environ)
+
+    def test_a_grader_that_dies_owing_a_grade_is_answered_by_grading_in_the_caller(self):
+        summary, records = recorded_episode()
+        grading.submit(summary, records, CONFIG, 3).result(timeout=scaled(30))   # started
+        [grader] = grading._graders
+        os.kill(grader.process.pid, signal.SIGSTOP)       # it cannot answer what it is sent now
+        owed = grader.submit(summary, records, CONFIG, 3)
+        grader.process.kill()
+        grader.process.wait()
+        with self.assertRaises(OSError):
+            owed.result(timeout=scaled(10))
+        self.assertTrue(grading.result_or_inline(owed, summary, records, CONFIG, 3)["success"])
+        again = grading.submit(summary, records, CONFIG, 3)     # a new grader is started
+        self.assertTrue(again.result(timeout=scaled(30))["success"])
+        self.assertNotIn(grader, grading._graders)
+
+    def test_run_episodes_grades_in_graders_and_writes_every_summary(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            summaries = run_episodes(POLICY, [1, 2, 3], CONFIG, Path(tmp), workers=2,
+                                     step_events=False)
+            self.assertEqual([s["seed"] for s in summaries], [1, 2, 3])
+            self.assertTrue(all(s["success"] for s in summaries), summaries)
+            self.assertTrue(grading._graders, "no grader process was used")
+            for seed in (1, 2, 3):
+                self.assertTrue((Path(tmp) / f"ep_{seed}" / f"summary.{seed}.json").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
