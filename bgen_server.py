@@ -329,7 +329,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                     auth.check_origin(self.server.app.token, self.headers.get("Origin"),
                                       self.headers.get("Host"))
                 if not auth.is_public(method, parts.path):
-                    auth.authorize(self.server.app.token, self.headers.get("Authorization"))
+                    auth.authorize(self.server.app.token,
+                                   auth.single_authorization(self.headers.get_all("Authorization")))
                 name, params = match_route(method, parts.path)
                 status, body = getattr(self, name)(parts.query, **params)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
@@ -906,8 +907,12 @@ class WebSocketService:
         """Check the token, then reject unknown paths, runs and channels with an HTTP status
         (a JSON body) before the upgrade."""
         try:
-            header = request.headers.get("Authorization")
-            query_token = parse_qs(urlsplit(request.path).query).get("token", [None])[-1]
+            header = auth.single_authorization(request.headers.get_all("Authorization"))
+            tokens = parse_qs(urlsplit(request.path).query).get("token", [])
+            if len(tokens) > 1:
+                raise BadRequest(f"token: given {len(tokens)} times in the query; give it once",
+                                 field="token")
+            query_token = tokens[0] if tokens else None
             auth.authorize(self.token, header, query_token)
             target = parse_ws_path(request.path)
             if target is not None and not self.manager.exists(target.run_id):

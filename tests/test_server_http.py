@@ -197,6 +197,11 @@ class TestHead(HttpTestCase):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))
 
+    def test_a_query_parameter_given_twice_is_a_400_not_a_guess(self):
+        status, body, _ = request(self.port, "GET", "/runs?limit=1&limit=2")
+        self.assertEqual((status, body), (400, {"error": "limit: given 2 times in the query; give it once",
+                                                "field": "limit"}))
+
     def test_head_of_health_is_200_as_uptime_monitors_expect(self):
         status, body, headers = request(self.port, "HEAD", "/health")
         self.assertEqual((status, body), (200, None))
@@ -288,6 +293,15 @@ class TestAccessTokens(HttpTestCase):
             response, _ = exchange(self.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
             self.assertEqual(statuses(response), [200], path)
 
+    def test_two_authorization_fields_are_a_400_whichever_holds_the_token(self):
+        for first, second in ((TOKEN, "wrong-token-0123456789"), ("wrong-token-0123456789", TOKEN)):
+            with self.subTest(first=first):
+                raw = (f"GET /runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {first}\r\n"
+                       f"Authorization: Bearer {second}\r\nConnection: close\r\n\r\n").encode()
+                response, _ = exchange(self.port, raw)
+                self.assertEqual(statuses(response), [400])
+                self.assertIn(b"Authorization: sent 2 times; send it once", response)
+
     def test_post_run_with_the_token_starts_a_run(self):
         status, body, _ = request(self.port, "POST", "/run", {**QUICK, "episodes": 0}, headers=AUTH)
         self.assertEqual(status, 200, body)
@@ -313,6 +327,23 @@ class TestAccessTokens(HttpTestCase):
             with self.subTest(suffix=suffix, headers=headers):
                 self.assertEqual(asyncio.run(attempt(suffix, headers)),
                                  (401, "application/json", {"error": error, "field": "Authorization"}))
+
+    def test_a_websocket_with_two_tokens_is_a_400(self):
+        run_id = request(self.port, "POST", "/run", {**QUICK, "episodes": 0}, headers=AUTH)[1]["run_id"]
+        url = f"ws://127.0.0.1:{self.ws_port}/ws/progress/{run_id}"
+
+        async def attempt(suffix="", headers=None):
+            try:
+                async with connect(url + suffix, additional_headers=headers, open_timeout=TIMEOUT):
+                    return None
+            except InvalidStatus as exc:
+                return exc.response.status_code, json.loads(exc.response.body)["error"]
+
+        self.assertEqual(asyncio.run(attempt(f"?token={TOKEN}&token=x")),
+                         (400, "token: given 2 times in the query; give it once"))
+        twice = [("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer x")]
+        self.assertEqual(asyncio.run(attempt(headers=twice)),
+                         (400, "Authorization: sent 2 times; send it once"))
 
     def test_a_websocket_refused_for_another_reason_also_answers_json(self):
         async def attempt():

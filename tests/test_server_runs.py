@@ -341,6 +341,27 @@ class TestDeleteListPrune(ManagerTestCase):
         self.assertEqual(self.manager.delete(run_id), "done")
         self.assertEqual(list(self.store.root.iterdir()), [])
 
+    def test_deleting_with_terminate_succeeds_when_keep_runs_prunes_the_run_as_it_stops(self):
+        calls = []
+
+        def first_waits_then_the_rest_finish(config, run_dir, emit, stop_event, **_):
+            calls.append(run_dir)
+            if len(calls) == 1:
+                while not stop_event.is_set():
+                    stop_event.wait(0.01)
+                return fakeloop.LoopResult(stopped_reason="terminated")
+            return fakeloop.LoopResult()
+
+        self.make(first_waits_then_the_rest_finish, keep_runs=1, max_concurrent=2)
+        older = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(older, "running")
+        newer = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        self.wait_status(newer, "done")
+        # The older run is pruned (one newer finished run is kept) as soon as it stops.
+        self.assertEqual(self.manager.delete(older, terminate=True), "terminated")
+        wait_until(lambda: not self.store.run_dir(older).exists(), "the older run gone")
+        self.assertTrue(self.store.run_dir(newer).exists())
+
     def test_records_filter_by_status_newest_first(self):
         loop = GatedLoop()
         self.make(loop, max_concurrent=1)

@@ -34,6 +34,8 @@ from concurrent.futures import Future
 
 #: Grader processes per caller process: two cores' worth of replays at most.
 MAX_GRADERS = 2
+#: Graders yield to the server's request threads as policy processes do (``zygote``).
+GRADER_NICENESS = 5
 _HEADER = struct.Struct("!Q")
 
 
@@ -183,6 +185,18 @@ def _least_busy() -> Grader:
         return min(_graders, key=Grader.load)
 
 
+def start(count: int) -> None:
+    """Have at least ``count`` graders (at most ``grader_count()``) starting now: their
+    imports then overlap the first episodes instead of delaying the first grade."""
+    with _lock:
+        _graders[:] = [grader for grader in _graders if grader.alive]
+        try:
+            while len(_graders) < min(count, grader_count()):
+                _graders.append(Grader())
+        except OSError:
+            pass                       # submit() grades in the caller when none can start
+
+
 def inline(summary: dict, records: list[dict], config, seed: int) -> Future:
     """A future already holding the grade, computed in this thread."""
     future: Future = Future()
@@ -221,4 +235,5 @@ def shutdown() -> None:
 
 
 if __name__ == "__main__":
+    os.nice(GRADER_NICENESS)
     _serve(sys.stdin.buffer, sys.stdout.buffer)

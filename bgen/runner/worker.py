@@ -80,51 +80,6 @@ def preload_for_host() -> None:
             pass
     isolation.seccomp_version()      # loads libseccomp before Landlock hides its file
     isolation.landlock_abi()
-    _warm_up()
-
-
-#: The host's warm-up flight: our own policy, never the user's. Plan once, fly the plan.
-WARM_UP_POLICY = """
-def act(t, agent, world, fw, env, helpers):
-    if agent.get_action_py() is None:
-        return helpers.plan_to(world, agent.get_coord_py(), [60, 60, -20], 1.0, 0.0), "Replace"
-    return None
-
-
-def collect(step_ctx):
-    return {"dist": f"{step_ctx['distance_to_target']:.2f}"}
-"""
-WARM_UP_STEPS = 300
-
-
-class _Discard:
-    def step(self, log) -> None:
-        pass
-
-    def warning(self, message) -> None:
-        pass
-
-    def phase(self, name) -> None:
-        pass
-
-
-def _warm_up() -> None:
-    """Fly a short episode of ``WARM_UP_POLICY`` in the host before it forks.
-
-    CPython specialises a function's bytecode as it runs; a forked child inherits what the host
-    ran. Without this each policy process started cold: its first few hundred steps ran
-    unspecialised and rewrote the code objects' pages (copy-on-write), ~40 ms an episode.
-    Nothing of the flight is kept: the world leaves the host's cache afterwards.
-    """
-    from bgen.sim import load_backend, worldcache
-    try:
-        config = EpisodeConfig(max_steps=WARM_UP_STEPS, delta=0.01, start=(50, 50, -20),
-                               target=(60, 60, -20), scenario="terrain", render=False)
-        run_episode(WARM_UP_POLICY, load_backend(config.backend), config, 0, _Discard())
-    except Exception:  # noqa: BLE001 - a warm-up only saves time; the host serves regardless
-        pass
-    finally:
-        worldcache.clear_memory()
 
 
 #: Largest message a worker may send; a bigger one means a misbehaving worker (crashed).
@@ -901,6 +856,8 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
             pass                      # the pipe is full (a wake-up is pending) or closed
 
     submit = grading.submit if grader_processes else grading.inline
+    if grader_processes:
+        grading.start(workers)
     try:
         while pending or active or grades:
             stopping = stop_event is not None and stop_event.is_set()

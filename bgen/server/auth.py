@@ -15,7 +15,7 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-from bgen.errors import BgenError, ConfigError
+from bgen.errors import BadRequest, BgenError, ConfigError
 
 TOKEN_ENV = "BGEN_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -73,6 +73,20 @@ def token_matches(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def single_authorization(values: list[str] | None) -> str | None:
+    """The one ``Authorization`` field of a request, or None; two are a 400.
+
+    RFC 9110 §5.3: a field that is not a list may appear once. Two Authorization fields are
+    malformed, and answering with either one would let a proxy and this server disagree on
+    who is asking.
+    """
+    values = list(values or [])
+    if len(values) > 1:
+        raise BadRequest(f"Authorization: sent {len(values)} times; send it once",
+                         field="Authorization")
+    return values[0] if values else None
 
 
 def authorize(expected: str | None, header: str | None, query_token: str | None = None) -> None:

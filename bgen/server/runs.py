@@ -295,7 +295,13 @@ class RunManager:
             if self.is_active(run_id) or (run.thread is not None and run.thread.is_alive()):
                 raise Conflict(f"run {run_id} did not stop within {timeout_s:g} s; try again",
                                field="run_id")
-        state = self.store.load(run_id)["status"]      # NotFound for an unknown run
+        try:
+            state = self.store.load(run_id)["status"]      # NotFound for an unknown run
+        except NotFound:
+            if run is None:
+                raise
+            log.info("run %s was pruned (--keep-runs) as it stopped", run_id)
+            return run.record["status"]     # gone already, as the client asked
         if state in lifecycle.ACTIVE_STATES and not self.is_active(run_id):
             state = lifecycle.INTERRUPTED   # a record left behind by a server that died
         self.store.delete(run_id)

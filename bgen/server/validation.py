@@ -338,7 +338,8 @@ def check_run_id(run_id: str) -> str:
 
 
 def query_params(query: str, allowed: tuple[str, ...]) -> dict[str, str]:
-    """The last value of each parameter; unknown parameters are an error (a typo is not ignored)."""
+    """Each parameter's value; an unknown parameter (a typo is not ignored) or one given twice
+    (which of the two was meant?) is a 400."""
     try:
         parsed = parse_qs(query, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
     except ValueError as exc:
@@ -348,7 +349,11 @@ def query_params(query: str, allowed: tuple[str, ...]) -> dict[str, str]:
             expected = ", ".join(allowed) if allowed else "no parameters"
             raise BadRequest(f"{show(name, 40)}: unknown query parameter; expects {expected}",
                              field=name[:64])
-    return {name: values[-1] for name, values in parsed.items()}
+    for name, values in parsed.items():
+        if len(values) > 1:
+            raise BadRequest(f"{name}: given {len(values)} times in the query; give it once",
+                             field=name)
+    return {name: values[0] for name, values in parsed.items()}
 
 
 def query_int(params: dict, field: str, low: int, high: int) -> int | None:
