@@ -70,7 +70,7 @@ class GraderTest(unittest.TestCase):
         grading.submit(summary, records, CONFIG, 3).result(timeout=scaled(30))   # started
         [grader] = grading._graders
         os.kill(grader.process.pid, signal.SIGSTOP)       # it cannot answer what it is sent now
-        owed = grader.submit(summary, records, CONFIG, 3)
+        owed = grader.submit("grade", summary, records, CONFIG, 3)
         grader.process.kill()
         grader.process.wait()
         with self.assertRaises(OSError):

@@ -62,7 +62,27 @@ class WorldCacheTests(unittest.TestCase):
         self.assertEqual(worldcache.stats(), {"memory": 0, "file": 1, "built": 0})
         self.assertEqual(cells(loaded), built)
         self.assertFalse(loaded._arrays()[0].flags.writeable)
-        self.assertEqual(len(list(self.dir.glob("terrain-4-embedded-*.npy"))), 2)
+        self.assertEqual(sorted(p.name.split(".")[-2] for p in self.dir.glob("terrain-4-embedded-*.npy")),
+                         ["bits", "coords", "dense"])
+
+    def test_the_dense_copy_is_read_from_the_directory_not_built_again(self):
+        built = worldcache.world(vxs, "terrain", 4, str(self.dir))._dense()
+        worldcache.clear_memory()
+        with mock.patch.object(worldcache.DenseCells, "build", side_effect=AssertionError("built")):
+            loaded = worldcache.world(vxs, "terrain", 4, str(self.dir))._dense()
+        self.assertEqual((loaded.low, loaded.shape), (built.low, built.shape))
+        self.assertTrue(np.array_equal(loaded.values, built.values))
+        self.assertFalse(loaded.values.flags.writeable)
+
+    def test_a_dense_file_that_does_not_fit_the_world_is_ignored(self):
+        expected = cells(worldcache.world(vxs, "terrain", 4, str(self.dir)))
+        worldcache.clear_memory()
+        dense_file = next(self.dir.glob("terrain-4-*.dense.npy"))
+        np.save(dense_file, np.zeros(20, dtype=np.uint32))    # a box of 0 cells, 14 values
+        world = worldcache.world(vxs, "terrain", 4, str(self.dir))
+        self.assertEqual(worldcache.stats()["file"], 1)
+        self.assertEqual(world._dense().shape[0], 201)         # built from the arrays instead
+        self.assertEqual(cells(world), expected)
 
     def test_the_wind_farm_is_one_world_for_every_seed(self):
         worldcache.world(vxs, "wind_farm", 1)
@@ -87,7 +107,7 @@ class WorldCacheTests(unittest.TestCase):
         self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
 
     def test_files_beyond_the_budget_are_removed_oldest_first(self):
-        with mock.patch.object(worldcache, "FILE_BUDGET_BYTES", 3_000_000):
+        with mock.patch.object(worldcache, "FILE_BUDGET_BYTES", 10_000_000):   # one world's files
             for seed in (7, 8):
                 worldcache.world(vxs, "terrain", seed, str(self.dir))
         self.assertEqual([p.name.split("-")[1] for p in self.dir.glob("*.coords.npy")], ["8"])

@@ -78,15 +78,30 @@ def _read(stream):
     return pickle.loads(data)
 
 
+def store_world(config, seed: int) -> bool:
+    """Build the episode's world into ``config.world_cache_dir`` unless it is there already;
+    True when the files are there afterwards (a failure only means the episode builds it)."""
+    from bgen.sim import load_backend, worldcache
+    try:
+        vxs = load_backend(config.backend)
+        worldcache.world(vxs, config.scenario, seed, config.world_cache_dir)
+        return worldcache.is_stored(vxs, config.scenario, seed, config.world_cache_dir)
+    except Exception:  # noqa: BLE001 - the episode will build (and report) it itself
+        return False
+
+
 # --- grader side -------------------------------------------------------------------------------
+_TASKS = {"grade": graded_summary, "world": store_world}
+
+
 def _serve(requests, answers) -> None:
-    """Grade requests until stdin closes: (ident, summary, records, config, seed) -> (ident, dict)."""
+    """Answer requests until stdin closes: (ident, task name, args) -> (ident, result)."""
     while True:
         request = _read(requests)
         if request is None:
             return
-        ident, summary, records, config, seed = request
-        _write(answers, (ident, graded_summary(summary, records, config, seed)))
+        ident, task, args = request
+        _write(answers, (ident, _TASKS[task](*args)))
 
 
 # --- caller side -------------------------------------------------------------------------------
@@ -118,7 +133,8 @@ class Grader:
     def load(self) -> int:
         return len(self.owed)
 
-    def submit(self, summary: dict, records: list[dict], config, seed: int) -> Future:
+    def submit(self, task: str, *args) -> Future:
+        """``_TASKS[task](*args)`` in the grader; the future holds its result."""
         future: Future = Future()
         with self.lock:
             if not self.alive:
@@ -126,7 +142,7 @@ class Grader:
             ident = self.next_ident
             self.next_ident += 1
             self.owed[ident] = future
-        self.outbox.put((ident, summary, records, config, seed))
+        self.outbox.put((ident, task, args))
         return future
 
     def _write_requests(self) -> None:
@@ -212,9 +228,29 @@ def submit(summary: dict, records: list[dict], config, seed: int) -> Future:
     reached is answered the same way at once.
     """
     try:
-        return _least_busy().submit(summary, records, config, seed)
+        return _least_busy().submit("grade", summary, records, config, seed)
     except OSError:
         return inline(summary, records, config, seed)
+
+
+def prepare_world(config, seed: int) -> Future | None:
+    """Have a grader build and store the episode's world before its episode starts, or None
+    when there is nothing to prepare (no cache directory, voxelsim, already stored).
+
+    A policy process cannot write the cache, so without this the first episode of a seed
+    built its world and its grader built it again to store it.
+    """
+    from bgen.sim import backend_label, load_backend, worldcache
+    if config.world_cache_dir is None:
+        return None
+    try:
+        vxs = load_backend(config.backend)
+        if backend_label(vxs) != "embedded" or \
+                worldcache.is_stored(vxs, config.scenario, seed, config.world_cache_dir):
+            return None
+        return _least_busy().submit("world", config, seed)
+    except Exception:  # noqa: BLE001 - the episode builds its world itself
+        return None
 
 
 def result_or_inline(future: Future, summary: dict, records: list[dict], config,

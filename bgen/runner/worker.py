@@ -98,6 +98,8 @@ MAX_TRACEBACK_CHARS = 16_000
 MAX_OUTPUT_CHARS = 64_000
 #: How often the parent wakes to check deadlines and the stop event (s); kills land within 1 s.
 POLL_S = 0.1
+#: Longest an episode waits for a grader to store its world before building it itself (s).
+WORLD_WAIT_S = 30.0
 NOBODY = 65534
 
 
@@ -828,8 +830,10 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     skips decoding steps for ``on_event`` (they are still written to the files).
 
     Each finished episode is graded by the trusted replay in a grader process
-    (``bgen.runner.grading``) while the next ones run; ``grader_processes=False`` grades in
-    this thread instead (one episode: no pool worth starting).
+    (``bgen.runner.grading``) while the next ones run; with a world cache directory, graders
+    also build and store the worlds not stored yet, each before its episode starts (a policy
+    process cannot write the cache). ``grader_processes=False`` grades in this thread instead
+    (one episode: no pool worth starting).
     """
     if not isinstance(config, EpisodeConfig):
         raise ConfigError("config: expects an EpisodeConfig", field="config")
@@ -856,13 +860,25 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
             pass                      # the pipe is full (a wake-up is pending) or closed
 
     submit = grading.submit if grader_processes else grading.inline
+    worlds: dict = {}                 # seed -> future of its world being stored by a grader
     if grader_processes:
         grading.start(workers)
+        for seed in seeds:
+            future = grading.prepare_world(config, seed)
+            if future is not None:
+                worlds[seed] = future
+                future.add_done_callback(wake)
+    if worlds:
+        _host(config)                 # starts while the graders build: both are needed first
+    worlds_due = time.monotonic() + WORLD_WAIT_S
     try:
         while pending or active or grades:
             stopping = stop_event is not None and stop_event.is_set()
-            while pending and len(active) < workers and not stopping:
-                seed = pending.popleft()
+            while len(active) < workers and not stopping:
+                seed = _next_ready(pending, worlds, time.monotonic() >= worlds_due)
+                if seed is None:
+                    break
+                pending.remove(seed)
                 process, conn = _start("episode", policy_code, config, seed)
                 active.append(_Episode(seed, process, conn, outdir / f"ep_{seed}", config))
             if stopping:
@@ -906,6 +922,16 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
         os.close(wake_r)
         os.close(wake_w)
     return [results[seed] for seed in seeds]
+
+
+def _next_ready(pending: deque, worlds: dict, overdue: bool) -> int | None:
+    """The first pending seed whose world is not being stored by a grader (stored, failed,
+    never asked for, or ``overdue``: waited long enough), or None."""
+    for seed in pending:
+        future = worlds.get(seed)
+        if future is None or future.done() or overdue:
+            return seed
+    return None
 
 
 def _drain(fd: int) -> None:

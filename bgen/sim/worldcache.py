@@ -3,13 +3,19 @@
     world(vxs, scenario, seed, directory=None) -> a world of its own for one episode
 
     lookup order             kept as                                  shared by
-    1. this process's memory  read-only coords/bits arrays, LRU,        the episodes, candidates and
-                              at most ``MEMORY_BUDGET_BYTES``           iterations run in this process
-    2. ``directory`` (files)  ``<key>.coords.npy`` (int32 N×3) and      every process given the same
-                              ``<key>.bits.npy`` (uint32 N), memory-    directory: the workers of a
-                              mapped read-only; oldest files removed    run, and the runs of a server
-                              beyond ``FILE_BUDGET_BYTES``              (``<runs>/world-cache``)
+    1. this process's memory  read-only coords/bits arrays and their    the episodes, candidates and
+                              dense copy, LRU, at most                  iterations run in this process
+                              ``MEMORY_BUDGET_BYTES``
+    2. ``directory`` (files)  ``<key>.coords.npy`` (int32 N×3),         every process given the same
+                              ``<key>.bits.npy`` (uint32 N) and         directory: the workers of a
+                              ``<key>.dense.npy`` (uint32: the box,     run, its graders, and the runs
+                              then its cells), memory-mapped read-only; of a server
+                              oldest removed beyond                     (``<runs>/world-cache``)
+                              ``FILE_BUDGET_BYTES``
     3. the scenario's ``build(vxs, seed)``, then stored in 2 and 1
+
+The dense copy (``world.DenseCells``: what point queries, collisions and the planner read) takes
+10–20 ms to build from the arrays; kept beside them, an episode maps it instead.
 
 Copy-on-write: on the embedded backend every call returns a new ``VoxelGrid`` over the same
 read-only arrays; the first change an episode makes through the public API (``add_target_cell``,
@@ -40,14 +46,15 @@ import numpy as np
 
 from bgen.sim import backend_label, load_backend
 from bgen.sim import scenarios
+from bgen.sim.embedded.world import DenseCells
 
-MEMORY_BUDGET_BYTES = 96 * 1024 * 1024    # about 40 terrain worlds of 140,000 cells
-FILE_BUDGET_BYTES = 512 * 1024 * 1024     # about 200 worlds on disk
-CACHE_FORMAT = 1                          # bump when the file layout changes
+MEMORY_BUDGET_BYTES = 192 * 1024 * 1024   # about 20 terrain worlds of 140,000 cells
+FILE_BUDGET_BYTES = 1024 * 1024 * 1024    # about 120 terrain worlds on disk
+CACHE_FORMAT = 2                          # bump when the file layout changes
 _GENERATOR_FILES = ("embedded/terrain.py", "scenarios.py")
 
 _lock = threading.Lock()                  # guards _memory and _stats (the loop runs threads)
-_memory: OrderedDict = OrderedDict()      # key -> (coords, bits) or a voxelsim template world
+_memory: OrderedDict = OrderedDict()      # key -> (coords, bits, dense) or a voxelsim world
 _memory_bytes = 0
 _stats = {"memory": 0, "file": 0, "built": 0}
 _fingerprint: str | None = None
@@ -115,13 +122,25 @@ def world(vxs: types.ModuleType | None, scenario: str, seed: int,
         built = scenarios.get_scenario(scenario).build(vxs, seed)
         if embedded:
             coords, bits = built._arrays()
-            kept = (coords, bits)
+            kept = (coords, bits, DenseCells.build(coords, bits))
             if directory is not None:
-                _write_files(Path(directory), key, coords, bits)
+                _write_files(Path(directory), key, *kept)
         else:
             kept = built
     _remember(key, kept, embedded, counter)
     return _hand_out(vxs, kept, embedded)
+
+
+def is_stored(vxs: types.ModuleType | None, scenario: str, seed: int,
+              directory: str | os.PathLike | None) -> bool:
+    """Whether ``world(vxs, scenario, seed, directory)`` would read files instead of building
+    (always False without a directory or on voxelsim, which keeps no files)."""
+    vxs = load_backend() if vxs is None else vxs
+    backend = backend_label(vxs)
+    if directory is None or backend != "embedded":
+        return False
+    coords_path, bits_path = _paths(Path(directory), world_key(scenario, seed, backend))
+    return coords_path.exists() and bits_path.exists()
 
 
 def _hand_out(vxs, kept, embedded: bool):
@@ -130,9 +149,14 @@ def _hand_out(vxs, kept, embedded: bool):
     return kept.clone_py()
 
 
+def _nbytes(kept) -> int:
+    return sum(int(part.values.nbytes if hasattr(part, "values") else part.nbytes)
+               for part in kept if part is not None)
+
+
 def _remember(key: str, kept, embedded: bool, counter: str) -> None:
     global _memory_bytes
-    size = int(kept[0].nbytes + kept[1].nbytes) if embedded else 0
+    size = _nbytes(kept) if embedded else 0
     with _lock:
         _stats[counter] += 1
         if key in _memory:
@@ -142,7 +166,7 @@ def _remember(key: str, kept, embedded: bool, counter: str) -> None:
         while _memory_bytes > MEMORY_BUDGET_BYTES and len(_memory) > 1:
             _, old = _memory.popitem(last=False)
             if isinstance(old, tuple):
-                _memory_bytes -= int(old[0].nbytes + old[1].nbytes)
+                _memory_bytes -= _nbytes(old)
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -150,8 +174,13 @@ def _paths(directory: Path, key: str) -> tuple[Path, Path]:
     return directory / f"{key}.coords.npy", directory / f"{key}.bits.npy"
 
 
+def _dense_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.dense.npy"
+
+
 def _read_files(directory: Path, key: str):
-    """(coords, bits) memory-mapped read-only, or None when absent or malformed."""
+    """(coords, bits, dense or None) memory-mapped read-only, or None when the arrays are
+    absent or malformed (a missing or mismatched dense file only costs building it)."""
     coords_path, bits_path = _paths(directory, key)
     try:
         coords = np.load(coords_path, mmap_mode="r", allow_pickle=False)
@@ -162,19 +191,28 @@ def _read_files(directory: Path, key: str):
             or bits.dtype != np.uint32 or bits.shape != (len(coords),)):
         return None
     try:
+        dense = DenseCells.unpacked(np.load(_dense_path(directory, key), mmap_mode="r",
+                                            allow_pickle=False))
+    except (OSError, ValueError):
+        dense = None
+    try:
         now = time.time()
         os.utime(coords_path, (now, now))   # recently used: evicted last
     except OSError:
         pass
-    return coords, bits
+    return coords, bits, dense
 
 
-def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray) -> None:
-    """Write both files atomically (bits first: a coords file means the pair is complete)."""
+def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray,
+                 dense: DenseCells | None) -> None:
+    """Write the files atomically, coords last: a coords file means the rest is complete."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         coords_path, bits_path = _paths(directory, key)
-        for path, array in ((bits_path, bits), (coords_path, coords)):
+        files = [(bits_path, bits), (coords_path, coords)]
+        if dense is not None:
+            files.insert(0, (_dense_path(directory, key), dense.packed()))
+        for path, array in files:
             handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npy")
             try:
                 with os.fdopen(handle, "wb") as out:
@@ -190,21 +228,22 @@ def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray
 
 
 def _evict(directory: Path, budget: int) -> None:
-    """Remove the least recently used world files until the directory fits ``budget`` bytes."""
-    pairs = []
+    """Remove the least recently used worlds' files until the directory fits ``budget`` bytes."""
+    worlds = []
     total = 0
     for coords_path in directory.glob("*.coords.npy"):
-        bits_path = coords_path.with_name(coords_path.name[:-len(".coords.npy")] + ".bits.npy")
+        key = coords_path.name[:-len(".coords.npy")]
+        paths = [coords_path, *_paths(directory, key)[1:], _dense_path(directory, key)]
         try:
-            size = coords_path.stat().st_size + bits_path.stat().st_size
             used = coords_path.stat().st_mtime
+            size = sum(path.stat().st_size for path in paths if path.exists())
         except OSError:
             continue
-        pairs.append((used, coords_path, bits_path, size))
+        worlds.append((used, paths, size))
         total += size
-    for _, coords_path, bits_path, size in sorted(pairs, key=lambda pair: pair[0]):
+    for _, paths, size in sorted(worlds, key=lambda world: world[0]):
         if total <= budget:
             break
-        coords_path.unlink(missing_ok=True)   # coords first: the pair stops being served
-        bits_path.unlink(missing_ok=True)
+        for path in paths:                  # coords first: the world stops being served
+            path.unlink(missing_ok=True)
         total -= size

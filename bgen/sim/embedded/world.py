@@ -18,7 +18,7 @@ Internal interface for other embedded modules (not part of voxelsim's API):
     grid._cells()                       dict {(x, y, z): int bits}; read it, never mutate it
     grid._arrays()                      (coords int32 N×3, bits uint32 N), read-only, same order
     VoxelGrid._from_arrays(c, b)        build from unique coords + bits (dict built lazily)
-    VoxelGrid._sharing(c, b)            the same over read-only arrays, without a copy
+    VoxelGrid._sharing(c, b, dense)     the same over read-only arrays, without a copy
     VoxelGrid._from_cells(d)            build from a dict {(x, y, z): int bits}; takes ownership
     grid._set_bits(coord, bits), grid._remove(coord), grid._version
     grid._derived()                     a dict for data derived from the cells (planner
@@ -324,6 +324,27 @@ class DenseCells:
         self.low, self.shape, self.values = low, shape, _freeze(values)
         self._flat = memoryview(values)   # indexing a memoryview is several times numpy's speed
 
+    #: ``packed()``: six header words (low x, y, z as int32 bit patterns, then the shape),
+    #: then the values.
+    HEADER_WORDS = 6
+
+    def packed(self) -> np.ndarray:
+        """One flat uint32 array holding the box and the values (a file's content)."""
+        header = np.array(self.low + self.shape, dtype=np.int64).astype(np.int32).view(np.uint32)
+        return np.concatenate([header, self.values])
+
+    @classmethod
+    def unpacked(cls, packed: np.ndarray) -> "DenseCells | None":
+        """The DenseCells of a ``packed()`` array (e.g. memory-mapped from a file, without a
+        copy); None when it is not one."""
+        if packed.ndim != 1 or packed.dtype != np.uint32 or len(packed) < cls.HEADER_WORDS:
+            return None
+        header = [int(v) for v in packed[:cls.HEADER_WORDS].view(np.int32)]
+        low, shape = tuple(header[:3]), tuple(header[3:])
+        if min(shape) < 1 or shape[0] * shape[1] * shape[2] != len(packed) - cls.HEADER_WORDS:
+            return None
+        return cls(low, shape, packed[cls.HEADER_WORDS:])
+
     @classmethod
     def build(cls, coords: np.ndarray, bits: np.ndarray) -> "DenseCells | None":
         """From unique coords (N×3) and bits (N); None when the box is too large or a bit set
@@ -409,11 +430,13 @@ class VoxelGrid(Sealed):
         return self
 
     @classmethod
-    def _sharing(cls, coords: np.ndarray, bits: np.ndarray) -> "VoxelGrid":
+    def _sharing(cls, coords: np.ndarray, bits: np.ndarray,
+                 dense: "DenseCells | None" = None) -> "VoxelGrid":
         """A grid over read-only arrays without copying them (a world cache hands out many).
 
         The arrays must be N×3 int32 and N uint32 with unique rows; writeable ones are copied
-        first. A change to the grid builds its own dict and leaves the arrays as they are.
+        first. ``dense``: their ``DenseCells`` when already built (read-only, so shared too).
+        A change to the grid builds its own dict and leaves the arrays as they are.
         """
         if coords.flags.writeable or bits.flags.writeable or coords.dtype != np.int32 \
                 or bits.dtype != np.uint32:
@@ -421,6 +444,8 @@ class VoxelGrid(Sealed):
         self = cls.__new__(cls)
         self._dict, self._version, self._memo = None, 0, {}
         self._coords, self._bits = coords, bits
+        if dense is not None:
+            self._memo["dense"] = dense
         return self
 
     def _cells(self) -> dict:
