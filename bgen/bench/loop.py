@@ -9,7 +9,9 @@ iteration, as an iteration loop evaluating one policy does:
 
 * sequential, in-process, like the first prototype's runner: each episode builds its world
   from scratch (no cache), plans from scratch on that fresh world, runs in the same process
-  and writes its steps as JSON lines; one episode after the other. It runs on today's
+  and writes its steps as JSON lines; one episode after the other, with the heap frozen
+  (``freeze_heap``: the episode's periodic collections then cost what they cost in a policy
+  process, and the prototype made none). It runs on today's
   simulator (vectorised terrain, dense planner), so it is faster than the prototype was: the
   ratio below measures what the loop adds (world cache, worker processes), not the simulator;
 * bgen: ``bgen.runner.worker.run_episodes`` per iteration with ``--workers`` workers and a
@@ -46,7 +48,7 @@ from collections import Counter
 from pathlib import Path
 
 from bgen.machine import machine_line
-from bgen.bench.runner import STANDARD_POLICY, standard_config
+from bgen.bench.runner import STANDARD_POLICY, freeze_heap, standard_config
 
 SAMPLE_S = 0.05
 
@@ -220,6 +222,7 @@ def run_sequential_iteration(args, seeds: list[int], outdir: Path) -> dict:
 def _child(args) -> int:
     """``--child DIR``: one sequential iteration, its result as one JSON line on stdout."""
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
+    freeze_heap()          # the prototype made no full collections; bgen's policy processes neither
     result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
                             Path(args.child))
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -291,6 +294,7 @@ def main(argv=None) -> int:
                 sequential["times"][name] += seconds
             sequential["summaries"] += done["summaries"]
             sequential["peak_rss"] = max(sequential["peak_rss"], done["peak_rss"])
+        freeze_heap()
         replay = run_in_process(config, seeds, 1, root / "replay")
 
     seq_t, rep_t = sequential["times"], replay["times"]

@@ -10,7 +10,9 @@ Measured in one run, on this machine, with the clients in a separate process:
 * HTTP latency while runs execute: a whole server (the real loop, its worker processes) with
   two long runs executing; ``POST /run`` acceptance (``episodes: 0``, so each accepted run
   only queues) and ``GET /health``, one request at a time on one keep-alive connection from
-  the client process, p50 and p99 in ms.
+  the client process, p50 and p99 in ms; beside them, in the same rounds and so under the same
+  load, the standard library's ``http.server`` in a process of its own, reading the same POST
+  body and answering a run id (the floor this machine sets for any Python server).
 
 Nothing is asserted; the figures are printed (medians of ``--repeat`` rounds).
 """
@@ -25,6 +27,7 @@ import socket
 import statistics
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bgen.errors import Conflict
 from bgen.server.framing import encode_frame
@@ -94,25 +97,59 @@ def _tcp_clients(port: int, connections: int, expected_bytes: int, conn) -> None
         sock.close()
 
 
-def _http_client(port: int, count: int, body: bytes, conn) -> None:
-    """Send ``count`` POST /run and ``count`` GET /health, alternating; report each latency (s)."""
+def _http_client(port: int, bare_port: int, count: int, body: bytes, conn) -> None:
+    """Send ``count`` rounds of POST /run and GET /health to bgen's server and POST /run to the
+    bare baseline server, each on its own keep-alive connection; report each latency (s)."""
     import http.client
 
-    client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    clients = {name: http.client.HTTPConnection("127.0.0.1", p, timeout=60)
+               for name, p in (("bgen", port), ("bare", bare_port))}
     conn.send("ready")
     conn.recv()         # go
-    post, get = [], []
+    post, get, bare = [], [], []
     for _ in range(count):
-        for method, path, data, into in (("POST", "/run", body, post), ("GET", "/health", None, get)):
+        for name, method, path, data, into in (("bgen", "POST", "/run", body, post),
+                                               ("bgen", "GET", "/health", None, get),
+                                               ("bare", "POST", "/run", body, bare)):
+            client = clients[name]
             started = time.perf_counter()
             client.request(method, path, body=data, headers={"Content-Type": "application/json"})
             response = client.getresponse()
             response.read()
             into.append(time.perf_counter() - started)
             if response.status != 200:
-                raise RuntimeError(f"{method} {path} answered {response.status}")
-    client.close()
-    conn.send((post, get))
+                raise RuntimeError(f"{name} {method} {path} answered {response.status}")
+    for client in clients.values():
+        client.close()
+    conn.send((post, get, bare))
+
+
+def _bare_server(conn) -> None:
+    """The baseline server process: report the port, then serve until killed."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BareHandler)
+    conn.send("ready")
+    conn.send(server.server_address[1])
+    server.serve_forever()
+
+
+class _BareHandler(BaseHTTPRequestHandler):
+    """The baseline: the standard library's server doing the least an acceptance must (read
+    and parse the JSON body, answer a run id), nothing of bgen's."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True    # headers and body go out in two writes
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = json.dumps({"run_id": f"{len(body):012x}", "status": "queued"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
 
 
 def _spawn(target, *args):
@@ -202,8 +239,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def http_latency(requests: int, executing: int = 2) -> tuple[list[float], list[float]]:
-    """(POST /run latencies, GET /health latencies) in s, with ``executing`` runs executing."""
+def http_latency(requests: int, executing: int = 2) -> tuple[list[float], list[float], list[float]]:
+    """(POST /run, GET /health, baseline POST latencies) in s, with ``executing`` runs executing.
+
+    The baseline is ``_BareHandler`` on a ``ThreadingHTTPServer`` in a process of its own,
+    asked in the same rounds: it meets the same load (the runs' episodes on the same cores)
+    without sharing anything of bgen's, so the difference is bgen's own."""
     import tempfile
     from pathlib import Path
 
@@ -228,15 +269,21 @@ def http_latency(requests: int, executing: int = 2) -> tuple[list[float], list[f
                 deadline = time.monotonic() + 60
                 while not list((Path(runs_dir) / run_id).glob("iter_0/ep_*")) and time.monotonic() < deadline:
                     time.sleep(0.05)        # its episodes are under way
-            process, parent = _spawn(_http_client, server.port, requests, accepted)
-            parent.send("go")
-            if not parent.poll(600):
-                raise RuntimeError("benchmark client did not finish")
-            post, get = parent.recv()
-            process.join(10)
+            bare, bare_port = _spawn(_bare_server)
+            try:
+                process, parent = _spawn(_http_client, server.port, bare_port.recv(),
+                                         requests, accepted)
+                parent.send("go")
+                if not parent.poll(600):
+                    raise RuntimeError("benchmark client did not finish")
+                post, get, baseline = parent.recv()
+                process.join(10)
+            finally:
+                bare.kill()
+                bare.join(10)
         finally:
             server.stop()
-    return post, get
+    return post, get, baseline
 
 
 def median_of(repeat: int, measure) -> float:
@@ -254,10 +301,16 @@ def main(argv=None) -> int:
     parser.add_argument("--only-http", action="store_true", help="measure the HTTP latency figures only")
     args = parser.parse_args(argv)
 
-    post, get = http_latency(args.requests)
-    print(f"HTTP latency with 2 runs executing: {args.requests} requests each, one keep-alive connection")
-    for label, values in (("POST /run (accepted, episodes 0)", post), ("GET /health", get)):
-        print(f"  {label:<34} p50 {percentile(values, 50) * 1e3:6.2f} ms   p99 {percentile(values, 99) * 1e3:6.2f} ms")
+    from bgen.machine import machine_line
+    post, get, baseline = http_latency(args.requests)
+    print(machine_line())
+    print(f"HTTP latency with 2 runs executing: {args.requests} requests each, one keep-alive "
+          f"connection per server")
+    for label, values in (("POST /run (accepted, episodes 0)", post), ("GET /health", get),
+                          ("baseline: bare http.server POST", baseline)):
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        print(f"  {label:<34} p50 {p50 * 1e3:6.2f} ms   p99 {p99 * 1e3:6.2f} ms   "
+              f"p99/p50 {p99 / p50:5.1f}")
     if args.only_http:
         return 0
 
@@ -270,8 +323,6 @@ def main(argv=None) -> int:
     proxy = RenderProxy("bench", hub, (0, 0, 0, 0), max_frame_bytes=64 << 20)
     event_bytes = len(json.dumps({**PROGRESS_EVENT, "id": 1}, separators=(",", ":")))
     try:
-        from bgen.machine import machine_line
-        print(machine_line())
         print(f"progress fan-out: {args.messages} events of {event_bytes} B, median of {args.repeat}")
         print(f"  {'subscribers':>11}  {'EventHub + websockets':>22}  {'raw loopback TCP':>17}")
         for subscribers in (1, 16):
