@@ -322,6 +322,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         headers = []
         try:
+            auth.check_host(self.server.app.token, self.headers.get("Host"),
+                            self.server.app.settings.host)
             if method == "OPTIONS":
                 status, body, headers = self.preflight(parts.path)
             else:
@@ -907,6 +909,11 @@ class WebSocketService:
         """Check the token, then reject unknown paths, runs and channels with an HTTP status
         (a JSON body) before the upgrade."""
         try:
+            hosts = request.headers.get_all("Host")
+            if len(hosts) != 1:
+                raise BadRequest(f"Host: expects exactly one Host header, actual: {len(hosts)}",
+                                 field="Host")
+            auth.check_host(self.token, hosts[0], self.host)
             header = auth.single_authorization(request.headers.get_all("Authorization"))
             tokens = parse_qs(urlsplit(request.path).query).get("token", [])
             if len(tokens) > 1:

@@ -52,7 +52,7 @@ def body_of(response: bytes) -> dict:
     return json.loads(response.split(b"\r\n\r\n", 1)[1])
 
 
-SMUGGLED = b"GET /runs HTTP/1.1\r\nHost: x\r\n\r\n"
+SMUGGLED = b"GET /runs HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 class TestFramingFunctions(unittest.TestCase):
@@ -127,21 +127,21 @@ class TestRawFraming(HttpTestCase):
     """Each bad request: one 400 response, the connection closed, no answer to what followed."""
 
     CASES = {
-        "two different Content-Length": b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        "two different Content-Length": b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
                                         b"Content-Length: 40\r\n\r\n{}" + SMUGGLED,
-        "Content-Length list": b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n{}" + SMUGGLED,
-        "signed Content-Length": b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}" + SMUGGLED,
-        "space inside Content-Length": b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n{}" + SMUGGLED,
-        "Transfer-Encoding with Content-Length": b"POST /run HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Length list": b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2, 2\r\n\r\n{}" + SMUGGLED,
+        "signed Content-Length": b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: +2\r\n\r\n{}" + SMUGGLED,
+        "space inside Content-Length": b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1 2\r\n\r\n{}" + SMUGGLED,
+        "Transfer-Encoding with Content-Length": b"POST /run HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                                                  b"Content-Length: 4\r\n\r\n0\r\n\r\n" + SMUGGLED,
-        "chunked": b"POST /run HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED,
-        "unknown Transfer-Encoding": b"POST /run HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" + SMUGGLED,
-        "header without colon": b"GET /health HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n" + SMUGGLED,
-        "whitespace before colon": b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n" + SMUGGLED,
-        "obsolete line folding": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Note: a\r\n b\r\n\r\n" + SMUGGLED,
-        "extra word in request line": b"GET /health HTTP/1.1 extra\r\nHost: x\r\n\r\n" + SMUGGLED,
-        "HTTP/2.0 request line": b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n" + SMUGGLED,
-        "two spaces in request line": b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED,
+        "chunked": b"POST /run HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + SMUGGLED,
+        "unknown Transfer-Encoding": b"POST /run HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n" + SMUGGLED,
+        "header without colon": b"GET /health HTTP/1.1\r\nHost: localhost\r\nNoColonHere\r\n\r\n" + SMUGGLED,
+        "whitespace before colon": b"GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length : 0\r\n\r\n" + SMUGGLED,
+        "obsolete line folding": b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Note: a\r\n b\r\n\r\n" + SMUGGLED,
+        "extra word in request line": b"GET /health HTTP/1.1 extra\r\nHost: localhost\r\n\r\n" + SMUGGLED,
+        "HTTP/2.0 request line": b"GET /health HTTP/2.0\r\nHost: localhost\r\n\r\n" + SMUGGLED,
+        "two spaces in request line": b"GET  /health HTTP/1.1\r\nHost: localhost\r\n\r\n" + SMUGGLED,
         "no Host": b"GET /health HTTP/1.1\r\n\r\n" + SMUGGLED,
     }
 
@@ -155,19 +155,19 @@ class TestRawFraming(HttpTestCase):
                 self.assertIn("error", body_of(response))
 
     def test_a_well_framed_pipeline_is_answered_in_order(self):
-        data = (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]"
-                b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = (b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n[]"
+                b"GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         response, closed = exchange(self.port, data)
         self.assertEqual(statuses(response), [200, 400, 404])
         self.assertTrue(closed)
 
     def test_one_empty_line_before_the_request_line_is_ignored(self):
-        response, _ = exchange(self.port, b"\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response, _ = exchange(self.port, b"\r\nGET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         self.assertEqual(statuses(response), [200])
 
     def test_an_unknown_method_is_a_405_not_a_5xx(self):
-        response, _ = exchange(self.port, b"BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response, _ = exchange(self.port, b"BREW /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         self.assertEqual(statuses(response), [405])
         self.assertIn(b"Allow: GET, HEAD, OPTIONS", response)
 
@@ -185,8 +185,8 @@ class TestHead(HttpTestCase):
                 continue
             with self.subTest(route=name):
                 path = paths[name]
-                get, _ = exchange(self.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-                response, _ = exchange(self.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                get, _ = exchange(self.port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+                response, _ = exchange(self.port, f"HEAD {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
                 head, _, rest = response.partition(b"\r\n\r\n")
                 self.assertEqual(statuses(response), statuses(get))
                 self.assertEqual(rest, b"")
@@ -196,6 +196,30 @@ class TestHead(HttpTestCase):
     def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))
+
+    def test_a_tokenless_server_answers_only_requests_naming_a_loopback_host(self):
+        # DNS rebinding: a page's own name, pointed at 127.0.0.1, arrives in the Host field.
+        for host, status in (("evil.example", 421), (f"evil.example:{self.port}", 421),
+                             ("10.0.0.5", 421), ("localhost", 200), (f"127.0.0.1:{self.port}", 200),
+                             (f"[::1]:{self.port}", 200), ("app.localhost", 200)):
+            with self.subTest(host=host):
+                raw = f"GET /runs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+                response, _ = exchange(self.port, raw)
+                self.assertEqual(statuses(response), [status])
+                if status == 421:
+                    self.assertIn(b'"field": "Host"', response)
+
+        def handshake(*hosts):
+            fields = "".join(f"Host: {host}\r\n" for host in hosts)
+            raw = (f"GET /ws/progress/nosuchrun HTTP/1.1\r\n{fields}Upgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            response, _ = exchange(self.ws_port, raw)
+            return statuses(response)[:1]
+
+        self.assertEqual(handshake("evil.example"), [421])
+        self.assertEqual(handshake("localhost"), [404])          # a loopback name: on to routing
+        self.assertEqual(handshake("localhost", "evil.example"), [400])
 
     def test_a_query_parameter_given_twice_is_a_400_not_a_guess(self):
         status, body, _ = request(self.port, "GET", "/runs?limit=1&limit=2")
@@ -290,13 +314,13 @@ class TestAccessTokens(HttpTestCase):
         self.assertEqual(request(self.port, "HEAD", "/health")[0], 200)
         self.assertEqual(request(self.port, "OPTIONS", "/runs")[0], 204)
         for path in ("/", "/static/app.js"):
-            response, _ = exchange(self.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            response, _ = exchange(self.port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
             self.assertEqual(statuses(response), [200], path)
 
     def test_two_authorization_fields_are_a_400_whichever_holds_the_token(self):
         for first, second in ((TOKEN, "wrong-token-0123456789"), ("wrong-token-0123456789", TOKEN)):
             with self.subTest(first=first):
-                raw = (f"GET /runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {first}\r\n"
+                raw = (f"GET /runs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {first}\r\n"
                        f"Authorization: Bearer {second}\r\nConnection: close\r\n\r\n").encode()
                 response, _ = exchange(self.port, raw)
                 self.assertEqual(statuses(response), [400])

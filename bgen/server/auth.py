@@ -128,6 +128,42 @@ def check_origin(token: str | None, origin: str | None, host: str | None) -> Non
                       field="Origin")
 
 
+class MisdirectedRequest(BgenError):
+    """A request naming a host this server does not answer for (421, RFC 9110 §15.5.20)."""
+
+    status = 421
+
+
+def host_name(host_field: str) -> str:
+    """The host of a ``Host`` field value, lower case, without the port or IPv6 brackets."""
+    value = host_field.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def check_host(token: str | None, host_field: str | None, bind_host: str) -> None:
+    """Refuse a request to a tokenless loopback server that names another host.
+
+    DNS rebinding: a page on ``evil.example`` can point that name at 127.0.0.1 and then read
+    this server's runs and policies as same-origin requests; ``Origin`` says nothing then, but
+    the ``Host`` field still says ``evil.example``. A server bound to loopback without a token
+    answers only requests naming a loopback host (``localhost``, ``*.localhost``, 127.0.0.0/8,
+    ``::1``). With a token the token decides; a server bound to a network address with
+    ``--allow-anonymous`` answers any name (its addresses are not known here); a request
+    without ``Host`` (HTTP/1.0) carries no name to check.
+    """
+    if token is not None or host_field is None or not is_loopback(bind_host):
+        return
+    name = host_name(host_field)
+    if is_loopback(name) or name.endswith(".localhost"):
+        return
+    raise MisdirectedRequest(f"Host: this server answers for loopback names only, actual: "
+                             f"{host_field[:100]!r} (start it with --token-file to serve other "
+                             f"names)", field="Host")
+
+
 def is_public(method: str, path: str) -> bool:
     return method == "OPTIONS" or (method in PUBLIC_METHODS and PUBLIC_PATHS.fullmatch(path) is not None)
 
