@@ -4,13 +4,15 @@ would compute, no secret in their environment, and a dead grader costing only sp
 import os
 import signal
 import tempfile
+import time
 import unittest
+from dataclasses import replace
 from pathlib import Path
 
-from bgen.runner import grading
+from bgen.runner import grading, worker
 from bgen.runner.episode import EpisodeConfig, run_episode
 from bgen.runner.worker import run_episodes
-from bgen.sim import load_backend
+from bgen.sim import load_backend, worldcache
 from tests.timing import scaled
 
 POLICY = (Path(__file__).parent / "policies" / "move_to_target.py").read_text()
@@ -79,6 +81,21 @@ class GraderTest(unittest.TestCase):
         again = grading.submit(summary, records, CONFIG, 3)     # a new grader is started
         self.assertTrue(again.result(timeout=scaled(30))["success"])
         self.assertNotIn(grader, grading._graders)
+
+    def test_prepare_has_graders_store_the_run_worlds_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = replace(CONFIG, world_cache_dir=tmp)
+            vxs = load_backend("embedded")
+            first = grading.prepare_world(config, 5)
+            self.assertIs(grading.prepare_world(config, 5), first)    # in flight: the same one
+            worker.prepare(config, [5, 6], workers=2)
+            deadline = time.monotonic() + scaled(60)
+            while not all(worldcache.is_stored(vxs, "terrain", seed, tmp) for seed in (5, 6)):
+                self.assertLess(time.monotonic(), deadline, "worlds not stored")
+                time.sleep(0.05)
+            self.assertTrue(first.result(timeout=scaled(30)))
+            self.assertIsNone(grading.prepare_world(config, 5))        # stored: nothing to do
+            self.assertEqual(len(list(Path(tmp).glob("terrain-*.dense.npy"))), 2)
 
     def test_run_episodes_grades_in_graders_and_writes_every_summary(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -792,6 +792,9 @@ def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
         llm_client = LLMClient(config.llm, stop_event=stop_event)
     if config.llm is None:
         llm_client = None
+    if episode_runner is None:
+        from bgen.runner.worker import prepare
+        prepare(config.episode, config.iteration_seeds(0), config.workers)   # while the LLM writes
     run = _Run(config, run_dir, emit, stop_event, llm_client,
                episode_runner or _default_runner(), policy_checker or _default_checker())
     Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -233,24 +233,44 @@ def submit(summary: dict, records: list[dict], config, seed: int) -> Future:
         return inline(summary, records, config, seed)
 
 
+_worlds_in_flight: dict[tuple, Future] = {}      # (directory, world key) -> being stored
+
+
 def prepare_world(config, seed: int) -> Future | None:
     """Have a grader build and store the episode's world before its episode starts, or None
     when there is nothing to prepare (no cache directory, voxelsim, already stored).
 
     A policy process cannot write the cache, so without this the first episode of a seed
-    built its world and its grader built it again to store it.
+    built its world and its grader built it again to store it. A world already being stored
+    (asked for by ``prepare`` at the start of a run, say) gives the same future.
     """
     from bgen.sim import backend_label, load_backend, worldcache
     if config.world_cache_dir is None:
         return None
     try:
         vxs = load_backend(config.backend)
-        if backend_label(vxs) != "embedded" or \
+        label = backend_label(vxs)
+        if label != "embedded" or \
                 worldcache.is_stored(vxs, config.scenario, seed, config.world_cache_dir):
             return None
-        return _least_busy().submit("world", config, seed)
+        key = (str(config.world_cache_dir), worldcache.world_key(config.scenario, seed, label))
+        with _lock:
+            future = _worlds_in_flight.get(key)
+        if future is not None and not future.done():
+            return future
+        future = _least_busy().submit("world", config, seed)
+        with _lock:
+            _worlds_in_flight[key] = future
+        future.add_done_callback(lambda done: _forget_world(key, done))
+        return future
     except Exception:  # noqa: BLE001 - the episode builds its world itself
         return None
+
+
+def _forget_world(key: tuple, future: Future) -> None:
+    with _lock:
+        if _worlds_in_flight.get(key) is future:
+            del _worlds_in_flight[key]
 
 
 def result_or_inline(future: Future, summary: dict, records: list[dict], config,

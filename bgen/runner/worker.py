@@ -924,6 +924,28 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     return [results[seed] for seed in seeds]
 
 
+def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None) -> None:
+    """Start, without waiting, what the first ``run_episodes`` for ``seeds`` will need: the
+    sandbox host, the graders, and the worlds the cache directory lacks.
+
+    The iteration loop calls it as a run starts, so all of that happens while the task spec
+    and the first policy are asked of the LLM, not after. Failures are left for
+    ``run_episodes`` to meet (and report) itself.
+    """
+    workers = default_workers() if workers is None else int(workers)
+
+    def start_host():
+        try:
+            _host(config)
+        except Exception:  # noqa: BLE001 - run_episodes starts it again and reports why not
+            pass
+
+    threading.Thread(target=start_host, daemon=True, name="bgen-prepare").start()
+    grading.start(workers)
+    for seed in seeds:
+        grading.prepare_world(config, int(seed))
+
+
 def _next_ready(pending: deque, worlds: dict, overdue: bool) -> int | None:
     """The first pending seed whose world is not being stored by a grader (stored, failed,
     never asked for, or ``overdue``: waited long enough), or None."""
