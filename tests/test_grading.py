@@ -42,6 +42,9 @@ def recorded_episode(seed: int = 3):
 
 
 class GraderTest(unittest.TestCase):
+    def setUp(self):
+        grading.shutdown()           # graders other tests of this process started
+
     def tearDown(self):
         grading.shutdown()
 
@@ -81,6 +84,19 @@ class GraderTest(unittest.TestCase):
         again = grading.submit(summary, records, CONFIG, 3)     # a new grader is started
         self.assertTrue(again.result(timeout=scaled(30))["success"])
         self.assertNotIn(grader, grading._graders)
+
+    def test_a_grade_given_up_on_does_not_stop_the_grader_answering(self):
+        summary, records = recorded_episode()
+        grading.submit(summary, records, CONFIG, 3).result(timeout=scaled(30))   # started
+        [grader] = grading._graders
+        os.kill(grader.process.pid, signal.SIGSTOP)
+        try:
+            abandoned = grader.submit("grade", summary, records, CONFIG, 3)
+            self.assertTrue(abandoned.cancel())          # the caller gave up (an exception, say)
+        finally:
+            os.kill(grader.process.pid, signal.SIGCONT)  # its answer now meets a cancelled future
+        later = grader.submit("grade", summary, records, CONFIG, 3)
+        self.assertTrue(later.result(timeout=scaled(30))["success"])
 
     def test_prepare_has_graders_store_the_run_worlds_once(self):
         with tempfile.TemporaryDirectory() as tmp:

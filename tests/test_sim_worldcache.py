@@ -1,5 +1,7 @@
 """Specification of the world cache (bgen.sim.worldcache) on the embedded backend."""
 
+import json
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -106,6 +108,34 @@ class WorldCacheTests(unittest.TestCase):
         self.assertEqual(cells(worldcache.world(vxs, "terrain", 6, str(self.dir))), expected)
         self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
 
+    def test_an_empty_file_is_ignored_and_the_world_rebuilt_and_stored_again(self):
+        expected = cells(worldcache.world(vxs, "terrain", 6, str(self.dir)))
+        for suffix in ("coords", "bits"):
+            with self.subTest(emptied=suffix):
+                worldcache.clear_memory()
+                next(self.dir.glob(f"terrain-6-*.{suffix}.npy")).write_bytes(b"")
+                self.assertEqual(cells(worldcache.world(vxs, "terrain", 6, str(self.dir))), expected)
+                self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
+                worldcache.clear_memory()          # healed: the next process reads it
+                self.assertEqual(cells(worldcache.world(vxs, "terrain", 6, str(self.dir))), expected)
+                self.assertEqual(worldcache.stats(), {"memory": 0, "file": 1, "built": 0})
+
+    def test_a_dense_file_of_another_world_or_not_a_file_is_dropped(self):
+        worldcache.world(vxs, "terrain", 1, str(self.dir))
+        expected = cells(worldcache.world(vxs, "terrain", 0, str(self.dir)))
+        dense_0 = next(self.dir.glob("terrain-0-*.dense.npy"))
+        dense_0.write_bytes(next(self.dir.glob("terrain-1-*.dense.npy")).read_bytes())
+        worldcache.clear_memory()
+        world = worldcache.world(vxs, "terrain", 0, str(self.dir))
+        self.assertEqual(worldcache.stats()["file"], 1)
+        self.assertEqual(world._dense().get((50, 50, -20)), dict(expected).get((50, 50, -20)))
+        self.assertEqual({c: world._dense().get(c) for c in list(expected)[:500]},
+                         dict(list(expected.items())[:500]))
+        dense_0.unlink()
+        os.mkfifo(dense_0)                       # a reader must not block on it
+        worldcache.clear_memory()
+        self.assertEqual(cells(worldcache.world(vxs, "terrain", 0, str(self.dir))), expected)
+
     def test_files_beyond_the_budget_are_removed_oldest_first(self):
         with mock.patch.object(worldcache, "FILE_BUDGET_BYTES", 10_000_000):   # one world's files
             for seed in (7, 8):
@@ -157,6 +187,41 @@ class EpisodesCannotChangeTheCachedWorldTests(unittest.TestCase):
         np.testing.assert_array_equal(sibling._arrays()[1], snapshot[1])
         with self.assertRaises(ValueError):
             coords[0, 0] = 99
+
+
+STATS_POLICY = """
+def act(t, agent, world, fw, env, helpers):
+    return None
+
+
+def collect(step_ctx):
+    cache = sys.modules["bgen.sim.worldcache"]
+    return {"served": str(cache.stats())}
+
+
+def finalize(ep_ctx):
+    return None
+"""
+
+
+class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
+    """The cache directory is outside a policy process's mount view and Landlock rules: the
+    caller hands it the world's files, so it neither builds the world nor sees the folder."""
+
+    def test_a_policy_process_is_served_the_stored_world_from_the_files_it_is_handed(self):
+        from tests.test_isolation import GrantedModules
+        from bgen.runner.worker import run_episodes
+        with tempfile.TemporaryDirectory() as tmp:      # under /tmp: not in the sandbox's view
+            config = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
+                                   start=(50, 50, -60), target=(56, 56, -60))
+            worldcache.world(vxs, "terrain", 13, tmp)            # stored, as graders do
+            with GrantedModules():
+                [summary] = run_episodes(STATS_POLICY, [13], config, Path(tmp) / "out",
+                                         workers=1, step_events=False)
+            self.assertEqual(summary["reason"], "max_steps", summary)
+            steps = (Path(tmp) / "out" / "ep_13" / "steps.13.jsonl").read_text().splitlines()
+            served = json.loads(steps[-1])["policy_log"]["served"]
+            self.assertEqual(served, str({"memory": 1, "file": 1, "built": 0}))
 
 
 class WhereRunsCacheWorldsTests(unittest.TestCase):

@@ -25,7 +25,8 @@ Printed: the machine and the date; wall time and episodes/s of each side and the
 (bgen / sequential; the aim is at least 3 on 2 cores, printed, never asserted); where the
 time goes (world building, planning, stepping and, for bgen, worker overhead); peak memory
 (the sequential process's peak resident set; for bgen, the resident set summed over the
-process tree, this process, forkserver and workers, sampled every 50 ms from /proc).
+process tree, this process, the sandbox host, policy processes and graders, sampled every
+50 ms from /proc).
 
 Where bgen's episode time goes cannot be clocked inside its workers without changing them,
 so it is taken from an instrumented in-process replay of the same episodes with the warm
@@ -276,6 +277,7 @@ def main(argv=None) -> int:
     sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0},
                   "summaries": [], "peak_rss": 0}
     bgen = {"wall": 0.0, "inside": 0.0, "summaries": []}
+    walls = {"sequential": [], "bgen": []}          # per iteration (s)
     with tempfile.TemporaryDirectory(prefix="bgen-bench-loop-") as tmp, \
             PeakMemory() as bgen_memory:
         root = Path(tmp)
@@ -289,7 +291,9 @@ def main(argv=None) -> int:
             bgen_memory.active = False
             for name in ("wall", "inside", "summaries"):
                 bgen[name] += done[name]
+            walls["bgen"].append(done["wall"])
             done = run_sequential_iteration(args, seeds, root / "sequential" / f"iter_{iteration}")
+            walls["sequential"].append(done["times"]["wall"])
             for name, seconds in done["times"].items():
                 sequential["times"][name] += seconds
             sequential["summaries"] += done["summaries"]
@@ -308,6 +312,13 @@ def main(argv=None) -> int:
     print(f"{'ms per episode (wall / episodes)':<34}{seq_t['wall'] / n * 1000:>14.0f}"
           f"{bgen['wall'] / n * 1000:>14.0f}")
     print(f"ratio bgen / sequential: {ratio:.2f}x (aim: >= 3x on 2 cores)")
+    print("wall time per iteration: sequential " + ", ".join(f"{w:.2f}" for w in walls["sequential"])
+          + " s; bgen " + ", ".join(f"{w:.2f}" for w in walls["bgen"]) + " s (the first pays for "
+          "starting the sandbox host and the graders and for building the worlds)")
+    if args.iterations > 1:
+        later = sum(walls["sequential"][1:]) / sum(walls["bgen"][1:])
+        print(f"ratio over iterations 2..{args.iterations} (worlds cached, processes running): "
+              f"{later:.2f}x")
     print()
     capacity = bgen["wall"] * args.workers
     overhead = max(capacity - bgen["inside"], 0.0)
@@ -326,7 +337,8 @@ def main(argv=None) -> int:
           f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
     print()
     print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen "
-          f"{_mb(bgen_memory.peak)} (process tree: this process, forkserver, workers)")
+          f"{_mb(bgen_memory.peak)} (process tree: this process, sandbox host, policy processes, "
+          f"graders)")
     return 0
 
 

@@ -30,7 +30,7 @@ import struct
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 #: Grader processes per caller process: two cores' worth of replays at most.
 MAX_GRADERS = 2
@@ -169,13 +169,13 @@ class Grader:
                 with self.lock:
                     future = self.owed.pop(ident, None)
                 if future is not None:
-                    future.set_result(graded)
+                    _settle(future, result=graded)
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):
             pass
         with self.lock:
             owed, self.owed = self.owed, {}
         for future in owed.values():
-            future.set_exception(OSError("the grader process exited"))
+            _settle(future, error=OSError("the grader process exited"))
 
     def stop(self) -> None:
         self.outbox.put(None)          # the writer closes stdin: the grader ends
@@ -184,6 +184,18 @@ class Grader:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _settle(future: Future, result=None, error: BaseException | None = None) -> None:
+    """Give ``future`` its outcome unless its caller has given up on it (cancelled): a late
+    answer must never end the thread that reads a grader's answers."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 _lock = threading.Lock()

@@ -329,11 +329,14 @@ def read_request(fd: int, limit: int = 4 * MAX_MESSAGE_BYTES) -> dict:
     return request
 
 
-def child_main(request_fd: int, result_fd: int) -> None:
-    """Entry point of a policy process forked by the sandbox host; never returns."""
+def child_main(request_fd: int, result_fd: int, world_fds: tuple[int, ...] = ()) -> None:
+    """Entry point of a policy process forked by the sandbox host; never returns.
+
+    ``world_fds``: the episode's world files (coords, bits, dense) opened by the caller, when
+    its cache holds them."""
     conn = multiprocessing.connection.Connection(result_fd, readable=False)
     try:
-        _isolate((request_fd, result_fd))
+        _isolate((request_fd, result_fd, *world_fds))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past FSIZE is an error, not death
         signal.signal(signal.SIGXCPU, _on_cpu_limit)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -352,7 +355,7 @@ def child_main(request_fd: int, result_fd: int) -> None:
         elif mode == "check":
             _check_in_worker(sink, source, config)
         else:
-            _episode_in_worker(sink, source, config, seed)
+            _episode_in_worker(sink, source, config, seed, world_fds)
     except MemoryError:
         try:
             conn.send_bytes(_OUT_OF_MEMORY)
@@ -387,11 +390,20 @@ def _grant_real_modules() -> None:
     sandbox.make_builtins = make_builtins
 
 
-def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed: int) -> None:
+def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed: int,
+                       world_fds: tuple[int, ...] = ()) -> None:
     import gc
+    from dataclasses import replace
     gc.disable()          # collections (and policy finalisers) run only inside a budget
-    from bgen.sim import load_backend
+    from bgen.sim import load_backend, worldcache
     vxs = load_backend(config.backend)
+    if len(world_fds) == 3:
+        files = [os.fdopen(fd, "rb") for fd in world_fds]
+        worldcache.adopt(vxs, config.scenario, seed, files)
+        for handle in files:
+            handle.close()       # the arrays keep their own mappings
+    # The cache directory is the caller's: this process neither reads nor writes it.
+    config = replace(config, world_cache_dir=None)
     guard = _PolicyAlarm(config.act_budget_s)
     notes: list[str] = []
 
@@ -524,14 +536,38 @@ def _write_all(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
+def _world_files(config: EpisodeConfig, seed: int) -> list[int]:
+    """Read-only descriptors of the episode's stored world files, or [] (then it builds)."""
+    from bgen.sim import load_backend, worldcache
+    try:
+        paths = worldcache.stored_paths(load_backend(config.backend), config.scenario, seed,
+                                        config.world_cache_dir)
+    except Exception:  # noqa: BLE001 - the episode builds its world instead
+        return []
+    fds: list[int] = []
+    try:
+        for path in paths or ():
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return []
+    return fds
+
+
 def _start(mode: str, source: str, config: EpisodeConfig, seed: int):
     """Fork a policy process from the sandbox host; returns (child handle, result connection)."""
     from bgen.runner.zygote import HostError
     request = _request(mode, source, config, seed)
+    world_fds = _world_files(config, seed) if mode == "episode" else []
     try:
-        child, request_fd, result_fd = _host(config).spawn()
-    except HostError:
-        child, request_fd, result_fd = _host(config).spawn()     # one restart of a dead host
+        try:
+            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds))
+        except HostError:
+            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds))  # one restart
+    finally:
+        for fd in world_fds:
+            os.close(fd)
     if len(request) <= 60_000:
         _write_all(request_fd, request)
     else:

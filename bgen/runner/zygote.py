@@ -3,6 +3,7 @@
     caller (trusted; may hold keys)              sandbox host (python -m bgen.runner.zygote)
     ───────────────────────────────              ──────────────────────────────────────────
     HostClient.spawn ──(control socket)──► "spawn" + 2 pipe fds ──► fork ─► policy process
+                                           (+ the world's files)
       writes the request (JSON) ────────── request pipe ──────────────────► reads it once
       reads results (JSON) ◄────────────── result pipe ◄──────────────────── episode events
       ◄── "started" / "exited" (status) ── control socket ◄── waitpid
@@ -41,6 +42,10 @@ POLICY_NICENESS = 5
 
 #: Largest control message (bytes); control messages are tiny JSON objects.
 CONTROL_BYTES = 4096
+#: Descriptors a spawn carries: the request and result pipes, then the episode's world files
+#: (coords, bits, dense), opened read-only by the caller: a policy process cannot open the
+#: world cache directory itself (it is outside its mount view and Landlock rules).
+MAX_SPAWN_FDS = 5
 
 
 # ============================================================================================
@@ -77,7 +82,7 @@ def _host_main(control_fd: int) -> None:
         if control not in readable:
             continue
         try:
-            data, fds, _flags, _addr = socket.recv_fds(control, CONTROL_BYTES, 4)
+            data, fds, _flags, _addr = socket.recv_fds(control, CONTROL_BYTES, MAX_SPAWN_FDS)
         except OSError:
             break
         if not data:
@@ -88,7 +93,7 @@ def _host_main(control_fd: int) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        if message.get("op") == "spawn" and len(fds) == 2:
+        if message.get("op") == "spawn" and len(fds) >= 2:
             pid = os.fork()
             if pid == 0:
                 os.close(wake_r)
@@ -96,7 +101,7 @@ def _host_main(control_fd: int) -> None:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 control.close()
-                worker.child_main(fds[0], fds[1])   # never returns
+                worker.child_main(fds[0], fds[1], tuple(fds[2:]))   # never returns
                 os._exit(70)
             for fd in fds:
                 os.close(fd)
@@ -273,8 +278,11 @@ class HostClient:
         except Exception:  # noqa: BLE001 - the host is gone either way
             pass
 
-    def spawn(self) -> tuple[Child, int, int]:
-        """A new child: (handle, request write fd, result read fd) for the caller to use."""
+    def spawn(self, extra_fds: tuple[int, ...] = ()) -> tuple[Child, int, int]:
+        """A new child: (handle, request write fd, result read fd) for the caller to use.
+
+        ``extra_fds`` (at most ``MAX_SPAWN_FDS - 2``) are handed to the child as well; the
+        caller keeps and closes its own copies."""
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
         with self.lock:
@@ -288,7 +296,7 @@ class HostClient:
             self.children[ident] = child
             try:
                 socket.send_fds(self.control, [json.dumps({"op": "spawn", "id": ident}).encode()],
-                                [req_r, res_w])
+                                [req_r, res_w, *extra_fds[:MAX_SPAWN_FDS - 2]])
             except OSError as error:
                 self.children.pop(ident, None)
                 child.close()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -178,29 +179,111 @@ def _dense_path(directory: Path, key: str) -> Path:
     return directory / f"{key}.dense.npy"
 
 
-def _read_files(directory: Path, key: str):
-    """(coords, bits, dense or None) memory-mapped read-only, or None when the arrays are
-    absent or malformed (a missing or mismatched dense file only costs building it)."""
-    coords_path, bits_path = _paths(directory, key)
+def _mapped(source) -> np.ndarray:
+    """A ``.npy`` array memory-mapped read-only from a path or an open binary file.
+
+    Raises ValueError for anything but a regular file holding a plain (non-object) array, so
+    a FIFO or a device in the directory is refused instead of blocking a reader.
+    """
+    own = not hasattr(source, "fileno")
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    handle = os.fdopen(os.open(source, os.O_RDONLY | os.O_NONBLOCK), "rb") if own else source
     try:
-        coords = np.load(coords_path, mmap_mode="r", allow_pickle=False)
-        bits = np.load(bits_path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        handle.seek(0)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"npy format {version}")
+        if dtype.hasobject or fortran:
+            raise ValueError("not a plain C-order array")
+        if int(np.prod(shape)) == 0:
+            return np.zeros(shape, dtype=dtype)
+        array = np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
+        return array
+    finally:
+        if own:
+            handle.close()
+
+
+def _consistent(coords: np.ndarray, bits: np.ndarray, dense: DenseCells | None) -> bool:
+    """Whether ``dense`` holds these cells: the same count, and 64 cells spread over the
+    arrays read back with their bits (a dense file of another world fails this)."""
+    if dense is None:
+        return False
+    if int(np.count_nonzero(dense.values)) != len(bits):
+        return False
+    for row in np.linspace(0, len(bits) - 1, num=min(64, len(bits)), dtype=np.int64):
+        if dense.get(tuple(int(v) for v in coords[row])) != int(bits[row]):
+            return False
+    return True
+
+
+def _load(coords_source, bits_source, dense_source):
+    """(coords, bits, dense or None) memory-mapped read-only, or None when the arrays are
+    absent, unreadable or malformed; a dense file that is missing, unreadable or not these
+    cells' is dropped (it only costs building the dense copy)."""
+    try:
+        coords = _mapped(coords_source)
+        bits = _mapped(bits_source)
+    except (OSError, ValueError, EOFError):
         return None
     if (coords.dtype != np.int32 or coords.ndim != 2 or coords.shape[1:] != (3,)
             or bits.dtype != np.uint32 or bits.shape != (len(coords),)):
         return None
-    try:
-        dense = DenseCells.unpacked(np.load(_dense_path(directory, key), mmap_mode="r",
-                                            allow_pickle=False))
-    except (OSError, ValueError):
-        dense = None
+    dense = None
+    if dense_source is not None:
+        try:
+            dense = DenseCells.unpacked(_mapped(dense_source))
+        except (OSError, ValueError, EOFError):
+            dense = None
+        if not _consistent(coords, bits, dense):
+            dense = None
+    return coords, bits, dense
+
+
+def _read_files(directory: Path, key: str):
+    """``_load`` of the directory's files for ``key``; marks them recently used."""
+    coords_path, bits_path = _paths(directory, key)
+    kept = _load(coords_path, bits_path, _dense_path(directory, key))
+    if kept is None:
+        return None
     try:
         now = time.time()
         os.utime(coords_path, (now, now))   # recently used: evicted last
     except OSError:
         pass
-    return coords, bits, dense
+    return kept
+
+
+def stored_paths(vxs: types.ModuleType | None, scenario: str, seed: int,
+                 directory: str | os.PathLike | None) -> list[Path] | None:
+    """[coords, bits, dense] paths of a world stored in ``directory`` (for a process that
+    cannot open the directory itself to be handed the files), or None when not stored."""
+    if not is_stored(vxs, scenario, seed, directory):
+        return None
+    vxs = load_backend() if vxs is None else vxs
+    key = world_key(scenario, seed, backend_label(vxs))
+    return [*_paths(Path(directory), key), _dense_path(Path(directory), key)]
+
+
+def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
+    """Keep the world of (scenario, seed) from open files ([coords, bits, dense], binary,
+    read-only; the dense one may be None) in this process's memory, as if read from a cache
+    directory; later ``world()`` calls are served from it. False when the files are not a
+    world (nothing is kept then, and the world gets built)."""
+    vxs = load_backend() if vxs is None else vxs
+    if backend_label(vxs) != "embedded":
+        return False
+    kept = _load(*files)
+    if kept is None:
+        return False
+    _remember(world_key(scenario, seed, "embedded"), kept, True, "file")
+    return True
 
 
 def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray,
