@@ -8,8 +8,9 @@ import time
 import unittest
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
-from bgen.runner import grading, worker
+from bgen.runner import grading, replay, worker
 from bgen.runner.episode import EpisodeConfig, run_episode
 from bgen.runner.worker import run_episodes
 from bgen.sim import load_backend, worldcache
@@ -97,6 +98,41 @@ class GraderTest(unittest.TestCase):
             os.kill(grader.process.pid, signal.SIGCONT)  # its answer now meets a cancelled future
         later = grader.submit("grade", summary, records, CONFIG, 3)
         self.assertTrue(later.result(timeout=scaled(30))["success"])
+
+    def test_a_replay_past_its_budget_is_tampered(self):
+        summary, records = recorded_episode()
+        with mock.patch.object(replay, "replay_budget_s", return_value=0.0):
+            graded = grading.graded_summary(summary, records, CONFIG, 3)
+        self.assertEqual((graded["reason"], graded["success"]), ("tampered", False))
+        self.assertIn("the replay passed its budget at step 0", graded["reasons"])
+        self.assertTrue(grading.graded_summary(summary, records, CONFIG, 3)["success"])
+
+    def test_a_grader_stops_a_step_that_never_ends_at_the_budget(self):
+        quick = replace(CONFIG, act_budget_s=0.1, stall_grace_s=0.1)
+
+        def endless(*args):
+            while True:
+                pass
+
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        with mock.patch.dict(grading._TASKS, {"grade": endless}):
+            pid = os.fork()
+            if pid == 0:                                  # a grader serving the two pipes
+                os.close(requests_w)
+                os.close(answers_r)
+                try:
+                    grading._serve(os.fdopen(requests_r, "rb"), os.fdopen(answers_w, "wb"))
+                finally:
+                    os._exit(0)
+        os.close(requests_r)
+        os.close(answers_w)
+        with os.fdopen(requests_w, "wb") as requests, os.fdopen(answers_r, "rb") as answers:
+            grading._write(requests, (7, "grade", ({"reason": "success"}, [{}] * 10, quick, 3)))
+            ident, graded = grading._read(answers)
+        os.waitpid(pid, 0)
+        self.assertEqual((ident, graded["reason"], graded["success"]), (7, "tampered", False))
+        self.assertIn("the replay passed its budget within one step", graded["reasons"])
 
     def test_prepare_has_graders_store_the_run_worlds_once(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -50,9 +51,16 @@ def graded_summary(summary: dict, records: list[dict], config, seed: int) -> dic
         return dict(summary, success=False)
     try:
         return replay.grade_episode(summary, records, config, seed)
+    except replay.ReplayOverrun as overrun:
+        return _overrun(summary, overrun)
     except Exception as error:  # noqa: BLE001 - our simulator, not the policy
         return dict(summary, success=False, reason="sim_error",
                     reasons=f"the trusted replay failed: {type(error).__name__}: {error}"[:2000])
+
+
+def _overrun(summary: dict, overrun: Exception) -> dict:
+    return dict(summary, success=False, reason="tampered", time_to_goal=None,
+                reasons=f"{overrun}: no episode that flew these commands records them")
 
 
 def grader_count() -> int:
@@ -95,13 +103,48 @@ _TASKS = {"grade": graded_summary, "world": store_world}
 
 
 def _serve(requests, answers) -> None:
-    """Answer requests until stdin closes: (ident, task name, args) -> (ident, result)."""
+    """Answer requests until stdin closes: (ident, task name, args) -> (ident, result).
+
+    A grade is also bounded by an alarm at its replay budget (``replay.replay_budget_s``):
+    the replay checks its budget between steps, the alarm stops one step that never ends."""
+    from bgen.runner import replay
+
+    def overrun(signum, frame):
+        raise replay.ReplayOverrun("the replay passed its budget within one step")
+
+    signal.signal(signal.SIGALRM, overrun)
     while True:
         request = _read(requests)
         if request is None:
             return
         ident, task, args = request
-        _write(answers, (ident, _TASKS[task](*args)))
+        limit = replay.replay_budget_s(args[2], len(args[1])) + 1.0 if task == "grade" else 0
+        result = None
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            result = _TASKS[task](*args)
+        except replay.ReplayOverrun as error:
+            if result is None:             # not an alarm that came just after the answer
+                result = _overrun(args[0], error)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        _write(answers, (ident, result))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this grader when its caller dies (PR_SET_PDEATHSIG), so no replay
+    outlives the run it was for; exit now if the caller is already gone."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != _PARENT:
+        os._exit(0)
+
+
+_PARENT = int(os.environ.get("BGEN_GRADER_PARENT", "0"))
 
 
 # --- caller side -------------------------------------------------------------------------------
@@ -121,7 +164,8 @@ class Grader:
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.process = subprocess.Popen(
             [sys.executable, "-s", "-m", "bgen.runner.grading"],
-            env=dict(HOST_ENV, PYTHONPATH=package_root()), stdin=subprocess.PIPE,
+            env=dict(HOST_ENV, PYTHONPATH=package_root(), BGEN_GRADER_PARENT=str(os.getpid())),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         threading.Thread(target=self._write_requests, daemon=True, name="bgen-grader-in").start()
         threading.Thread(target=self._read_answers, daemon=True, name="bgen-grader-out").start()
@@ -303,5 +347,6 @@ def shutdown() -> None:
 
 
 if __name__ == "__main__":
+    _die_with_parent()
     os.nice(GRADER_NICENESS)
     _serve(sys.stdin.buffer, sys.stdout.buffer)

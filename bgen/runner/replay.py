@@ -25,6 +25,7 @@ bit-identical positions on the same numpy and simulator build.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,26 @@ _COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
 
 class ReplayError(ValueError):
     """A step's commands are not something the trusted side will fly (the message says why)."""
+
+
+class ReplayOverrun(Exception):
+    """The replay ran longer than any episode that flew these commands could have."""
+
+
+#: Time a replay may take per recorded step beyond ``replay_budget_s``'s fixed part (s):
+#: about 50 times what a step costs (~100 µs on a 2-core AMD EPYC).
+REPLAY_STEP_ALLOWANCE_S = 0.005
+
+
+def replay_budget_s(config, steps: int) -> float:
+    """Longest an honest replay of ``steps`` steps may take (s).
+
+    A policy process that took longer than ``act_budget_s + stall_grace_s`` over one step
+    was killed (``timeout``), so no honest record holds such a step; the allowance per step
+    covers the rest with a wide margin. A forged record that makes the simulator slow (say,
+    thousands of queued moves) is stopped here instead of keeping a grader for minutes.
+    """
+    return config.act_budget_s + config.stall_grace_s + steps * REPLAY_STEP_ALLOWANCE_S
 
 
 @dataclass
@@ -138,10 +159,11 @@ def _apply(vxs, agent, command: tuple, moves_by_code: list) -> bool:
 
 
 def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
-                  max_speed_mps: float) -> Flight:
+                  max_speed_mps: float, deadline: float | None = None) -> Flight:
     """Fly ``steps`` (parsed commands per step) with the simulator objects of ``sim``.
 
     ``sim`` must be fresh from ``episode.build_sim`` for the episode's config and seed.
+    ``deadline`` (``time.monotonic()``): raises ``ReplayOverrun`` when a step ends past it.
     """
     agent, world = sim.agent, sim.world
     moves_by_code = [vxs.MoveDir.from_code_py(code) for code in MOVE_CODES]
@@ -169,6 +191,8 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
         positions[index] = pos
         collisions[index] = total
         prev = pos
+        if deadline is not None and time.monotonic() > deadline:
+            raise ReplayOverrun(f"the replay passed its budget at step {index} of {count}")
     return Flight(positions=positions, collisions_total=collisions, start=start,
                   teleport_step=teleport_step, rejected=rejected)
 
@@ -259,7 +283,13 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
         from bgen.sim import load_backend
         vxs = load_backend(config.backend)
     sim = build_sim(vxs, replace(config, render=False), seed)
-    flight = replay_flight(vxs, sim, config.delta, parsed, config.max_speed_mps)
+    budget = replay_budget_s(config, len(parsed))
+    try:
+        flight = replay_flight(vxs, sim, config.delta, parsed, config.max_speed_mps,
+                               deadline=time.monotonic() + budget)
+    except ReplayOverrun as overrun:
+        return _tampered(graded, f"{overrun} ({budget:.1f} s for {len(parsed)} steps): no "
+                                 f"episode that flew these commands records them")
     grade = grade_replay(flight, sim, config)
     for name in ("success", "collisions_total", "path_len_est", "time_to_goal",
                  "final_distance_to_target", "min_distance_to_target", "checks", "score"):

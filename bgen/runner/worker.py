@@ -99,7 +99,7 @@ MAX_OUTPUT_CHARS = 64_000
 #: How often the parent wakes to check deadlines and the stop event (s); kills land within 1 s.
 POLL_S = 0.1
 #: Longest an episode waits for a grader to store its world before building it itself (s).
-WORLD_WAIT_S = 30.0
+WORLD_WAIT_S = 5.0
 NOBODY = 65534
 
 
