@@ -322,17 +322,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         headers = []
         try:
-            auth.check_host(self.server.app.token, self.headers.get("Host"),
-                            self.server.app.settings.host)
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host field.
+            named = parts.netloc if parts.scheme in ("http", "https") and parts.netloc \
+                else self.headers.get("Host")
+            auth.check_host(self.server.app.token, named, self.server.app.settings.host)
+            auth.check_origin(self.server.app.token, self.headers.get("Origin"),
+                              self.headers.get("Host"))
+            authorization = auth.single_authorization(self.headers.get_all("Authorization"))
             if method == "OPTIONS":
                 status, body, headers = self.preflight(parts.path)
             else:
-                if method not in ("GET", "HEAD"):
-                    auth.check_origin(self.server.app.token, self.headers.get("Origin"),
-                                      self.headers.get("Host"))
                 if not auth.is_public(method, parts.path):
-                    auth.authorize(self.server.app.token,
-                                   auth.single_authorization(self.headers.get_all("Authorization")))
+                    auth.authorize(self.server.app.token, authorization)
                 name, params = match_route(method, parts.path)
                 status, body = getattr(self, name)(parts.query, **params)
         except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
@@ -914,6 +915,9 @@ class WebSocketService:
                 raise BadRequest(f"Host: expects exactly one Host header, actual: {len(hosts)}",
                                  field="Host")
             auth.check_host(self.token, hosts[0], self.host)
+            origins = request.headers.get_all("Origin")
+            auth.check_origin(self.token, origins[0] if len(origins) == 1 else
+                              ("null" if origins else None), hosts[0])
             header = auth.single_authorization(request.headers.get_all("Authorization"))
             tokens = parse_qs(urlsplit(request.path).query).get("token", [])
             if len(tokens) > 1:

@@ -201,13 +201,17 @@ class TestHead(HttpTestCase):
         # DNS rebinding: a page's own name, pointed at 127.0.0.1, arrives in the Host field.
         for host, status in (("evil.example", 421), (f"evil.example:{self.port}", 421),
                              ("10.0.0.5", 421), ("localhost", 200), (f"127.0.0.1:{self.port}", 200),
-                             (f"[::1]:{self.port}", 200), ("app.localhost", 200)):
+                             (f"[::1]:{self.port}", 200), ("app.localhost", 200),
+                             ("localhost.", 200), ("[::1]evil.example", 421)):
             with self.subTest(host=host):
                 raw = f"GET /runs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
                 response, _ = exchange(self.port, raw)
                 self.assertEqual(statuses(response), [status])
                 if status == 421:
                     self.assertIn(b'"field": "Host"', response)
+
+        absolute = b"GET http://evil.example/runs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        self.assertEqual(statuses(exchange(self.port, absolute)[0]), [421])   # RFC 9112 §3.2.2
 
         def handshake(*hosts):
             fields = "".join(f"Host: {host}\r\n" for host in hosts)
@@ -242,7 +246,8 @@ def header_line(head: bytes, name: bytes) -> bytes | None:
 
 
 class TestCrossSiteRequests(HttpTestCase):
-    """Without a token, a page on another site cannot start or delete runs (RFC 6454 Origin)."""
+    """Without a token, a page on another site cannot start, delete or read runs (RFC 6454
+    Origin)."""
 
     def test_a_post_from_another_sites_page_is_refused_and_creates_no_run(self):
         before = request(self.port, "GET", "/runs")[1]["total"]
@@ -251,6 +256,19 @@ class TestCrossSiteRequests(HttpTestCase):
         self.assertEqual((status, body["field"]), (403, "Origin"))
         self.assertIn("this server has no access token", body["error"])
         self.assertEqual(request(self.port, "GET", "/runs")[1]["total"], before)
+
+    def test_another_sites_page_cannot_read_runs_or_open_a_progress_stream(self):
+        evil = {"Origin": "http://evil.example"}
+        for method, path in (("GET", "/runs"), ("HEAD", "/runs"), ("OPTIONS", "/runs"),
+                             ("GET", "/health")):
+            with self.subTest(method=method, path=path):
+                self.assertEqual(request(self.port, method, path, headers=evil)[0], 403)
+        raw = (b"GET /ws/progress/nosuchrun HTTP/1.1\r\nHost: localhost\r\n"
+               b"Origin: http://evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        response, _ = exchange(self.ws_port, raw)
+        self.assertEqual(statuses(response)[:1], [403])
+        self.assertEqual(request(self.port, "GET", "/runs", headers={"Origin": "http://localhost:5173"})[0], 200)
 
     def test_loopback_pages_and_clients_without_an_origin_are_served(self):
         for headers in ({}, {"Origin": "http://127.0.0.1:5173"}, {"Origin": "http://localhost:3000"}):

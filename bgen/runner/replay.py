@@ -250,7 +250,7 @@ def first_disagreement(flight: Flight, reported: np.ndarray,
 
 
 def _shown(pos) -> str:
-    return "(" + ", ".join(f"{float(v):.3f}" for v in pos) + ")"
+    return "(" + ", ".join(f"{float(v):.6f}" for v in pos) + ")"
 
 
 def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None) -> dict:
@@ -305,8 +305,9 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
     if gap is not None:
         return _tampered(graded, (
             f"step {gap}: the reported position {_shown(reported[gap])} differs from the "
-            f"replay of the commands {_shown(flight.positions[gap])}: the agent was moved by "
-            f"something other than flying"))
+            f"replay of the commands {_shown(flight.positions[gap])} by "
+            f"{float(np.linalg.norm(reported[gap] - flight.positions[gap])):.3g} m: the agent "
+            f"was moved by something other than flying"))
     if graded.get("reason") == "success" and not grade["success"]:
         return _tampered(graded, "the episode reported success but the replay of its "
                                  "commands did not pass every check of the task")

@@ -110,9 +110,11 @@ def check_origin(token: str | None, origin: str | None, host: str | None) -> Non
     """Refuse a cross-site browser request when no access token protects the server.
 
     Without a token, any page a lab member opens could otherwise start runs (spending the LLM
-    budget) or delete them: browsers send such requests with an ``Origin`` header (RFC 6454
-    §7), and a simple POST needs no preflight. Allowed: no ``Origin`` (curl, scripts), a
-    loopback origin, or the server's own host. With a token the token decides.
+    budget), delete them, or read every run and policy (the answers allow any origin, for
+    the tools a lab runs on its own machines): browsers send such requests, and WebSocket
+    handshakes, with an ``Origin`` header (RFC 6454 §7), and a simple POST or GET needs no
+    preflight. Allowed: no ``Origin`` (curl, scripts), a loopback origin, or the server's
+    own host. With a token the token decides.
     """
     if token is not None or origin is None:
         return
@@ -135,12 +137,15 @@ class MisdirectedRequest(BgenError):
 
 
 def host_name(host_field: str) -> str:
-    """The host of a ``Host`` field value, lower case, without the port or IPv6 brackets."""
+    """The host of a ``Host`` field value, lower case, without the port, IPv6 brackets or a
+    trailing dot (``localhost.`` is ``localhost``)."""
     value = host_field.strip().lower()
+    if value.startswith("[") or value.count(":") == 1:
+        value = value[:value.rfind(":")] if value.rfind(":") > value.rfind("]") else value
+    value = value.rstrip(".") if not value.startswith("[") else value
     if value.startswith("["):
-        end = value.find("]")
-        return value[1:end] if end > 0 else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        return value[1:-1] if value.endswith("]") else value
+    return value
 
 
 def check_host(token: str | None, host_field: str | None, bind_host: str) -> None:
