@@ -261,6 +261,20 @@ class FilesAndEventsTests(RunnerTestCase):
                 self.assertEqual(mine[-1]["type"], "episode_summary")
                 self.assertEqual(mine[-1]["reason"], "max_steps")
 
+    def test_thinned_step_events_are_few_in_order_and_end_with_the_last_step(self):
+        summaries = run_episodes(policy("hover.py"), [0, 1], config(max_steps=400),
+                                 self.outdir, workers=2, on_event=self.events.append,
+                                 step_event_hz=2.0)
+        self.assertEqual([s["reason"] for s in summaries], ["max_steps"] * 2)
+        for seed in (0, 1):
+            with self.subTest(seed=seed):
+                mine = [e for e in self.events if e.get("seed") == seed]
+                steps = [e["step"] for e in mine if e["type"] == "step"]
+                self.assertLess(len(steps), 60)            # far fewer than the 400 steps
+                self.assertEqual(steps, sorted(set(steps)))
+                self.assertEqual(steps[-1], 399)          # held back, sent before the summary
+                self.assertEqual(mine[-1]["type"], "episode_summary")
+
     def test_warnings_reach_the_caller(self):
         self.run_policy("collect_fails.py", seeds=(0,))
         warnings = [e["message"] for e in self.events if e["type"] == "warning"]
@@ -294,11 +308,27 @@ class ProtocolTests(unittest.TestCase):
     class _Run:
         seed = 0
         phase = "running"
+        step_count = 0
+        max_steps = 100
+        thinner = None
 
         def __init__(self):
             self.tail = worker.deque(maxlen=5)
             self.warnings = []
             self.result = self.fatal = None
+
+    def test_a_batch_is_decoded_at_once_and_kept_as_sent_unless_it_must_be_cleaned(self):
+        batch = [b'{"step":0,"agent_pos":[1,2,3]}', b'{"step":1,"agent_pos":[1,2,4]}']
+        steps, lines = worker.load_steps(batch, b"\n".join(batch))
+        self.assertEqual([s["step"] for s in steps], [0, 1])
+        self.assertIs(lines, batch)
+        dirty = [batch[0], b'{"step":1,"x":NaN,"s":"\\ud800"}']
+        steps, lines = worker.load_steps(dirty, b"\n".join(dirty))
+        self.assertEqual(steps[1]["x"], None)
+        self.assertEqual(lines[1], b'{"step":1,"x":null,"s":"?"}')
+        for bad in ([b'{"a":1},{"b":2}'], [b"1"], [b""], [b'{"a":1}]', b'[{"b":2}']):
+            with self.subTest(bad=bad), self.assertRaises(ValueError):
+                worker.load_steps(bad, b"\n".join(bad))
 
     def test_malformed_messages_are_refused(self):
         cases = [b"X{}", b"E[1, 2]", b'E{"kind": "pickle"}', b"E{not json", b"S{}\n[1]"]

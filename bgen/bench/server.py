@@ -38,6 +38,22 @@ PROGRESS_EVENT = {"type": "episode_summary", "iteration": 0, "seed": 3,
                               "policy_summary": {"summary": "reached the target"}}}
 
 
+HOVERING_POLICY = '''"""Stays where it starts: an episode that runs until max_steps."""
+
+
+def act(t, agent, world, fw, env, helpers):
+    return None
+
+
+def collect(step_ctx):
+    return {"dist": f"{step_ctx['distance_to_target']:.2f}"}
+
+
+def finalize(ep_ctx):
+    return {"summary": f"steps={ep_ctx['steps']}"}
+'''
+
+
 class BenchManager:
     """Stands in for the RunManager: one run, "bench", with nothing to replay."""
 
@@ -252,8 +268,10 @@ def http_latency(requests: int, executing: int = 2) -> tuple[list[float], list[f
     from bgen_server import BgenServer, Settings
 
     policy = example_path("move_to_target").read_text(encoding="utf-8")
-    long_run = {"policy_code": policy, "episodes": 2, "max_steps": 1_000_000, "render": False,
-                "iterations": 1}
+    # The executing runs hover: they never reach their target, so they keep their episodes
+    # (two policy processes, their pipes, their step events) going for the whole measurement.
+    long_run = {"policy_code": HOVERING_POLICY, "episodes": 2, "max_steps": 1_000_000,
+                "render": False, "iterations": 1}
     accepted = json.dumps({"policy_code": policy, "episodes": 0, "render": False}).encode()
     with tempfile.TemporaryDirectory() as runs_dir:
         server = BgenServer(Settings(port=0, ws_port=0, runs_dir=runs_dir, render_ports=(0, 0, 0, 0),

@@ -78,6 +78,7 @@ class LoopConfig:
     max_repairs: int = 2
     token_budget: int | None = None
     workers: int | None = None
+    step_event_hz: float | None = None  # step events passed on per episode and second (None: all)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     # Resuming: iterations before first_iteration are finished in run_dir; the loop starts at
     # first_iteration from existing_code and the critique of it (what the last one produced).
@@ -384,9 +385,11 @@ class _Run:
             def on_event(event: dict) -> None:
                 self.emit({**event, "iteration": iteration, "candidate": index, "phase": phase})
 
+            thinning = {"step_event_hz": self.config.step_event_hz} \
+                if self.config.step_event_hz else {}
             summaries = self.run_episodes(candidate.code, seeds, self.episode, d,
                                           workers=self.config.workers, on_event=on_event,
-                                          stop_event=self.stop_event)
+                                          stop_event=self.stop_event, **thinning)
             candidate.aggregate, candidate.critique = evaluator.evaluate_dir(
                 d, summaries, policy_code=candidate.code, task_spec=self.episode.task_spec)
             self.result.sim_time_s = round(self.result.sim_time_s + candidate.aggregate["sim_time_s"], 3)

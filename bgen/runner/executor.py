@@ -6,7 +6,8 @@ events delivered to ``on_event`` on the caller's thread. Both executors have the
 ``bgen.runner.worker.run_episodes``::
 
     executor.run_episodes(policy_code, seeds, config, outdir, *, workers=None, on_event=None,
-                          stop_event=None, step_events=True) -> list[summary dict]
+                          stop_event=None, step_events=True, step_event_hz=None)
+        -> list[summary dict]
 
 ``local``
     ``bgen.runner.worker.run_episodes`` as it is: sandboxed worker processes on this machine.
@@ -47,6 +48,7 @@ from typing import Callable
 from bgen.errors import ConfigError
 from bgen.runner.episode import EpisodeConfig
 from bgen.runner.schema import EpisodeSummary
+from bgen.runner.worker import StepThinner  # noqa: F401 - the Dask tasks' thinning, and tests
 
 EXECUTORS = ("local", "dask")
 DASK_STEP_HZ = 20.0            # step events per second per episode sent back from a Dask worker
@@ -73,11 +75,12 @@ class LocalExecutor:
     def run_episodes(self, policy_code: str, seeds: list[int], config: EpisodeConfig,
                      outdir: Path, *, workers: int | None = None, on_event=None,
                      stop_event: threading.Event | None = None,
-                     step_events: bool = True) -> list[dict]:
+                     step_events: bool = True, step_event_hz: float | None = None) -> list[dict]:
         from bgen.runner.worker import run_episodes
         return run_episodes(policy_code, seeds, config, outdir,
                             workers=workers if workers is not None else self.workers,
-                            on_event=on_event, stop_event=stop_event, step_events=step_events)
+                            on_event=on_event, stop_event=stop_event, step_events=step_events,
+                            step_event_hz=step_event_hz)
 
     __call__ = run_episodes
 
@@ -122,29 +125,6 @@ def write_placeholder_files(ep_dir: Path, seed: int, summary: dict) -> None:
     ep_dir.mkdir(parents=True, exist_ok=True)
     (ep_dir / f"steps.{seed}.jsonl").write_bytes(b"")
     write_episode_files(ep_dir, seed, summary, None, "", [], [])
-
-
-class StepThinner:
-    """Keeps at most ``hz`` step events per second per episode; holds back the newest one."""
-
-    def __init__(self, hz: float, clock=time.monotonic):
-        self.period = 1.0 / hz if hz > 0 else 0.0
-        self.clock = clock
-        self.last_sent = float("-inf")
-        self.held: dict | None = None
-
-    def offer(self, event: dict) -> dict | None:
-        """The event to send now, or None (it is held until the next period or flush)."""
-        now = self.clock()
-        if now - self.last_sent >= self.period:
-            self.last_sent, self.held = now, None
-            return event
-        self.held = event
-        return None
-
-    def flush(self) -> dict | None:
-        held, self.held = self.held, None
-        return held
 
 
 # ---------------------------------------------------------------------------- dask side
@@ -262,8 +242,9 @@ class DaskExecutor:
     def run_episodes(self, policy_code: str, seeds: list[int], config: EpisodeConfig,
                      outdir: Path, *, workers: int | None = None, on_event=None,
                      stop_event: threading.Event | None = None,
-                     step_events: bool = True) -> list[dict]:
-        """As ``worker.run_episodes``, on the cluster (``workers`` is the cluster's business)."""
+                     step_events: bool = True, step_event_hz: float | None = None) -> list[dict]:
+        """As ``worker.run_episodes``, on the cluster (``workers`` is the cluster's business;
+        step events are thinned at the source to ``step_event_hz``, or ``DASK_STEP_HZ``)."""
         distributed = _import_distributed()
         if not isinstance(config, EpisodeConfig):
             raise ConfigError("config: expects an EpisodeConfig", field="config")
@@ -285,7 +266,8 @@ class DaskExecutor:
 
         def submit(seed: int):
             return self.client.submit(_episode_task, policy_code, seed, config, topic, stop_name,
-                                      self.step_hz, key=f"bgen-episode-{call_id}-{seed}",
+                                      step_event_hz or self.step_hz,
+                                      key=f"bgen-episode-{call_id}-{seed}",
                                       pure=False)
 
         def conclude(ep: _DaskEpisode, summary: dict, files: dict | None) -> None:

@@ -23,6 +23,7 @@ nothing but speed: its episodes are graded in the caller instead.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import queue
@@ -40,8 +41,19 @@ GRADER_NICENESS = 5
 _HEADER = struct.Struct("!Q")
 
 
-def graded_summary(summary: dict, records: list[dict], config, seed: int) -> dict:
-    """``summary`` graded by the trusted replay of ``records`` (``replay.grade_episode``).
+def step_records(source) -> list[dict]:
+    """The step records of an episode: ``source`` as given (a list of dicts), or read from a
+    ``steps.<seed>.jsonl`` file (one JSON object a line, as the caller wrote them)."""
+    if isinstance(source, list):
+        return source
+    with open(source, "rb") as steps:
+        return [json.loads(line) for line in steps if line.strip()]
+
+
+def graded_summary(summary: dict, records, config, seed: int) -> dict:
+    """``summary`` graded by the trusted replay of ``records`` (``replay.grade_episode``):
+    step dicts, or the path of the episode's steps file (the grader reads it itself, so the
+    caller neither decodes nor sends every step).
 
     A failure of the replay itself (a simulator fault here) leaves the episode ungraded and
     unsuccessful, with the reason ``sim_error``. Episodes stopped from outside need no grade.
@@ -50,7 +62,7 @@ def graded_summary(summary: dict, records: list[dict], config, seed: int) -> dic
     if summary.get("reason") == "terminated":
         return dict(summary, success=False)
     try:
-        return replay.grade_episode(summary, records, config, seed)
+        return replay.grade_episode(summary, step_records(records), config, seed)
     except replay.ReplayOverrun as overrun:
         return _overrun(summary, overrun)
     except Exception as error:  # noqa: BLE001 - our simulator, not the policy
@@ -118,8 +130,18 @@ def _serve(requests, answers) -> None:
         if request is None:
             return
         ident, task, args = request
-        limit = replay.replay_budget_s(args[2], len(args[1])) + 1.0 if task == "grade" else 0
+        limit = 0.0
         result = None
+        if task == "grade":
+            try:
+                args = (args[0], step_records(args[1]), *args[2:])
+                limit = replay.replay_budget_s(args[2], len(args[1])) + 1.0
+            except (OSError, ValueError) as error:
+                result = dict(args[0], success=False, reason="sim_error", reasons=(
+                    f"the trusted replay could not read the steps: {error}")[:2000])
+        if result is not None:
+            _write(answers, (ident, result))
+            continue
         signal.setitimer(signal.ITIMER_REAL, limit)
         try:
             result = _TASKS[task](*args)

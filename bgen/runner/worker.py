@@ -582,11 +582,37 @@ def signal_name(exitcode: int) -> str:
         return f"signal {-exitcode}"
 
 
+class StepThinner:
+    """Keeps at most ``hz`` step events per second per episode; holds back the newest one."""
+
+    def __init__(self, hz: float, clock=time.monotonic):
+        self.period = 1.0 / hz if hz > 0 else 0.0
+        self.clock = clock
+        self.last_sent = float("-inf")
+        self.held: dict | None = None
+
+    def offer(self, event: dict) -> dict | None:
+        """The event to send now, or None (it is held until the next period or flush)."""
+        now = self.clock()
+        if now - self.last_sent >= self.period:
+            self.last_sent, self.held = now, None
+            return event
+        self.held = event
+        return None
+
+    def flush(self) -> dict | None:
+        held, self.held = self.held, None
+        return held
+
+
 class _Episode:
     """Parent-side state of one running worker."""
 
-    def __init__(self, seed: int, process, conn, ep_dir: Path, config: EpisodeConfig):
+    def __init__(self, seed: int, process, conn, ep_dir: Path, config: EpisodeConfig,
+                 step_event_hz: float | None = None):
         self.seed = seed
+        # step events for on_event: every one, or at most step_event_hz a second
+        self.thinner = StepThinner(step_event_hz) if step_event_hz else None
         self.process = process              # the worker; its pid is also its session id
         self.conn = conn                    # read end of the worker's pipe (JSON bytes only)
         self.ep_dir = ep_dir
@@ -600,7 +626,7 @@ class _Episode:
         self.fatal: dict | None = None      # the worker's "fatal" event
         self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
         self.eof = False
-        self.records: list[dict] = []       # per step: reported agent_pos and commands
+        self.step_count = 0                 # step records received (and written)
         self.summary: dict | None = None    # once the worker is gone: its ungraded summary,
         self.error: dict | None = None      # its error with traceback,
         self.output = ""                    # and the policy's printed output
@@ -609,7 +635,8 @@ class _Episode:
         self.byte_limit = EPISODE_BYTES_BASE + EPISODE_BYTES_PER_STEP * config.max_steps
         self.warnings_dropped = 0
         ep_dir.mkdir(parents=True, exist_ok=True)
-        self.steps_file = open(ep_dir / f"steps.{seed}.jsonl", "wb")
+        self.steps_path = ep_dir / f"steps.{seed}.jsonl"   # what the grader replays
+        self.steps_file = open(self.steps_path, "wb")
 
     def kill(self, reason: str, note: str) -> None:
         if self.killed is None and self.result is None:
@@ -656,21 +683,19 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
         run.stats = EpisodeStats.from_dict(json.loads(header, parse_constant=_no_constant))
         if not lines:
             return
-        clean = []
-        for line in lines.split(b"\n"):
-            if len(line) > MAX_STEP_LINE_BYTES:
-                raise ValueError(f"a step record of {len(line)} bytes exceeds limit of "
-                                 f"{MAX_STEP_LINE_BYTES}")
-            step, line = load_step(line)
-            if len(run.records) >= run.max_steps:
-                raise ValueError(f"more than max_steps={run.max_steps} steps")
-            run.records.append({"agent_pos": step.get("agent_pos"),
-                                "commands": step.get("commands")})
-            clean.append(line)
-            if emit is not None and step_events:
-                emit({"type": "step", "seed": run.seed, **step})
+        batch = lines.split(b"\n")
+        longest = max(map(len, batch))
+        if longest > MAX_STEP_LINE_BYTES:
+            raise ValueError(f"a step record of {longest} bytes exceeds limit of "
+                             f"{MAX_STEP_LINE_BYTES}")
+        if run.step_count + len(batch) > run.max_steps:
+            raise ValueError(f"more than max_steps={run.max_steps} steps")
+        steps, clean = load_steps(batch, lines)
+        run.step_count += len(batch)
         run.steps_file.write(b"\n".join(clean) + b"\n")
         run.tail.extend(clean[-run.tail.maxlen:])
+        if emit is not None and step_events:
+            _emit_steps(run, steps, emit)
         return
     if kind != b"E":
         raise ValueError(f"unknown message kind {kind!r}")
@@ -699,6 +724,34 @@ def _handle(run: _Episode, data: bytes, emit, step_events: bool = True) -> None:
 def _no_constant(name: str) -> None:
     """json.loads hook: NaN and ±Infinity from a worker become null (JSON has no such values)."""
     return None
+
+
+def load_steps(batch: list[bytes], joined: bytes) -> tuple[list[dict], list[bytes]]:
+    """(steps, lines) of one batch of step records (``joined`` is ``b"\\n".join(batch)``):
+    decoded in one call, the lines kept as they came unless one holds a NaN, an Infinity or
+    maybe a lone surrogate (then each is decoded and rewritten by ``load_step``). ValueError
+    when a line is not one JSON object."""
+    found: list[str] = []
+    try:
+        steps = json.loads(b"[" + b",".join(batch) + b"]", parse_constant=found.append)
+    except ValueError:
+        steps = None
+    if steps is None or len(steps) != len(batch) or found or b"\\ud" in joined \
+            or b"\\uD" in joined or not all(type(step) is dict for step in steps):
+        pairs = [load_step(line) for line in batch]     # names the bad line, or sanitises
+        return [step for step, _ in pairs], [line for _, line in pairs]
+    return steps, batch
+
+
+def _emit_steps(run: "_Episode", steps: list[dict], emit) -> None:
+    """Step events for a batch: each one, or (thinned) the batch's newest when due."""
+    if run.thinner is None:
+        for step in steps:
+            emit({"type": "step", "seed": run.seed, **step})
+        return
+    event = run.thinner.offer({"type": "step", "seed": run.seed, **steps[-1]})
+    if event is not None:
+        emit(event)
 
 
 def load_step(line: bytes) -> tuple[dict, bytes]:
@@ -828,6 +881,9 @@ def _finish(run: _Episode, graded: dict, emit) -> dict:
     write_episode_files(run.ep_dir, run.seed, summary, run.error, run.output,
                         _decode_tail(run.tail), warnings)
     if emit is not None:
+        held = run.thinner.flush() if run.thinner is not None else None
+        if held is not None:
+            emit(held)                # the episode's last step always reaches the caller
         emit({"type": "episode_summary", **summary})
     return summary
 
@@ -856,14 +912,18 @@ def _not_started(seed: int, outdir: Path, emit) -> dict:
 def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outdir: Path, *,
                  workers: int | None = None, on_event: Callable[[dict], None] | None = None,
                  stop_event: threading.Event | None = None,
-                 step_events: bool = True, grader_processes: bool = True) -> list[dict]:
+                 step_events: bool = True, grader_processes: bool = True,
+                 step_event_hz: float | None = None) -> list[dict]:
     """Run one episode per seed, each in a fresh worker, up to ``workers`` at a time.
 
     Writes ``outdir/ep_<seed>/`` files (see ``bgen.runner.schema``), calls ``on_event`` from
     this thread with ``step``, ``warning`` and ``episode_summary`` events, and returns the
     summaries in seed order. Setting ``stop_event`` kills the workers within a second; their
     episodes, and those not started, end with reason ``terminated``. ``step_events=False``
-    skips decoding steps for ``on_event`` (they are still written to the files).
+    skips decoding steps for ``on_event`` (they are still written to the files);
+    ``step_event_hz`` passes at most that many step events a second per episode to it, the
+    newest held back and always passed before the episode's summary (a server shows progress
+    at a few Hz: each step event it is handed costs its threads time under the GIL).
 
     Each finished episode is graded by the trusted replay in a grader process
     (``bgen.runner.grading``) while the next ones run; with a world cache directory, graders
@@ -916,7 +976,8 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                     break
                 pending.remove(seed)
                 process, conn = _start("episode", policy_code, config, seed)
-                active.append(_Episode(seed, process, conn, outdir / f"ep_{seed}", config))
+                active.append(_Episode(seed, process, conn, outdir / f"ep_{seed}", config,
+                                       step_event_hz))
             if stopping:
                 while pending:
                     seed = pending.popleft()
@@ -938,12 +999,12 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                     _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)
                     _conclude_run(run, config)
-                    future = submit(run.summary, run.records, config, run.seed)
+                    future = submit(run.summary, run.steps_path, config, run.seed)
                     grades[future] = run
                     future.add_done_callback(wake)
             for future in [f for f in grades if f.done()]:
                 run = grades.pop(future)
-                graded = grading.result_or_inline(future, run.summary, run.records, config,
+                graded = grading.result_or_inline(future, run.summary, run.steps_path, config,
                                                   run.seed)
                 results[run.seed] = _finish(run, graded, on_event)
     finally:

@@ -121,6 +121,7 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
         candidates=request.candidates, holdout_seeds=request.holdout_seeds,
         existing_code=request.existing_code, policy_code=request.policy_code, llm=llm,
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
+        step_event_hz=settings.progress_hz if settings.progress_hz > 0 else None,
         task_spec=request.task_spec, derive_max_steps=request.derive_max_steps,
     )
 
