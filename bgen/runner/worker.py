@@ -744,14 +744,17 @@ def load_steps(batch: list[bytes], joined: bytes) -> tuple[list[dict], list[byte
 
 
 def _emit_steps(run: "_Episode", steps: list[dict], emit) -> None:
-    """Step events for a batch: each one, or (thinned) the batch's newest when due."""
+    """Step events for a batch: each one, or (thinned) its first when due, its newest held
+    back for the end of the episode (so an episode's first and last steps always go out)."""
     if run.thinner is None:
         for step in steps:
             emit({"type": "step", "seed": run.seed, **step})
         return
-    event = run.thinner.offer({"type": "step", "seed": run.seed, **steps[-1]})
+    event = run.thinner.offer({"type": "step", "seed": run.seed, **steps[0]})
     if event is not None:
         emit(event)
+    if len(steps) > 1:
+        run.thinner.held = {"type": "step", "seed": run.seed, **steps[-1]}
 
 
 def load_step(line: bytes) -> tuple[dict, bytes]:
