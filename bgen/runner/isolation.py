@@ -179,14 +179,25 @@ def host_command(python_argv: list[str], render: bool) -> tuple[list[str], str]:
     return list(python_argv), ""
 
 
+def executable_dirs() -> list[str]:
+    """The folder of ``sys.executable`` and of every link on the way to the interpreter (a
+    venv's ``python`` may point through another venv): the host is started by that name, so
+    each hop must be in its view."""
+    dirs, path = [], os.path.abspath(sys.executable)
+    for _ in range(32):
+        dirs.append(os.path.dirname(path))
+        if not os.path.islink(path):
+            break
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    dirs.append(os.path.dirname(os.path.realpath(sys.executable)))
+    return dirs
+
+
 def readable_paths() -> list[str]:
     """What a policy process may read: the interpreter, its libraries, numpy, bgen."""
     paths = ["/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime",
              os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-             os.path.realpath(sys.exec_prefix),
-             os.path.dirname(os.path.realpath(sys.executable)),
-             os.path.dirname(os.path.abspath(sys.executable)),    # the name the host is started by
-             package_root()]
+             os.path.realpath(sys.exec_prefix), *executable_dirs(), package_root()]
     try:
         import numpy
         paths.append(os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))))
