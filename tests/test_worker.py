@@ -326,7 +326,10 @@ class ProtocolTests(unittest.TestCase):
         steps, lines = worker.load_steps(dirty, b"\n".join(dirty))
         self.assertEqual(steps[1]["x"], None)
         self.assertEqual(lines[1], b'{"step":1,"x":null,"s":"?"}')
-        for bad in ([b'{"a":1},{"b":2}'], [b"1"], [b""], [b'{"a":1}]', b'[{"b":2}']):
+        utf16 = '{"step":0,"s":"\ud800"}'.encode("utf-16-le", "surrogatepass")
+        for bad in ([b'{"a":1},{"b":2}'], [b"1"], [b""], [b'{"a":1}]', b'[{"b":2}'],
+                    [b'{"a":[1', b'2]},{"b":1}'], [b'{"a":"x', b'y"},{"b":1}'], [utf16],
+                    [b'\xef\xbb\xbf{"a":1}'], [b'{"a":"\xff"}']):
             with self.subTest(bad=bad), self.assertRaises(ValueError):
                 worker.load_steps(bad, b"\n".join(bad))
 

@@ -726,20 +726,35 @@ def _no_constant(name: str) -> None:
     return None
 
 
+class _NonFinite(ValueError):
+    """A step line holds NaN or ±Infinity (JSON has no such values)."""
+
+
+def _refuse_constant(name: str):
+    raise _NonFinite(name)
+
+
+#: Decodes one step line: the whole line must be one JSON value; NaN and ±Infinity raise.
+_STEP_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def load_steps(batch: list[bytes], joined: bytes) -> tuple[list[dict], list[bytes]]:
-    """(steps, lines) of one batch of step records (``joined`` is ``b"\\n".join(batch)``):
-    decoded in one call, the lines kept as they came unless one holds a NaN, an Infinity or
-    maybe a lone surrogate (then each is decoded and rewritten by ``load_step``). ValueError
-    when a line is not one JSON object."""
-    found: list[str] = []
+    """(steps, lines) of one batch of step records (``joined`` is ``b"\\n".join(batch)``).
+
+    The batch is decoded as UTF-8 once and each line as exactly one JSON object (a line that
+    is not, or invalid UTF-8, is a ValueError); the lines are kept as they came unless one
+    holds NaN, ±Infinity or maybe a lone surrogate: then each is rewritten by ``load_step``.
+    """
+    text = joined.decode("utf-8")
     try:
-        steps = json.loads(b"[" + b",".join(batch) + b"]", parse_constant=found.append)
-    except ValueError:
-        steps = None
-    if steps is None or len(steps) != len(batch) or found or b"\\ud" in joined \
-            or b"\\uD" in joined or not all(type(step) is dict for step in steps):
-        pairs = [load_step(line) for line in batch]     # names the bad line, or sanitises
+        if "\\ud" in text or "\\uD" in text:
+            raise _NonFinite("a surrogate escape")
+        steps = [_STEP_DECODER.decode(line) for line in text.split("\n")]
+    except _NonFinite:
+        pairs = [load_step(line) for line in batch]
         return [step for step, _ in pairs], [line for _, line in pairs]
+    if not all(type(step) is dict for step in steps):
+        raise ValueError("a step log must be an object")
     return steps, batch
 
 
@@ -760,7 +775,7 @@ def _emit_steps(run: "_Episode", steps: list[dict], emit) -> None:
 def load_step(line: bytes) -> tuple[dict, bytes]:
     """(step, line) with NaN/Infinity replaced by null; ValueError when not a JSON object."""
     found = []
-    step = json.loads(line, parse_constant=lambda name: found.append(name))
+    step = json.loads(line.decode("utf-8"), parse_constant=lambda name: found.append(name))
     if not isinstance(step, dict):
         raise ValueError("a step log must be an object")
     if found or b"\\ud" in line.lower():     # a NaN, or maybe a lone surrogate
