@@ -136,12 +136,7 @@ def is_stored(vxs: types.ModuleType | None, scenario: str, seed: int,
               directory: str | os.PathLike | None) -> bool:
     """Whether ``world(vxs, scenario, seed, directory)`` would read files instead of building
     (always False without a directory or on voxelsim, which keeps no files)."""
-    vxs = load_backend() if vxs is None else vxs
-    backend = backend_label(vxs)
-    if directory is None or backend != "embedded":
-        return False
-    coords_path, bits_path = _paths(Path(directory), world_key(scenario, seed, backend))
-    return coords_path.exists() and bits_path.exists()
+    return stored_paths(vxs, scenario, seed, directory) is not None
 
 
 def _hand_out(vxs, kept, embedded: bool):
@@ -203,8 +198,7 @@ def _mapped(source) -> np.ndarray:
             raise ValueError("not a plain C-order array")
         if int(np.prod(shape)) == 0:
             return np.zeros(shape, dtype=dtype)
-        array = np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
-        return array
+        return np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
     finally:
         if own:
             handle.close()
@@ -263,12 +257,17 @@ def _read_files(directory: Path, key: str):
 def stored_paths(vxs: types.ModuleType | None, scenario: str, seed: int,
                  directory: str | os.PathLike | None) -> list[Path] | None:
     """[coords, bits, dense] paths of a world stored in ``directory`` (for a process that
-    cannot open the directory itself to be handed the files), or None when not stored."""
-    if not is_stored(vxs, scenario, seed, directory):
-        return None
+    cannot open the directory itself to be handed the files), or None when not stored
+    (no directory, voxelsim, or the coords and bits files absent)."""
     vxs = load_backend() if vxs is None else vxs
-    key = world_key(scenario, seed, backend_label(vxs))
-    return [*_paths(Path(directory), key), _dense_path(Path(directory), key)]
+    backend = backend_label(vxs)
+    if directory is None or backend != "embedded":
+        return None
+    key = world_key(scenario, seed, backend)
+    coords_path, bits_path = _paths(Path(directory), key)
+    if not (coords_path.exists() and bits_path.exists()):
+        return None
+    return [coords_path, bits_path, _dense_path(Path(directory), key)]
 
 
 def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
