@@ -302,6 +302,80 @@ class Sender:
             pass
 
 
+def _in_fork(scenario) -> dict:
+    """Runs ``scenario()`` (returning a JSON-able value) in a forked child, so the SIGALRM
+    handler and interval timer it sets never reach the test runner; its value or error."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            result = {"value": scenario()}
+        except BaseException as error:  # noqa: B036 - reported to the parent
+            result = {"error": f"{type(error).__name__}: {error}"}
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+class PolicyAlarmTests(unittest.TestCase):
+    """The per-call budget: one interval timer left running across calls."""
+
+    BUDGET = scaled(0.3)
+
+    def test_a_call_past_its_budget_raises_in_the_call(self):
+        def scenario():
+            guard = worker._PolicyAlarm(self.BUDGET)
+            started = time.monotonic()
+            with guard("act"):
+                while time.monotonic() - started < scaled(10):
+                    pass
+            return "not raised"
+        self.assertIn("BudgetExceeded: act() ran longer than its budget", _in_fork(scenario)["error"])
+
+    def test_short_calls_outlasting_one_budget_together_do_not_raise(self):
+        """An alarm armed for an earlier call re-arms for what is left of the running one."""
+        def scenario():
+            guard = worker._PolicyAlarm(self.BUDGET)
+            arms = []
+            arm = guard._arm
+            guard._arm = lambda now, seconds: (arms.append(seconds), arm(now, seconds))
+            started = time.monotonic()
+            while time.monotonic() - started < 4 * self.BUDGET:
+                with guard("act"):
+                    time.sleep(self.BUDGET / 10)
+            return arms
+        arms = _in_fork(scenario)["value"]
+        self.assertGreaterEqual(len(arms), 2, "the timer never fired during the calls")
+        self.assertLess(len(arms), 40, "the timer is re-armed on every call")
+        self.assertTrue(all(0 < seconds <= self.BUDGET for seconds in arms), arms)
+
+    def test_a_swallowed_alarm_ends_the_call_when_it_returns(self):
+        def scenario():
+            guard = worker._PolicyAlarm(self.BUDGET)
+            with guard("act"):
+                try:
+                    time.sleep(scaled(10))
+                finally:
+                    return "swallowed"  # noqa: B012 - what a hostile policy does
+        self.assertIn("swallowed the time limit", _in_fork(scenario).get("error", ""))
+
+    def test_the_simulator_phase_stalls_as_the_simulator(self):
+        def scenario():
+            guard = worker._PolicyAlarm(self.BUDGET)
+            with guard("act"):
+                pass
+            time.sleep(2 * self.BUDGET)       # the timer fires between calls: ignored
+            with guard("sim"):
+                time.sleep(scaled(10))
+            return "not raised"
+        self.assertIn("SimulatorStalled", _in_fork(scenario)["error"])
+
+
 class ProtocolTests(unittest.TestCase):
     """The parent trusts nothing a worker sends."""
 
