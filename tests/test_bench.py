@@ -51,5 +51,34 @@ class LoopBenchHelperTests(unittest.TestCase):
         self.assertGreaterEqual(loop.tree_rss(os.getpid()), own)
 
 
+class SmallBenchRunTests(unittest.TestCase):
+    """The runner and loop benchmarks run end to end on a few short episodes and print every
+    line they promise (the figures themselves are this machine's and are not checked)."""
+
+    def run_bench(self, argv) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(bench.main(argv), 0)
+        return out.getvalue()
+
+    def test_the_loop_benchmark_prints_both_ratios(self):
+        text = self.run_bench(["loop", "--iterations", "2", "--episodes", "2",
+                               "--max-steps", "40"])
+        for expected in ("ratio bgen / sequential:", "ratio over iterations 2..2",
+                         "as the iteration loop runs it", "where the time goes",
+                         "peak memory:"):
+            self.assertIn(expected, text)
+        self.assertRegex(text, r"that took \d+\.\d\d s here, left out\): bgen \d+\.\d\d s "
+                               r"\(\d+\.\d\d, \d+\.\d\d\), ratio \d+\.\d\dx")
+
+    def test_the_runner_benchmark_gives_the_overhead_against_both_in_process_runs(self):
+        text = self.run_bench(["runner", "--episodes", "2", "--repeat", "1",
+                               "--max-steps", "40"])
+        for expected in ("in-process ", "in-process, steps written", "1 worker ",
+                         "vs in-process with its steps written:", "trusted replay:",
+                         "worker machinery"):
+            self.assertIn(expected, text)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -140,11 +140,10 @@ class GraderTest(unittest.TestCase):
             vxs = load_backend("embedded")
             first = grading.prepare_world(config, 5)
             self.assertIs(grading.prepare_world(config, 5), first)    # in flight: the same one
-            worker.prepare(config, [5, 6], workers=2)
-            deadline = time.monotonic() + scaled(60)
-            while not all(worldcache.is_stored(vxs, "terrain", seed, tmp) for seed in (5, 6)):
-                self.assertLess(time.monotonic(), deadline, "worlds not stored")
-                time.sleep(0.05)
+            ready = worker.prepare(config, [5, 6], workers=2)
+            self.assertTrue(ready(scaled(60)), "host not up or worlds not stored")
+            for seed in (5, 6):
+                self.assertTrue(worldcache.is_stored(vxs, "terrain", seed, tmp), seed)
             self.assertTrue(first.result(timeout=scaled(30)))
             self.assertIsNone(grading.prepare_world(config, 5))        # stored: nothing to do
             self.assertEqual(len(list(Path(tmp).glob("terrain-*.dense.npy"))), 2)

@@ -45,6 +45,7 @@ import signal
 import threading
 import time
 from collections import deque
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Callable
 
@@ -1060,13 +1061,16 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     return [results[seed] for seed in seeds]
 
 
-def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None) -> None:
+def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
+            ) -> Callable[[float], bool]:
     """Start, without waiting, what the first ``run_episodes`` for ``seeds`` will need: the
     sandbox host, the graders, and the worlds the cache directory lacks.
 
     The iteration loop calls it as a run starts, so all of that happens while the task spec
     and the first policy are asked of the LLM, not after. Failures are left for
-    ``run_episodes`` to meet (and report) itself.
+    ``run_episodes`` to meet (and report) itself. Returns ``ready(timeout_s)``: waits at most
+    ``timeout_s`` for the host to be up and the worlds stored, True when they are (the loop
+    does not wait; the loop benchmark does, to time what a user waits for after the LLM).
     """
     workers = default_workers() if workers is None else int(workers)
 
@@ -1076,10 +1080,19 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None)
         except Exception:  # noqa: BLE001 - run_episodes starts it again and reports why not
             pass
 
-    threading.Thread(target=start_host, daemon=True, name="bgen-prepare").start()
+    starter = threading.Thread(target=start_host, daemon=True, name="bgen-prepare")
+    starter.start()
     grading.start(workers)
-    for seed in seeds:
-        grading.prepare_world(config, int(seed))
+    worlds = [grading.prepare_world(config, int(seed)) for seed in seeds]
+
+    def ready(timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        starter.join(timeout_s)
+        pending = [future for future in worlds if future is not None]
+        _, not_done = futures_wait(pending, max(deadline - time.monotonic(), 0.0))
+        return not starter.is_alive() and not not_done
+
+    return ready
 
 
 def _next_ready(pending: deque, worlds: dict, overdue: bool) -> int | None:
