@@ -376,6 +376,49 @@ class PolicyAlarmTests(unittest.TestCase):
         self.assertIn("SimulatorStalled", _in_fork(scenario)["error"])
 
 
+class CompiledOnceTests(RunnerTestCase):
+    """The caller validates and compiles a policy once; its episodes run that code object."""
+
+    MARKED = policy("hover.py") + '''
+
+def finalize(ep_ctx):
+    return {"compiled": "by the caller"}
+'''
+
+    def setUp(self):
+        super().setUp()
+        self.original = worker.compiled
+
+    def tearDown(self):
+        worker.compiled = self.original
+        super().tearDown()
+
+    def test_a_source_is_compiled_once_and_a_bad_one_not_at_all(self):
+        source = policy("hover.py")
+        first = worker.compiled(source)
+        self.assertIsInstance(first, bytes)
+        self.assertIs(worker.compiled(source), first)
+        self.assertIsNone(worker.compiled(policy("syntax_error.py")))
+        self.assertIsNone(worker.compiled("import os\n" + source))
+
+    def test_episodes_run_the_code_they_are_sent(self):
+        marked = self.original(self.MARKED)
+        worker.compiled = lambda source: marked
+        [summary] = self.run_policy("hover.py", max_steps=30)
+        self.assertEqual(summary["policy_summary"], {"compiled": "by the caller"}, summary)
+
+    def test_unreadable_code_falls_back_to_compiling_the_source(self):
+        worker.compiled = lambda source: b"\x00not marshal"
+        [summary] = self.run_policy("hover.py", max_steps=30)
+        self.assertEqual(summary["reason"], "max_steps", summary)
+        self.assertNotIn("compiled", summary["policy_summary"])
+
+    def test_a_policy_that_does_not_compile_is_reported_by_its_episode_as_before(self):
+        [summary] = self.run_policy("syntax_error.py")
+        self.assertEqual((summary["reason"], summary["error"]["lineno"]), ("policy_error", 5))
+        self.assertIn("(rule: syntax)", summary["error"]["message"])
+
+
 class ProtocolTests(unittest.TestCase):
     """The parent trusts nothing a worker sends."""
 

@@ -511,11 +511,12 @@ class _End(Exception):
         self.reason, self.error, self.note = reason, error, note
 
 
-def load(source: str, vxs, guard=no_guard, seed: int = 0):
-    """The sandbox's LoadedPolicy; PolicyLoadError (or EpisodeInterrupt) propagates."""
+def load(source: str, vxs, guard=no_guard, seed: int = 0, code=None):
+    """The sandbox's LoadedPolicy (``code``: ``sandbox.compile_policy(source)``, when compiled
+    already); PolicyLoadError (or EpisodeInterrupt) propagates."""
     from bgen.runner import sandbox
     with guard("load"):
-        return sandbox.load_policy(source, vxs, seed=seed)
+        return sandbox.load_policy(source, vxs, seed=seed, code=code)
 
 
 def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
@@ -561,13 +562,14 @@ def _shown_pos(pos) -> str:
 
 def run_episode(source: str, vxs, config: EpisodeConfig, seed: int, sink: EpisodeSink, *,
                 guard=no_guard, should_stop: Callable[[], bool] | None = None,
-                sim: Sim | None = None, before_load: Callable[[], None] | None = None
-                ) -> EpisodeOutcome:
+                sim: Sim | None = None, before_load: Callable[[], None] | None = None,
+                code=None) -> EpisodeOutcome:
     """Build the world, load the policy, run the episode; never raises for policy faults.
 
     ``before_load`` runs after the world is built and before the policy is loaded (the worker
-    applies its resource limits there). ``EpisodeInterrupt`` raised outside policy code
-    (a CPU-limit signal, for example) propagates to the caller.
+    applies its resource limits there). ``code``: ``sandbox.compile_policy(source)`` when the
+    caller compiled it already. ``EpisodeInterrupt`` raised outside policy code (a CPU-limit
+    signal, for example) propagates to the caller.
     """
     wall_start = time.perf_counter()
     sink.phase("setup")
@@ -577,7 +579,7 @@ def run_episode(source: str, vxs, config: EpisodeConfig, seed: int, sink: Episod
         before_load()
     sink.phase("load")
     try:
-        policy = load(source, vxs, guard, seed)
+        policy = load(source, vxs, guard, seed, code)
     except EpisodeInterrupt as interrupt:
         return _early_outcome(interrupt.reason, None, interrupt.message, seed, wall_start)
     except MemoryError:
