@@ -50,6 +50,32 @@ class LoopBenchHelperTests(unittest.TestCase):
         self.assertGreater(own, 0)
         self.assertGreaterEqual(loop.tree_rss(os.getpid()), own)
 
+    def test_the_proportional_size_of_a_tree_counts_shared_pages_once(self):
+        """A forked child shares this process's pages: the resident sum counts them twice, the
+        proportional sum about once."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(write)
+            os.read(read, 1)                  # stays alive until the parent has measured
+            os._exit(0)
+        os.close(read)
+        try:
+            own = loop.pss(os.getpid())
+            if own is None:
+                self.skipTest("/proc/self/smaps_rollup is not readable here")
+            rss, proportional = loop.tree_memory(os.getpid())
+            self.assertIsNotNone(proportional)
+            self.assertLess(proportional, rss)
+            self.assertGreater(proportional, 0)
+        finally:
+            os.write(write, b"x")
+            os.close(write)
+            os.waitpid(pid, 0)
+
+    def test_an_ended_process_has_no_proportional_size(self):
+        self.assertEqual(loop.pss(2 ** 22 + 12345), 0)
+
 
 class SmallBenchRunTests(unittest.TestCase):
     """The runner and loop benchmarks run end to end on a few short episodes and print every

@@ -27,9 +27,10 @@ counted from a cold start; the ratio again as the iteration loop runs bgen, with
 host, the graders and the worlds started while the LLM writes the first policy (a second pass
 from nothing, that start-up left out, the same sequential times); where the
 time goes (world building, planning, stepping and, for bgen, worker overhead); peak memory
-(the sequential process's peak resident set; for bgen, the resident set summed over the
-process tree, this process, the sandbox host, policy processes and graders, sampled every
-50 ms from /proc).
+(the sequential process's peak resident set; for bgen, over the process tree, this process,
+the sandbox host, policy processes and graders, sampled every 50 ms from /proc: the
+proportional set size summed, which counts a page shared by n processes 1/n in each, and the
+resident set summed, which counts it n times).
 
 Where bgen's episode time goes cannot be clocked inside its workers without changing them,
 so it is taken from an instrumented in-process replay of the same episodes with the warm
@@ -74,26 +75,61 @@ def _rss_by_pid() -> dict[int, tuple[int, int]]:
     return table
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants."""
-    table = _rss_by_pid()
+def _tree(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
+    """``root`` and all its descendants in ``table`` ({pid: (ppid, rss)})."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += table.get(pid, (0, 0))[1]
+        found.append(pid)
         stack.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants."""
+    table = _rss_by_pid()
+    return sum(table.get(pid, (0, 0))[1] for pid in _tree(root, table))
+
+
+def pss(pid: int) -> int | None:
+    """Proportional set size of ``pid`` in bytes (``/proc/PID/smaps_rollup``, Linux 4.14+):
+    each page shared by n processes counts 1/n in each, so a tree's sum is what it holds.
+    0 for a process that has ended; None when it cannot be read (another user's process)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    except (OSError, ValueError, IndexError):
+        return None
+    return 0
+
+
+def tree_memory(root: int) -> tuple[int, int | None]:
+    """(resident bytes summed, proportional set size summed or None when a process of the
+    tree cannot be read) over ``root`` and its descendants.
+
+    The resident sum counts a page shared by a policy process and the sandbox host it was
+    forked from once per process; the proportional sum counts it once in all."""
+    table = _rss_by_pid()
+    pids = _tree(root, table)
+    shares = [pss(pid) for pid in pids]
+    rss = sum(table.get(pid, (0, 0))[1] for pid in pids)
+    return rss, None if None in shares else sum(shares)
 
 
 class PeakMemory:
-    """Samples the resident memory of this process's tree in a daemon thread while ``active``;
-    ``peak`` bytes."""
+    """Samples the memory of this process's tree in a daemon thread while ``active``:
+    ``peak`` (resident bytes summed) and ``peak_pss`` (proportional, None if unreadable)."""
 
     def __init__(self):
         self.peak = 0
+        self.peak_pss: int | None = 0
         self.active = False               # set around the phases that count
         self._stop = threading.Event()    # set by __exit__: the sampler ends
         self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
@@ -102,9 +138,14 @@ class PeakMemory:
         while True:
             if self.active:
                 try:
-                    self.peak = max(self.peak, tree_rss(os.getpid()))
+                    rss, proportional = tree_memory(os.getpid())
                 except OSError:
-                    pass
+                    rss, proportional = 0, 0
+                self.peak = max(self.peak, rss)
+                if proportional is None or self.peak_pss is None:
+                    self.peak_pss = None
+                else:
+                    self.peak_pss = max(self.peak_pss, proportional)
             if self._stop.wait(SAMPLE_S):
                 return
 
@@ -348,8 +389,12 @@ def main(argv=None) -> int:
           f"{rep_t['world'] / args.episodes * 1000:.0f} ms; planning "
           f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
     print()
+    shared = (f"{_mb(bgen_memory.peak_pss)} proportional set size, {_mb(bgen_memory.peak)} "
+              f"resident summed (that counts the pages a policy process shares with the sandbox "
+              f"host once per process)") if bgen_memory.peak_pss else \
+        f"{_mb(bgen_memory.peak)} resident summed"
     print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen "
-          f"{_mb(bgen_memory.peak)} (process tree: this process, sandbox host, policy processes, "
+          f"{shared} (process tree: this process, sandbox host, policy processes, "
           f"graders)")
     return 0
 
