@@ -389,13 +389,14 @@ def main(argv=None) -> int:
           f"{rep_t['world'] / args.episodes * 1000:.0f} ms; planning "
           f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
     print()
-    shared = (f"{_mb(bgen_memory.peak_pss)} proportional set size, {_mb(bgen_memory.peak)} "
-              f"resident summed (that counts the pages a policy process shares with the sandbox "
-              f"host once per process)") if bgen_memory.peak_pss else \
-        f"{_mb(bgen_memory.peak)} resident summed"
-    print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen "
-          f"{shared} (process tree: this process, sandbox host, policy processes, "
-          f"graders)")
+    tree = "process tree: this process, sandbox host, policy processes, graders"
+    if bgen_memory.peak_pss:
+        bgen_text = (f"{_mb(bgen_memory.peak_pss)} (proportional set size of its {tree}; summing "
+                     f"resident sets gives {_mb(bgen_memory.peak)}, counting each page a policy "
+                     f"process shares with the sandbox host once per process)")
+    else:
+        bgen_text = f"{_mb(bgen_memory.peak)} (resident sets summed over its {tree})"
+    print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen {bgen_text}")
     return 0
 
 
