@@ -1119,14 +1119,17 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
     The iteration loop calls it as a run starts, so all of that happens while the task spec
     and the first policy are asked of the LLM, not after. Failures are left for
     ``run_episodes`` to meet (and report) itself. Returns ``ready(timeout_s)``: waits at most
-    ``timeout_s`` for the host to be up and the worlds stored, True when they are (the loop
-    does not wait; the loop benchmark does, to time what a user waits for after the LLM).
+    ``timeout_s`` for the host to be up and the worlds stored; True when the host started and
+    every world asked for was stored (the loop does not wait; the loop benchmark does, to
+    time what a user waits for after the LLM answered).
     """
     workers = default_workers() if workers is None else int(workers)
+    host_up = threading.Event()
 
     def start_host():
         try:
             _host(config)
+            host_up.set()
         except Exception:  # noqa: BLE001 - run_episodes starts it again and reports why not
             pass
 
@@ -1139,8 +1142,10 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
         deadline = time.monotonic() + timeout_s
         starter.join(timeout_s)
         pending = [future for future in worlds if future is not None]
-        _, not_done = futures_wait(pending, max(deadline - time.monotonic(), 0.0))
-        return not starter.is_alive() and not not_done
+        done, not_done = futures_wait(pending, max(deadline - time.monotonic(), 0.0))
+        stored = all(not future.cancelled() and future.exception() is None and future.result()
+                     for future in done)
+        return host_up.is_set() and not not_done and stored
 
     return ready
 
