@@ -141,6 +141,7 @@ class GraderTest(unittest.TestCase):
             first = grading.prepare_world(config, 5)
             self.assertIs(grading.prepare_world(config, 5), first)    # in flight: the same one
             ready = worker.prepare(config, [5, 6], workers=2)
+            self.assertFalse(ready(0), "two worlds cannot be built in no time")
             self.assertTrue(ready(scaled(60)), "host not up or worlds not stored")
             for seed in (5, 6):
                 self.assertTrue(worldcache.is_stored(vxs, "terrain", seed, tmp), seed)
