@@ -364,6 +364,58 @@ class PolicyAlarmTests(unittest.TestCase):
                     return "swallowed"  # noqa: B012 - what a hostile policy does
         self.assertIn("swallowed the time limit", _in_fork(scenario).get("error", ""))
 
+    def test_a_time_limit_replaced_by_another_exception_still_ends_the_call(self):
+        def scenario():
+            guard = worker._PolicyAlarm(self.BUDGET)
+            with guard("collect"):
+                try:
+                    time.sleep(scaled(10))
+                finally:
+                    raise ValueError("not a timeout")  # noqa: B012 - what a hostile policy does
+            return "not raised"
+        error = _in_fork(scenario).get("error", "")
+        self.assertIn("BudgetExceeded: collect() ran longer than its budget", error)
+        self.assertIn("replaced the time limit with ValueError", error)
+
+    def test_what_a_call_raised_is_freed_inside_the_next_budget(self):
+        """A generator suspended in ``try/finally`` in a raising call's frame runs its
+        ``finally`` when the next call starts, where the timer stops it."""
+        def scenario():
+            import sys
+            sys.unraisablehook = lambda unraisable: None   # the stopped finally, as in a worker
+            guard = worker._PolicyAlarm(self.BUDGET)
+            ran = []
+
+            def slow():
+                try:
+                    yield 1
+                finally:
+                    ran.append("finally")
+                    started = time.monotonic()
+                    while time.monotonic() - started < scaled(10):
+                        pass
+
+            def collect():
+                keep = slow()
+                next(keep)
+                raise ValueError("with a live generator in its frame")
+
+            try:
+                with guard("collect"):
+                    collect()
+            except ValueError:
+                pass
+            between = list(ran)
+            try:
+                with guard("act"):
+                    pass
+            except BaseException as error:  # noqa: B036
+                return [between, ran, type(error).__name__]
+            return [between, ran, None]
+        between, after, raised = _in_fork(scenario)["value"]
+        self.assertEqual(between, [], "the finally ran between calls, outside any budget")
+        self.assertEqual((after, raised), (["finally"], "BudgetExceeded"))
+
     def test_the_simulator_phase_stalls_as_the_simulator(self):
         def scenario():
             guard = worker._PolicyAlarm(self.BUDGET)
@@ -376,13 +428,53 @@ class PolicyAlarmTests(unittest.TestCase):
         self.assertIn("SimulatorStalled", _in_fork(scenario)["error"])
 
 
+class PolicyAlarmEpisodeTests(RunnerTestCase):
+    """Overruns that hide behind another exception or a finaliser still end as ``timeout``."""
+
+    REPLACED = policy("hover.py").replace("def collect(step_ctx):", """def collect(step_ctx):
+    try:
+        while True:
+            pass
+    finally:
+        raise ValueError("not a timeout")
+
+
+def _unused(step_ctx):""")
+
+    FINALISER = policy("hover.py").replace("def collect(step_ctx):", """def _slow():
+    try:
+        yield 1
+    finally:
+        while True:
+            pass
+
+
+def collect(step_ctx):
+    keep = _slow()
+    next(keep)
+    raise ValueError("a live generator in this frame")
+
+
+def _unused(step_ctx):""")
+
+    def test_a_replaced_time_limit_ends_the_episode_as_timeout(self):
+        [summary] = self.run_policy("", source=self.REPLACED, max_steps=20, act_budget_s=0.3)
+        self.assertEqual(summary["reason"], "timeout", summary)
+        self.assertIn("replaced the time limit with ValueError", summary["reasons"])
+
+    def test_a_finaliser_left_in_a_raised_exception_ends_the_episode_as_timeout(self):
+        [summary] = self.run_policy("", source=self.FINALISER, max_steps=20, act_budget_s=0.3)
+        self.assertEqual(summary["reason"], "timeout", summary)
+
+
 class CompiledOnceTests(RunnerTestCase):
-    """The caller validates and compiles a policy once; its episodes run that code object."""
+    """A checked policy's code object, compiled by the check's policy process, is sent to its
+    episodes; the caller itself never compiles policy code."""
 
     MARKED = policy("hover.py") + '''
 
 def finalize(ep_ctx):
-    return {"compiled": "by the caller"}
+    return {"compiled": "by the check"}
 '''
 
     def setUp(self):
@@ -393,19 +485,31 @@ def finalize(ep_ctx):
         worker.compiled = self.original
         super().tearDown()
 
-    def test_a_source_is_compiled_once_and_a_bad_one_not_at_all(self):
-        source = policy("hover.py")
-        first = worker.compiled(source)
-        self.assertIsInstance(first, bytes)
-        self.assertIs(worker.compiled(source), first)
-        self.assertIsNone(worker.compiled(policy("syntax_error.py")))
-        self.assertIsNone(worker.compiled("import os\n" + source))
+    def test_a_checked_source_is_kept_compiled_and_an_unchecked_one_is_not(self):
+        source = policy("hover.py") + "\n# checked here\n"
+        self.assertTrue(worker.compiled(source) is None)
+        run_episodes(source, [0], config(max_steps=5), self.outdir)
+        self.assertTrue(worker.compiled(source) is None, "the caller compiled the policy")
+        check_policy(source, backend="embedded")
+        self.assertIsInstance(worker.compiled(source), bytes)
+        self.assertTrue(worker.compiled(source + " ") is None)
+
+    def test_code_past_the_size_limit_is_not_kept(self):
+        """Constant folding makes this 500-character source compile to ~160 KB."""
+        source = policy("hover.py") + "\nBIG = " + " + ".join(["'x' * 4096"] * 40) + "\n"
+        limit, worker.MAX_CODE_BYTES = worker.MAX_CODE_BYTES, 100_000
+        try:
+            check_policy(source, backend="embedded")
+        finally:
+            worker.MAX_CODE_BYTES = limit
+        self.assertTrue(worker.compiled(source) is None, "code past the limit was kept")
 
     def test_episodes_run_the_code_they_are_sent(self):
-        marked = self.original(self.MARKED)
+        check_policy(self.MARKED, backend="embedded")
+        marked = worker.compiled(self.MARKED)
         worker.compiled = lambda source: marked
         [summary] = self.run_policy("hover.py", max_steps=30)
-        self.assertEqual(summary["policy_summary"], {"compiled": "by the caller"}, summary)
+        self.assertEqual(summary["policy_summary"], {"compiled": "by the check"}, summary)
 
     def test_unreadable_code_falls_back_to_compiling_the_source(self):
         worker.compiled = lambda source: b"\x00not marshal"
@@ -413,10 +517,14 @@ def finalize(ep_ctx):
         self.assertEqual(summary["reason"], "max_steps", summary)
         self.assertNotIn("compiled", summary["policy_summary"])
 
-    def test_a_policy_that_does_not_compile_is_reported_by_its_episode_as_before(self):
-        [summary] = self.run_policy("syntax_error.py")
-        self.assertEqual((summary["reason"], summary["error"]["lineno"]), ("policy_error", 5))
-        self.assertIn("(rule: syntax)", summary["error"]["message"])
+    def test_asserts_run_whatever_the_interpreter_flags(self):
+        from bgen.runner import sandbox
+        code = sandbox.compile_policy("def act(t, agent, world, fw, env, helpers):\n"
+                                      "    assert t < 0, 'kept'\n")
+        namespace = {}
+        exec(code, namespace)
+        with self.assertRaises(AssertionError):
+            namespace["act"](1.0, None, None, None, None, None)
 
 
 class ProtocolTests(unittest.TestCase):

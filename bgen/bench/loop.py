@@ -124,10 +124,12 @@ def tree_memory(root: int) -> tuple[int, int | None]:
 
 
 class PeakMemory:
-    """Samples the memory of this process's tree in a daemon thread while ``active``:
-    ``peak`` (resident bytes summed) and ``peak_pss`` (proportional, None if unreadable)."""
+    """Samples the memory of this process's tree (or, with ``tree=False``, of this process) in
+    a daemon thread while ``active``: ``peak`` (resident bytes summed; 0 with ``tree=False``)
+    and ``peak_pss`` (proportional, None if unreadable)."""
 
-    def __init__(self):
+    def __init__(self, tree: bool = True):
+        self.tree = tree                  # False: this process alone (no /proc scan)
         self.peak = 0
         self.peak_pss: int | None = 0
         self.active = False               # set around the phases that count
@@ -138,7 +140,8 @@ class PeakMemory:
         while True:
             if self.active:
                 try:
-                    rss, proportional = tree_memory(os.getpid())
+                    rss, proportional = tree_memory(os.getpid()) if self.tree else \
+                        (0, pss(os.getpid()))
                 except OSError:
                     rss, proportional = 0, 0
                 self.peak = max(self.peak, rss)
@@ -222,9 +225,12 @@ def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> d
 
 # --- bgen's side -----------------------------------------------------------------------------
 def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path) -> dict:
-    """``run_episodes`` for one iteration, as the loop calls it; wall and in-worker time."""
-    from bgen.runner.worker import run_episodes
+    """One iteration as the loop runs it: the policy checked in a policy process
+    (``check_policy``, whose compiled code the episodes then use), then ``run_episodes``;
+    wall and in-worker time."""
+    from bgen.runner.worker import check_policy, run_episodes
     started = time.perf_counter()
+    check_policy(STANDARD_POLICY, backend=config.backend)
     summaries = run_episodes(STANDARD_POLICY, seeds, config, outdir, workers=workers,
                              step_events=False)
     wall = time.perf_counter() - started
@@ -243,6 +249,8 @@ def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
     from bgen.runner import grading, worker, zygote
     zygote.stop_hosts()
     grading.shutdown()
+    with worker._COMPILED_LOCK:
+        worker._COMPILED.clear()
     started = time.perf_counter()
     ready = worker.prepare(config, seeds, workers)(120.0)
     setup = time.perf_counter() - started
@@ -271,9 +279,12 @@ def _child(args) -> int:
     """``--child DIR``: one sequential iteration, its result as one JSON line on stdout."""
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     freeze_heap()          # the prototype made no full collections; bgen's policy processes neither
-    result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
-                            Path(args.child))
+    with PeakMemory(tree=False) as memory:
+        memory.active = True
+        result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
+                                Path(args.child))
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_pss"] = memory.peak_pss
     print(json.dumps(result))
     return 0
 
@@ -307,6 +318,14 @@ def main(argv=None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
                          f"actual: {getattr(args, name)}")
+    if args.seed_start < 0:
+        parser.error(f"--seed-start: expects an integer >= 0, actual: {args.seed_start}")
+    from bgen.errors import ConfigError
+    from bgen.sim import load_backend
+    try:
+        load_backend(args.backend)
+    except ConfigError as error:
+        parser.error(f"--backend: {error}")
     if args.child is not None:
         return _child(args)
 
@@ -322,7 +341,7 @@ def main(argv=None) -> int:
           f"max {base.max_steps} steps, backend {backend_label(load_backend(args.backend))}")
 
     sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0},
-                  "summaries": [], "peak_rss": 0}
+                  "summaries": [], "peak_rss": 0, "peak_pss": 0}
     bgen = {"wall": 0.0, "inside": 0.0, "summaries": []}
     walls = {"sequential": [], "bgen": []}          # per iteration (s)
     with tempfile.TemporaryDirectory(prefix="bgen-bench-loop-") as tmp, \
@@ -345,6 +364,10 @@ def main(argv=None) -> int:
                 sequential["times"][name] += seconds
             sequential["summaries"] += done["summaries"]
             sequential["peak_rss"] = max(sequential["peak_rss"], done["peak_rss"])
+            if done.get("peak_pss") and sequential["peak_pss"] is not None:
+                sequential["peak_pss"] = max(sequential["peak_pss"], done["peak_pss"])
+            else:
+                sequential["peak_pss"] = None
         freeze_heap()
         replay = run_in_process(config, seeds, 1, root / "replay")
         prepared = run_bgen_prepared(replace(base, world_cache_dir=str(root / "world-cache-2")),
@@ -392,13 +415,15 @@ def main(argv=None) -> int:
           f"{seq_t['plan'] / n * 1000:.0f} ms vs {rep_t['plan'] / args.episodes * 1000:.0f} ms")
     print()
     tree = "process tree: this process, sandbox host, policy processes, graders"
-    if bgen_memory.peak_pss:
-        bgen_text = (f"{_mb(bgen_memory.peak_pss)} (proportional set size of its {tree}; summing "
-                     f"resident sets gives {_mb(bgen_memory.peak)}, counting each page a policy "
-                     f"process shares with the sandbox host once per process)")
+    if bgen_memory.peak_pss and sequential["peak_pss"]:
+        print(f"peak memory (proportional set size, each shared page counted once): sequential "
+              f"{_mb(sequential['peak_pss'])} (its process); bgen {_mb(bgen_memory.peak_pss)} "
+              f"({tree})")
+        print(f"peak memory (resident sets summed, a page shared by n processes counted n "
+              f"times): sequential {_mb(sequential['peak_rss'])}; bgen {_mb(bgen_memory.peak)}")
     else:
-        bgen_text = f"{_mb(bgen_memory.peak)} (resident sets summed over its {tree})"
-    print(f"peak memory: sequential {_mb(sequential['peak_rss'])} (its process); bgen {bgen_text}")
+        print(f"peak memory (resident sets summed): sequential {_mb(sequential['peak_rss'])} "
+              f"(its process); bgen {_mb(bgen_memory.peak)} ({tree})")
     return 0
 
 

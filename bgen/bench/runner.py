@@ -170,12 +170,24 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--max-steps", type=int, default=3000)
     args = parser.parse_args(argv)
+    for name in ("episodes", "workers", "repeat", "max_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
+                         f"actual: {getattr(args, name)}")
+    if args.seed_start < 0:
+        parser.error(f"--seed-start: expects an integer >= 0, actual: {args.seed_start}")
+    from bgen.errors import ConfigError
+    from bgen.sim import load_backend
+    try:
+        load_backend(args.backend)
+    except ConfigError as error:
+        parser.error(f"--backend: {error}")
 
     from dataclasses import replace
 
     from bgen.machine import machine_line
-    from bgen.runner.worker import probe_worker
-    from bgen.sim import backend_label, load_backend
+    from bgen.runner.worker import check_policy, probe_worker
+    from bgen.sim import backend_label
     cache = tempfile.TemporaryDirectory(prefix="bgen-bench-worlds-")
     config = replace(standard_config(args.backend, args.max_steps), world_cache_dir=cache.name)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
@@ -183,13 +195,19 @@ def main(argv=None) -> int:
     probe_worker(config)                     # starts the sandbox host (once per process)
     startup = time.perf_counter() - started
 
-    from bgen.machine import machine_line
     print(machine_line())
     print(f"standard episode: A* {list(config.start)} -> {list(config.target)}, terrain seeds "
           f"{seeds[0]}..{seeds[-1]}, delta {config.delta}, max {config.max_steps} steps, "
           f"backend {backend_label(load_backend(args.backend))}, {os.cpu_count()} cores, "
           f"median of {args.repeat}")
-    print(f"sandbox host start (once per process, not counted below): {startup * 1000:.0f} ms")
+    print(f"sandbox host start (once per process, not counted below): {startup * 1000:.0f} ms; "
+          f"one untimed round first (worlds built, graders started, the policy checked)")
+
+    # Untimed warm-up, as a loop's first iteration: the worlds built and stored, the graders
+    # started, the policy checked (its policy process's code is then sent to each episode).
+    check_policy(STANDARD_POLICY, backend=config.backend)
+    time_in_process(config, seeds)
+    time_workers(config, seeds, args.workers)
 
     runs = {"in-process": [], "in-process, steps written": [], "1 worker": [],
             f"{args.workers} workers": []}

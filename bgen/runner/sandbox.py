@@ -555,10 +555,12 @@ class _CheckedAttributeReads(ast.NodeTransformer):
 
 
 def compile_policy(source: str) -> types.CodeType:
-    """Validate and compile; compile-time errors ('return' outside function...) become rules."""
+    """Validate and compile; compile-time errors ('return' outside function...) become rules.
+
+    ``optimize=0`` whatever the interpreter's ``-O``: a policy's ``assert`` always runs."""
     tree = ast.fix_missing_locations(_CheckedAttributeReads().visit(checked_tree(source)))
     try:
-        return compile(tree, POLICY_FILENAME, "exec", dont_inherit=True)
+        return compile(tree, POLICY_FILENAME, "exec", dont_inherit=True, optimize=0)
     except SyntaxError as error:
         raise _syntax_error(error) from None
     except (RecursionError, MemoryError):

@@ -208,8 +208,10 @@ def apply_limits(config: EpisodeConfig) -> list[str]:
 class _PolicyAlarm:
     """The guard around each policy call: an interval timer that raises ``BudgetExceeded``.
 
-    A call that swallowed the alarm (``return`` inside ``finally``) still ends the episode at
-    once: the guard remembers that the alarm fired and raises when the call returns. Phase
+    A call that swallowed the alarm (``return`` inside ``finally``) or replaced it with another
+    exception still ends the episode at once: the guard remembers that the alarm fired and
+    raises ``BudgetExceeded`` when the call ends. What a call raised is kept until the next
+    call starts, so the policy objects it holds are freed inside a budget. Phase
     ``"sim"`` guards the simulator's own step: running past the budget there is
     ``SimulatorStalled`` (reason ``sim_error``).
 
@@ -227,6 +229,7 @@ class _PolicyAlarm:
         self.fired = False
         self.started = 0.0                 # clock() when the running call began
         self.due: float | None = None      # clock() when the armed timer fires; None: disarmed
+        self.held: BaseException | None = None
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _arm(self, now: float, seconds: float) -> None:
@@ -257,15 +260,29 @@ class _PolicyAlarm:
         self.phase = self.next_phase       # after ``started``: an alarm now sees this call
         if self.due is None or self.due > now + self.budget_s:
             self._arm(now, self.budget_s)
+        self.held = None                   # the last call's exception dies in this budget
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            # Its traceback holds the policy's frames (a suspended generator's ``finally``,
+            # say) and its arguments policy objects: they are released inside the next
+            # call's budget, not between calls where nothing would stop them.
+            self.held = exc
         phase, self.phase = self.phase, None
-        if self.fired and exc_type is None:
-            self.fired = False
-            raise BudgetExceeded(f"{phase}() ran longer than its budget of {self.budget_s} s "
-                                 f"and swallowed the time limit")
-        return False
+        if not self.fired:
+            return False
+        self.fired = False
+        if isinstance(exc, (BudgetExceeded, SimulatorStalled)):
+            return False
+        if exc is None:
+            how = "swallowed the time limit"
+        else:
+            how = f"replaced the time limit with {type(exc).__name__}"
+        if phase == "sim":
+            raise SimulatorStalled(f"the simulator's step ran longer than {self.budget_s} s")
+        raise BudgetExceeded(f"{phase}() ran longer than its budget of {self.budget_s} s "
+                             f"and {how}")
 
 
 def _on_cpu_limit(signum, frame):
@@ -448,12 +465,16 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
 
 
 def _check_in_worker(sink: PipeSink, source: str, config: EpisodeConfig) -> None:
+    from bgen.runner import sandbox
     from bgen.runner.episode import load
     from bgen.sim import load_backend
     vxs = load_backend(config.backend)
     apply_limits(config)
+    guard = _PolicyAlarm(config.act_budget_s)
     try:
-        load(source, vxs, _PolicyAlarm(config.act_budget_s))
+        with guard("load"):
+            code = sandbox.compile_policy(source)
+        load(source, vxs, guard, code=code)
     except PolicyLoadError as error:
         sink.event("load_error", message=error.message, lineno=error.lineno, rule=error.rule)
         return
@@ -461,7 +482,9 @@ def _check_in_worker(sink: PipeSink, source: str, config: EpisodeConfig) -> None
         sink.event("load_error", message=f"executing the module body: {error.message}",
                    lineno=describe_error(error, "load", source).get("lineno"), rule="timeout")
         return
-    sink.event("checked")
+    marshalled = marshal.dumps(code)
+    sink.event("checked", code=base64.b64encode(marshalled).decode("ascii")
+               if len(marshalled) <= MAX_CODE_BYTES else None)
 
 
 def _facts_before_limits() -> dict:
@@ -584,33 +607,47 @@ def _world_files(config: EpisodeConfig, seed: int) -> list[int]:
     return fds
 
 
-#: Policies compiled in this process (``compiled``): digest of the source -> marshalled code.
-_COMPILED: "OrderedDict[str, bytes | None]" = OrderedDict()
+#: Code objects of checked policies (``check_policy``): digest of the source -> marshal bytes.
+_COMPILED: "OrderedDict[str, bytes]" = OrderedDict()
 _COMPILED_LOCK = threading.Lock()
 COMPILED_KEPT = 8
+#: Largest marshalled code a check may hand back; a bigger one is not kept (constant folding
+#: can make a 100,000-character source compile to tens of MB) and each episode compiles.
+MAX_CODE_BYTES = 1024 * 1024
+
+
+def _digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def compiled(source: str) -> bytes | None:
-    """``marshal`` bytes of ``sandbox.compile_policy(source)``, made once per source and sent
-    with each of its episodes, so their processes skip validating and compiling it (~15 ms an
-    episode for an 80-line policy); None when it does not compile: each episode then compiles
-    it itself and reports why, as before. Nothing of the policy runs here; parsing untrusted
-    text in this process is what taking it out of an LLM reply does already."""
-    from bgen.runner import sandbox
-    key = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    """The marshalled code object of ``source`` as the policy process that checked it compiled
+    it (``check_policy``), or None (never checked here, or too big to keep).
+
+    ``run_episodes`` sends it with each episode, so policy processes skip validating and
+    compiling the source again (~12 ms an episode for an 80-line policy). This process never
+    compiles or unmarshals policy code: compiling untrusted text can take seconds and
+    gigabytes (constant folding), which a policy process meets under its own limits."""
     with _COMPILED_LOCK:
-        if key in _COMPILED:
-            _COMPILED.move_to_end(key)
-            return _COMPILED[key]
+        code = _COMPILED.get(_digest(source))
+        if code is not None:
+            _COMPILED.move_to_end(_digest(source))
+        return code
+
+
+def _remember_code(source: str, text) -> None:
+    """Keep the base64 marshal a check sent for ``source`` (bounded; anything else dropped)."""
+    if not isinstance(text, str) or len(text) > (MAX_CODE_BYTES * 4) // 3 + 4:
+        return
     try:
-        code = marshal.dumps(sandbox.compile_policy(source))
-    except Exception:  # noqa: BLE001 - the episode compiles it and reports the error
-        code = None
+        code = base64.b64decode(text, validate=True)
+    except ValueError:
+        return
     with _COMPILED_LOCK:
-        _COMPILED[key] = code
+        _COMPILED[_digest(source)] = code
+        _COMPILED.move_to_end(_digest(source))
         while len(_COMPILED) > COMPILED_KEPT:
             _COMPILED.popitem(last=False)
-    return code
 
 
 def _code_of(request: dict):
@@ -1013,8 +1050,8 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     newest held back and always passed before the episode's summary (a server shows progress
     at a few Hz: each step event it is handed costs its threads time under the GIL).
 
-    The policy is validated and compiled once here (``compiled``) and its code object sent to
-    every episode. Each finished episode is graded by the trusted replay in a grader process
+    When ``check_policy`` checked this very source, the code object its policy process
+    compiled is sent to every episode (``compiled``). Each finished episode is graded by the trusted replay in a grader process
     (``bgen.runner.grading``) while the next ones run; with a world cache directory, graders
     also build and store the worlds not stored yet, each before its episode starts (a policy
     process cannot write the cache). ``grader_processes=False`` grades in this thread instead
@@ -1231,13 +1268,16 @@ def check_policy(policy_code: str, backend: str = "auto", timeout_s: float = 10.
                  *, config: EpisodeConfig | None = None) -> None:
     """Load the policy in a short-lived worker (same limits as an episode); raise if it fails.
 
-    Raises ``PolicyLoadError`` with the sandbox's message and line when the source does not
+    The code object that worker compiled is kept (``compiled``) for ``run_episodes`` of the
+    same source. Raises ``PolicyLoadError`` with the sandbox's message and line when the source does not
     validate, its module body fails or runs past the budget, or the contract is broken.
     """
     config = config or EpisodeConfig(backend=backend, act_budget_s=min(timeout_s, 5.0))
     answer = _one_shot("check", policy_code, config, timeout_s)
     kind = answer.get("kind")
     if kind == "checked":
+        if isinstance(policy_code, str):
+            _remember_code(policy_code, answer.get("code"))
         return
     if kind == "load_error":
         lineno = answer.get("lineno")
