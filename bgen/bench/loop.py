@@ -224,12 +224,16 @@ def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> d
 
 
 # --- bgen's side -----------------------------------------------------------------------------
-def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path) -> dict:
+def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path,
+                       first: bool = False) -> dict:
     """One iteration as the loop runs it: the policy checked in a policy process
     (``check_policy``, whose compiled code the episodes then use), then ``run_episodes``;
-    wall and in-worker time."""
-    from bgen.runner.worker import check_policy, run_episodes
+    wall and in-worker time. ``first``: as a run starts, ``worker.prepare`` is called first
+    without waiting (the loop calls it before asking the LLM; here no LLM answers in between)."""
+    from bgen.runner.worker import check_policy, prepare, run_episodes
     started = time.perf_counter()
+    if first:
+        prepare(config, seeds, workers)
     check_policy(STANDARD_POLICY, backend=config.backend)
     summaries = run_episodes(STANDARD_POLICY, seeds, config, outdir, workers=workers,
                              step_events=False)
@@ -353,7 +357,7 @@ def main(argv=None) -> int:
         for iteration in range(args.iterations):
             bgen_memory.active = True
             done = run_bgen_iteration(config, seeds, args.workers,
-                                      root / "bgen" / f"iter_{iteration}")
+                                      root / "bgen" / f"iter_{iteration}", first=iteration == 0)
             bgen_memory.active = False
             for name in ("wall", "inside", "summaries"):
                 bgen[name] += done[name]
