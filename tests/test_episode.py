@@ -525,6 +525,22 @@ class InitConfigTests(unittest.TestCase):
         self.assertIsNone(outcome.summary.error)
         self.assertEqual(sink.steps[0]["policy_log"], {"target": "[56, 56, -60]"})
 
+    def test_config_start_is_the_cell_the_agent_starts_in_even_when_lifted(self):
+        """The prompt says config['start'] is the cell the agent starts in, after lifting."""
+        source = self.RECORDER.replace("    SEEN['target'] = config['target']\n",
+                                       "    SEEN['target'] = config['target']\n"
+                                       "    SEEN['start'] = config['start']\n").replace(
+            "    return {'target': repr(SEEN['target'])}\n",
+            "    return {'start': repr(SEEN['start'])}\n")
+        for overrides in ({}, DEFAULTS):       # the sky, and the terrain start that is lifted
+            with self.subTest(overrides=overrides):
+                outcome, sink = run("", source=source, max_steps=2, **overrides)
+                self.assertIsNone(outcome.summary.error)
+                self.assertEqual(sink.steps[0]["policy_log"]["start"],
+                                 repr(list(sink.steps[0]["agent_coord"])))
+                self.assertEqual(sink.steps[0]["policy_log"]["start"],
+                                 repr([int(v) for v in outcome.summary.start]))
+
     def test_a_fractional_target_keeps_its_fraction(self):
         self.assertEqual(episode.as_coordinate((60.5, 60.0, -20.0)), [60.5, 60.0, -20.0])
         self.assertEqual(episode.as_coordinate((60.0, 60, -20.0)), [60, 60, -20])

@@ -144,8 +144,9 @@ def task_spec_section(spec: dict) -> str:
             json.dumps({k: v for k, v in spec.items() if k != "goal"}),
             "The episode succeeds, and ends at once, at the first step at which every check "
             "holds; otherwise it runs to the step budget. Points named 'start' and 'target' are "
-            "config['start'] and config['target'] (after lifting above terrain). What each kind "
-            "means:"]
+            "config['start'] and config['target'], as lifted above terrain (config['start'] is "
+            "the cell the agent starts in). What each kind means (the values are the spec's "
+            "above; a field it leaves out takes the default):"]
     kinds = []
     for check in spec.get("checks", []):
         if check.get("kind") not in kinds:
@@ -161,17 +162,18 @@ def task_spec_section(spec: dict) -> str:
 #: One line per check kind: its exact semantics (docs/taskspec.md says the same at length).
 CHECK_MEANINGS = {
     "reach": "passes for good once the agent comes within radius (default 1.0 m) of point",
-    "visit": "passes for good once the agent has come within radius (1.5) of every point, in "
-             "list order when ordered (default true), the list repeated laps (1) times",
+    "visit": "passes for good once the agent has come within radius (default 1.5 m) of every "
+             "point, in list order when ordered (default true), the list repeated laps "
+             "(default 1) times",
     "orbit": "passes for good once the net horizontal angle swept around centre (turning back "
-             "subtracts) reaches degrees (360); only steps whose horizontal distance is within "
-             "[min_radius, max_radius] count, and re-entering the band adds no jump",
-    "end_near": "holds while the agent is within radius (1.5) of point; judged when the "
-                "episode ends",
+             "subtracts) reaches degrees (default 360); only steps whose horizontal distance is "
+             "within [min_radius, max_radius] count, and re-entering the band adds no jump",
+    "end_near": "holds while the agent is within radius (default 1.5 m) of point; judged when "
+                "the episode ends",
     "clearance": "from the first step the agent is min_m above the top of the highest solid "
                  "cell below it (take-off exempt), it must stay at least that high at every step",
     "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
-    "collisions": "the episode's collision count stays at most max (0)",
+    "collisions": "the episode's collision count stays at most max (default 0)",
     "time_limit": "every other check holds within seconds of simulated time",
 }
 
