@@ -321,6 +321,85 @@ def finalize(ep_ctx):
 """
 
 
+#: A zig-zag path of 60 cells (MoveDir codes: 1 Forward, 2 Back, 3 Left, 4 Right) on which a
+#: drone flying from rest at urgency 1.0 settles more than 1 m off the path and stalls; a
+#: model's policy met it on the wind farm.
+STALLING_MOVES = [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 4, 2, 4, 2, 4, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 2,
+                  3, 2, 3, 2, 3, 2, 3, 3, 2, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 1, 3, 1, 3, 1, 3, 1, 3,
+                  1, 3, 1, 1, 1, 1]
+
+
+def stalling_policy(urgency: float, watchdog: bool) -> str:
+    """Flies STALLING_MOVES once; with ``watchdog``, replaces an action under which the drone
+    moved less than 0.1 m in the last second by a plan to the path's end cell, as the
+    cheatsheet says. Its summary: the step the agent had no action again, or None."""
+    return f"""import math
+import voxelsim as vxs
+MOVES = {STALLING_MOVES!r}
+STATE = {{"sent": False, "done": None, "end": None, "recent": [], "replaced": 0}}
+
+def act(t, agent, world, fw, env, helpers):
+    if not STATE["sent"]:
+        STATE["sent"] = True
+        x, y, z = agent.get_coord_py()
+        dx = {{1: 1, 2: -1}}
+        dy = {{3: -1, 4: 1}}
+        STATE["end"] = [x + sum(dx.get(m, 0) for m in MOVES), y + sum(dy.get(m, 0) for m in MOVES), z]
+        return helpers.intent({urgency}, 0.0, [vxs.MoveDir.from_code_py(m) for m in MOVES])
+    pos = agent.get_pos()
+    STATE["recent"] = (STATE["recent"] + [pos])[-100:]
+    if agent.get_action_py() is None:
+        if STATE["done"] is None:
+            STATE["done"] = round(t / 0.01)
+        return None
+    if {watchdog} and len(STATE["recent"]) == 100 and math.dist(STATE["recent"][0], pos) < 0.1:
+        STATE["recent"] = []
+        STATE["replaced"] += 1
+        return helpers.plan_to(world, agent.get_coord_py(), STATE["end"], 0.8, 0.0), "Replace"
+    return None
+
+def collect(step_ctx):
+    return {{}}
+
+def finalize(ep_ctx):
+    return {{"summary": str(STATE["done"]), "replaced": str(STATE["replaced"])}}
+"""
+
+
+class TestStalledAction(unittest.TestCase):
+    """The cheatsheet: an action advances only within chase_advance_m of its path; a drone that
+    settles farther hovers for good with the action set; replacing it gets it going."""
+
+    def fly(self, urgency: float, watchdog: bool):
+        from bgen.runner.episode import ListSink, run_episode
+        config = EpisodeConfig(max_steps=6000, scenario="terrain", start=(50, 50, -60),
+                               target=(150, 50, -60), backend="embedded")
+        sink = ListSink()
+        outcome = run_episode(stalling_policy(urgency, watchdog), VXS, config, 0, sink)
+        self.assertIsNone(outcome.summary.error, outcome.summary)
+        return outcome.summary.policy_summary, sink.steps
+
+    def test_the_chaser_threshold_is_the_stated_one(self):
+        from bgen.sim.embedded import chase
+        self.assertEqual(chase.DISTANCE_THRESHOLD, FACTS["chase_advance_m"])
+
+    def test_at_urgency_one_the_action_never_ends_and_the_drone_hovers(self):
+        summary, steps = self.fly(1.0, watchdog=False)
+        self.assertEqual(summary["summary"], "None", "the action ended")
+        last = [s["agent_pos"] for s in steps[-1000:]]
+        self.assertLess(math.dist(last[0], last[-1]), 0.1)
+        self.assertEqual({s["command_len"] for s in steps[-1000:]}, {len(STALLING_MOVES)})
+
+    def test_replacing_a_stalled_action_gets_the_drone_to_the_end(self):
+        summary, _ = self.fly(1.0, watchdog=True)
+        self.assertNotEqual(summary["summary"], "None", "still stalled")
+        self.assertGreaterEqual(int(summary["replaced"]), 1)
+
+    def test_the_same_path_at_urgency_09_ends(self):
+        summary, _ = self.fly(0.9, watchdog=False)
+        self.assertNotEqual(summary["summary"], "None")
+
+
 class TestStatedNumbers(unittest.TestCase):
     """Every number in FACTS (the cheatsheet's and the system prompt's) against the backend."""
 

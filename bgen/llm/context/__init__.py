@@ -35,6 +35,7 @@ FACTS: dict[str, int | float] = {
     "action_end_within_m": 0.5,             # measured: 0.30-0.35 m short of the end cell
     "collision_extent_limit": 1.0,          # voxelsim/src/env.rs, collisions: assert dims < 1
     "planner_expansions": 200_000,          # voxelsim/src/planner/astar.rs, max_expansions
+    "chase_advance_m": 1.0,                 # voxelsim/src/agent/chase.rs, distance_threshold
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
