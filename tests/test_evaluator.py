@@ -8,9 +8,10 @@ import unittest
 from pathlib import Path
 
 from bgen.orchestrator.evaluator import (
-    CRITIQUE_MAX_CHARS, aggregate, cap, critique, diagnose, evaluate_dir, load_failure_aggregate,
-    rank_key, sample_trace, write_evaluation,
+    CRITIQUE_MAX_CHARS, aggregate, cap, critique, diagnose, evaluate_dir, flight_findings,
+    involves_target, load_failure_aggregate, rank_key, sample_trace, write_evaluation,
 )
+from bgen.orchestrator.flight_analysis import FlightFinding
 
 POLICY = """import math
 import voxelsim as vxs
@@ -136,6 +137,34 @@ class TestCritique(unittest.TestCase):
         text = critique(aggregate(summaries), summaries)
         self.assertIn("2/2 episodes ran out of steps without reaching the target (success needs < 1.0 m). "
                       "Closest approach 2.5 m (seed 1), final distance 4.0 m.", text)
+
+    def test_a_task_that_never_names_the_target_hears_nothing_of_it(self):
+        orbit_home = {"checks": [{"kind": "orbit", "centre": "turbine_0", "min_radius": 6,
+                                  "max_radius": 20}, {"kind": "end_near", "point": "start"}]}
+        self.assertFalse(involves_target(orbit_home))
+        for spec in (None, {"checks": [{"kind": "reach", "point": "target"}]},
+                     {"checks": [{"kind": "visit", "points": [[1, 2, 3],
+                                                              {"from": "target", "offset": [0, 0, -3]}]}]}):
+            with self.subTest(spec=spec):
+                self.assertTrue(involves_target(spec))
+        summaries = [summary(0, steps=5000, path=80.0, min_dist=9.1)]
+        flights = {0: [FlightFinding("no_progress", "no progress toward the target for the last 40 s"),
+                       FlightFinding("oscillation", "back and forth: the agent entered cell [1, 2, 3]")]}
+        about = "\n".join(flight_findings(summaries, flights))
+        self.assertIn("closest 9.1 m to the target", about)
+        self.assertIn("no progress toward the target", about)
+        other = "\n".join(flight_findings(summaries, flights, about_target=False))
+        self.assertNotIn("target", other)
+        self.assertIn("back and forth", other)
+
+    def test_a_stalled_action_is_named_with_its_cause_and_the_replace_fix(self):
+        summaries = [summary(0, steps=5000, path=80.0, min_dist=9.1)]
+        flights = {0: [FlightFinding("stalled_action", "the action stalled: from step 7 to step "
+                                     "4999 (50 s) the drone hovered within 0.1 m of [1, 2, 3] "
+                                     "under an action of 60 moves that never ended")]}
+        text = "\n".join(flight_findings(summaries, flights, about_target=False))
+        self.assertIn("Cause: the drone settled more than 1 m off the action's path", text)
+        self.assertIn('return it with "Replace"', text)
 
     def test_a_collision_spike_names_the_worst_seed(self):
         summaries = [summary(0, success=True, collisions=0), summary(1, success=True, collisions=120)]

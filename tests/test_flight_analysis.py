@@ -39,6 +39,24 @@ class TestFlightAnalysis(unittest.TestCase):
         self.assertLess(finding.evidence["from_step"], 300)
         self.assertIn("it hardly moved", finding.text)
 
+    def test_hovering_under_an_action_that_never_ends_is_a_stalled_action_not_no_progress(self):
+        steps = records(line(START, [55, 55, -20], 300) + [[55.0, 55.0, -20.0]] * 2500)
+        for index, record in enumerate(steps):
+            record["command_len"] = 22 if index < 100 else 60
+        [finding] = fa.analyse(steps, START, TARGET)
+        self.assertEqual(finding.kind, "stalled_action")
+        self.assertEqual((finding.evidence["to_step"], finding.evidence["command_len"]), (2799, 60))
+        self.assertIn(finding.evidence["from_step"], range(290, 300))   # within 0.1 m from there
+        self.assertIn("under an action of 60 moves that never ended", finding.text)
+
+    def test_hovering_with_no_action_or_briefly_is_no_stalled_action(self):
+        for length, still in ((0, 2500), (60, 300)):
+            with self.subTest(command_len=length, still_steps=still):
+                steps = records(line(START, [55, 55, -20], 300) + [[55.0, 55.0, -20.0]] * still)
+                for record in steps:
+                    record["command_len"] = length
+                self.assertIsNone(fa.stalled_action(steps))
+
     def test_a_short_stall_is_not_reported(self):
         steps = records(line(START, [55, 55, -20], 300) + [[55, 55, -20]] * 1500)
         self.assertEqual(fa.analyse(steps, START, TARGET), [])

@@ -289,6 +289,15 @@ FLIGHT_CAUSES: dict[str, Cause] = {
         "bound the height: never climb more than about 10 m above the higher of the start and "
         "the target (z more negative is higher); after a failed plan, try a smaller padding or "
         "a nearby free goal instead of climbing again, and descend toward the target's z"),
+    "stalled_action": Cause(
+        "stalled_action", "",
+        "the drone settled more than 1 m off the action's path, where voxelsim's chaser no "
+        "longer advances the action, and nothing replaced it (seen at urgency 1.0 and above on "
+        "zig-zag paths)",
+        "keep the agent's position of about a second ago in module state; when an action is set "
+        "but the drone has moved less than 0.1 m since then, plan or build a new intent from "
+        "agent.get_coord_py() and return it with \"Replace\"; urgency 0.9 avoided it on the "
+        "path it was seen on"),
     "plan_failures": Cause(
         "plan_failures", "",
         "helpers.plan_to kept failing and the policy kept asking again (see the messages for why)",

@@ -286,7 +286,7 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
     if agg["rejected_intents"] and not agg.get("rejections"):
         found.append(f"{agg['rejected_intents']} intents returned by act() were rejected by the "
                      "agent: return a valid ActionIntent with a non-empty move list.")
-    flown = flight_findings(summaries, flights or {})
+    flown = flight_findings(summaries, flights or {}, about_target=involves_target(task_spec))
     found.extend(flown)
     collisions = agg["collisions_total"]
     if collisions["mean"]:
@@ -326,18 +326,43 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
 FLIGHT_SEEDS_SHOWN = 3
 
 
-def flight_findings(summaries: list[dict], flights: dict) -> list[str]:
+def involves_target(task_spec: dict | None) -> bool:
+    """Whether the task is judged by the target at all: the default task (no spec) is reaching
+    it; a spec is when one of its checks names the landmark ``target``. Progress toward the
+    target says nothing about a task that never mentions it."""
+    if task_spec is None:
+        return True
+
+    def names_target(value) -> bool:
+        if value == "target":
+            return True
+        if isinstance(value, dict):
+            return value.get("from") == "target"
+        if isinstance(value, list):
+            return any(names_target(item) for item in value)
+        return False
+
+    return any(names_target(check.get(field)) for check in task_spec.get("checks") or []
+               if isinstance(check, dict) for field in ("point", "points", "centre"))
+
+
+def flight_findings(summaries: list[dict], flights: dict, about_target: bool = True) -> list[str]:
     """One paragraph per failed episode (at most ``FLIGHT_SEEDS_SHOWN``): the policy's own
     summary line next to what bgen recognised in its flight, each pattern's cause and fix
-    given once."""
+    given once. ``about_target`` False (a task that never names the target): no closest
+    approach to it, and no finding of progress toward it."""
     paragraphs, explained = [], set()
+    if not about_target:
+        flights = {seed: [f for f in found if f.kind != "no_progress"]
+                   for seed, found in flights.items()}
     failed = [s for s in summaries if s.get("success") is not True
               and (flights.get(s.get("seed")) or _own_summary(s))]
     for summary in failed[:FLIGHT_SEEDS_SHOWN]:
         seed = summary.get("seed")
+        closest = summary.get("min_distance_to_target")
         lines = [f"Seed {seed} failed ({summary.get('reason')}"
-                 + (f", closest {summary['min_distance_to_target']:.1f} m"
-                    if isinstance(summary.get("min_distance_to_target"), (int, float)) else "")
+                 + (f", closest {closest:.1f} m to the target"
+                    if about_target and isinstance(closest, (int, float)) else "")
                  + ")."]
         own = _own_summary(summary)
         if own:
@@ -472,8 +497,9 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
     head += [
         f"Steps mean {_fmt(agg['steps']['mean'])} (min {_fmt(agg['steps']['min'], 0)}, max "
         f"{_fmt(agg['steps']['max'], 0)}); collisions mean {_fmt(agg['collisions_total']['mean'])}; "
-        f"path length mean {_metres(agg['path_len_est']['mean'])}; closest approach to the target "
-        f"mean {_metres(agg['min_distance_to_target']['mean'])}.",
+        f"path length mean {_metres(agg['path_len_est']['mean'])}"
+        + (f"; closest approach to the target mean {_metres(agg['min_distance_to_target']['mean'])}"
+           if involves_target(task_spec) else "") + ".",
     ]
     problems = findings(agg, summaries, policy_code, task_spec=task_spec, flights=flights)
     body = "\n".join(head)

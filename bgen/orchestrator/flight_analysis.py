@@ -12,6 +12,11 @@ voxels, ``distance_to_target`` m; z down, so a more negative z is higher) and re
     climb           it rose ``CLIMB_M`` or more above both the start and the target
     plan_failures   ``helpers.plan_to`` failed ``REPEATED_PLAN_FAILURES`` times or more
                     (from the episode summary: counts by message and the steps they happened on)
+    stalled_action  the episode ended with the agent hovering under an action that never
+                    ended: for the last ``STALL_S`` seconds or more the same ``command_len``
+                    (> 0) was set and the agent stayed within ``STALL_M`` of one point (an
+                    action advances only while the drone is within 1 m of its path,
+                    voxelsim's chaser; a drone that settles farther stays there)
 
 Successful episodes are not analysed (``analyse_episode`` returns nothing for them). Pure:
 no I/O.
@@ -28,6 +33,8 @@ OSCILLATION_VISITS = 4        # separate entries into the same cell
 OSCILLATION_MIN_S = 5.0       # spread over at least this much simulated time
 CLIMB_M = 15.0                # metres above both the start and the target
 REPEATED_PLAN_FAILURES = 10
+STALL_S = 5.0                 # seconds hovering under the same unfinished action (at the end)
+STALL_M = 0.1                 # how far the agent may drift meanwhile
 
 
 @dataclass(frozen=True)
@@ -167,11 +174,44 @@ def plan_failures(summary: dict, steps: list[dict]) -> FlightFinding | None:
         + (f", e.g. {where}" if where else "")), evidence)
 
 
+def stalled_action(steps: list[dict], delta: float = 0.01) -> FlightFinding | None:
+    """The end of the episode spent hovering under one action that never ended."""
+    if not steps:
+        return None
+    last = len(steps) - 1
+    end = steps[last]
+    length, anchor = end.get("command_len"), end.get("agent_pos")
+    if not isinstance(length, int) or length <= 0 or not isinstance(anchor, (list, tuple)) \
+            or len(anchor) != 3:
+        return None
+    first = last
+    for index in range(last - 1, -1, -1):
+        record = steps[index]
+        pos = record.get("agent_pos")
+        if record.get("command_len") != length or not isinstance(pos, (list, tuple)) or \
+                sum((float(a) - float(b)) ** 2 for a, b in zip(pos, anchor)) > STALL_M ** 2:
+            break
+        first = index
+    span = _time_of(end, last, delta) - _time_of(steps[first], first, delta)
+    if span < STALL_S:
+        return None
+    evidence = {"from_step": _step_of(steps[first], first), "to_step": _step_of(end, last),
+                "seconds": round(span, 2), "pos": list(anchor), "command_len": length}
+    return FlightFinding("stalled_action", (
+        f"the action stalled: from step {evidence['from_step']} to step {evidence['to_step']} "
+        f"({span:.0f} s) the drone hovered within {STALL_M:g} m of {_point(anchor)} under an "
+        f"action of {length} moves that never ended"), evidence)
+
+
 def analyse(steps: list[dict], start=None, target=None, *, summary: dict | None = None,
             delta: float = 0.01) -> list[FlightFinding]:
-    """Every pattern found in one episode's step records, in the order of the module table."""
-    found = [no_progress(steps, delta), oscillation(steps, delta), climb(steps, start, target),
-             plan_failures(summary or {}, steps)]
+    """Every pattern found in one episode's step records, in the order of the module table.
+
+    A stalled action explains the end of the flight by itself: ``no_progress`` over the same
+    stretch is then left out."""
+    stalled = stalled_action(steps, delta)
+    found = [None if stalled else no_progress(steps, delta), oscillation(steps, delta),
+             climb(steps, start, target), plan_failures(summary or {}, steps), stalled]
     return [f for f in found if f is not None]
 
 
