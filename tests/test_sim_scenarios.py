@@ -51,7 +51,8 @@ class TestWindFarmScenario(unittest.TestCase):
                 self.assertNotIn((x, y, -126), self.cells)
                 self.assertEqual(self.cells[(x + 2, y, -100)], FILLED)
                 self.assertEqual(self.cells[(x + 1, y + 1, -100)], FILLED)
-                self.assertNotIn((x + 2, y + 1, -100), self.cells)
+                self.assertNotIn((x + 2, y + 1, -100), self.cells)   # centre sqrt(5) m out
+                self.assertNotIn((x + 3, y, -100), self.cells)       # solid out to 2.5 m only
 
     def test_the_middle_tower_has_three_interest_cells_on_its_plus_x_face(self):
         interest = sorted(c for c, bits in self.cells.items() if bits == INTEREST)

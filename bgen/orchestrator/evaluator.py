@@ -515,7 +515,9 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
             sampled = sample_trace(trace, min(TRACE_MAX_CHARS, budget))
             if sampled:
                 body += (f"\n\nTrace of failed episode (seed {trace_seed}), sampled from its "
-                         f"last steps:\n{sampled}")
+                         f"last steps (agent_coord: the position rounded to whole cells; "
+                         f"command_len: the number of moves of the intent being flown, all of "
+                         f"them, not those left, 0 with no action):\n{sampled}")
     return cap(body, max_chars)
 
 

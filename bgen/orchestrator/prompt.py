@@ -105,9 +105,10 @@ class Repair:
 SCENARIO_TEXT = {
     "terrain": ("Random terrain generated from the episode seed (hills, ground below the start); "
                 "a different world each seed, so do not hard-code obstacles."),
-    "wind_farm": ("A wind farm: three turbine towers (solid columns of radius 2 cells, axes at "
-                  "x, y = (30, 30), (120, 120), (210, 210), from the ground up to z = -125) on "
-                  "hilly terrain; the middle one has a defect on its +x face at half height. Fly "
+    "wind_farm": ("A wind farm: three turbine towers (solid columns of the 1 m cells whose "
+                  "centres lie within 2 m of the axis, so solid out to 2.5 m; axes at x, y = "
+                  "(30, 30), (120, 120), (210, 210), from the ground up to z = -125) on hilly "
+                  "terrain; the middle one has a defect on its +x face at half height. Fly "
                   "around the towers, never through them."),
 }
 
