@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from bgen.llm.context import ContextPack, with_facts
+from bgen.runner.taskspec import BUDGET_EXTRA_S, BUDGET_MARGIN, CRUISE_SPEED_MPS
 
 SYSTEM_PROMPT = """\
 You write drone behaviour policies for VoxelSim, a voxel-world quadrotor simulator.
@@ -131,7 +132,10 @@ def task_section(task: Task) -> str:
                   f"({task.max_steps * task.delta:g} s of simulated time)")
         if task.route_m is not None:
             budget += (f", a budget derived from the route the checks ask for (about "
-                       f"{task.route_m:.0f} m at about 2.4 m/s with urgency 0.9, with margin)")
+                       f"{task.route_m:.0f} m: straight lines between their points, each orbit's "
+                       f"circle at its mid radius; flown at about {CRUISE_SPEED_MPS:g} m/s with "
+                       f"urgency 0.9, times {BUDGET_MARGIN:g}, plus {BUDGET_EXTRA_S:g} s; a path "
+                       f"of axis moves is longer than the straight line)")
         lines.append(budget + ".")
     if task.task_spec is not None:
         lines += ["", task_spec_section(task.task_spec)]
