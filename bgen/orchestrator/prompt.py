@@ -233,8 +233,9 @@ def build_task_spec_prompt(goal: str, scenario: str, landmarks: dict) -> str:
     return "\n\n".join([
         f"GOAL\n{goal.strip()}",
         f"SCENARIO: {scenario}. {SCENARIO_TEXT.get(scenario, '')}".rstrip(),
-        "LANDMARKS (names usable as points; start and target may be lifted a little above the "
-        f"terrain in some episodes)\n{marks}",
+        "LANDMARKS (names usable as points; 'start' is where the drone takes off, 'target' the "
+        "scenario's goal point; both may be lifted a little above the terrain in some episodes, "
+        f"and the names follow them)\n{marks}",
         "WORKED EXAMPLE\n```json\n" + json.dumps(TASK_SPEC_EXAMPLE, indent=1) + "\n```",
         "Write the task spec for the GOAL above.",
     ])
