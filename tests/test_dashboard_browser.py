@@ -134,6 +134,14 @@ class TestDashboardInChromium(unittest.TestCase):
                 await page.call(f"{domain}.enable")
             await page.call("Fetch.enable", patterns=[{"urlPattern": "*/runs", "requestStage": "Request"}])
             await page.call("Page.navigate", url=origin + "/?token-test")
+            deadline = asyncio.get_running_loop().time() + RUN_WAIT
+            while not refused:       # the page loads, asks /health, then /runs (answered 401)
+                if asyncio.get_running_loop().time() > deadline:
+                    state = await page.evaluate(
+                        "JSON.stringify({ready: document.body && document.body.dataset.ready, "
+                        "info: (document.querySelector('#server-info') || {}).textContent})")
+                    self.fail(f"the page did not ask for /runs within {RUN_WAIT:g} s: {state}")
+                await asyncio.sleep(0.1)
             await page.wait_for("!!document.querySelector('#token-dialog') && "
                                 "!document.querySelector('#token-dialog').hidden", UI_WAIT, "the token dialog")
             await page.evaluate("document.querySelector('#token-input').value = 's3cret';"
