@@ -4,7 +4,6 @@ would compute, no secret in their environment, and a dead grader costing only sp
 import os
 import signal
 import tempfile
-import time
 import unittest
 from dataclasses import replace
 from pathlib import Path
