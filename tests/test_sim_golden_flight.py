@@ -13,6 +13,7 @@ import unittest
 
 import numpy as np
 
+from bgen.bench.runner import STANDARD_POLICY   # the standard episode's A* policy
 from bgen.runner import replay
 from bgen.runner.episode import EpisodeConfig, build_sim, run_episode
 from bgen.sim import load_backend
@@ -43,30 +44,6 @@ GOLDEN_STANDARD = {
     0: "609cbc3046b1a32aa0243817bc5dd4fe",
     5: "a20a600536d11c369e6f3bc40c143cdc",
 }
-
-STANDARD_POLICY = '''
-TARGET = None
-
-
-def init(config):
-    global TARGET
-    TARGET = [int(round(v)) for v in config["target"]]
-
-
-def act(t, agent, world, fw, env, helpers):
-    if agent.get_action_py() is None:
-        return helpers.plan_to(world, agent.get_coord_py(), TARGET, 1.0, 0.0), "Replace"
-    return None
-
-
-def collect(step_ctx):
-    return {}
-
-
-def finalize(ep_ctx):
-    return {}
-'''
-
 
 def flight_hash(positions, collisions) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(positions, dtype="<f8").tobytes())

@@ -53,7 +53,8 @@ from collections import Counter
 from pathlib import Path
 
 from bgen.machine import machine_line
-from bgen.bench.runner import STANDARD_POLICY, JsonLines, freeze_heap, standard_config
+from bgen.bench.runner import (STANDARD_POLICY, JsonLines, check_arguments, freeze_heap,
+                               standard_config)
 
 SAMPLE_S = 0.05
 
@@ -318,18 +319,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("iterations", "episodes", "workers", "max_steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
-                         f"actual: {getattr(args, name)}")
-    if args.seed_start < 0:
-        parser.error(f"--seed-start: expects an integer >= 0, actual: {args.seed_start}")
-    from bgen.errors import ConfigError
-    from bgen.sim import load_backend
-    try:
-        load_backend(args.backend)
-    except ConfigError as error:
-        parser.error(f"--backend: {error}")
+    check_arguments(parser, args, ("iterations", "episodes", "workers", "max_steps"))
     if args.child is not None:
         return _child(args)
 

@@ -159,18 +159,10 @@ def outcome_line(summaries: list[dict]) -> str:
     return text + (f"  ({'; '.join(failed)})" if failed else "")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bgen.bench runner",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=8)
-    parser.add_argument("--seed-start", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="N for the N-worker run (default: number of cores)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--max-steps", type=int, default=3000)
-    args = parser.parse_args(argv)
-    for name in ("episodes", "workers", "repeat", "max_steps"):
+def check_arguments(parser, args, positive: tuple[str, ...]) -> None:
+    """Exit with a one-line usage error (status 2) for a count below 1 among ``positive``, a
+    negative ``--seed-start`` or an unknown ``--backend``."""
+    for name in positive:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expects a positive integer, "
                          f"actual: {getattr(args, name)}")
@@ -183,11 +175,25 @@ def main(argv=None) -> int:
     except ConfigError as error:
         parser.error(f"--backend: {error}")
 
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bgen.bench runner",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--seed-start", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="N for the N-worker run (default: number of cores)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--max-steps", type=int, default=3000)
+    args = parser.parse_args(argv)
+    check_arguments(parser, args, ("episodes", "workers", "repeat", "max_steps"))
+
     from dataclasses import replace
 
     from bgen.machine import machine_line
     from bgen.runner.worker import check_policy, probe_worker
-    from bgen.sim import backend_label
+    from bgen.sim import backend_label, load_backend
     cache = tempfile.TemporaryDirectory(prefix="bgen-bench-worlds-")
     config = replace(standard_config(args.backend, args.max_steps), world_cache_dir=cache.name)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
