@@ -254,8 +254,7 @@ def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
     from bgen.runner import grading, worker, zygote
     zygote.stop_hosts()
     grading.shutdown()
-    with worker._COMPILED_LOCK:
-        worker._COMPILED.clear()
+    worker.forget_compiled()
     started = time.perf_counter()
     ready = worker.prepare(config, seeds, workers)(120.0)
     setup = time.perf_counter() - started

@@ -628,11 +628,18 @@ def compiled(source: str) -> bytes | None:
     compiling the source again (~12 ms an episode for an 80-line policy). This process never
     compiles or unmarshals policy code: compiling untrusted text can take seconds and
     gigabytes (constant folding), which a policy process meets under its own limits."""
+    key = _digest(source)
     with _COMPILED_LOCK:
-        code = _COMPILED.get(_digest(source))
+        code = _COMPILED.get(key)
         if code is not None:
-            _COMPILED.move_to_end(_digest(source))
+            _COMPILED.move_to_end(key)
         return code
+
+
+def forget_compiled() -> None:
+    """Drop every kept code object (the loop benchmark starts a pass from nothing)."""
+    with _COMPILED_LOCK:
+        _COMPILED.clear()
 
 
 def _remember_code(source: str, text) -> None:
@@ -643,15 +650,16 @@ def _remember_code(source: str, text) -> None:
         code = base64.b64decode(text, validate=True)
     except ValueError:
         return
+    key = _digest(source)
     with _COMPILED_LOCK:
-        _COMPILED[_digest(source)] = code
-        _COMPILED.move_to_end(_digest(source))
+        _COMPILED[key] = code
+        _COMPILED.move_to_end(key)
         while len(_COMPILED) > COMPILED_KEPT:
             _COMPILED.popitem(last=False)
 
 
 def _code_of(request: dict):
-    """The code object the caller compiled for this request's source, or None."""
+    """The code object the policy's check compiled, sent with this request, or None."""
     text = request.get("code")
     if not isinstance(text, str):
         return None
@@ -1051,11 +1059,12 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     at a few Hz: each step event it is handed costs its threads time under the GIL).
 
     When ``check_policy`` checked this very source, the code object its policy process
-    compiled is sent to every episode (``compiled``). Each finished episode is graded by the trusted replay in a grader process
-    (``bgen.runner.grading``) while the next ones run; with a world cache directory, graders
-    also build and store the worlds not stored yet, each before its episode starts (a policy
-    process cannot write the cache). ``grader_processes=False`` grades in this thread instead
-    (one episode: no pool worth starting).
+    compiled is sent to every episode (``compiled``). Each finished episode is graded by the
+    trusted replay in a grader process (``bgen.runner.grading``) while the next ones run;
+    with a world cache directory, graders also build and store the worlds not stored yet, each
+    before its episode starts (a policy process cannot write the cache).
+    ``grader_processes=False`` grades in this thread instead (one episode: no pool worth
+    starting).
     """
     if not isinstance(config, EpisodeConfig):
         raise ConfigError("config: expects an EpisodeConfig", field="config")
@@ -1269,8 +1278,8 @@ def check_policy(policy_code: str, backend: str = "auto", timeout_s: float = 10.
     """Load the policy in a short-lived worker (same limits as an episode); raise if it fails.
 
     The code object that worker compiled is kept (``compiled``) for ``run_episodes`` of the
-    same source. Raises ``PolicyLoadError`` with the sandbox's message and line when the source does not
-    validate, its module body fails or runs past the budget, or the contract is broken.
+    same source. Raises ``PolicyLoadError`` with the sandbox's message and line when the source
+    does not validate, its module body fails or runs past the budget, or the contract is broken.
     """
     config = config or EpisodeConfig(backend=backend, act_budget_s=min(timeout_s, 5.0))
     answer = _one_shot("check", policy_code, config, timeout_s)
