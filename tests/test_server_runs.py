@@ -343,10 +343,12 @@ class TestDeleteListPrune(ManagerTestCase):
 
     def test_deleting_with_terminate_succeeds_when_keep_runs_prunes_the_run_as_it_stops(self):
         calls = []
+        first_in_loop = threading.Event()
 
         def first_waits_then_the_rest_finish(config, run_dir, emit, stop_event, **_):
             calls.append(run_dir)
             if len(calls) == 1:
+                first_in_loop.set()
                 while not stop_event.is_set():
                     stop_event.wait(0.01)
                 return fakeloop.LoopResult(stopped_reason="terminated")
@@ -354,6 +356,9 @@ class TestDeleteListPrune(ManagerTestCase):
 
         self.make(first_waits_then_the_rest_finish, keep_runs=1, max_concurrent=2)
         older = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        # "running" is recorded when the run leaves the queue, before its thread reaches the
+        # loop: the newer run is submitted only once the older one is inside it.
+        self.assertTrue(first_in_loop.wait(TIMEOUT), "the older run never reached the loop")
         self.wait_status(older, "running")
         newer = self.manager.submit(parse_run_request({"render": False}))["run_id"]
         self.wait_status(newer, "done")
