@@ -360,6 +360,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if body is not None:
             self.send_header("Content-Type", "application/json")
+            self.send_header("X-Content-Type-Options", "nosniff")
+        # Run records, code and errors change and may be private: no cache keeps a copy
+        # (RFC 9111 section 5.2.2.5).
+        self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")

@@ -193,6 +193,19 @@ class TestHead(HttpTestCase):
                 for name_ in (b"Content-Length", b"Content-Type"):
                     self.assertEqual(header_line(head, name_), header_line(get.partition(b"\r\n\r\n")[0], name_))
 
+    def test_json_answers_and_errors_are_never_stored_by_a_cache(self):
+        run_id = request(self.port, "POST", "/run", {**QUICK, "episodes": 0})[1]["run_id"]
+        wait_until(lambda: request(self.port, "GET", f"/runs/{run_id}")[1]["status"] == "done", "the run to end")
+        for path in ("/health", "/runs", f"/runs/{run_id}", f"/code/{run_id}", "/runs/nonexistent",
+                     "/health?x=1"):
+            with self.subTest(path=path):
+                status, _, headers = request(self.port, "GET", path)
+                self.assertEqual(headers.get("Content-Type"), "application/json", status)
+                self.assertEqual(headers.get("Cache-Control"), "no-store")
+                self.assertEqual(headers.get("X-Content-Type-Options"), "nosniff")
+        status, _, headers = request(self.port, "GET", "/")
+        self.assertEqual((status, headers.get("Cache-Control")), (200, "no-cache"))
+
     def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))
