@@ -44,8 +44,30 @@ def _cmdline(pid) -> bytes:
         return b""
 
 
+def _parent_pid(pid) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _descends_from_this_process(pid: int) -> bool:
+    """Whether ``pid`` is below this test process (another suite's policy processes on the
+    same machine are not ours to count or signal)."""
+    me = os.getpid()
+    for _ in range(64):
+        pid = _parent_pid(pid)
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 def host_children() -> list[int]:
-    """Pids (as this process sees them) of live policy processes: forks of a sandbox host."""
+    """Pids (as this process sees them) of live policy processes: forks of a sandbox host
+    started by this process."""
     children = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or b"bgen.runner.zygote" not in _cmdline(entry):
@@ -57,7 +79,8 @@ def host_children() -> list[int]:
             continue
         parent = _cmdline(fields[1])
         if fields[0] != "Z" and b"bgen.runner.zygote" in parent and \
-                b"python" in os.path.basename(parent.split(b"\0")[0]):
+                b"python" in os.path.basename(parent.split(b"\0")[0]) and \
+                _descends_from_this_process(int(entry)):
             children.append(int(entry))
     return children
 
