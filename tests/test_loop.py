@@ -18,6 +18,7 @@ from bgen.errors import ConfigError, PolicyLoadError, ProviderError
 from bgen.llm.client import LLMClient, LLMSettings
 from bgen.orchestrator.loop import LoopConfig, run_loop
 from bgen.orchestrator.runlog import EventLog
+from bgen.runner import taskspec
 from bgen.runner.episode import EpisodeConfig
 from tests.fake_llm import (FakeLLMServer, error_reply, gateway_error, slow_reply, text_reply,
                             think_wrapped)
@@ -467,8 +468,7 @@ class TestTaskSpecs(LoopTestCase):
         self.assertIn("- start: [50, 50, -20]", ask)
         self.assertIn("- target: [60, 60, -20]", ask)
         self.assertIn("WORKED EXAMPLE", ask)
-        for kind in ("reach", "visit", "orbit", "end_near", "clearance", "altitude", "collisions",
-                     "time_limit"):
+        for kind in taskspec.CHECK_KINDS:
             self.assertIn(f"- {kind}:", self.server.spec_requests[0].system_text)
         task = next(e for e in self.events if e["type"] == "task")
         self.assertEqual(self.types()[:2], ["task", "iteration"])

@@ -138,7 +138,8 @@ SQUARE = [{"from": "start", "offset": [dx, dy, 0]} for dx, dy in ((3, -3), (3, 3
 #: Every kind a straight, high flight to the target satisfies (and a dive fails).
 DIRECT_SPEC = {"checks": [
     {"kind": "reach", "point": "target"}, {"kind": "end_near", "point": "target"},
-    {"kind": "clearance", "min_m": 20}, {"kind": "altitude", "min_z": -90, "max_z": -60},
+    {"kind": "clearance", "min_m": 20}, {"kind": "standoff", "min_m": 0.5},
+    {"kind": "altitude", "min_z": -90, "max_z": -60},
     {"kind": "collisions", "max": 0}, {"kind": "time_limit", "seconds": 15}]}
 #: A patrol: the square around the start twice, circling it, then the target.
 PATROL_SPEC = {"checks": [
@@ -233,6 +234,9 @@ class TaskSpecFlightTests(unittest.TestCase):
             ("end_near", "direct", "dive", r"^end_near: ended \d+\.\d m from target "
                                            r"\[126, 120, -66\] \(needs < 1\.5 m\)$"),
             ("clearance", "direct", "dive", r"^clearance: never 20 m above the ground$"),
+            ("standoff", "direct", "dive", r"^standoff: 0\.0 m at step \d+ from the cell "
+                                           r"\[110, 110, -\d+\] \(needs 0\.5 m; clear \d+/600 "
+                                           r"steps from step 0\)$"),
             ("altitude", "direct", "dive", r"^altitude: z -21\.0 at step 0 outside \[-90, -60\] "
                                            r"\(0/600 steps in band\)$"),
             ("collisions", "direct", "dive", r"^collisions: \d+ contacts, at most 0 allowed "

@@ -87,7 +87,7 @@ class ParsingTests(unittest.TestCase):
             ({"checks": [reach, {"kind": "reach", "point": "target", "radius": -1}]},
              "checks[1].radius", "checks[1].radius: expects a positive number, actual: -1"),
             ({"checks": [{"kind": "hover"}]}, "checks[0].kind",
-             "checks[0].kind: expects one of reach, visit, orbit, end_near, clearance, altitude, "
+             "checks[0].kind: expects one of reach, visit, orbit, end_near, clearance, standoff, altitude, "
              'collisions, time_limit, actual: "hover"'),
             ({"checks": [{"kind": "reach"}]}, "checks[0].point",
              "checks[0].point: required for a reach check"),
@@ -263,6 +263,101 @@ class CheckKindTests(unittest.TestCase):
         self.assertEqual(heights.ground_below((1.0, 0.0, -2.0)), (-1.5, (1, 0, -4)))
         self.assertEqual(heights.ground_below((9.0, 9.0, -2.0)), (math.inf, None))
         self.assertLess(heights.ground_below((0.0, 0.0, 0.2))[0], 0)
+
+    def test_standoff_is_the_distance_to_any_cell_where_clearance_sees_only_the_ground(self):
+        # A floor 5.5 m under the flight line (y = 0, z = -20), a trunk beside it at y = 3 and
+        # a SPARSE leaf at y = -3: each 2.5 m from the line, and neither below it.
+        vxs = load_backend("embedded")
+        cells = {(x, y, -14): vxs.Cell.filled() for x in range(-3, 14) for y in range(-4, 5)}
+        cells.update({(5, 3, z): vxs.Cell.filled() for z in range(-24, -14)})
+        cells[(8, -3, -20)] = vxs.Cell.sparse()
+        world = vxs.VoxelGrid.from_dict_py(cells)
+        take_off = line((0, 0, -15), START, 30)           # 0.5 m above the floor at first
+        flight = np.concatenate([take_off, line(START, TARGET, 100)])
+        reach = {"kind": "reach", "point": "target"}
+        self.assertTrue(grade([{"kind": "clearance", "min_m": 3}, reach], flight, world=world).success)
+        close = grade([{"kind": "standoff", "min_m": 3}, reach], flight, world=world)
+        self.assertFalse(close.success)
+        self.assertRegex(close.checks[0]["account"],
+                         r"^standoff: 2\.5 m at step \d+ from the cell \[5, 3, -20\] \(needs 3 m; "
+                         r"clear \d+/\d+ steps from step 15\)$")
+        wide = grade([{"kind": "standoff", "min_m": 2}, reach], flight, world=world)
+        self.assertTrue(wide.success)
+        self.assertRegex(wide.checks[0]["account"],
+                         r"^standoff: at least 2 m from every cell from step 9 on \(closest 2\.1 m "
+                         r"at step 9 from the cell \[0, 0, -14\]\)$")
+        low = grade([{"kind": "standoff", "min_m": 3}, reach], line((0, 0, -15), (10, 0, -15), 50),
+                    world=world)
+        self.assertEqual(low.checks[0]["account"], "standoff: never 3 m from every cell")
+        high = grade([{"kind": "standoff", "min_m": 1}, reach],
+                     np.concatenate([line((0, 0, -15), (0, 0, -40), 30), line((0, 0, -40), TARGET, 60)]),
+                     world=world)
+        self.assertRegex(high.checks[0]["account"],
+                         r"^standoff: at least 1 m from every cell from step 1 on \(closest 1\.4 m at step 1 "
+                         r"from the cell \[0, 0, -14\]\)$")
+        sky = grade([{"kind": "standoff", "min_m": 3}, {"kind": "end_near", "point": [10, 0, -40]}],
+                    line((0, 0, -40), (10, 0, -40), 40), world=world)
+        self.assertEqual(sky.checks[0]["account"], "standoff: at least 3 m from every cell from "
+                                                   "step 0 on (no cell within 5 m)")
+        with self.assertRaises(TaskSpecError) as caught:
+            grade([{"kind": "standoff", "min_m": 3}, reach], flight)
+        self.assertEqual(caught.exception.message, "a standoff check needs the world")
+
+    def test_standoff_skips_only_the_queries_whose_bound_decides_the_step(self):
+        rng = np.random.default_rng(3)
+        coords = rng.integers(-8, 9, (60, 3))
+        cells = taskspec.CellDistance(coords)
+        queries = []
+
+        class Counting(taskspec.CellDistance):
+            def nearest(self, pos, reach):
+                queries.append(pos)
+                return cells.nearest(pos, reach)
+
+        class WithinReach(taskspec.CellDistance):      # what the account reports: up to min_m + 2
+            def nearest(self, pos, look):
+                return cells.nearest(pos, look - taskspec.STANDOFF_LOOK_M)
+
+        counting, within_reach = Counting(coords), WithinReach(coords)
+        for trial in range(30):
+            walk = np.cumsum(rng.normal(0, 0.15, (300, 3)), axis=0) + rng.uniform(-12, 12, 3)
+            for min_m in (0.5, 1.5, 3.0):
+                checks = [{"kind": "standoff", "min_m": min_m}, {"kind": "end_near", "point": [99, 0, 0]}]
+                resolved = resolve(parse_task_spec({"checks": checks}), MARKS)
+                every = FlightTracker(resolved, within_reach, 0.01)
+                every.checkers[0]._decided = lambda pos: False      # a query at every step
+                skipping = FlightTracker(resolved, counting, 0.01)
+                queries.clear()
+                for step, pos in enumerate(walk):
+                    every.observe(step, pos, 0)
+                    skipping.observe(step, pos, 0)
+                with self.subTest(trial=trial, min_m=min_m):
+                    self.assertEqual(skipping.results(walk[-1]), every.results(walk[-1]))
+                    self.assertLessEqual(len(queries), len(walk))
+        # Far from every cell, a query now and then does for the whole flight.
+        resolved = resolve(parse_task_spec({"checks": [{"kind": "standoff", "min_m": 2},
+                                                       {"kind": "reach", "point": "target"}]}), MARKS)
+        queries.clear()
+        grade_flight(resolved, line((40, 0, 0), (80, 0, 0), 1000), np.zeros(1000), counting)
+        self.assertLess(len(queries), 50)
+
+    def test_the_nearest_cell_is_measured_to_its_cube_within_the_reach(self):
+        class VoxelsimLikeWorld:        # only the voxelsim methods: no embedded arrays
+            def to_dict_py_tolistpy(self):
+                cell = type("Cell", (), {"bits_py": lambda self: 0b1_0000_0000})()
+                return [([0, 0, 0], cell), ([4, 0, 0], cell)]
+
+        cells = taskspec.CellDistance.from_world(VoxelsimLikeWorld())
+        self.assertEqual(cells.nearest((2.0, 0.0, 0.0), 5.0), (1.5, (0, 0, 0)))
+        self.assertEqual(cells.nearest((0.2, 0.1, -0.3), 5.0), (0.0, (0, 0, 0)))
+        distance, cell = cells.nearest((-2.0, 2.0, 0.0), 5.0)
+        self.assertAlmostEqual(distance, math.hypot(1.5, 1.5))
+        self.assertEqual(cell, (0, 0, 0))
+        self.assertEqual(cells.nearest((-2.0, 0.0, 0.0), 1.4), (math.inf, None))
+        self.assertEqual(cells.nearest((50.0, 0.0, 0.0), 5.0), (math.inf, None))
+        self.assertEqual(cells.nearest((float("nan"), 0.0, 0.0), 5.0), (math.inf, None))
+        self.assertEqual(taskspec.CellDistance(np.zeros((0, 3))).nearest((0, 0, 0), 5.0),
+                         (math.inf, None))
 
     def test_altitude_band_holds_at_every_step(self):
         check = [{"kind": "altitude", "min_z": -25, "max_z": -15},

@@ -177,6 +177,9 @@ CHECK_MEANINGS = {
                 "the episode ends",
     "clearance": "from the first step the agent is min_m above the top of the highest solid "
                  "cell below it (take-off exempt), it must stay at least that high at every step",
+    "standoff": "from the first step the agent is min_m from every cell of the world (3-D "
+                "distance to the nearest cell of any kind: ground, trunks, foliage, turbines; "
+                "take-off exempt), it must stay at least that far at every step",
     "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
     "collisions": "the episode's collision count stays at most max (default 0)",
     "time_limit": "every other check holds within seconds of simulated time",
@@ -201,12 +204,16 @@ Check kinds (fields, defaults in brackets):
   around centre while its horizontal distance is within the band reaches degrees (once
   reached, it stays passed).
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
-- clearance: min_m. After take-off it stays at least min_m above the ground below it.
+- clearance: min_m. After take-off it stays at least min_m above the ground below it (height
+  only: a tree beside the drone does not count).
+- standoff: min_m. After take-off it stays at least min_m from every cell of the world in any
+  direction (ground, trees with their foliage, turbines): "keep N m away from obstacles".
 - altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
 - collisions: max [0]. At most max collisions in the episode.
 - time_limit: seconds. Every other check holds within that many seconds.
 The episode ends at the first step at which every check holds, so a goal that ends somewhere
-needs reach or end_near; invariants (clearance, altitude, collisions) alone end at once.
+needs reach or end_near; invariants (clearance, standoff, altitude, collisions) alone end at
+once.
 Checks are judged together, not one after another: only a visit's points have an order, so
 "do A, then B" is a visit of A's and B's points, or A's checks plus an end_near at B.
 State only what the goal asks for; prefer landmarks to raw coordinates so the spec fits every

@@ -20,7 +20,8 @@ lifted above the terrain), so one spec serves every seed.
 The episode ends at the first step at which every check holds, else at its step budget; the
 tracker decides that step by step inside the episode, ``grade_flight`` decides it from a whole
 recorded flight (for a trusted replay) and gives the same verdicts. Nothing here reads what
-the policy's ``collect``/``finalize`` return: only positions, collision counts and the world.
+the policy's ``collect``/``finalize`` return: only positions, collision counts and the world
+(``clearance`` reads the ground below the agent, ``standoff`` the nearest cell of any kind).
 
 This module is pure: standard library and numpy only, no simulator, process or file.
 """
@@ -37,8 +38,8 @@ import numpy as np
 
 from bgen.errors import ConfigError
 
-CHECK_KINDS = ("reach", "visit", "orbit", "end_near", "clearance", "altitude", "collisions",
-               "time_limit")
+CHECK_KINDS = ("reach", "visit", "orbit", "end_near", "clearance", "standoff", "altitude",
+               "collisions", "time_limit")
 OBJECTIVES = ("time", "path_length", "collisions")
 DEFAULT_SPEC_DOC = {"checks": [{"kind": "reach", "point": "target", "radius": 1.0}]}
 MAX_CHECKS = 32
@@ -46,6 +47,9 @@ MAX_POINTS = 256
 MAX_LAPS = 100
 MAX_GOAL_CHARS = 2000
 LANDMARK_FORMAT = "a landmark name such as 'start' or 'target'"
+
+#: Check kinds measured against the episode's world (built before any policy call).
+WORLD_KINDS = ("clearance", "standoff")
 
 # voxelsim's Cell bits (voxelsim/src/env.rs): what counts as ground for ``clearance``.
 FILLED_BIT = 0b0001_0000
@@ -60,6 +64,7 @@ _FIELDS: dict[str, dict[str, tuple[bool, Any]]] = {
               "degrees": (False, 360.0)},
     "end_near": {"point": (True, None), "radius": (False, 1.5)},
     "clearance": {"min_m": (True, None)},
+    "standoff": {"min_m": (True, None)},
     "altitude": {"min_z": (False, None), "max_z": (False, None)},
     "collisions": {"max": (False, 0)},
     "time_limit": {"seconds": (True, None)},
@@ -382,7 +387,7 @@ class ResolvedSpec:
 
     @property
     def needs_world(self) -> bool:
-        return any(c.kind == "clearance" for c in self.checks)
+        return any(c.kind in WORLD_KINDS for c in self.checks)
 
 
 def _resolve_point(ref: PointRef, landmarks: dict, where: str) -> np.ndarray:
@@ -411,8 +416,22 @@ def resolve(spec: TaskSpec, landmarks: dict) -> ResolvedSpec:
 
 
 # --------------------------------------------------------------------------------------------
-# Ground below the drone (for clearance)
+# The world as the checks see it: ground below the drone (clearance), nearest cell (standoff)
 # --------------------------------------------------------------------------------------------
+
+def world_cells(world) -> tuple[np.ndarray, np.ndarray]:
+    """(coords (N, 3) int64, bits (N,) int64) of every stored cell of ``world``: the embedded
+    backend's arrays when it has them, else ``VoxelGrid.to_dict_py_tolistpy()``."""
+    arrays = getattr(world, "_arrays", None)
+    if callable(arrays):
+        coords, bits = arrays()
+    else:
+        cells = world.to_dict_py_tolistpy()
+        coords = [c for c, _ in cells]
+        bits = [cell.bits_py() for _, cell in cells]
+    return (np.asarray(coords, dtype=np.int64).reshape(-1, 3),
+            np.asarray(bits, dtype=np.int64).reshape(-1))
+
 
 class HeightMap:
     """The FILLED or GROUND cells of a world by column, to measure height above the ground.
@@ -462,14 +481,7 @@ class HeightMap:
     def from_world(cls, world) -> "HeightMap":
         if isinstance(world, HeightMap):
             return world
-        arrays = getattr(world, "_arrays", None)
-        if callable(arrays):
-            coords, bits = arrays()
-            return cls(coords, bits)
-        cells = world.to_dict_py_tolistpy()
-        coords = np.array([c for c, _ in cells], dtype=np.int64).reshape(-1, 3)
-        bits = np.array([cell.bits_py() for _, cell in cells], dtype=np.int64)
-        return cls(coords, bits)
+        return cls(*world_cells(world))
 
     def ground_below(self, pos) -> tuple[float, tuple[int, int, int] | None]:
         """(clearance in m, the ground cell) for a position; (inf, None) over nothing."""
@@ -487,6 +499,60 @@ class HeightMap:
             return (zc + 0.5) - float(pos[2]), (x, y, zc)
         zc = self.zs[n]
         return (zc - 0.5) - float(pos[2]), (x, y, zc)
+
+
+class CellDistance:
+    """Distance (m) from a point to the nearest cell of a world, for ``standoff``.
+
+    Every stored cell counts, whatever its bits (ground, trunks, foliage, turbines): the same
+    cells ``world.collisions_py`` reports as contacts (voxelsim ``VoxelGrid::collisions``).
+    The cell ``(x, y, z)`` is the unit cube centred on it, so the distance from ``p`` to it is
+    the length of ``max(|p - c| - 0.5, 0)`` per axis, 0 inside. Built once per world as a dense
+    occupancy box (one byte per cell of the cells' bounding box).
+    """
+
+    def __init__(self, coords: np.ndarray):
+        coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        if len(coords):
+            self.low = coords.min(axis=0)
+            shape = coords.max(axis=0) - self.low + 1
+            self.occupied = np.zeros(tuple(int(n) for n in shape), dtype=bool)
+            self.occupied[tuple((coords - self.low).T)] = True
+        else:
+            self.low = np.zeros(3, dtype=np.int64)
+            self.occupied = np.zeros((0, 0, 0), dtype=bool)
+
+    @classmethod
+    def from_world(cls, world) -> "CellDistance":
+        if isinstance(world, CellDistance):
+            return world
+        return cls(world_cells(world)[0])
+
+    def nearest(self, pos, reach: float) -> tuple[float, tuple[int, int, int] | None]:
+        """(distance in m, the cell) of the nearest cell within ``reach`` m of ``pos``;
+        (inf, None) when no cell is that close."""
+        p = (float(pos[0]), float(pos[1]), float(pos[2]))
+        if not all(map(math.isfinite, p)) or not math.isfinite(reach):
+            return math.inf, None
+        # Cells whose cube can lie within reach: centres within reach + 0.5 on every axis.
+        first, last = [], []
+        for axis in range(3):
+            low, size = int(self.low[axis]), self.occupied.shape[axis]
+            first.append(max(math.ceil(p[axis] - reach - 0.5) - low, 0))
+            last.append(min(math.floor(p[axis] + reach + 0.5) - low, size - 1))
+            if last[axis] < first[axis]:
+                return math.inf, None
+        box = self.occupied[first[0]:last[0] + 1, first[1]:last[1] + 1, first[2]:last[2] + 1]
+        found = np.argwhere(box)
+        if not len(found):
+            return math.inf, None
+        cells = found + (np.asarray(first) + self.low)
+        gaps = np.maximum(np.abs(cells - np.asarray(p)) - 0.5, 0.0)
+        distances = np.sqrt((gaps * gaps).sum(axis=1))
+        k = int(np.argmin(distances))
+        if distances[k] > reach:
+            return math.inf, None
+        return float(distances[k]), tuple(int(v) for v in cells[k])
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,6 +772,85 @@ class _Clearance:
                               f"{self.clear}/{self.counted} steps from step {self.armed_at})")
 
 
+#: A ``standoff`` account names the closest cell up to this far beyond ``min_m`` (m).
+STANDOFF_REPORT_M = 2.0
+#: How much farther than that each query looks (m): a flight that far from every cell then
+#: needs no query until it has moved this far.
+STANDOFF_LOOK_M = 4.0
+
+
+class _Standoff:
+    """Like ``_Clearance`` (armed at the first step far enough, then required at every step),
+    with the 3-D distance to the nearest cell of any kind instead of the height above ground.
+
+    The distance changes by at most the distance moved, so after a query the next steps need
+    none while that bound already decides them (far from every cell: most of a flight); the
+    verdicts and accounts are those of a query at every step."""
+
+    def __init__(self, check, ctx):
+        self.min_m = check.fields["min_m"]
+        self.reach = self.min_m + STANDOFF_REPORT_M
+        self.armed_at = None
+        self.clear = 0
+        self.counted = 0
+        self.low = math.inf
+        self.low_at = None      # (step, nearest cell or None) of the smallest distance since armed
+        self.violated = False
+        self.look = self.reach + STANDOFF_LOOK_M
+        self.queried_at = None  # (position, distance) of the last query (inf: beyond look)
+
+    def _decided(self, pos) -> bool:
+        """Count this step without a query when the last one's bound settles it."""
+        if self.queried_at is None:
+            return False
+        where, distance = self.queried_at
+        moved = math.dist(pos, where)
+        if self.armed_at is None:       # not armed: only a step surely too close is settled
+            return distance + moved < self.min_m
+        lowest = min(distance, self.look) - moved
+        if lowest >= self.min_m and (lowest >= self.low or lowest > self.reach):
+            self.counted += 1           # clear, and no closer than the closest seen
+            self.clear += 1
+            return True
+        return False
+
+    def observe(self, step, pos, ctx):
+        if self._decided(pos):
+            return
+        distance, cell = ctx.cells.nearest(pos, self.look)
+        self.queried_at = (pos, distance)
+        if distance > self.reach:       # reported as a query within reach would see it
+            distance, cell = math.inf, None
+        ok = distance >= self.min_m
+        if self.armed_at is None:
+            if not ok:
+                return
+            self.armed_at = step
+        self.counted += 1
+        self.clear += ok
+        if not ok:
+            self.violated = True
+        if distance < self.low or self.low_at is None:
+            self.low, self.low_at = distance, (step, cell)
+
+    def holds(self, pos, ctx):
+        return self.armed_at is not None and not self.violated
+
+    def result(self, pos, ctx):
+        if self.armed_at is None:
+            return False, 0.0, f"standoff: never {self.min_m:g} m from every cell"
+        step, cell = self.low_at
+        low = f"{self.low:.1f} m at step {step} from the cell {_fmt_point(cell)}" if cell else None
+        score = self.clear / self.counted if self.counted else 0.0
+        if not self.violated:
+            closest = f"closest {low}" if low else f"no cell within {self.reach:g} m"
+            return True, 1.0, (f"standoff: at least {self.min_m:g} m from every cell from step "
+                               f"{self.armed_at} on ({closest})")
+        # Violated: some cell came closer than min_m, so ``low`` names one.
+        return False, score, (f"standoff: {low} (needs {self.min_m:g} m; clear "
+                              f"{self.clear}/{self.counted} steps from step {self.armed_at})")
+
+
 class _Altitude:
     def __init__(self, check, ctx):
         self.lo, self.hi = check.fields["min_z"], check.fields["max_z"]
@@ -784,7 +929,7 @@ class _TimeLimit:
 
 
 _CHECKERS = {"reach": _Reach, "visit": _Visit, "orbit": _Orbit, "end_near": _EndNear,
-             "clearance": _Clearance, "altitude": _Altitude, "collisions": _Collisions,
+             "clearance": _Clearance, "standoff": _Standoff, "altitude": _Altitude, "collisions": _Collisions,
              "time_limit": _TimeLimit}
 
 
@@ -792,6 +937,7 @@ _CHECKERS = {"reach": _Reach, "visit": _Visit, "orbit": _Orbit, "end_near": _End
 class _Context:
     delta: float
     heights: HeightMap | None = None
+    cells: CellDistance | None = None
     collisions: int = 0
     elapsed: float = 0.0
     others_hold: bool = False
@@ -801,17 +947,18 @@ class _Context:
 class FlightTracker:
     """Checks a flight step by step and says when the episode may end.
 
-    ``world`` is the episode's world as built (before any policy call), or a ``HeightMap``,
-    or None when no check needs it (only ``clearance`` does). ``delta`` is s per step.
+    ``world`` is the episode's world as built (before any policy call), or None when no
+    check needs it (only ``clearance`` and ``standoff`` do). ``delta`` is s per step.
     """
 
     def __init__(self, resolved: ResolvedSpec, world=None, delta: float = 0.01):
-        heights = None
-        if resolved.needs_world:
-            if world is None:
-                raise TaskSpecError("a clearance check needs the world", field="checks")
-            heights = HeightMap.from_world(world)
-        self.ctx = _Context(float(delta), heights)
+        kinds = {c.kind for c in resolved.checks}
+        if resolved.needs_world and world is None:
+            raise TaskSpecError(f"a {' or '.join(sorted(kinds & set(WORLD_KINDS)))} check needs "
+                                "the world", field="checks")
+        heights = HeightMap.from_world(world) if "clearance" in kinds else None
+        cells = CellDistance.from_world(world) if "standoff" in kinds else None
+        self.ctx = _Context(float(delta), heights, cells)
         self.resolved = resolved
         self.checkers = [_CHECKERS[c.kind](c, self.ctx) for c in resolved.checks]
         self.timed = [k for k in self.checkers if isinstance(k, _TimeLimit)]
