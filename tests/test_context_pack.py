@@ -400,6 +400,59 @@ class TestStalledAction(unittest.TestCase):
         self.assertNotEqual(summary["summary"], "None")
 
 
+class TestPlanningForStandoff(unittest.TestCase):
+    """The cheatsheet: the planner ignores SPARSE cells; padding p keeps p cells clear of FILLED
+    and GROUND cells and the flown path p m from them; a padded origin next to one is refused."""
+
+    def test_the_planner_plans_straight_through_foliage_but_not_through_a_filled_wall(self):
+        wall = {(5, y, z): VXS.Cell.sparse() for y in range(-3, 4) for z in range(-3, 4)}
+        through = VXS.AStarActionPlanner(0).plan_action_py(
+            VXS.VoxelGrid.from_dict_py(wall), [0, 0, 0], [10, 0, 0], 0.8, 0.0)
+        self.assertEqual(through.len(), 10)
+        wall = {cell: VXS.Cell.filled() for cell in wall}
+        around = VXS.AStarActionPlanner(0).plan_action_py(
+            VXS.VoxelGrid.from_dict_py(wall), [0, 0, 0], [10, 0, 0], 0.8, 0.0)
+        self.assertGreater(around.len(), 10)
+
+    def test_a_padded_origin_next_to_a_filled_cell_is_refused(self):
+        floor = VXS.VoxelGrid.from_dict_py({(x, y, 0): VXS.Cell.filled()
+                                            for x in range(-3, 14) for y in range(-3, 4)})
+        origin = [0, 0, -2]                      # the floor 2 cells below
+        VXS.AStarActionPlanner(1).plan_action_py(floor, origin, [10, 0, -2], 0.8, 0.0)
+        with self.assertRaises(Exception):
+            VXS.AStarActionPlanner(2).plan_action_py(floor, origin, [10, 0, -2], 0.8, 0.0)
+
+    def test_a_flight_along_a_padded_plan_stays_padding_metres_from_filled_and_ground(self):
+        from bgen.runner import taskspec
+        from bgen.runner.episode import build_sim
+        config = EpisodeConfig(scenario="terrain", backend="embedded", use_px4=False)
+        flown = 0
+        for padding in (1, 2):
+            for seed in range(8):
+                sim = build_sim(VXS, config, seed)
+                coords, bits = taskspec.world_cells(sim.world)
+                solid = taskspec.CellDistance(
+                    coords[(bits & (taskspec.FILLED_BIT | taskspec.GROUND_BIT)) != 0])
+                try:
+                    intent = VXS.AStarActionPlanner(padding).plan_action_py(
+                        sim.world, list(sim.start), [int(round(v)) for v in sim.target], 0.9, 0.0)
+                except Exception:
+                    continue                     # start or target too close for this padding
+                sim.agent.perform_oneshot_py(intent)
+                closest = math.inf
+                for _ in range(20_000):
+                    if sim.agent.get_action_py() is None:
+                        break
+                    chase = sim.chaser.step_chase_py(sim.agent, 0.01)
+                    sim.dynamics.update_agent_dynamics_py(sim.agent, sim.env, chase, 0.01)
+                    closest = min(closest, solid.nearest(sim.agent.get_pos(), padding + 1)[0])
+                with self.subTest(padding=padding, seed=seed):
+                    self.assertIsNone(sim.agent.get_action_py(), "the plan was not flown to its end")
+                    self.assertGreaterEqual(closest, padding)
+                flown += 1
+        self.assertGreaterEqual(flown, 10)
+
+
 class TestStatedNumbers(unittest.TestCase):
     """Every number in FACTS (the cheatsheet's and the system prompt's) against the backend."""
 
