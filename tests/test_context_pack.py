@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import random
 import re
 import sys
 import tempfile
@@ -108,7 +109,7 @@ class TestCheatsheet(unittest.TestCase):
         text = cheatsheet()
         for phrase in ("cannot be interpreted as an integer", "must be > 0", "global NAME",
                        "planner raises `Exception`", "more negative\nz is higher",
-                       "is `None` while the agent holds", "takes exactly three arguments"):
+                       "is `None` while the agent has", "takes exactly three arguments"):
             with self.subTest(phrase=phrase):
                 self.assertIn(phrase, text)
         self.assertNotIn("MoveDir.None]", text)
@@ -453,6 +454,52 @@ class TestPlanningForStandoff(unittest.TestCase):
         self.assertGreaterEqual(flown, 10)
 
 
+class TestWhereAnActionEnds(unittest.TestCase):
+    """The system prompt: an action ends up to action_end_within_m from its end cell (planned
+    flights in open sky to random cells up to 10 away, urgencies 0.3-1.0), and with no action
+    the drone does not move (the runner steps the dynamics only under an action, as the
+    reference's loop does)."""
+
+    PLANS = 30
+
+    def test_every_action_ends_within_the_stated_distance_and_the_bound_is_not_loose(self):
+        from bgen.runner.episode import make_dynamics
+        rng = random.Random(1)
+        gaps = []
+        for _ in range(self.PLANS):
+            offset = [0, 0, 0]
+            while offset == [0, 0, 0]:
+                offset = [rng.randint(-10, 10) for _ in range(3)]
+            start, urgency = [0, 0, -30], rng.choice([0.3, 0.5, 0.7, 0.8, 0.9, 1.0])
+            end = [s + o for s, o in zip(start, offset)]
+            agent = VXS.Agent(0)
+            agent.set_hold_py(start, 0.0)
+            chaser, env = VXS.FixedLookaheadChaser.default_py(), VXS.EnvState.default_py()
+            dynamics = make_dynamics(VXS, True)       # as an episode makes them
+            agent.perform_oneshot_py(VXS.AStarActionPlanner(0).plan_action_py(
+                VXS.VoxelGrid(), start, end, urgency, 0.0))
+            for _ in range(20_000):
+                if agent.get_action_py() is None:
+                    break
+                target = chaser.step_chase_py(agent, 0.01)
+                dynamics.update_agent_dynamics_py(agent, env, target, 0.01)
+            gaps.append(math.dist(agent.get_pos(), end))
+        self.assertLess(max(gaps), FACTS["action_end_within_m"])
+        self.assertGreater(max(gaps), 0.6 * FACTS["action_end_within_m"])
+
+    def test_with_no_action_left_the_drone_stays_where_the_action_ended(self):
+        from bgen.runner.episode import ListSink, run_episode
+        config = EpisodeConfig(max_steps=1500, scenario="terrain", start=(50, 50, -70),
+                               target=(150, 50, -70), backend="embedded")
+        sink = ListSink()
+        outcome = run_episode(straight_flight_policy(8, 0.9), VXS, config, REACHABLE_TERRAIN_SEED,
+                              sink)
+        done = int(outcome.summary.policy_summary["summary"])
+        self.assertLess(done, 1000)
+        self.assertEqual({tuple(s["agent_pos"]) for s in sink.steps[done:]},
+                         {tuple(sink.steps[done]["agent_pos"])})
+
+
 class TestStatedNumbers(unittest.TestCase):
     """Every number in FACTS (the cheatsheet's and the system prompt's) against the backend."""
 
@@ -507,7 +554,7 @@ class TestStatedNumbers(unittest.TestCase):
         self.within(self.other_flights["[vxs.MoveDir.Up]"][0], stated)
         self.assertLess(self.other_flights["[vxs.MoveDir.Forward, vxs.MoveDir.Right]"][0], stated)
 
-    def test_an_action_ends_within_the_stated_distance_of_its_end_cell(self):
+    def test_a_straight_action_ends_within_the_stated_distance_of_its_end_cell(self):
         self.assertEqual(len(self.end_gaps), 4)
         for gap in self.end_gaps:
             self.assertLess(gap, FACTS["action_end_within_m"])

@@ -45,14 +45,16 @@ Rules that decide whether the policy works:
    or destination inside terrain, walled in). Always wrap plan_to in try/except Exception and
    have a fallback.
 5. z points down: a more negative z is higher. Terrain is below the start; fly above it.
-6. agent.get_action_py() is None while the agent holds position with nothing to do. Plan a new
-   intent only then (or when you must change course); replacing the action every step keeps
-   the drone from ever flying.
+6. agent.get_action_py() is None while the agent has no action to fly. Plan a new intent only
+   then (or when you must change course); replacing the action every step keeps the drone
+   from ever flying.
 7. Success is every check of the task holding (the user prompt lists them; with none listed,
    being within 1.0 of the target); the episode ends as soon as they all hold. Compare
-   positions by distance, never by equality. An action ends within {{action_end_within_m}} m of its end cell
-   and the drone stops there, so plan to the point itself; if the agent is not yet where a check
-   needs it, plan again from agent.get_coord_py().
+   positions by distance, never by equality. An action ends up to {{action_end_within_m}} m from its end
+   cell (on any side of it) and the drone stops there: with no action it does not move. So
+   plan to the point itself, and when a check needs the agent within r of a point, end the
+   action on a cell at most r - {{action_end_within_m}} m from it; if the agent is not yet where a
+   check needs it, plan again from agent.get_coord_py().
 8. Every call of init, act, collect and finalize has a wall-clock budget ({{act_budget_s}} s by
    default); a call past it ends the episode as a timeout. No loops waiting for the simulator,
    no sleeping; keep per-step work small and plan only when needed.
