@@ -642,6 +642,17 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(run.killed[0], "crashed")
         self.assertIn(f"the worker sent more than {run.byte_limit} bytes", run.killed[1])
 
+    def test_a_message_cut_off_by_the_end_of_the_pipe_leaves_the_reason_to_the_exit_status(self):
+        run, pipe = self.episode()
+        os.write(pipe.write.fileno(), (100).to_bytes(4, "big") + b"S{}\n")   # 100 bytes announced
+        pipe.write.close()
+        worker._read_messages(run, lambda event: None)
+        self.assertTrue(run.eof)
+        self.assertIsNone(run.killed)
+        run.process.exitcode = -signal.SIGSEGV
+        summary, _, _ = worker._conclude(run, EpisodeConfig(max_steps=300))
+        self.assertEqual((summary["reason"], summary["reasons"]), ("crashed", "worker killed by SIGSEGV"))
+
     def test_a_step_record_over_the_line_limit_is_refused(self):
         run, pipe = self.episode()
         pipe.send_bytes(b'S{}\n{"step": 0, "pad": "' + b"x" * worker.MAX_STEP_LINE_BYTES + b'"}')

@@ -772,6 +772,8 @@ def _read_messages(run: _Episode, emit: Callable[[dict], None] | None,
             return
         except OSError as error:
             run.eof = True
+            if error.errno is None and "end of file" in str(error):
+                return      # cut off by the worker's end (killed mid-write): its exit status says why
             run.kill("crashed", f"the worker sent an unreadable message ({error}; the limit "
                                 f"is {MAX_MESSAGE_BYTES} bytes)")
             return
