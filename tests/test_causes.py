@@ -98,7 +98,8 @@ class TestCauseTable(unittest.TestCase):
         self.assertIn("collisions_size", str(caught.exception))
 
     def test_every_flight_pattern_has_its_own_cause(self):
-        kinds = {"no_progress", "oscillation", "climb", "plan_failures", "stalled_action"}
+        kinds = {"no_progress", "oscillation", "climb", "plan_failures", "stalled_action",
+                 "idle_end"}
         self.assertEqual(set(causes.FLIGHT_CAUSES), kinds)
         self.assertEqual(len({row.cause for row in causes.FLIGHT_CAUSES.values()}), len(kinds))
 

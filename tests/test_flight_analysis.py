@@ -57,6 +57,25 @@ class TestFlightAnalysis(unittest.TestCase):
                     record["command_len"] = length
                 self.assertIsNone(fa.stalled_action(steps))
 
+    def test_ending_with_no_action_is_an_idle_end_not_no_progress(self):
+        steps = records(line(START, [58.6, 59.8, -20], 900) + [[58.6, 59.8, -20.0]] * 2000)
+        for index, record in enumerate(steps):
+            record["command_len"] = 30 if index < 900 else 0
+        [finding] = fa.analyse(steps, START, TARGET)
+        self.assertEqual(finding.kind, "idle_end")
+        self.assertEqual((finding.evidence["from_step"], finding.evidence["to_step"]), (900, 2899))
+        self.assertEqual(finding.text, "no action was set for the last 20 s (from step 900 to step "
+                                       "2899): the drone stayed at [58.6, 59.8, -20.0] and the "
+                                       "policy planned nothing more")
+        never = records([START] * 800)
+        for record in never:
+            record["command_len"] = 0
+        self.assertIn("(from the start to step 799)", fa.idle_end(never).text)
+        for record in steps[-400:]:
+            record["command_len"] = 0 if record is not steps[-1] else 5
+        self.assertIsNone(fa.idle_end(steps))          # an action at the end
+        self.assertIsNone(fa.idle_end(steps[:1200]))   # idle for 3 s only
+
     def test_a_short_stall_is_not_reported(self):
         steps = records(line(START, [55, 55, -20], 300) + [[55, 55, -20]] * 1500)
         self.assertEqual(fa.analyse(steps, START, TARGET), [])

@@ -298,6 +298,14 @@ FLIGHT_CAUSES: dict[str, Cause] = {
         "but the drone has moved less than 0.1 m since then, plan or build a new intent from "
         "agent.get_coord_py() and return it with \"Replace\"; urgency 0.9 avoided it on the "
         "path it was seen on"),
+    "idle_end": Cause(
+        "idle_end", "",
+        "the policy stopped giving actions although a failing check (listed above) still needed "
+        "the drone elsewhere; with no action the drone does not move, and an action ends up to "
+        "0.9 m from its end cell, on any side of it",
+        "whenever agent.get_action_py() is None, compare agent.get_pos() with what each check "
+        "still needs and plan again from agent.get_coord_py() if it is not met; for a point a "
+        "check needs within r, end the action on a cell at most r - 0.9 m from it"),
     "plan_failures": Cause(
         "plan_failures", "",
         "helpers.plan_to kept failing and the policy kept asking again (see the messages for why)",

@@ -17,6 +17,10 @@ voxels, ``distance_to_target`` m; z down, so a more negative z is higher) and re
                     (> 0) was set and the agent stayed within ``STALL_M`` of one point (an
                     action advances only while the drone is within 1 m of its path,
                     voxelsim's chaser; a drone that settles farther stays there)
+    idle_end        the episode ended with no action set for the last ``IDLE_S`` seconds or
+                    more (``command_len`` 0): the drone stayed where its last action ended
+                    (up to 0.9 m from that action's end cell; with no action it does not
+                    move) and the policy planned nothing more
 
 Successful episodes are not analysed (``analyse_episode`` returns nothing for them). Pure:
 no I/O.
@@ -35,6 +39,7 @@ CLIMB_M = 15.0                # metres above both the start and the target
 REPEATED_PLAN_FAILURES = 10
 STALL_S = 5.0                 # seconds hovering under the same unfinished action (at the end)
 STALL_M = 0.1                 # how far the agent may drift meanwhile
+IDLE_S = 5.0                  # seconds with no action at all (at the end)
 
 
 @dataclass(frozen=True)
@@ -203,15 +208,36 @@ def stalled_action(steps: list[dict], delta: float = 0.01) -> FlightFinding | No
         f"action of {length} moves that never ended"), evidence)
 
 
+def idle_end(steps: list[dict], delta: float = 0.01) -> FlightFinding | None:
+    """The end of the episode spent with no action set (``command_len`` 0 to the last step)."""
+    if not steps or steps[-1].get("command_len") != 0:
+        return None
+    last = len(steps) - 1
+    first = last
+    while first > 0 and steps[first - 1].get("command_len") == 0:
+        first -= 1
+    span = _time_of(steps[last], last, delta) - _time_of(steps[first], first, delta)
+    if span < IDLE_S:
+        return None
+    pos = steps[last].get("agent_pos") or []
+    evidence = {"from_step": _step_of(steps[first], first), "to_step": _step_of(steps[last], last),
+                "seconds": round(span, 2), "pos": list(pos)}
+    since = "from the start" if first == 0 else f"from step {evidence['from_step']}"
+    return FlightFinding("idle_end", (
+        f"no action was set for the last {span:.0f} s ({since} to step {evidence['to_step']}): "
+        f"the drone stayed at {_point(pos)} and the policy planned nothing more"), evidence)
+
+
 def analyse(steps: list[dict], start=None, target=None, *, summary: dict | None = None,
             delta: float = 0.01) -> list[FlightFinding]:
     """Every pattern found in one episode's step records, in the order of the module table.
 
-    A stalled action explains the end of the flight by itself: ``no_progress`` over the same
-    stretch is then left out."""
+    A stalled action or an idle end explains the end of the flight by itself: ``no_progress``
+    over the same stretch is then left out."""
     stalled = stalled_action(steps, delta)
-    found = [None if stalled else no_progress(steps, delta), oscillation(steps, delta),
-             climb(steps, start, target), plan_failures(summary or {}, steps), stalled]
+    idle = idle_end(steps, delta)
+    found = [None if stalled or idle else no_progress(steps, delta), oscillation(steps, delta),
+             climb(steps, start, target), plan_failures(summary or {}, steps), stalled, idle]
     return [f for f in found if f is not None]
 
 
