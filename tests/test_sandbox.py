@@ -457,6 +457,21 @@ class ImportMapping(unittest.TestCase):
         self.assertEqual(policy.intents.describe(intent),
                          {"urgency": 1.0, "yaw": 0.5, "moves": [5]})
 
+    def test_numpy_index_functions_work_on_a_grid_as_policies_use_them(self):
+        policy = run_body(
+            "import numpy as np\n"
+            "def cells():\n"
+            "    grid = np.zeros((3, 3, 3), dtype=np.int64)\n"
+            "    grid[1, 2, 0] = 5\n"
+            "    found = np.argwhere(grid)\n"
+            "    flat = np.flatnonzero(grid)\n"
+            "    back = np.unravel_index(flat, grid.shape)\n"
+            "    return (found.tolist(), np.ravel_multi_index(back, grid.shape).tolist(),\n"
+            "            int(np.searchsorted(np.array([0, 2, 4]), 3)), np.bincount([0, 2, 2]).tolist(),\n"
+            "            np.isin([1, 5], grid).tolist(), int(np.nanargmin([3.0, np.nan, 1.0])))\n")
+        self.assertEqual(policy.namespace["cells"](),
+                         ([[1, 2, 0]], [15], 2, [1, 0, 2], [False, True], 2))
+
     def test_stand_ins_are_not_real_modules(self):
         policy = run_body("import math, typing, voxelsim, random, numpy, collections\n")
         for name in ("math", "typing", "voxelsim", "random", "numpy", "collections"):

@@ -651,7 +651,9 @@ NUMPY_NAMES = (
     "newaxis", "count_nonzero", "nonzero", "any", "all", "reshape", "transpose", "diff",
     "interp", "percentile", "mod", "floor_divide", "fmod", "array_equal", "tile", "repeat",
     "flip", "roll", "meshgrid", "indices", "logical_and", "logical_or", "logical_not",
-    "ravel", "squeeze", "expand_dims", "nanmin", "nanmax", "nanmean",
+    "ravel", "squeeze", "expand_dims", "nanmin", "nanmax", "nanmean", "argwhere", "flatnonzero",
+    "unravel_index", "ravel_multi_index", "searchsorted", "bincount", "isin", "nanargmin",
+    "nanargmax", "trunc", "power", "atleast_1d", "atleast_2d",
 )
 NUMPY_LINALG_NAMES = ("norm", "inv", "det", "solve", "pinv", "eig", "eigh", "svd", "lstsq",
                       "matrix_rank", "LinAlgError")
