@@ -401,6 +401,15 @@ class TestStalledAction(unittest.TestCase):
         self.assertNotEqual(summary["summary"], "None")
 
 
+class TestNumpyNamed(unittest.TestCase):
+    def test_every_numpy_function_the_cheatsheet_names_is_offered_to_policies(self):
+        named = set(re.findall(r"`numpy\.(\w+)`", cheatsheet()))
+        self.assertIn("argwhere", named)
+        offered = set(sandbox.NUMPY_NAMES) | {"linalg", "random", "ndarray"}
+        self.assertEqual(named - offered, {"empty"})      # named as not offered
+        self.assertNotIn("empty", sandbox.NUMPY_NAMES)
+
+
 class TestPlanningForStandoff(unittest.TestCase):
     """The cheatsheet: the planner ignores SPARSE cells; padding p keeps p cells clear of FILLED
     and GROUND cells and the flown path p m from them; a padded origin next to one is refused."""

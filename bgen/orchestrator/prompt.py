@@ -178,10 +178,12 @@ CHECK_MEANINGS = {
     "end_near": "holds while the agent is within radius (default 1.5 m) of point; judged when "
                 "the episode ends",
     "clearance": "from the first step the agent is min_m above the top of the highest solid "
-                 "cell below it (take-off exempt), it must stay at least that high at every step",
+                 "cell below it (take-off exempt), it must stay at least that high at every step; "
+                 "it fails if the agent is never that high",
     "standoff": "from the first step the agent is min_m from every cell of the world (3-D "
-                "distance to the nearest cell of any kind: ground, trunks, foliage, turbines; "
-                "take-off exempt), it must stay at least that far at every step",
+                "distance to the nearest cell of any kind: ground, trunks, foliage, turbines, "
+                "measured to the cell's 1 m cube, not its centre; take-off exempt), it must stay "
+                "at least that far at every step; it fails if the agent is never that far",
     "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
     "collisions": "the episode's collision count stays at most max (default 0)",
     "time_limit": "every other check holds within seconds of simulated time",
