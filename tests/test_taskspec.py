@@ -87,7 +87,7 @@ class ParsingTests(unittest.TestCase):
             ({"checks": [reach, {"kind": "reach", "point": "target", "radius": -1}]},
              "checks[1].radius", "checks[1].radius: expects a positive number, actual: -1"),
             ({"checks": [{"kind": "hover"}]}, "checks[0].kind",
-             "checks[0].kind: expects one of reach, visit, orbit, end_near, clearance, standoff, altitude, "
+             "checks[0].kind: expects one of reach, visit, orbit, dwell, end_near, clearance, standoff, altitude, "
              'collisions, time_limit, actual: "hover"'),
             ({"checks": [{"kind": "reach"}]}, "checks[0].point",
              "checks[0].point: required for a reach check"),
@@ -230,6 +230,36 @@ class CheckKindTests(unittest.TestCase):
         away = grade(checks, line(START, TARGET, 100))
         self.assertEqual(away.checks[1]["account"],
                          "end_near: ended 10.0 m from start [0, 0, -20] (needs < 1.5 m)")
+
+    def test_dwell_needs_seconds_on_end_within_the_radius_and_then_holds(self):
+        check = [{"kind": "dwell", "point": "target", "seconds": 2, "radius": 1.0}]
+        arrive = line(START, TARGET, 100)
+        stays = grade(check, np.concatenate([arrive, [TARGET] * 300]))
+        self.assertTrue(stays.success)
+        # within 1 m from step 90 (x = 9.09); 200 steps of 0.01 s on it has stayed 2 s
+        self.assertEqual(stays.end_step, 289)
+        self.assertEqual(stays.checks[0]["account"],
+                         "dwell: within 1 m of target [10, 0, -20] for 2 s, steps 90-289")
+        # two stays of 1.5 s with a step outside between them do not add up (the first counts)
+        out = np.array([[12.0, 0.0, -20.0]])
+        twice = grade(check, np.concatenate([arrive, [TARGET] * 140, out, [TARGET] * 150]))
+        self.assertFalse(twice.success)
+        self.assertEqual(twice.checks[0]["account"],
+                         "dwell: longest stay 1.50 s of 2 s within 1 m of target [10, 0, -20] "
+                         "(from step 90)")
+        self.assertEqual(twice.checks[0]["score"], 0.75)
+        never = grade(check, line(START, (5, 0, -20), 50))
+        self.assertEqual(never.checks[0]["account"],
+                         "dwell: never within 1 m of target [10, 0, -20] (closest 5.0 m)")
+        spec = parse_task_spec({"checks": check})
+        self.assertEqual(spec.to_dict()["checks"][0],
+                         {"kind": "dwell", "point": "target", "seconds": 2, "radius": 1})
+        # the step budget allows for the stay: 10 m to the target, then 2 s at cruise speed
+        self.assertAlmostEqual(taskspec.route_length(resolve(spec, MARKS), START),
+                               10.0 + 2 * taskspec.CRUISE_SPEED_MPS)
+        with self.assertRaises(TaskSpecError) as caught:
+            parse_task_spec({"checks": [{"kind": "dwell", "point": "target"}]})
+        self.assertEqual(caught.exception.message, "checks[0].seconds: required for a dwell check")
 
     def test_clearance_exempts_the_take_off_and_then_holds_every_step(self):
         # ground: a flat floor of FILLED cells at z = 0 (top face z = -0.5), a hill at x = 5
@@ -399,6 +429,8 @@ class TrackerTests(unittest.TestCase):
               "degrees": 90}, {"kind": "altitude", "min_z": -23}],
             [{"kind": "reach", "point": "target", "radius": 3}, {"kind": "end_near", "point": "target"},
              {"kind": "time_limit", "seconds": 2}],
+            [{"kind": "dwell", "point": "start", "seconds": 0.5, "radius": 2},
+             {"kind": "visit", "points": ["target"], "radius": 2}],
         ]
         for trial in range(20):
             walk = np.cumsum(rng.normal(0, 0.4, (400, 3)), axis=0) + START

@@ -175,6 +175,8 @@ CHECK_MEANINGS = {
     "orbit": "passes for good once the net horizontal angle swept around centre (turning back "
              "subtracts) reaches degrees (default 360); only steps whose horizontal distance is "
              "within [min_radius, max_radius] count, and re-entering the band adds no jump",
+    "dwell": "passes for good once the agent has stayed within radius (default 1.5 m) of point "
+             "for seconds of simulated time on end (leaving the radius starts the count again)",
     "end_near": "holds while the agent is within radius (default 1.5 m) of point; judged when "
                 "the episode ends",
     "clearance": "from the first step the agent is min_m above the top of the highest solid "
@@ -207,6 +209,8 @@ Check kinds (fields, defaults in brackets):
 - orbit: centre, min_radius, max_radius, degrees [360]. The net horizontal angle it sweeps
   around centre while its horizontal distance is within the band reaches degrees (once
   reached, it stays passed).
+- dwell: point, seconds, radius [1.5]. It stays within radius of point for seconds on end at
+  some time ("hover at X for 5 s"; once done it stays passed).
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
 - clearance: min_m. After take-off it stays at least min_m above the ground below it (height
   only: a tree beside the drone does not count).
@@ -216,7 +220,7 @@ Check kinds (fields, defaults in brackets):
 - collisions: max [0]. At most max collisions in the episode.
 - time_limit: seconds. Every other check holds within that many seconds.
 The episode ends at the first step at which every check holds, so a goal that ends somewhere
-needs reach or end_near; invariants (clearance, standoff, altitude, collisions) alone end at
+needs reach or end_near, and a goal that waits somewhere needs dwell; invariants (clearance, standoff, altitude, collisions) alone end at
 once.
 Checks are judged together, not one after another: only a visit's points have an order, so
 "do A, then B" is a visit of A's and B's points, or A's checks plus an end_near at B.

@@ -38,8 +38,8 @@ import numpy as np
 
 from bgen.errors import ConfigError
 
-CHECK_KINDS = ("reach", "visit", "orbit", "end_near", "clearance", "standoff", "altitude",
-               "collisions", "time_limit")
+CHECK_KINDS = ("reach", "visit", "orbit", "dwell", "end_near", "clearance", "standoff",
+               "altitude", "collisions", "time_limit")
 OBJECTIVES = ("time", "path_length", "collisions")
 DEFAULT_SPEC_DOC = {"checks": [{"kind": "reach", "point": "target", "radius": 1.0}]}
 MAX_CHECKS = 32
@@ -62,6 +62,7 @@ _FIELDS: dict[str, dict[str, tuple[bool, Any]]] = {
               "laps": (False, 1)},
     "orbit": {"centre": (True, None), "min_radius": (True, None), "max_radius": (True, None),
               "degrees": (False, 360.0)},
+    "dwell": {"point": (True, None), "seconds": (True, None), "radius": (False, 1.5)},
     "end_near": {"point": (True, None), "radius": (False, 1.5)},
     "clearance": {"min_m": (True, None)},
     "standoff": {"min_m": (True, None)},
@@ -709,6 +710,52 @@ class _Orbit:
             f"orbit: swept {self.best:.0f} deg of {self.degrees:g} around {where} within {band}")
 
 
+class _Dwell:
+    """Passes for good once the agent has stayed within radius of point for seconds on end
+    (consecutive steps, ``delta`` s each)."""
+
+    def __init__(self, check, ctx):
+        self.c, self.p = check, _tuple(check.points["point"])
+        self.r, self.seconds = check.fields["radius"], check.fields["seconds"]
+        self.stay = 0                 # steps of the current stay inside the radius
+        self.stay_from = None
+        self.longest, self.longest_from = 0, None
+        self.closest = math.inf
+        self.done_at = None
+
+    def observe(self, step, pos, ctx):
+        if self.done_at is not None:
+            return
+        d = math.dist(pos, self.p)
+        self.closest = min(self.closest, d)
+        if d >= self.r:
+            self.stay = 0
+            return
+        if self.stay == 0:
+            self.stay_from = step
+        self.stay += 1
+        if self.stay > self.longest:
+            self.longest, self.longest_from = self.stay, self.stay_from
+        if self.stay * ctx.delta >= self.seconds - 1e-9:
+            self.done_at = step
+
+    def holds(self, pos, ctx):
+        return self.done_at is not None
+
+    def result(self, pos, ctx):
+        where = _named(self.c, "point")
+        if self.done_at is not None:
+            return True, 1.0, (f"dwell: within {self.r:g} m of {where} for {self.seconds:g} s, "
+                               f"steps {self.longest_from}-{self.done_at}")
+        if not self.longest:
+            return False, 0.0, (f"dwell: never within {self.r:g} m of {where} "
+                                f"(closest {self.closest:.1f} m)")
+        stayed = self.longest * ctx.delta
+        return False, min(1.0, stayed / self.seconds), (
+            f"dwell: longest stay {stayed:.2f} s of {self.seconds:g} s within {self.r:g} m of "
+            f"{where} (from step {self.longest_from})")
+
+
 class _EndNear:
     def __init__(self, check, ctx):
         self.c, self.p, self.r = check, _tuple(check.points["point"]), check.fields["radius"]
@@ -928,7 +975,8 @@ class _TimeLimit:
             f"time_limit: the other checks first held at {elapsed:.2f} s, limit {self.seconds:g} s")
 
 
-_CHECKERS = {"reach": _Reach, "visit": _Visit, "orbit": _Orbit, "end_near": _EndNear,
+_CHECKERS = {"reach": _Reach, "visit": _Visit, "orbit": _Orbit, "dwell": _Dwell,
+             "end_near": _EndNear,
              "clearance": _Clearance, "standoff": _Standoff, "altitude": _Altitude, "collisions": _Collisions,
              "time_limit": _TimeLimit}
 
@@ -1055,16 +1103,19 @@ def grade_flight(resolved: ResolvedSpec, positions, collisions_total, world=None
 # --------------------------------------------------------------------------------------------
 
 def route_length(resolved: ResolvedSpec, start) -> float:
-    """Metres of the shortest-looking route through the spec's points from ``start``: reach
-    and visit points in order (visits ``laps`` times), each orbit's circle at its mid radius
-    for its degrees, then an ``end_near`` point. A rough estimate for step budgets."""
+    """Metres of the shortest-looking route through the spec's points from ``start``: reach,
+    dwell and visit points in order (visits ``laps`` times; a dwell's seconds count as that
+    long at ``CRUISE_SPEED_MPS``), each orbit's circle at its mid radius for its degrees, then
+    an ``end_near`` point. A rough estimate for step budgets."""
     here = np.asarray(start, dtype=float)
     total = 0.0
     ends = []
     for check in resolved.checks:
-        if check.kind == "reach":
+        if check.kind in ("reach", "dwell"):
             total += float(np.linalg.norm(check.points["point"] - here))
             here = check.points["point"]
+            if check.kind == "dwell":
+                total += check.fields["seconds"] * CRUISE_SPEED_MPS
         elif check.kind == "visit":
             for _ in range(check.fields["laps"]):
                 for p in check.points["points"]:
