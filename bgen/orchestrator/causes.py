@@ -274,7 +274,8 @@ FLIGHT_CAUSES: dict[str, Cause] = {
         "flying a route that does not lead to the target) long after it stopped getting closer",
         "keep the best distance to the target in module state; when it has not shrunk for a few "
         "seconds, change course: plan to config['target'] itself from agent.get_coord_py(), lower "
-        "the padding, or pick a free waypoint beside or above the obstacle"),
+        "the padding (unless a standoff or clearance check needs the room), or pick a free "
+        "waypoint beside or above the obstacle"),
     "oscillation": Cause(
         "oscillation", "",
         "the policy alternates between goals, or replaces the action before it finishes with one "
