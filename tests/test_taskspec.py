@@ -371,6 +371,15 @@ class CheckKindTests(unittest.TestCase):
         grade_flight(resolved, line((40, 0, 0), (80, 0, 0), 1000), np.zeros(1000), counting)
         self.assertLess(len(queries), 50)
 
+    def test_the_embedded_worlds_own_dense_box_gives_the_same_distances(self):
+        world = scenarios.terrain_world(load_backend("embedded"), 0)
+        shared = taskspec.CellDistance.from_world(world)
+        self.assertIsNotNone(world._dense())
+        copied = taskspec.CellDistance(taskspec.world_cells(world)[0])
+        rng = np.random.default_rng(5)
+        for pos in rng.uniform([30, 30, -40], [90, 90, 5], (300, 3)):
+            self.assertEqual(shared.nearest(pos, 6.0), copied.nearest(pos, 6.0))
+
     def test_the_nearest_cell_is_measured_to_its_cube_within_the_reach(self):
         class VoxelsimLikeWorld:        # only the voxelsim methods: no embedded arrays
             def to_dict_py_tolistpy(self):

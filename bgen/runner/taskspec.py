@@ -509,7 +509,8 @@ class CellDistance:
     cells ``world.collisions_py`` reports as contacts (voxelsim ``VoxelGrid::collisions``).
     The cell ``(x, y, z)`` is the unit cube centred on it, so the distance from ``p`` to it is
     the length of ``max(|p - c| - 0.5, 0)`` per axis, 0 inside. Built once per world as a dense
-    occupancy box (one byte per cell of the cells' bounding box).
+    occupancy box over the cells' bounding box (any non-zero value is a cell): the embedded
+    backend's own dense box when it has one (no copy), else one byte per cell.
     """
 
     def __init__(self, coords: np.ndarray):
@@ -527,6 +528,13 @@ class CellDistance:
     def from_world(cls, world) -> "CellDistance":
         if isinstance(world, CellDistance):
             return world
+        dense = getattr(world, "_dense", None)
+        box = dense() if callable(dense) else None
+        if box is not None:
+            this = cls.__new__(cls)
+            this.low = np.asarray(box.low, dtype=np.int64)
+            this.occupied = box.values.reshape(tuple(box.shape))     # read-only view
+            return this
         return cls(world_cells(world)[0])
 
     def nearest(self, pos, reach: float) -> tuple[float, tuple[int, int, int] | None]:
