@@ -222,6 +222,17 @@ class CheckKindTests(unittest.TestCase):
         too_wide = grade([check], circle(START, 9, 1.2, 400))
         self.assertEqual(too_wide.checks[0]["score"], 0.0)
 
+    def test_a_distance_next_to_the_radius_is_shown_with_two_decimals(self):
+        near = grade([{"kind": "end_near", "point": "target", "radius": 1.5}],
+                     line(START, (8.53, 0, -20), 50))
+        self.assertEqual(near.checks[0]["account"], "end_near: ended 1.47 m from target [10, 0, -20]")
+        miss = grade([{"kind": "reach", "point": "target", "radius": 1}], line(START, (8.98, 0, -20), 50))
+        self.assertEqual(miss.checks[0]["account"],
+                         "reach: closest 1.02 m to target [10, 0, -20] (needs < 1 m)")
+        far = grade([{"kind": "end_near", "point": "target", "radius": 1.5}], line(START, (7, 0, -20), 50))
+        self.assertEqual(far.checks[0]["account"],
+                         "end_near: ended 3.0 m from target [10, 0, -20] (needs < 1.5 m)")
+
     def test_end_near_is_judged_where_the_flight_ends(self):
         out_and_back = np.concatenate([line(START, TARGET, 100), line(TARGET, START, 100)])
         checks = [{"kind": "reach", "point": "target"}, {"kind": "end_near", "point": "start"}]

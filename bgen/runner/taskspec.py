@@ -583,6 +583,13 @@ def _named(check: ResolvedCheck, name: str) -> str:
     return shown
 
 
+def _metres(d: float, limit: float) -> str:
+    """``d`` with one decimal, or two when one would read as ``limit`` itself (an account
+    must not say "ended 1.5 m" for a pass of radius 1.5, nor "closest 1.0 m" for a miss of 1)."""
+    one = f"{d:.1f}"
+    return f"{d:.2f}" if float(one) == limit and d != limit else one
+
+
 def _tuple(point) -> tuple[float, float, float]:
     return (float(point[0]), float(point[1]), float(point[2]))
 
@@ -607,7 +614,7 @@ class _Reach:
         if self.at is not None:
             return True, 1.0, f"reach: within {self.r:g} m of {where} at step {self.at}"
         return False, min(1.0, self.r / self.best) if self.best > 0 else 0.0, (
-            f"reach: closest {self.best:.1f} m to {where} (needs < {self.r:g} m)")
+            f"reach: closest {_metres(self.best, self.r)} m to {where} (needs < {self.r:g} m)")
 
 
 class _Visit:
@@ -781,8 +788,8 @@ class _EndNear:
         d = self.distance(pos)
         where = _named(self.c, "point")
         if d < self.r:
-            return True, 1.0, f"end_near: ended {d:.1f} m from {where}"
-        return False, min(1.0, self.r / d), (f"end_near: ended {d:.1f} m from {where} "
+            return True, 1.0, f"end_near: ended {_metres(d, self.r)} m from {where}"
+        return False, min(1.0, self.r / d), (f"end_near: ended {_metres(d, self.r)} m from {where} "
                                              f"(needs < {self.r:g} m)")
 
 
