@@ -76,6 +76,17 @@ class TestFlightAnalysis(unittest.TestCase):
         self.assertIsNone(fa.idle_end(steps))          # an action at the end
         self.assertIsNone(fa.idle_end(steps[:1200]))   # idle for 3 s only
 
+    def test_an_idle_end_is_not_blamed_when_only_an_invariant_was_broken(self):
+        steps = records(line(START, [58.6, 59.8, -20], 900) + [[58.6, 59.8, -20.0]] * 2000)
+        for index, record in enumerate(steps):
+            record["command_len"] = 30 if index < 900 else 0
+        broken = {"success": False, "start": START, "target": TARGET, "checks": [
+            {"kind": "standoff", "passed": False}, {"kind": "end_near", "passed": True}]}
+        self.assertEqual(fa.analyse_episode(broken, steps), [])
+        short = {**broken, "checks": [{"kind": "standoff", "passed": True},
+                                      {"kind": "end_near", "passed": False}]}
+        self.assertEqual([f.kind for f in fa.analyse_episode(short, steps)], ["idle_end"])
+
     def test_a_short_stall_is_not_reported(self):
         steps = records(line(START, [55, 55, -20], 300) + [[55, 55, -20]] * 1500)
         self.assertEqual(fa.analyse(steps, START, TARGET), [])

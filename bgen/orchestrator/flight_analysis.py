@@ -241,8 +241,22 @@ def analyse(steps: list[dict], start=None, target=None, *, summary: dict | None 
     return [f for f in found if f is not None]
 
 
+#: Check kinds a flight can still meet by flying on (the rest are invariants: once broken,
+#: nothing later mends them).
+GOAL_KINDS = ("reach", "visit", "orbit", "dwell", "end_near", "time_limit")
+
+
 def analyse_episode(summary: dict, steps: list[dict], delta: float = 0.01) -> list[FlightFinding]:
-    """``analyse`` for a failed episode (start and target from its summary); [] on success."""
+    """``analyse`` for a failed episode (start and target from its summary); [] on success.
+
+    ``idle_end`` is left out when every check the episode failed is a broken invariant
+    (standoff, clearance, altitude, collisions): planning more could not have passed it."""
     if summary.get("success") is True:
         return []
-    return analyse(steps, summary.get("start"), summary.get("target"), summary=summary, delta=delta)
+    found = analyse(steps, summary.get("start"), summary.get("target"), summary=summary,
+                    delta=delta)
+    failed = [c.get("kind") for c in summary.get("checks") or []
+              if isinstance(c, dict) and not c.get("passed")]
+    if failed and not any(kind in GOAL_KINDS for kind in failed):
+        found = [f for f in found if f.kind != "idle_end"]
+    return found
