@@ -193,6 +193,27 @@ class TestRunRequestRefusals(unittest.TestCase):
                 self.assertEqual(caught.exception.field, field)
                 self.assertEqual(caught.exception.status, 400)
 
+    def test_an_integer_too_large_for_a_float_is_a_400_naming_its_field(self):
+        huge = 10 ** 400
+        reach = {"kind": "reach", "point": "target"}
+        cases = [({"delta": huge}, "delta"), ({"duration_seconds": huge}, "duration_seconds"),
+                 ({"success_threshold": huge}, "success_threshold"),
+                 ({"pov_min_dt_world": huge}, "pov_min_dt_world"),
+                 ({"llm_backoff_cap_s": huge}, "llm_backoff_cap_s"),
+                 ({"target": [huge, 0, 0]}, "target"),
+                 ({"task_spec": {"checks": [{"kind": "standoff", "min_m": huge}, reach]}},
+                  "task_spec.checks[0].min_m"),
+                 ({"task_spec": {"checks": [{**reach, "radius": huge}]}}, "task_spec.checks[0].radius"),
+                 ({"task_spec": {"checks": [{**reach, "point": [huge, 0, 0]}]}},
+                  "task_spec.checks[0].point"),
+                 ({"task_spec": {"checks": [{**reach, "point": {"from": "start", "offset": [0, huge, 0]}}]}},
+                  "task_spec.checks[0].point.offset")]
+        for body, field in cases:
+            with self.subTest(field=field):
+                with self.assertRaises(BadRequest) as caught:
+                    parse_run_request(body)
+                self.assertEqual((caught.exception.field, caught.exception.status), (field, 400))
+
     def test_a_credential_in_the_body_is_refused_without_echoing_it(self):
         for name in ("api_key", "apiKey", "ANTHROPIC_API_KEY", "token", "authorization"):
             with self.subTest(name=name):

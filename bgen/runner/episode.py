@@ -112,8 +112,7 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
         value = getattr(config, name)
         if value is None and allow_none:
             return
-        if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or (
-                isinstance(value, float) and not math.isfinite(value)):
+        if not isinstance(value, kind) or not taskspec.is_finite_number(value) or not value > 0:
             problems.append((name, f"{name}: expects a positive number, actual: {value!r}"))
 
     positive("max_steps", int)
@@ -135,7 +134,7 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
         if value is None and name in ("target", "start"):
             continue
         if not isinstance(value, tuple) or len(value) != length or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                taskspec.is_finite_number(v)
                 for v in value):
             problems.append((name, f"{name}: expects {length} numbers, actual: {value!r}"))
     if config.task_spec is not None and config.scenario in SCENARIOS:

@@ -182,8 +182,19 @@ def _jsonable(value) -> bool:
     return True
 
 
+def is_finite_number(value) -> bool:
+    """An int or float (not a bool) that is finite. An int too large for a float is not one:
+    ``math.isfinite`` raises OverflowError on it (a 400-digit JSON number, say)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite_number(value)
 
 
 #: Largest magnitude of any number in a spec (m, s, deg): far beyond any world, small enough

@@ -151,7 +151,7 @@ def expect_int(body: dict, field: str, default, low: int, high: int) -> int:
 def expect_number(body: dict, field: str, default, low: float, high: float, *,
                   low_open: bool = False) -> float:
     value = body.get(field, default)
-    ok = (type(value) in (int, float) and math.isfinite(value)
+    ok = (type(value) in (int, float) and _taskspec.is_finite_number(value)
           and (value > low if low_open else value >= low) and value <= high)
     if not ok:
         bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
@@ -229,7 +229,8 @@ def parse_target(body: dict, scenario: str) -> tuple:
     if value is None:
         return DEFAULT_TARGETS[scenario]
     ok = (type(value) is list and len(value) == 3
-          and all(type(v) in (int, float) and math.isfinite(v) and abs(v) <= MAX_COORD for v in value))
+          and all(type(v) in (int, float) and _taskspec.is_finite_number(v) and abs(v) <= MAX_COORD
+                  for v in value))
     if not ok:
         raise BadRequest(f"target: expects [x, y, z] (3 numbers), actual: {show(value)}", field="target")
     return tuple(value)
