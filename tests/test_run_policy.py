@@ -234,9 +234,9 @@ class TaskSpecFlightTests(unittest.TestCase):
             ("end_near", "direct", "dive", r"^end_near: ended \d+\.\d m from target "
                                            r"\[126, 120, -66\] \(needs < 1\.5 m\)$"),
             ("clearance", "direct", "dive", r"^clearance: never 20 m above the ground$"),
-            ("standoff", "direct", "dive", r"^standoff: 0\.0 m at step \d+ from the cell "
-                                           r"\[110, 110, -\d+\] \(needs 0\.5 m; clear \d+/600 "
-                                           r"steps from step 0\)$"),
+            ("standoff", "direct", "dive", r"^standoff: in or under the ground at step \d+ \(ground "
+                                           r"cell \[110, 110, -\d+\]\) \(needs 0\.5 m; clear "
+                                           r"\d+/600 steps from step 0\)$"),
             ("altitude", "direct", "dive", r"^altitude: z -21\.0 at step 0 outside \[-90, -60\] "
                                            r"\(0/600 steps in band\)$"),
             ("collisions", "direct", "dive", r"^collisions: \d+ contacts, at most 0 allowed "

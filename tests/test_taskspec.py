@@ -347,6 +347,9 @@ class CheckKindTests(unittest.TestCase):
     def test_standoff_skips_only_the_queries_whose_bound_decides_the_step(self):
         rng = np.random.default_rng(3)
         coords = rng.integers(-8, 9, (60, 3))
+        vxs = load_backend("embedded")
+        world = vxs.VoxelGrid.from_dict_py({tuple(int(v) for v in c): vxs.Cell.filled()
+                                            for c in coords})
         cells = taskspec.CellDistance(coords)
         queries = []
 
@@ -359,15 +362,20 @@ class CheckKindTests(unittest.TestCase):
             def nearest(self, pos, look):
                 return cells.nearest(pos, look - taskspec.STANDOFF_LOOK_M)
 
+        def tracker(checks, distances, every_step=False):
+            made = FlightTracker(resolve(parse_task_spec({"checks": checks}), MARKS), world, 0.01)
+            made.ctx.cells = distances
+            if every_step:
+                made.checkers[0]._decided = lambda pos: False      # a query at every step
+            return made
+
         counting, within_reach = Counting(coords), WithinReach(coords)
         for trial in range(30):
             walk = np.cumsum(rng.normal(0, 0.15, (300, 3)), axis=0) + rng.uniform(-12, 12, 3)
             for min_m in (0.5, 1.5, 3.0):
                 checks = [{"kind": "standoff", "min_m": min_m}, {"kind": "end_near", "point": [99, 0, 0]}]
-                resolved = resolve(parse_task_spec({"checks": checks}), MARKS)
-                every = FlightTracker(resolved, within_reach, 0.01)
-                every.checkers[0]._decided = lambda pos: False      # a query at every step
-                skipping = FlightTracker(resolved, counting, 0.01)
+                every = tracker(checks, within_reach, every_step=True)
+                skipping = tracker(checks, counting)
                 queries.clear()
                 for step, pos in enumerate(walk):
                     every.observe(step, pos, 0)
@@ -376,11 +384,38 @@ class CheckKindTests(unittest.TestCase):
                     self.assertEqual(skipping.results(walk[-1]), every.results(walk[-1]))
                     self.assertLessEqual(len(queries), len(walk))
         # Far from every cell, a query now and then does for the whole flight.
-        resolved = resolve(parse_task_spec({"checks": [{"kind": "standoff", "min_m": 2},
-                                                       {"kind": "reach", "point": "target"}]}), MARKS)
+        far = tracker([{"kind": "standoff", "min_m": 2}, {"kind": "reach", "point": "target"}], counting)
         queries.clear()
-        grade_flight(resolved, line((40, 0, 0), (80, 0, 0), 1000), np.zeros(1000), counting)
+        for step, pos in enumerate(line((40, 0, 0), (80, 0, 0), 1000)):
+            far.observe(step, pos, 0)
         self.assertLess(len(queries), 50)
+
+    def test_a_dive_through_the_ground_shell_never_counts_as_far_from_every_cell(self):
+        # ground: a shell 3 cells thick (z = 0..2), nothing below it, as the terrain is built
+        vxs = load_backend("embedded")
+        world = vxs.VoxelGrid.from_dict_py({(x, y, z): vxs.Cell.filled() for x in range(-20, 21)
+                                            for y in range(-20, 21) for z in range(0, 3)})
+        dive = line((0, 0, -2.5), (0, 0, 30), 200)         # 2.5 m above, then 27 m under the shell
+        graded = grade([{"kind": "standoff", "min_m": 5}, {"kind": "end_near", "point": [0, 0, 30]}],
+                       dive, world=world)
+        self.assertEqual(graded.checks[0]["account"], "standoff: never 5 m from every cell")
+        up_and_down = np.concatenate([line((0, 0, -2.5), (0, 0, -10), 50), dive])
+        graded = grade([{"kind": "standoff", "min_m": 5}, {"kind": "end_near", "point": [0, 0, 30]}],
+                       up_and_down, world=world)
+        self.assertRegex(graded.checks[0]["account"],
+                         r"^standoff: in or under the ground at step \d+ \(ground cell \[0, 0, 0\]\) "
+                         r"\(needs 5 m; clear 30/230 steps from step 20\)$")
+        below = np.concatenate([line((0, 0, -2.5), (30, 0, -10), 50), line((30, 0, -10), (30, 0, 20), 50),
+                                line((30, 0, 20), (0, 0, 20), 60)])   # round the edge, then under it
+        graded = grade([{"kind": "standoff", "min_m": 5}, {"kind": "end_near", "point": [0, 0, 20]}],
+                       below, world=world)
+        self.assertRegex(graded.checks[0]["account"],
+                         r"^standoff: in or under the ground at step \d+ \(ground cell \[\d+, 0, 2\]\) "
+                         r"\(needs 5 m; clear \d+/\d+ steps from step \d+\)$")
+        with self.assertRaises(TaskSpecError) as caught:
+            parse_task_spec({"checks": [{"kind": "standoff", "min_m": 20.5}]})
+        self.assertEqual(caught.exception.message,
+                         "checks[0].min_m: expects a positive number up to 20, actual: 20.5")
 
     def test_the_embedded_worlds_own_dense_box_gives_the_same_distances(self):
         world = scenarios.terrain_world(load_backend("embedded"), 0)

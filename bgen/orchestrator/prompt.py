@@ -184,8 +184,9 @@ CHECK_MEANINGS = {
                  "it fails if the agent is never that high",
     "standoff": "from the first step the agent is min_m from every cell of the world (3-D "
                 "distance to the nearest cell of any kind: ground, trunks, foliage, turbines, "
-                "measured to the cell's 1 m cube, not its centre; take-off exempt), it must stay "
-                "at least that far at every step; it fails if the agent is never that far",
+                "measured to the cell's 1 m cube, not its centre; in or under the ground it is 0; "
+                "take-off exempt), it must stay at least that far at every step; it fails if the "
+                "agent is never that far",
     "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
     "collisions": "the episode's collision count stays at most max (default 0)",
     "time_limit": "every other check holds within seconds of simulated time",
@@ -214,8 +215,9 @@ Check kinds (fields, defaults in brackets):
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
 - clearance: min_m. After take-off it stays at least min_m above the ground below it (height
   only: a tree beside the drone does not count).
-- standoff: min_m. After take-off it stays at least min_m from every cell of the world in any
-  direction (ground, trees with their foliage, turbines): "keep N m away from obstacles".
+- standoff: min_m (at most 20). After take-off it stays at least min_m from every cell of the
+  world in any direction (ground, trees with their foliage, turbines): "keep N m away from
+  obstacles".
 - altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
 - collisions: max [0]. At most max collisions in the episode.
 - time_limit: seconds. Every other check holds within that many seconds.

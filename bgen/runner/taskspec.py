@@ -293,6 +293,8 @@ def _parse_check(doc, index: int, prefix: str) -> Check:
             values[name] = _integer(raw, at, 1, MAX_LAPS)
         elif name == "max":
             values[name] = _integer(raw, at, 0, 10**9)
+    if kind == "standoff" and values["min_m"] > MAX_STANDOFF_M:
+        raise _fail(f"{where}.min_m", f"a positive number up to {MAX_STANDOFF_M:g}", doc["min_m"])
     if kind == "orbit" and values["max_radius"] <= values["min_radius"]:
         raise _fail(f"{where}.max_radius", f"a number above min_radius ({values['min_radius']:g})",
                     doc["max_radius"])
@@ -847,6 +849,9 @@ class _Clearance:
 
 #: A ``standoff`` account names the closest cell up to this far beyond ``min_m`` (m).
 STANDOFF_REPORT_M = 2.0
+#: Largest ``standoff`` ``min_m`` (m): each query searches a box of about twice its reach
+#: across, so the grade's cost grows with its cube.
+MAX_STANDOFF_M = 20.0
 #: How much farther than that each query looks (m): a flight that far from every cell then
 #: needs no query until it has moved this far.
 STANDOFF_LOOK_M = 4.0
@@ -856,9 +861,13 @@ class _Standoff:
     """Like ``_Clearance`` (armed at the first step far enough, then required at every step),
     with the 3-D distance to the nearest cell of any kind instead of the height above ground.
 
-    The distance changes by at most the distance moved, so after a query the next steps need
-    none while that bound already decides them (far from every cell: most of a flight); the
-    verdicts and accounts are those of a query at every step."""
+    Inside or under the ground (a negative clearance: the ground of a world is a shell a few
+    cells thick, with nothing below it) the distance is 0, checked at every step: a drone that
+    dived through the shell would otherwise be far from every cell.
+
+    Otherwise the distance changes by at most the distance moved, so after a query the next
+    steps need none while that bound already decides them (far from every cell: most of a
+    flight); the verdicts and accounts are those of a query at every step."""
 
     def __init__(self, check, ctx):
         self.min_m = check.fields["min_m"]
@@ -871,6 +880,7 @@ class _Standoff:
         self.violated = False
         self.look = self.reach + STANDOFF_LOOK_M
         self.queried_at = None  # (position, distance) of the last query (inf: beyond look)
+        self.low_under = False  # whether the smallest distance was being under the ground
 
     def _decided(self, pos) -> bool:
         """Count this step without a query when the last one's bound settles it."""
@@ -888,12 +898,18 @@ class _Standoff:
         return False
 
     def observe(self, step, pos, ctx):
-        if self._decided(pos):
-            return
-        distance, cell = ctx.cells.nearest(pos, self.look)
-        self.queried_at = (pos, distance)
-        if distance > self.reach:       # reported as a query within reach would see it
-            distance, cell = math.inf, None
+        height, ground = ctx.heights.ground_below(pos)
+        under = height < 0
+        if under:
+            distance, cell = 0.0, ground
+            self.queried_at = None
+        else:
+            if self._decided(pos):
+                return
+            distance, cell = ctx.cells.nearest(pos, self.look)
+            self.queried_at = (pos, distance)
+            if distance > self.reach:   # reported as a query within reach would see it
+                distance, cell = math.inf, None
         ok = distance >= self.min_m
         if self.armed_at is None:
             if not ok:
@@ -904,7 +920,7 @@ class _Standoff:
         if not ok:
             self.violated = True
         if distance < self.low or self.low_at is None:
-            self.low, self.low_at = distance, (step, cell)
+            self.low, self.low_at, self.low_under = distance, (step, cell), under
 
     def holds(self, pos, ctx):
         return self.armed_at is not None and not self.violated
@@ -913,7 +929,12 @@ class _Standoff:
         if self.armed_at is None:
             return False, 0.0, f"standoff: never {self.min_m:g} m from every cell"
         step, cell = self.low_at
-        low = f"{self.low:.1f} m at step {step} from the cell {_fmt_point(cell)}" if cell else None
+        if self.low_under:
+            low = f"in or under the ground at step {step} (ground cell {_fmt_point(cell)})"
+        elif cell:
+            low = f"{_metres(self.low, self.min_m)} m at step {step} from the cell {_fmt_point(cell)}"
+        else:
+            low = None
         score = self.clear / self.counted if self.counted else 0.0
         if not self.violated:
             closest = f"closest {low}" if low else f"no cell within {self.reach:g} m"
@@ -1030,7 +1051,7 @@ class FlightTracker:
         if resolved.needs_world and world is None:
             raise TaskSpecError(f"a {' or '.join(sorted(kinds & set(WORLD_KINDS)))} check needs "
                                 "the world", field="checks")
-        heights = HeightMap.from_world(world) if "clearance" in kinds else None
+        heights = HeightMap.from_world(world) if kinds & {"clearance", "standoff"} else None
         cells = CellDistance.from_world(world) if "standoff" in kinds else None
         self.ctx = _Context(float(delta), heights, cells)
         self.resolved = resolved
