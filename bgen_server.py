@@ -936,6 +936,8 @@ class WebSocketService:
             response = connection.respond(exc.status, json.dumps(exc.to_json()) + "\n")
             del response.headers["Content-Type"]      # respond() says text/plain
             response.headers["Content-Type"] = "application/json"
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Cache-Control"] = "no-store"    # as the HTTP port's errors
             return response
         connection.bgen_target = target
         return None

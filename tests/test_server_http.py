@@ -407,9 +407,11 @@ class TestAccessTokens(HttpTestCase):
                                    open_timeout=TIMEOUT):
                     return None
             except InvalidStatus as exc:
-                return exc.response.status_code, exc.response.headers["Content-Type"]
+                headers = exc.response.headers
+                return (exc.response.status_code, headers["Content-Type"], headers["Cache-Control"],
+                        headers["X-Content-Type-Options"])
 
-        self.assertEqual(asyncio.run(attempt()), (404, "application/json"))
+        self.assertEqual(asyncio.run(attempt()), (404, "application/json", "no-store", "nosniff"))
 
 
 class TestTokenInTheServerProcess(unittest.TestCase):
