@@ -323,11 +323,11 @@ class TestTaskSpecScores(unittest.TestCase):
 
 class TestScoreText(unittest.TestCase):
     def test_a_failed_check_never_reads_as_a_full_mean_score(self):
-        from bgen.orchestrator.evaluator import score_text
-        self.assertEqual(score_text(0.9988, all_passed=False), "0.999")
-        self.assertEqual(score_text(0.99999, all_passed=False), "0.999")
-        self.assertEqual(score_text(1.0, all_passed=True), "1.00")
-        self.assertEqual(score_text(0.675, all_passed=False), "0.68")
+        from bgen.runner.taskspec import score_text
+        self.assertEqual(score_text(0.9988, False), "0.999")
+        self.assertEqual(score_text(0.99999, False), "0.999")
+        self.assertEqual(score_text(1.0, True), "1.00")
+        self.assertEqual(score_text(0.675, False), "0.68")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from bgen.orchestrator import causes, flight_analysis
+from bgen.runner import taskspec
 
 CRITIQUE_MAX_CHARS = 6000
 TRACE_MAX_CHARS = 2000
@@ -346,15 +347,6 @@ def involves_target(task_spec: dict | None) -> bool:
                if isinstance(check, dict) for field in ("point", "points", "centre"))
 
 
-def score_text(score: float, all_passed: bool) -> str:
-    """A mean score with two decimals, or three when two would read 1.00 although an episode
-    failed the check (its score was below 1: "passed 1/3 (mean score 0.999)")."""
-    text = f"{float(score):.2f}"
-    if text == "1.00" and not all_passed:
-        text = f"{min(float(score), 0.999):.3f}"
-    return text
-
-
 def flight_findings(summaries: list[dict], flights: dict, about_target: bool = True) -> list[str]:
     """One paragraph per failed episode (at most ``FLIGHT_SEEDS_SHOWN``): the policy's own
     summary line next to what bgen recognised in its flight, each pattern's cause and fix
@@ -488,7 +480,7 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
     else:
         result = (f"Result: {agg['successes']}/{n} episodes met every check of the task "
                   f"(success rate {agg['success_rate']:.2f}, mean score "
-                  f"{score_text(agg.get('mean_score') or 0.0, agg['successes'] == n)}). "
+                  f"{taskspec.score_text(agg.get('mean_score') or 0.0, agg['successes'] == n)}). "
                   f"Episode ends: {ends}.")
     head = [result]
     if task_spec is not None:
@@ -498,7 +490,7 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
             head.extend(f"- {line}" for line in missed)
         head.append("Checks: " + "; ".join(
             f"{c['index']}. {c['kind']} passed {c['passed']}/{c['episodes']} (mean score "
-            f"{score_text(c['mean_score'], c['passed'] == c['episodes'])})"
+            f"{taskspec.score_text(c['mean_score'], c['passed'] == c['episodes'])})"
             for c in agg.get("checks") or []) + ".")
         objective = agg.get("objective") or {}
         if objective.get("value") is not None:

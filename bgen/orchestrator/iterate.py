@@ -39,6 +39,7 @@ from bgen.llm.client import (DEFAULT_API_KEY_ENV, DEFAULT_BACKOFF_CAP_S, DEFAULT
                              DEFAULT_TIMEOUT_S, DEFAULT_URLS, AUTH_MODES, LLMClient, LLMSettings)
 from bgen.orchestrator import evaluator
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
+from bgen.runner import taskspec
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
 from bgen.orchestrator.runlog import EventLog, iteration_policy_file
@@ -343,7 +344,8 @@ def progress_line(event: dict) -> str | None:
         collisions = (agg.get("collisions_total") or {}).get("mean")
         checks = "; ".join(f"{c['kind']} {c['passed']}/{c['episodes']}"
                            for c in agg.get("checks") or [])
-        checks = (f"; checks {checks} (mean score {agg.get('mean_score', 0.0):.2f})"
+        score = taskspec.score_text(agg.get("mean_score", 0.0), agg["successes"] == agg["episodes"])
+        checks = (f"; checks {checks} (mean score {score})"
                   if checks else "")
         return (f"{where}: success {agg['successes']}/{agg['episodes']} ({agg['success_rate']:.2f}), "
                 f"steps mean {steps if steps is not None else 'n/a'}, collisions mean "

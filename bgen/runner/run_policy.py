@@ -135,7 +135,8 @@ def read_task_spec(path: str | None) -> dict | None:
 
 def check_lines(summary: dict) -> list[str]:
     """One line per task-spec check of a finished episode: pass/FAIL, score, account."""
-    return [f"    {'pass' if c['passed'] else 'FAIL'} {c['score']:.2f}  {c['account']}"
+    return [f"    {'pass' if c['passed'] else 'FAIL'} {taskspec.score_text(c['score'], c['passed'])}  "
+            f"{c['account']}"
             for c in summary.get("checks") or []]
 
 

@@ -603,6 +603,15 @@ def _metres(d: float, limit: float) -> str:
     return f"{d:.2f}" if float(one) == limit and d != limit else one
 
 
+def score_text(score: float, passed: bool) -> str:
+    """A score (or a mean of scores) with two decimals, or three when two would read 1.00 for
+    a check that did not pass everywhere (a score of 0.997: "FAIL 0.997")."""
+    text = f"{float(score):.2f}"
+    if text == "1.00" and not passed:
+        text = f"{min(float(score), 0.999):.3f}"
+    return text
+
+
 def _tuple(point) -> tuple[float, float, float]:
     return (float(point[0]), float(point[1]), float(point[2]))
 
@@ -837,7 +846,7 @@ class _Clearance:
         if self.armed_at is None:
             return False, 0.0, f"clearance: never {self.min_m:g} m above the ground"
         step, where, cell = self.low_at
-        low = f"{self.low:.1f} m at step {step} over {_fmt_point(cell)}" if cell else \
+        low = f"{_metres(self.low, self.min_m)} m at step {step} over {_fmt_point(cell)}" if cell else \
             f"no ground below at step {step}"
         score = self.clear / self.counted if self.counted else 0.0
         if not self.violated:
