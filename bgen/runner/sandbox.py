@@ -469,13 +469,17 @@ def _iter_violations(tree: ast.Module):
             yield _violation(lineno, "class keywords (metaclass=...) are not allowed",
                              "class-keywords")
         elif isinstance(node, ast.Call) and any(k.arg == "where" for k in node.keywords) and \
-                not any(k.arg == "out" for k in node.keywords):
+                not any(k.arg == "out" and not _is_none(k.value) for k in node.keywords):
             # numpy ufuncs leave the masked-out elements of a fresh result uninitialised:
             # heap memory of this process (numpy.where(cond, a, b) is the function, not this).
-            yield _violation(lineno, "'where=' without 'out=' returns uninitialised memory; "
-                             "use numpy.where(condition, a, b)", "uninitialised-memory")
+            yield _violation(lineno, UNINITIALISED_TEXT, "uninitialised-memory")
         children = list(ast.iter_child_nodes(node))
         stack.extend((child, depth + 1, lineno) for child in reversed(children))
+
+
+def _is_none(node: ast.AST) -> bool:
+    """``None`` written as it is (``out=None`` gives no output array)."""
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _parse(source) -> ast.Module:
@@ -769,6 +773,47 @@ class TypeCheck:
         return f"<class '{self._name}'>"
 
 
+#: The refusal of ``where=`` without ``out=`` (validator rule ``uninitialised-memory``).
+UNINITIALISED_TEXT = ("'where=' without 'out=' returns uninitialised memory; use "
+                      "numpy.where(condition, a, b)")
+
+
+def _no_output(out) -> bool:
+    return out is None or (isinstance(out, tuple) and all(item is None for item in out))
+
+
+class _NoUninitialised:
+    """A numpy function or ufunc of the stand-in that refuses ``where=`` without an ``out=``
+    array also when the keywords come from a ``**`` dict the validator cannot read; its other
+    attributes (``reduce``, ``nin``) are the function's."""
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function):
+        object.__setattr__(self, "_function", function)
+
+    def __call__(self, *args, **kwargs):
+        if "where" in kwargs and _no_output(kwargs.get("out")):
+            raise TypeError(UNINITIALISED_TEXT)
+        return self._function(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._function, name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("numpy functions are read-only in the policy sandbox")
+
+    def __repr__(self):
+        return repr(self._function)
+
+
+def _guarded(members: dict) -> dict:
+    """Every function and ufunc of ``members`` behind ``_NoUninitialised`` (types and
+    constants as they are)."""
+    return {name: _NoUninitialised(value) if callable(value) and not isinstance(value, type)
+            else value for name, value in members.items()}
+
+
 def _numpy_standin(seed: int = 0):
     import numpy
 
@@ -781,7 +826,8 @@ def _numpy_standin(seed: int = 0):
     checks = {name: TypeCheck(getattr(numpy, name), f"numpy.{name}",
                               "create arrays with numpy.array()")
               for name in NUMPY_CHECK_ONLY_TYPES}
-    members = {**_pick(numpy, NUMPY_NAMES), **checks, "linalg": linalg, "random": random}
+    members = {**_guarded(_pick(numpy, NUMPY_NAMES)), **checks, "linalg": linalg,
+               "random": random}
     return StandIn("numpy", members, NUMPY_HINTS), linalg, random
 
 
