@@ -11,12 +11,12 @@ import unittest
 from pathlib import Path
 
 from bgen.errors import ConfigError
-from bgen.runner import episode
+from bgen.runner import episode, taskspec
 from bgen.runner.episode import (EpisodeConfig, ListSink, RenderLink, describe_error,
                                  error_line, run_episode)
 from bgen.runner.metrics import EpisodeStats, clean_policy_log, is_teleport, max_step_distance
 from bgen.runner.schema import REASONS, EpisodeSummary, StepLog
-from bgen.sim import load_backend
+from bgen.sim import load_backend, scenarios
 from tests.timing import scaled
 
 POLICIES = Path(__file__).parent / "policies"
@@ -540,6 +540,25 @@ class InitConfigTests(unittest.TestCase):
                                  repr(list(sink.steps[0]["agent_coord"])))
                 self.assertEqual(sink.steps[0]["policy_log"]["start"],
                                  repr([int(v) for v in outcome.summary.start]))
+
+    def test_config_landmarks_are_the_points_the_task_spec_resolves_in_this_episode(self):
+        source = self.RECORDER.replace("    SEEN['target'] = config['target']\n",
+                                       "    SEEN['target'] = config['target']\n"
+                                       "    SEEN['marks'] = config['landmarks']\n").replace(
+            "    return {'target': repr(SEEN['target'])}\n",
+            "    return {'marks': repr(sorted(SEEN['marks'].items()))}\n")
+        outcome, sink = run("", source=source, max_steps=2, scenario="wind_farm", **DEFAULTS)
+        self.assertIsNone(outcome.summary.error, outcome.summary)
+        config = EpisodeConfig(max_steps=2, backend="embedded", scenario="wind_farm", **DEFAULTS)
+        sim = episode.build_sim(load_backend("embedded"), config, 0)
+        resolved = episode.episode_spec(config, sim)
+        expected = {name: episode.as_coordinate(point) for name, point in
+                    taskspec.episode_landmarks(sim.start, sim.target,
+                                               scenarios.scenario_landmarks("wind_farm")).items()}
+        self.assertEqual(sink.steps[0]["policy_log"]["marks"], repr(sorted(expected.items())))
+        self.assertEqual(set(expected), {"start", "target", "turbine_0", "turbine_1", "turbine_2",
+                                         "defect"})
+        self.assertEqual(expected["target"], [int(v) for v in resolved.checks[0].points["point"]])
 
     def test_a_fractional_target_keeps_its_fraction(self):
         self.assertEqual(episode.as_coordinate((60.5, 60.0, -20.0)), [60.5, 60.0, -20.0])

@@ -523,9 +523,14 @@ def policy_config(sim: Sim, config: EpisodeConfig, seed: int) -> dict:
 
     A target on whole numbers is given as ints, as the reference's --target gives it: it is a
     voxel coordinate, and policies pass it straight to plan_to, where a float is a TypeError.
+    ``landmarks``: every point a task spec may name, as this episode's spec resolves them
+    (``taskspec.episode_landmarks``: the scenario's, and start and target as flown).
     """
+    marks = taskspec.episode_landmarks(sim.start, sim.target,
+                                       scenarios.scenario_landmarks(config.scenario))
     return {"target": as_coordinate(sim.target), "start": as_coordinate(sim.start), "seed": seed,
-            "max_steps": config.max_steps, "delta": config.delta, "scenario": config.scenario}
+            "max_steps": config.max_steps, "delta": config.delta, "scenario": config.scenario,
+            "landmarks": {name: as_coordinate(point) for name, point in marks.items()}}
 
 
 def as_coordinate(point) -> list:
