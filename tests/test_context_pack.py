@@ -401,6 +401,31 @@ class TestStalledAction(unittest.TestCase):
         self.assertNotEqual(summary["summary"], "None")
 
 
+class TestDiagonalStaircase(unittest.TestCase):
+    """The prompt: an A* staircase on a diagonal flies close to the straight line."""
+
+    def test_a_diagonal_plan_takes_the_straight_lines_time_within_20_percent(self):
+        from bgen.runner.episode import make_dynamics
+        for offset in ((30, 30, 0), (20, 20, -20)):
+            with self.subTest(offset=offset):
+                start = [0, 0, -40]
+                end = [s + o for s, o in zip(start, offset)]
+                agent = VXS.Agent(0)
+                agent.set_hold_py(start, 0.0)
+                chaser, env = VXS.FixedLookaheadChaser.default_py(), VXS.EnvState.default_py()
+                dynamics = make_dynamics(VXS, True)
+                plan = VXS.AStarActionPlanner(0).plan_action_py(VXS.VoxelGrid(), start, end, 0.9, 0.0)
+                self.assertEqual(plan.len(), sum(abs(o) for o in offset))     # axis moves only
+                agent.perform_oneshot_py(plan)
+                steps = 0
+                while agent.get_action_py() is not None and steps < 20_000:
+                    target = chaser.step_chase_py(agent, 0.01)
+                    dynamics.update_agent_dynamics_py(agent, env, target, 0.01)
+                    steps += 1
+                straight_s = math.dist(start, end) / (FACTS["cruise_mps_per_urgency"] * 0.9)
+                self.assertLess(abs(steps * 0.01 - straight_s), 0.2 * straight_s)
+
+
 class TestNumpyNamed(unittest.TestCase):
     def test_every_numpy_function_the_cheatsheet_names_is_offered_to_policies(self):
         named = set(re.findall(r"`numpy\.(\w+)`", cheatsheet()))

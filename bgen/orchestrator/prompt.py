@@ -136,8 +136,10 @@ def task_section(task: Task) -> str:
             budget += (f", a budget derived from the route the checks ask for (about "
                        f"{task.route_m:.0f} m: straight lines between their points, each orbit's "
                        f"circle at its mid radius; flown at about {CRUISE_SPEED_MPS:g} m/s with "
-                       f"urgency 0.9, times {BUDGET_MARGIN:g}, plus {BUDGET_EXTRA_S:g} s; a path "
-                       f"of axis moves is longer than the straight line)")
+                       f"urgency 0.9, times {BUDGET_MARGIN:g}, plus {BUDGET_EXTRA_S:g} s; an A* "
+                       f"staircase on a diagonal flies close to the straight line, as the drone "
+                       f"cuts its corners, but legs along one axis at a time are up to 1.4 times "
+                       f"longer, 1.7 in 3-D)")
         lines.append(budget + ".")
     if task.task_spec is not None:
         lines += ["", task_spec_section(task.task_spec)]
@@ -152,7 +154,8 @@ def task_spec_section(spec: dict) -> str:
             "The episode succeeds, and ends at once, at the first step at which every check "
             "holds; otherwise it runs to the step budget. Points named 'start' and 'target' are "
             "config['start'] and config['target'], as lifted above terrain (config['start'] is "
-            "the cell the agent starts in). What each kind means (the values are the spec's "
+            "the cell the agent starts in); every point a check names is "
+            "config['landmarks'][name]. What each kind means (the values are the spec's "
             "above; a field it leaves out takes the default):"]
     kinds = []
     for check in spec.get("checks", []):
