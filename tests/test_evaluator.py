@@ -198,6 +198,8 @@ class TestCritique(unittest.TestCase):
         text = critique(aggregate(summaries), summaries, trace={"steps": steps, "traceback": "Traceback..."},
                         trace_seed=0)
         self.assertIn("Trace of failed episode (seed 0)", text)
+        self.assertIn("policy_log: what collect() returned, {} once an episode's notes passed "
+                      "1,000,000 characters", text)
         self.assertIn('"step":0,', text)
         self.assertIn('"step":499,', text)
         self.assertNotIn('"step":100,', text)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bgen.orchestrator import causes, flight_analysis
 from bgen.runner import taskspec
+from bgen.runner.metrics import MAX_EPISODE_NOTE_CHARS
 
 CRITIQUE_MAX_CHARS = 6000
 TRACE_MAX_CHARS = 2000
@@ -520,7 +521,9 @@ def critique(agg: dict, summaries: list[dict], *, policy_code: str | None = None
                 body += (f"\n\nTrace of failed episode (seed {trace_seed}), sampled from its "
                          f"last steps (agent_coord: the position rounded to whole cells; "
                          f"command_len: the number of moves of the intent being flown, all of "
-                         f"them, not those left, 0 with no action):\n{sampled}")
+                         f"them, not those left, 0 with no action; policy_log: what collect() "
+                         f"returned, {{}} once an episode's notes passed "
+                         f"{MAX_EPISODE_NOTE_CHARS:,} characters):\n{sampled}")
     return cap(body, max_chars)
 
 
