@@ -97,9 +97,15 @@ class TestCauseTable(unittest.TestCase):
             causes.cause_by_name("moon")
         self.assertIn("collisions_size", str(caught.exception))
 
+    def test_the_swinging_action_fix_quotes_the_stated_step_rule(self):
+        from bgen.llm.context import FACTS
+        self.assertIn(f"N cells take about {FACTS['plan_start_steps']} + "
+                      f"{FACTS['steps_per_cell']}*N/urgency steps",
+                      causes.FLIGHT_CAUSES["swinging_action"].fix)
+
     def test_every_flight_pattern_has_its_own_cause(self):
         kinds = {"no_progress", "oscillation", "climb", "plan_failures", "stalled_action",
-                 "idle_end"}
+                 "idle_end", "swinging_action"}
         self.assertEqual(set(causes.FLIGHT_CAUSES), kinds)
         self.assertEqual(len({row.cause for row in causes.FLIGHT_CAUSES.values()}), len(kinds))
 

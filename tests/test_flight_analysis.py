@@ -103,6 +103,23 @@ class TestFlightAnalysis(unittest.TestCase):
         self.assertGreaterEqual(evidence["entries"], fa.OSCILLATION_VISITS)
         self.assertLessEqual(evidence["distinct_cells"], 4)
 
+    def test_the_same_shuttle_under_one_unreplaced_action_is_a_swinging_action(self):
+        a, b = [50, 50, -20], [53, 50, -20]
+        path = []
+        for _ in range(8):
+            path += line(a, b, 100) + line(b, a, 100)
+        steps = records(path)
+        for record in steps:
+            record["command_len"] = 17
+        steps[0]["commands"] = [{"mode": "Replace", "urgency": 0.9, "yaw": 0.0, "moves": [1] * 17}]
+        found = {f.kind: f for f in fa.analyse(steps, START, TARGET)}
+        self.assertNotIn("oscillation", found)
+        swing = found["swinging_action"]
+        self.assertEqual(swing.evidence["command_len"], 17)
+        self.assertIn("under one action of 17 moves that the policy never replaced", swing.text)
+        steps[900]["commands"] = steps[0]["commands"]       # a new action given meanwhile
+        self.assertIn("oscillation", {f.kind for f in fa.analyse(steps, START, TARGET)})
+
     def test_climbing_far_above_start_and_target_is_a_climb_with_the_highest_point(self):
         steps = records(line(START, [50, 50, -60], 1500))
         found = {f.kind: f for f in fa.analyse(steps, START, TARGET)}

@@ -290,6 +290,15 @@ FLIGHT_CAUSES: dict[str, Cause] = {
         "bound the height: never climb more than about 10 m above the higher of the start and "
         "the target (z more negative is higher); after a failed plan, try a smaller padding or "
         "a nearby free goal instead of climbing again, and descend toward the target's z"),
+    "swinging_action": Cause(
+        "swinging_action", "",
+        "an action advances only while the drone is within 1 m of its path (voxelsim's chaser); "
+        "off it, the drone chases a target that no longer moves on and can swing back and forth "
+        "around it (seen after a Replace given while the drone flew fast the other way), and "
+        "nothing replaced the action",
+        "note the step each action was given and its length; when it is still set well past the "
+        "time its length needs (N cells take about 50 + 37*N/urgency steps), replace it with a "
+        "new plan from agent.get_coord_py()"),
     "stalled_action": Cause(
         "stalled_action", "",
         "the drone settled more than 1 m off the action's path, where voxelsim's chaser no "

@@ -9,6 +9,8 @@ voxels, ``distance_to_target`` m; z down, so a more negative z is higher) and re
                     the last ``NO_PROGRESS_S`` seconds of the episode (or more)
     oscillation     the agent went back and forth: it re-entered one cell ``OSCILLATION_VISITS``
                     times or more after leaving it, alternating between a few cells
+    swinging_action the same back and forth under one action the policy never replaced
+                    (``command_len`` unchanged, no command given): the action did not advance
     climb           it rose ``CLIMB_M`` or more above both the start and the target
     plan_failures   ``helpers.plan_to`` failed ``REPEATED_PLAN_FAILURES`` times or more
                     (from the episode summary: counts by message and the steps they happened on)
@@ -125,10 +127,35 @@ def oscillation(steps: list[dict], delta: float = 0.01) -> FlightFinding | None:
     partners = [list(c) for c, _ in around.most_common(3)]
     evidence = {"cell": list(cell), "entries": count, "first_step": first, "last_step": last,
                 "other_cells": partners, "distinct_cells": len(around) + 1}
+    length = _one_action(steps, first, last)
+    if length is not None:
+        evidence["command_len"] = length
+        return FlightFinding("swinging_action", (
+            f"the action did not advance: between steps {first} and {last} the drone entered "
+            f"cell {list(cell)} {count} times, moving among {len(around) + 1} cells, under one "
+            f"action of {length} moves that the policy never replaced and that did not end"),
+            evidence)
     return FlightFinding("oscillation", (
         f"back and forth: the agent entered cell {list(cell)} {count} times between steps "
         f"{first} and {last}, moving among {len(around) + 1} cells (most often "
         f"{', '.join(str(p) for p in partners)})"), evidence)
+
+
+def _one_action(steps: list[dict], first: int, last: int) -> int | None:
+    """The ``command_len`` (> 0) of the one action set from step ``first`` to ``last`` when no
+    command was given in between, else None."""
+    lengths, spanned = set(), False
+    for index, record in enumerate(steps):
+        step = _step_of(record, index)
+        if first <= step <= last:
+            spanned = True
+            if record.get("commands") and step > first:
+                return None
+            lengths.add(record.get("command_len"))
+    if not spanned or len(lengths) != 1:
+        return None
+    (length,) = lengths
+    return length if isinstance(length, int) and length > 0 else None
 
 
 def climb(steps: list[dict], start, target) -> FlightFinding | None:
