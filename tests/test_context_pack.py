@@ -330,14 +330,16 @@ STALLING_MOVES = [2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 4, 2, 4, 2, 4, 2, 2, 2, 2, 2,
                   1, 3, 1, 1, 1, 1]
 
 
-def stalling_policy(urgency: float, watchdog: bool) -> str:
+def stalling_policy(urgency: float, watchdog: bool, timer: bool = False) -> str:
     """Flies STALLING_MOVES once; with ``watchdog``, replaces an action under which the drone
     moved less than 0.1 m in the last second by a plan to the path's end cell, as the
-    cheatsheet says. Its summary: the step the agent had no action again, or None."""
+    cheatsheet says; with ``timer``, one still set past 1.5 times the steps its length needs
+    by the cheatsheet's rule. Its summary: the step the agent had no action again, or None."""
     return f"""import math
 import voxelsim as vxs
 MOVES = {STALLING_MOVES!r}
-STATE = {{"sent": False, "done": None, "end": None, "recent": [], "replaced": 0}}
+STATE = {{"sent": False, "done": None, "end": None, "recent": [], "replaced": 0, "given": 0,
+          "needs": 0}}
 
 def act(t, agent, world, fw, env, helpers):
     if not STATE["sent"]:
@@ -346,6 +348,7 @@ def act(t, agent, world, fw, env, helpers):
         dx = {{1: 1, 2: -1}}
         dy = {{3: -1, 4: 1}}
         STATE["end"] = [x + sum(dx.get(m, 0) for m in MOVES), y + sum(dy.get(m, 0) for m in MOVES), z]
+        STATE["needs"] = {FACTS["plan_start_steps"]} + {FACTS["steps_per_cell"]} * len(MOVES) / {urgency}
         return helpers.intent({urgency}, 0.0, [vxs.MoveDir.from_code_py(m) for m in MOVES])
     pos = agent.get_pos()
     STATE["recent"] = (STATE["recent"] + [pos])[-100:]
@@ -353,10 +356,14 @@ def act(t, agent, world, fw, env, helpers):
         if STATE["done"] is None:
             STATE["done"] = round(t / 0.01)
         return None
-    if {watchdog} and len(STATE["recent"]) == 100 and math.dist(STATE["recent"][0], pos) < 0.1:
+    overdue = {timer} and round(t / 0.01) - STATE["given"] > 1.5 * STATE["needs"]
+    if overdue or ({watchdog} and len(STATE["recent"]) == 100 and
+                   math.dist(STATE["recent"][0], pos) < 0.1):
         STATE["recent"] = []
         STATE["replaced"] += 1
-        return helpers.plan_to(world, agent.get_coord_py(), STATE["end"], 0.8, 0.0), "Replace"
+        plan = helpers.plan_to(world, agent.get_coord_py(), STATE["end"], 0.8, 0.0)
+        STATE["given"], STATE["needs"] = round(t / 0.01), {FACTS["plan_start_steps"]} + {FACTS["steps_per_cell"]} * plan.len() / 0.8
+        return plan, "Replace"
     return None
 
 def collect(step_ctx):
@@ -371,12 +378,12 @@ class TestStalledAction(unittest.TestCase):
     """The cheatsheet: an action advances only within chase_advance_m of its path; a drone that
     settles farther hovers for good with the action set; replacing it gets it going."""
 
-    def fly(self, urgency: float, watchdog: bool):
+    def fly(self, urgency: float, watchdog: bool, timer: bool = False):
         from bgen.runner.episode import ListSink, run_episode
         config = EpisodeConfig(max_steps=6000, scenario="terrain", start=(50, 50, -60),
                                target=(150, 50, -60), backend="embedded")
         sink = ListSink()
-        outcome = run_episode(stalling_policy(urgency, watchdog), VXS, config, 0, sink)
+        outcome = run_episode(stalling_policy(urgency, watchdog, timer), VXS, config, 0, sink)
         self.assertIsNone(outcome.summary.error, outcome.summary)
         return outcome.summary.policy_summary, sink.steps
 
@@ -395,6 +402,40 @@ class TestStalledAction(unittest.TestCase):
         summary, _ = self.fly(1.0, watchdog=True)
         self.assertNotEqual(summary["summary"], "None", "still stalled")
         self.assertGreaterEqual(int(summary["replaced"]), 1)
+
+    def test_replacing_an_action_set_past_the_time_its_length_needs_also_gets_it_there(self):
+        summary, _ = self.fly(1.0, watchdog=False, timer=True)
+        self.assertNotEqual(summary["summary"], "None", "still stalled")
+        self.assertGreaterEqual(int(summary["replaced"]), 1)
+
+    #: Step, urgency and moves of the actions a model's orbit policy gave on the wind farm
+    #: (seed 0, all yaw 0, all Replace) up to the stall: the last one was given while the
+    #: drone flew at about 3.3 m/s the other way.
+    SWING_ACTIONS = [(0, 1.0, [2] * 6), (269, 0.9, [4, 4, 4, 2, 4, 4, 2, 4, 2, 4, 2, 2, 4, 2, 2, 2]),
+                     (840, 0.9, [2, 2, 3, 2, 2, 3, 2, 2, 3, 2, 3, 2, 3, 3, 2, 3, 3, 3]),
+                     (1631, 0.9, [3, 3, 3, 3, 1, 3, 3, 1, 3, 1, 3, 1, 1, 3, 1, 1, 1])]
+
+    def test_an_action_given_while_flying_fast_the_other_way_can_stall_swinging(self):
+        from bgen.runner.episode import build_sim
+        sim = build_sim(VXS, EpisodeConfig(scenario="wind_farm", backend="embedded"), 0)
+        agent, given = sim.agent, dict((step, (u, m)) for step, u, m in self.SWING_ACTIONS)
+        xs, progress = [], set()
+        for step in range(3800):
+            if step in given:
+                urgency, moves = given[step]
+                agent.perform_oneshot_py(VXS.ActionIntent(urgency, 0.0, [VXS.MoveDir.from_code_py(m)
+                                                                         for m in moves]))
+            if agent.get_action_py() is not None:       # as the episode loop steps
+                target = sim.chaser.step_chase_py(agent, 0.01)
+                sim.dynamics.update_agent_dynamics_py(agent, sim.env, target, 0.01)
+            if step >= 2600:
+                self.assertIsNotNone(agent.get_action_py())
+                progress.add(agent.get_action_py()._trajectory.progress)
+                xs.append(agent.get_pos()[0])
+        self.assertEqual(len(progress), 1, "the action advanced")
+        self.assertGreater(max(xs) - min(xs), 2.0, "the drone did not swing")
+        swings = sum(1 for a, b, c in zip(xs, xs[1:], xs[2:]) if (b - a) * (c - b) < 0)
+        self.assertGreater(swings, 6)
 
     def test_the_same_path_at_urgency_09_ends(self):
         summary, _ = self.fly(0.9, watchdog=False)
