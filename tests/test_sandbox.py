@@ -472,6 +472,28 @@ class ImportMapping(unittest.TestCase):
         self.assertEqual(policy.namespace["cells"](),
                          ([[1, 2, 0]], [15], 2, [1, 0, 2], [False, True], 2))
 
+    def test_numpy_where_is_refused_without_an_out_array_also_through_ufunc_methods(self):
+        policy = run_body(
+            "import numpy as np\n"
+            "def attempts():\n"
+            "    a = np.arange(8.0)\n"
+            "    mask = {'where': np.zeros((8, 8), dtype=bool)}\n"
+            "    refused = []\n"
+            "    for call in (lambda: np.maximum.outer(a, a, **mask), lambda: np.power(a, 2.0, **mask),\n"
+            "                 lambda: np.add.reduce(a, **{'where': a > 2, 'initial': 0.0})):\n"
+            "        try:\n"
+            "            call()\n"
+            "        except TypeError as error:\n"
+            "            refused.append(str(error))\n"
+            "    out = np.zeros(8)\n"
+            "    np.add(a, a, out=out, **{'where': a > 5})\n"
+            "    total = np.sum(a, **{'where': a > 5})\n"
+            "    return len(refused), out.tolist(), float(total), float(np.maximum.reduce(a))\n")
+        refused, out, total, top = policy.namespace["attempts"]()
+        self.assertEqual(refused, 3)
+        self.assertEqual(out, [0, 0, 0, 0, 0, 0, 12, 14])
+        self.assertEqual((total, top), (13.0, 7.0))
+
     def test_stand_ins_are_not_real_modules(self):
         policy = run_body("import math, typing, voxelsim, random, numpy, collections\n")
         for name in ("math", "typing", "voxelsim", "random", "numpy", "collections"):

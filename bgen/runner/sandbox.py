@@ -470,6 +470,7 @@ def _iter_violations(tree: ast.Module):
                              "class-keywords")
         elif isinstance(node, ast.Call) and any(k.arg == "where" for k in node.keywords) and \
                 not any(k.arg == "out" and not _is_none(k.value) for k in node.keywords):
+            # By name alone a call cannot be trusted to be a reduction (``x.sum = a.clip``).
             # numpy ufuncs leave the masked-out elements of a fresh result uninitialised:
             # heap memory of this process (numpy.where(cond, a, b) is the function, not this).
             yield _violation(lineno, UNINITIALISED_TEXT, "uninitialised-memory")
@@ -657,7 +658,8 @@ NUMPY_NAMES = (
     "flip", "roll", "meshgrid", "indices", "logical_and", "logical_or", "logical_not",
     "ravel", "squeeze", "expand_dims", "nanmin", "nanmax", "nanmean", "argwhere", "flatnonzero",
     "unravel_index", "ravel_multi_index", "searchsorted", "bincount", "isin", "nanargmin",
-    "nanargmax", "trunc", "power", "atleast_1d", "atleast_2d",
+    "nanargmax", "trunc", "power", "atleast_1d", "atleast_2d", "add", "subtract", "multiply",
+    "divide", "true_divide", "negative",
 )
 NUMPY_LINALG_NAMES = ("norm", "inv", "det", "solve", "pinv", "eig", "eigh", "svd", "lstsq",
                       "matrix_rank", "LinAlgError")
@@ -773,6 +775,14 @@ class TypeCheck:
         return f"<class '{self._name}'>"
 
 
+#: Reductions whose ``where=`` leaves out elements instead of leaving output unwritten (the
+#: result starts from the identity or ``initial``): the stand-in's own functions of these
+#: names take it without ``out=`` (the validator still refuses it written out: by name alone
+#: it cannot tell them from an alias).
+WHERE_SAFE_REDUCTIONS = frozenset({"sum", "mean", "prod", "std", "var", "min", "max", "amin",
+                                   "amax", "any", "all", "nanmin", "nanmax", "nanmean",
+                                   "count_nonzero"})
+UFUNC_METHODS = frozenset({"outer", "reduce", "accumulate", "reduceat", "at"})
 #: The refusal of ``where=`` without ``out=`` (validator rule ``uninitialised-memory``).
 UNINITIALISED_TEXT = ("'where=' without 'out=' returns uninitialised memory; use "
                       "numpy.where(condition, a, b)")
@@ -793,12 +803,15 @@ class _NoUninitialised:
         object.__setattr__(self, "_function", function)
 
     def __call__(self, *args, **kwargs):
-        if "where" in kwargs and _no_output(kwargs.get("out")):
+        if "where" in kwargs and _no_output(kwargs.get("out")) and \
+                getattr(self._function, "__name__", None) not in WHERE_SAFE_REDUCTIONS:
             raise TypeError(UNINITIALISED_TEXT)
         return self._function(*args, **kwargs)
 
     def __getattr__(self, name):
-        return getattr(self._function, name)
+        value = getattr(self._function, name)
+        # A ufunc's methods take where= too (``np.maximum.outer(a, b, where=m)``).
+        return _NoUninitialised(value) if name in UFUNC_METHODS else value
 
     def __setattr__(self, name, value):
         raise AttributeError("numpy functions are read-only in the policy sandbox")
