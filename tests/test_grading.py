@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+
 from bgen.runner import grading, replay, worker
 from bgen.runner.episode import EpisodeConfig, run_episode
 from bgen.runner.worker import run_episodes
@@ -157,6 +159,42 @@ class GraderTest(unittest.TestCase):
             self.assertTrue(grading._graders, "no grader process was used")
             for seed in (1, 2, 3):
                 self.assertTrue((Path(tmp) / f"ep_{seed}" / f"summary.{seed}.json").exists())
+
+    def test_dynamics_that_diverge_end_as_sim_error_on_both_sides_never_tampered(self):
+        config = replace(CONFIG, delta=1.0, max_steps=50)
+        note = "the simulation diverged at step 4: the agent's position is no longer finite"
+        in_process = run_episode(POLICY, load_backend("embedded"), config, 1, _Steps()).summary
+        self.assertEqual(in_process.reason, "sim_error")
+        self.assertTrue(in_process.reasons.startswith(note), in_process.reasons)
+        with tempfile.TemporaryDirectory() as tmp:
+            [graded] = run_episodes(POLICY, [1], config, Path(tmp), workers=1, step_events=False)
+            steps = grading.step_records(Path(tmp) / "ep_1" / "steps.1.jsonl")
+        self.assertEqual(len(steps), 4)                     # the diverged step is not logged
+        self.assertEqual(graded["reason"], "sim_error", graded["reasons"])
+        self.assertTrue(graded["reasons"].startswith(note), graded["reasons"])
+        forged = [dict(step) for step in steps]
+        forged[-1]["agent_pos"] = [None, 50.0, -60.0]      # null (NaN) where the replay is finite
+        self.assertEqual(replay.grade_episode(dict(graded), forged, config, 1)["reason"], "tampered")
+
+    def test_positions_that_are_not_finite_on_both_sides_agree(self):
+        nan = float("nan")
+        flight = replay.Flight(positions=np.array([[0.0, 0, 0], [nan, nan, nan]]),
+                               collisions_total=np.zeros(2), start=None)
+        told = np.array([[0.0, 0, 0], [nan, nan, nan]])
+        self.assertIsNone(replay.first_disagreement(flight, told))
+        told[1] = [1.0, 1.0, 1.0]
+        self.assertEqual(replay.first_disagreement(flight, told), 1)
+
+
+class _Steps:
+    def step(self, log):
+        pass
+
+    def warning(self, message):
+        pass
+
+    def phase(self, name):
+        pass
 
 
 if __name__ == "__main__":

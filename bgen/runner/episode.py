@@ -733,6 +733,9 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
 
             step_commands = commands[:] or None     # those given in collect() go to the next
             commands.clear()
+            if not all(map(math.isfinite, pos)) and not any(
+                    c["mode"] in ("Hold", "SetPos") for c in step_commands or ()):
+                raise _End("sim_error", None, diverged_note(step, delta))
             teleported = is_teleport(prev_pos, pos, delta, config.max_speed_mps)
             moved = distance(prev_pos, pos) if not teleported else 0.0
             dist = distance(target, pos)
@@ -833,6 +836,12 @@ def run_loaded(policy, sim: Sim, config: EpisodeConfig, seed: int, sink: Episode
 
 
 FAILURE_STEPS_KEPT = 10     # first and last steps with a planner failure kept as evidence
+
+
+def diverged_note(step: int, delta: float) -> str:
+    """Why an episode whose dynamics gave a non-finite position ended (``sim_error``)."""
+    return (f"the simulation diverged at step {step}: the agent's position is no longer finite "
+            f"(a step of {delta:g} s may be too long for the dynamics; 0.01 s is the default)")
 
 
 def note_step(steps: list[int], step: int) -> None:

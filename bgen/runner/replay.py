@@ -77,7 +77,8 @@ class Flight:
     ``positions`` (N, 3) m, the agent's position after each step's dynamics;
     ``collisions_total`` (N,) cumulative count of cells touched up to each step;
     ``teleport_step`` the first step a Hold/SetPos command moved the agent (or None);
-    ``rejected`` commands the agent refused.
+    ``rejected`` commands the agent refused; ``diverged_step`` the first step the dynamics
+    gave a non-finite position (or None).
     """
 
     positions: np.ndarray
@@ -85,6 +86,7 @@ class Flight:
     start: np.ndarray
     teleport_step: int | None = None
     rejected: int = 0
+    diverged_step: int | None = None
 
 
 def _finite(value, name: str, low: float, high: float) -> float:
@@ -170,7 +172,7 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
     count = len(steps)
     positions = np.zeros((count, 3))
     collisions = np.zeros(count, dtype=np.int64)
-    total, rejected, teleport_step = 0, 0, None
+    total, rejected, teleport_step, diverged_step = 0, 0, None, None
     prev = tuple(agent.get_pos())
     start = np.asarray(prev, dtype=float)
     for index, commands in enumerate(steps):
@@ -185,7 +187,11 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
             chase = sim.chaser.step_chase_py(agent, delta)
             sim.dynamics.update_agent_dynamics_py(agent, sim.env, chase, delta)
         pos = tuple(agent.get_pos())
-        if teleport_step is None and is_teleport(prev, pos, delta, max_speed_mps):
+        if diverged_step is None and not all(map(math.isfinite, pos)) and not any(
+                command[0] in ("Hold", "SetPos") for command in commands):
+            diverged_step = index       # the dynamics, not a command: no teleport
+        if teleport_step is None and diverged_step is None and \
+                is_teleport(prev, pos, delta, max_speed_mps):
             teleport_step = index
         total += len(world.collisions_py(list(pos), _COLLISION_HALF_EXTENTS))
         positions[index] = pos
@@ -194,7 +200,7 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
         if deadline is not None and time.monotonic() > deadline:
             raise ReplayOverrun(f"the replay passed its budget at step {index} of {count}")
     return Flight(positions=positions, collisions_total=collisions, start=start,
-                  teleport_step=teleport_step, rejected=rejected)
+                  teleport_step=teleport_step, rejected=rejected, diverged_step=diverged_step)
 
 
 def grade_replay(flight: Flight, sim, config) -> dict:
@@ -240,11 +246,15 @@ def grade_replay(flight: Flight, sim, config) -> dict:
 def first_disagreement(flight: Flight, reported: np.ndarray,
                        tolerance: float = POSITION_TOLERANCE_M) -> int | None:
     """The first step whose reported position is farther than ``tolerance`` from the replay
-    (NaN counts as far), or None when they agree."""
+    (NaN counts as far, unless the replay is not finite there either), or None when they
+    agree."""
     count = min(len(flight.positions), len(reported))
     if count == 0:
         return None
-    gap = np.abs(flight.positions[:count] - reported[:count]).max(axis=1)
+    replayed, told = flight.positions[:count], reported[:count]
+    gaps = np.abs(replayed - told)
+    gaps[~np.isfinite(replayed) & ~np.isfinite(told)] = 0.0    # both diverged there
+    gap = gaps.max(axis=1)
     bad = np.flatnonzero(~(gap <= tolerance))
     return int(bad[0]) if len(bad) else None
 
@@ -274,7 +284,9 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
         return graded
     try:
         parsed = [parse_commands(step.get("commands")) for step in steps]
-        reported = np.array([[float(v) for v in step["agent_pos"]] for step in steps])
+        # null is how a step line says NaN or ±Infinity (JSON has neither)
+        reported = np.array([[math.nan if v is None else float(v) for v in step["agent_pos"]]
+                             for step in steps])
         if reported.shape != (len(steps), 3):
             raise ReplayError("agent_pos: expects three numbers per step")
     except (ReplayError, KeyError, TypeError, ValueError, AttributeError) as error:
@@ -295,6 +307,11 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
                  "final_distance_to_target", "min_distance_to_target", "checks", "score"):
         graded[name] = grade[name]
     gap = first_disagreement(flight, reported)
+    if flight.diverged_step is not None and first_disagreement(flight, reported) is None:
+        from bgen.runner.episode import diverged_note
+        graded.update(success=False, reason="sim_error", time_to_goal=None,
+                      reasons=diverged_note(flight.diverged_step, config.delta))
+        return graded
     if flight.teleport_step is not None or graded.get("reason") == "teleport":
         graded["success"] = False
         if graded.get("reason") != "teleport":
