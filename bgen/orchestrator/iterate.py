@@ -41,6 +41,7 @@ from bgen.orchestrator import evaluator
 from bgen.orchestrator.loop import LoopConfig, LoopResult, run_loop
 from bgen.runner import taskspec
 from bgen.runner.executor import add_executor_arguments, executor_from_args
+from bgen.runner.run_policy import seed_number
 from bgen.orchestrator.outcome import STOPPED_REASON, PhaseTracker, error_record, failure_phase
 from bgen.orchestrator.runlog import EventLog, iteration_policy_file
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "same policy on new seeds"))
     run.add_argument("--episodes", type=int, default=D.value("episodes"),
                      help=D.help_text("episodes", "episodes per iteration"))
-    run.add_argument("--seed-start", type=int, default=D.value("seed_start"),
+    run.add_argument("--seed-start", type=seed_number, default=D.value("seed_start"),
                      help=D.help_text("seed_start", "first episode seed"))
     run.add_argument("--max-steps", type=int, default=D.value("max_steps"),
                      help=D.help_text("max_steps", "steps per episode"))

@@ -59,30 +59,48 @@ def _size(text: str) -> tuple[int, int]:
     return values
 
 
-def _positive(kind):
+def _positive(kind, most=None):
+    """An argparse type: a positive ``kind`` (at most ``most``), one-line error otherwise
+    (a 400-digit number included)."""
+    expected = f"a positive {kind.__name__}" + (f" up to {most:,}" if most else "")
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expects a positive {kind.__name__}, "
-                                             f"actual: {text!r}") from None
-        if not value > 0 or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expects a positive {kind.__name__}, "
-                                             f"actual: {text!r}")
+            raise argparse.ArgumentTypeError(f"expects {expected}, actual: {text[:40]!r}") from None
+        if not taskspec.is_finite_number(value) or not value > 0 or (most and value > most):
+            raise argparse.ArgumentTypeError(f"expects {expected}, actual: {text[:40]!r}")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+#: Seeds are 32-bit, as numpy's generators and the server's ``seeds`` take them.
+MAX_SEED = 2**32 - 1
+
+
+def seed_number(text: str) -> int:
+    """An argparse type for a first seed: an integer in 0..MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expects an integer in 0..{MAX_SEED}, actual: {text[:40]!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Run a policy file against the simulator for N episodes.")
     p.add_argument("--policy", required=True, help="policy .py file (init/act/collect/finalize); required, no default")
     p.add_argument("--outdir", default="runs/bgen", help="output directory (default %(default)s)")
-    p.add_argument("--episodes", type=_positive(int), default=D.value("episodes"),
+    p.add_argument("--episodes", type=_positive(int, 100_000), default=D.value("episodes"),
                    help=D.help_text("episodes", "episodes"))
-    p.add_argument("--seed-start", type=int, default=D.value("seed_start"),
+    p.add_argument("--seed-start", type=seed_number, default=D.value("seed_start"),
                    help=D.help_text("seed_start", "first seed; episode i uses seed-start+i"))
-    p.add_argument("--max-steps", type=_positive(int), default=D.value("max_steps"),
+    p.add_argument("--max-steps", type=_positive(int, taskspec.MAX_STEP_BUDGET),
+                   default=D.value("max_steps"),
                    help=D.help_text("max_steps", "steps per episode"))
     p.add_argument("--delta", type=_positive(float), default=D.value("delta"),
                    help=D.help_text("delta", "seconds per step"))
@@ -99,13 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(px4=True)
     p.add_argument("--backend", choices=("auto", "voxelsim", "embedded"), default="auto",
                    help="simulator backend (default auto: voxelsim when importable)")
-    p.add_argument("--workers", type=_positive(int), default=D.value("workers"),
+    p.add_argument("--workers", type=_positive(int, 1024), default=D.value("workers"),
                    help=D.help_text("workers", "episodes in parallel"))
     p.add_argument("--act-budget-s", type=_positive(float), default=D.value("act_budget_s"),
                    help=D.help_text("act_budget_s", "wall-clock budget in seconds of each policy call"))
     p.add_argument("--episode-deadline-s", type=_positive(float), default=600.0,
                    help="wall-clock deadline of each episode (default 600)")
-    p.add_argument("--memory-limit-mb", type=_positive(int), default=2048,
+    p.add_argument("--memory-limit-mb", type=_positive(int, 1 << 20), default=2048,
                    help="address-space limit of each worker (default 2048)")
     add_executor_arguments(p)
     p.add_argument("--task-spec", default=None, metavar="FILE",
