@@ -229,6 +229,8 @@ class CheckKindTests(unittest.TestCase):
         miss = grade([{"kind": "reach", "point": "target", "radius": 1}], line(START, (8.98, 0, -20), 50))
         self.assertEqual(miss.checks[0]["account"],
                          "reach: closest 1.02 m to target [10, 0, -20] (needs < 1 m)")
+        self.assertEqual(taskspec._metres(2.9999, 3.0), "2.9999")
+        self.assertEqual(taskspec._metres(3.0, 3.0), "3.0")
         far = grade([{"kind": "end_near", "point": "target", "radius": 1.5}], line(START, (7, 0, -20), 50))
         self.assertEqual(far.checks[0]["account"],
                          "end_near: ended 3.0 m from target [10, 0, -20] (needs < 1.5 m)")

@@ -597,10 +597,14 @@ def _named(check: ResolvedCheck, name: str) -> str:
 
 
 def _metres(d: float, limit: float) -> str:
-    """``d`` with one decimal, or two when one would read as ``limit`` itself (an account
-    must not say "ended 1.5 m" for a pass of radius 1.5, nor "closest 1.0 m" for a miss of 1)."""
-    one = f"{d:.1f}"
-    return f"{d:.2f}" if float(one) == limit and d != limit else one
+    """``d`` with one decimal, or as many more (up to six) as it takes not to read as
+    ``limit`` itself: an account must not say "ended 1.5 m" for a pass of radius 1.5, nor
+    "closest 1.0 m" for a miss of 1."""
+    for digits in range(1, 7):
+        text = f"{d:.{digits}f}"
+        if float(text) != limit or d == limit:
+            return text
+    return text
 
 
 def score_text(score: float, passed: bool) -> str:
@@ -786,7 +790,7 @@ class _Dwell:
                                f"steps {self.longest_from}-{self.done_at}")
         if not self.longest:
             return False, 0.0, (f"dwell: never within {self.r:g} m of {where} "
-                                f"(closest {self.closest:.1f} m)")
+                                f"(closest {_metres(self.closest, self.r)} m)")
         stayed = self.longest * ctx.delta
         return False, min(1.0, stayed / self.seconds), (
             f"dwell: longest stay {stayed:.2f} s of {self.seconds:g} s within {self.r:g} m of "
