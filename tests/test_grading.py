@@ -12,7 +12,7 @@ from unittest import mock
 import numpy as np
 
 from bgen.runner import grading, replay, worker
-from bgen.runner.episode import EpisodeConfig, run_episode
+from bgen.runner.episode import EpisodeConfig, ListSink, run_episode
 from bgen.runner.worker import run_episodes
 from bgen.sim import load_backend, worldcache
 from tests.timing import scaled
@@ -163,7 +163,7 @@ class GraderTest(unittest.TestCase):
     def test_dynamics_that_diverge_end_as_sim_error_on_both_sides_never_tampered(self):
         config = replace(CONFIG, delta=1.0, max_steps=50)
         note = "the simulation diverged at step 4: the agent's position is no longer finite"
-        in_process = run_episode(POLICY, load_backend("embedded"), config, 1, _Steps()).summary
+        in_process = run_episode(POLICY, load_backend("embedded"), config, 1, ListSink()).summary
         self.assertEqual(in_process.reason, "sim_error")
         self.assertTrue(in_process.reasons.startswith(note), in_process.reasons)
         with tempfile.TemporaryDirectory() as tmp:
@@ -184,17 +184,6 @@ class GraderTest(unittest.TestCase):
         self.assertIsNone(replay.first_disagreement(flight, told))
         told[1] = [1.0, 1.0, 1.0]
         self.assertEqual(replay.first_disagreement(flight, told), 1)
-
-
-class _Steps:
-    def step(self, log):
-        pass
-
-    def warning(self, message):
-        pass
-
-    def phase(self, name):
-        pass
 
 
 if __name__ == "__main__":

@@ -819,19 +819,22 @@ class _EndNear:
                                              f"(needs < {self.r:g} m)")
 
 
-class _Clearance:
+class _AtLeast:
+    """A margin that must stay at least ``min_m`` from the first step it is reached (the
+    take-off exempt) to the end: ``clearance`` and ``standoff``. ``_count`` keeps the steps
+    clear and the smallest margin since, with what the subclass tells of it."""
+
     def __init__(self, check, ctx):
         self.min_m = check.fields["min_m"]
         self.armed_at = None
         self.clear = 0
         self.counted = 0
         self.low = math.inf
-        self.low_at = None      # (step, position, ground cell) of the lowest clearance since armed
+        self.low_at = None      # (step, detail) of the smallest margin since armed
         self.violated = False
 
-    def observe(self, step, pos, ctx):
-        height, cell = ctx.heights.ground_below(pos)
-        ok = height >= self.min_m
+    def _count(self, step, margin, detail) -> None:
+        ok = margin >= self.min_m
         if self.armed_at is None:
             if not ok:
                 return
@@ -840,16 +843,22 @@ class _Clearance:
         self.clear += ok
         if not ok:
             self.violated = True
-        if height < self.low or self.low_at is None:
-            self.low, self.low_at = height, (step, pos, cell)
+        if margin < self.low or self.low_at is None:
+            self.low, self.low_at = margin, (step, detail)
 
     def holds(self, pos, ctx):
         return self.armed_at is not None and not self.violated
 
+
+class _Clearance(_AtLeast):
+    def observe(self, step, pos, ctx):
+        height, cell = ctx.heights.ground_below(pos)
+        self._count(step, height, cell)
+
     def result(self, pos, ctx):
         if self.armed_at is None:
             return False, 0.0, f"clearance: never {self.min_m:g} m above the ground"
-        step, where, cell = self.low_at
+        step, cell = self.low_at
         low = f"{_metres(self.low, self.min_m)} m at step {step} over {_fmt_point(cell)}" if cell else \
             f"no ground below at step {step}"
         score = self.clear / self.counted if self.counted else 0.0
@@ -870,7 +879,7 @@ MAX_STANDOFF_M = 20.0
 STANDOFF_LOOK_M = 4.0
 
 
-class _Standoff:
+class _Standoff(_AtLeast):
     """Like ``_Clearance`` (armed at the first step far enough, then required at every step),
     with the 3-D distance to the nearest cell of any kind instead of the height above ground.
 
@@ -883,17 +892,10 @@ class _Standoff:
     flight); the verdicts and accounts are those of a query at every step."""
 
     def __init__(self, check, ctx):
-        self.min_m = check.fields["min_m"]
+        super().__init__(check, ctx)
         self.reach = self.min_m + STANDOFF_REPORT_M
-        self.armed_at = None
-        self.clear = 0
-        self.counted = 0
-        self.low = math.inf
-        self.low_at = None      # (step, nearest cell or None) of the smallest distance since armed
-        self.violated = False
         self.look = self.reach + STANDOFF_LOOK_M
         self.queried_at = None  # (position, distance) of the last query (inf: beyond look)
-        self.low_under = False  # whether the smallest distance was being under the ground
 
     def _decided(self, pos) -> bool:
         """Count this step without a query when the last one's bound settles it."""
@@ -923,26 +925,13 @@ class _Standoff:
             self.queried_at = (pos, distance)
             if distance > self.reach:   # reported as a query within reach would see it
                 distance, cell = math.inf, None
-        ok = distance >= self.min_m
-        if self.armed_at is None:
-            if not ok:
-                return
-            self.armed_at = step
-        self.counted += 1
-        self.clear += ok
-        if not ok:
-            self.violated = True
-        if distance < self.low or self.low_at is None:
-            self.low, self.low_at, self.low_under = distance, (step, cell), under
-
-    def holds(self, pos, ctx):
-        return self.armed_at is not None and not self.violated
+        self._count(step, distance, (cell, under))
 
     def result(self, pos, ctx):
         if self.armed_at is None:
             return False, 0.0, f"standoff: never {self.min_m:g} m from every cell"
-        step, cell = self.low_at
-        if self.low_under:
+        step, (cell, under) = self.low_at
+        if under:
             low = f"in or under the ground at step {step} (ground cell {_fmt_point(cell)})"
         elif cell:
             low = f"{_metres(self.low, self.min_m)} m at step {step} from the cell {_fmt_point(cell)}"
