@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Default] = {
 }
 
 
+#: Seeds are 32-bit, as numpy's generators take them: every front door's limit.
+MAX_SEED = 2**32 - 1
+
+
 def value(name: str):
     """The default value of ``name`` (a key of ``DEFAULTS``); KeyError for an unknown name."""
     return DEFAULTS[name].value

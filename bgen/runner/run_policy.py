@@ -76,18 +76,14 @@ def _positive(kind, most=None):
     return parse
 
 
-#: Seeds are 32-bit, as numpy's generators and the server's ``seeds`` take them.
-MAX_SEED = 2**32 - 1
-
-
 def seed_number(text: str) -> int:
-    """An argparse type for a first seed: an integer in 0..MAX_SEED."""
+    """An argparse type for a first seed: an integer in 0..MAX_SEED (bgen.defaults)."""
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expects an integer in 0..{MAX_SEED}, actual: {text[:40]!r}")
+    if value is None or not 0 <= value <= D.MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expects an integer in 0..{D.MAX_SEED}, actual: {text[:40]!r}")
     return value
 
 

@@ -193,9 +193,6 @@ def is_finite_number(value) -> bool:
         return False
 
 
-def _is_number(value) -> bool:
-    return is_finite_number(value)
-
 
 #: Largest magnitude of any number in a spec (m, s, deg): far beyond any world, small enough
 #: that routes, budgets and angles stay finite.
@@ -203,7 +200,7 @@ MAX_MAGNITUDE = 100_000
 
 
 def _number(value, where: str, *, positive=False, non_negative=False) -> float:
-    if not _is_number(value) or abs(value) > MAX_MAGNITUDE:
+    if not is_finite_number(value) or abs(value) > MAX_MAGNITUDE:
         raise _fail(where, f"a number within ±{MAX_MAGNITUDE:,}", value)
     if positive and not value > 0:
         raise _fail(where, "a positive number", value)
@@ -220,7 +217,7 @@ def _integer(value, where: str, low: int, high: int) -> int:
 
 def _triple(value, where: str) -> tuple[float, float, float]:
     if not isinstance(value, list) or len(value) != 3 or not all(
-            _is_number(v) and abs(v) <= MAX_MAGNITUDE for v in value):
+            is_finite_number(v) and abs(v) <= MAX_MAGNITUDE for v in value):
         raise _fail(where, f"[x, y, z] (three numbers within ±{MAX_MAGNITUDE:,})", value)
     return tuple(float(v) for v in value)
 
