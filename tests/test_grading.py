@@ -1,6 +1,7 @@
 """Specification of the grader processes (bgen.runner.grading): the same grade as the caller
 would compute, no secret in their environment, and a dead grader costing only speed."""
 
+import json
 import os
 import signal
 import tempfile
@@ -175,6 +176,19 @@ class GraderTest(unittest.TestCase):
         forged = [dict(step) for step in steps]
         forged[-1]["agent_pos"] = [None, 50.0, -60.0]      # null (NaN) where the replay is finite
         self.assertEqual(replay.grade_episode(dict(graded), forged, config, 1)["reason"], "tampered")
+
+    def test_step_records_reads_a_steps_file_as_its_lines_say(self):
+        records = [{"step": 0, "agent_pos": [1.5, 2.0, -3.0], "commands": None},
+                   {"step": 1, "policy_log": {"note": "a,b}{[\\n"}, "commands": [{"mode": "Hold"}]}]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "steps.1.jsonl"
+            path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
+            self.assertEqual(grading.step_records(path), records)
+            path.write_text('{"step": 0}\n{"step": 1}, {"step": 2}\n')    # two on a line
+            with self.assertRaises(ValueError):
+                grading.step_records(path)
+            path.write_text('{"step": 0}\n[1, 2]\n')                   # not an object
+            self.assertEqual(grading.step_records(path), [{"step": 0}, [1, 2]])
 
     def test_positions_that_are_not_finite_on_both_sides_agree(self):
         nan = float("nan")

@@ -47,7 +47,19 @@ def step_records(source) -> list[dict]:
     if isinstance(source, list):
         return source
     with open(source, "rb") as steps:
-        return [json.loads(line) for line in steps if line.strip()]
+        lines = [line for line in steps.read().split(b"\n") if line.strip()]
+    # The caller wrote one JSON object a line (``worker.load_steps`` checked each), so the
+    # lines joined as one array decode to the same records, about twice as fast as line by
+    # line. When the joined text is not one object a line, each line is decoded on its own
+    # (a malformed one raises ValueError, as it always did).
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        records = None
+    if records is None or len(records) != len(lines) or \
+            not all(type(record) is dict for record in records):
+        records = [json.loads(line) for line in lines]
+    return records
 
 
 def graded_summary(summary: dict, records, config, seed: int) -> dict:

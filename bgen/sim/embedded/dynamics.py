@@ -450,47 +450,94 @@ class QuadDynamics(Sealed):
 
 
 def _rk4(P, thrust, tx, ty, tz, h, px, py, pz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz):
-    """One RK4 step of the rigid body (peng_quad's model) with constant thrust and torque."""
+    """One RK4 step of the rigid body (peng_quad's model) with constant thrust and torque.
+
+    The four derivative evaluations are written out: a nested function called four times
+    per step cost a third of the step. Stage ``i``'s derivatives are ``ki*``; each quaternion
+    is normalised before use, as peng_quad does."""
     m = P._mass
     mg = m * P._gravity
     c = P._drag_coefficient
     ix, iy, iz = P._inertia
     inv_m = 1.0 / m
-
-    def deriv(vx, vy, vz, qw, qx, qy, qz, wx, wy, wz):
-        n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-        qw, qx, qy, qz = qw / n, qx / n, qy / n, qz / n
-        speed = math.sqrt(vx * vx + vy * vy + vz * vz)
-        cd = c * speed
-        ax = (thrust * 2.0 * (qx * qz + qw * qy) - cd * vx) * inv_m
-        ay = (thrust * 2.0 * (qy * qz - qw * qx) - cd * vy) * inv_m
-        az = (thrust * (1.0 - 2.0 * (qx * qx + qy * qy)) - mg - cd * vz) * inv_m
-        dqw = 0.5 * (-qx * wx - qy * wy - qz * wz)
-        dqx = 0.5 * (qw * wx + qy * wz - qz * wy)
-        dqy = 0.5 * (qw * wy + qz * wx - qx * wz)
-        dqz = 0.5 * (qw * wz + qx * wy - qy * wx)
-        dwx = (tx - (wy * iz * wz - wz * iy * wy)) / ix
-        dwy = (ty - (wz * ix * wx - wx * iz * wz)) / iy
-        dwz = (tz - (wx * iy * wy - wy * ix * wx)) / iz
-        return ax, ay, az, dqw, dqx, dqy, dqz, dwx, dwy, dwz
-
     hh = 0.5 * h
-    a1 = deriv(vx, vy, vz, qw, qx, qy, qz, wx, wy, wz)
-    v2x, v2y, v2z = vx + hh * a1[0], vy + hh * a1[1], vz + hh * a1[2]
-    a2 = deriv(v2x, v2y, v2z, qw + hh * a1[3], qx + hh * a1[4], qy + hh * a1[5],
-               qz + hh * a1[6], wx + hh * a1[7], wy + hh * a1[8], wz + hh * a1[9])
-    v3x, v3y, v3z = vx + hh * a2[0], vy + hh * a2[1], vz + hh * a2[2]
-    a3 = deriv(v3x, v3y, v3z, qw + hh * a2[3], qx + hh * a2[4], qy + hh * a2[5],
-               qz + hh * a2[6], wx + hh * a2[7], wy + hh * a2[8], wz + hh * a2[9])
-    v4x, v4y, v4z = vx + h * a3[0], vy + h * a3[1], vz + h * a3[2]
-    a4 = deriv(v4x, v4y, v4z, qw + h * a3[3], qx + h * a3[4], qy + h * a3[5],
-               qz + h * a3[6], wx + h * a3[7], wy + h * a3[8], wz + h * a3[9])
+    n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    nw, nx, ny, nz = qw / n, qx / n, qy / n, qz / n
+    cd = c * math.sqrt(vx * vx + vy * vy + vz * vz)
+    k1vx = (thrust * 2.0 * (nx * nz + nw * ny) - cd * vx) * inv_m
+    k1vy = (thrust * 2.0 * (ny * nz - nw * nx) - cd * vy) * inv_m
+    k1vz = (thrust * (1.0 - 2.0 * (nx * nx + ny * ny)) - mg - cd * vz) * inv_m
+    k1qw = 0.5 * (-nx * wx - ny * wy - nz * wz)
+    k1qx = 0.5 * (nw * wx + ny * wz - nz * wy)
+    k1qy = 0.5 * (nw * wy + nz * wx - nx * wz)
+    k1qz = 0.5 * (nw * wz + nx * wy - ny * wx)
+    k1wx = (tx - (wy * iz * wz - wz * iy * wy)) / ix
+    k1wy = (ty - (wz * ix * wx - wx * iz * wz)) / iy
+    k1wz = (tz - (wx * iy * wy - wy * ix * wx)) / iz
+    vx2, vy2, vz2, qw2, qx2, qy2, qz2, wx2, wy2, wz2 = (
+        vx + hh * k1vx, vy + hh * k1vy, vz + hh * k1vz,
+        qw + hh * k1qw, qx + hh * k1qx, qy + hh * k1qy, qz + hh * k1qz,
+        wx + hh * k1wx, wy + hh * k1wy, wz + hh * k1wz)
+    n = math.sqrt(qw2 * qw2 + qx2 * qx2 + qy2 * qy2 + qz2 * qz2)
+    nw, nx, ny, nz = qw2 / n, qx2 / n, qy2 / n, qz2 / n
+    cd = c * math.sqrt(vx2 * vx2 + vy2 * vy2 + vz2 * vz2)
+    k2vx = (thrust * 2.0 * (nx * nz + nw * ny) - cd * vx2) * inv_m
+    k2vy = (thrust * 2.0 * (ny * nz - nw * nx) - cd * vy2) * inv_m
+    k2vz = (thrust * (1.0 - 2.0 * (nx * nx + ny * ny)) - mg - cd * vz2) * inv_m
+    k2qw = 0.5 * (-nx * wx2 - ny * wy2 - nz * wz2)
+    k2qx = 0.5 * (nw * wx2 + ny * wz2 - nz * wy2)
+    k2qy = 0.5 * (nw * wy2 + nz * wx2 - nx * wz2)
+    k2qz = 0.5 * (nw * wz2 + nx * wy2 - ny * wx2)
+    k2wx = (tx - (wy2 * iz * wz2 - wz2 * iy * wy2)) / ix
+    k2wy = (ty - (wz2 * ix * wx2 - wx2 * iz * wz2)) / iy
+    k2wz = (tz - (wx2 * iy * wy2 - wy2 * ix * wx2)) / iz
+    vx3, vy3, vz3, qw3, qx3, qy3, qz3, wx3, wy3, wz3 = (
+        vx + hh * k2vx, vy + hh * k2vy, vz + hh * k2vz,
+        qw + hh * k2qw, qx + hh * k2qx, qy + hh * k2qy, qz + hh * k2qz,
+        wx + hh * k2wx, wy + hh * k2wy, wz + hh * k2wz)
+    n = math.sqrt(qw3 * qw3 + qx3 * qx3 + qy3 * qy3 + qz3 * qz3)
+    nw, nx, ny, nz = qw3 / n, qx3 / n, qy3 / n, qz3 / n
+    cd = c * math.sqrt(vx3 * vx3 + vy3 * vy3 + vz3 * vz3)
+    k3vx = (thrust * 2.0 * (nx * nz + nw * ny) - cd * vx3) * inv_m
+    k3vy = (thrust * 2.0 * (ny * nz - nw * nx) - cd * vy3) * inv_m
+    k3vz = (thrust * (1.0 - 2.0 * (nx * nx + ny * ny)) - mg - cd * vz3) * inv_m
+    k3qw = 0.5 * (-nx * wx3 - ny * wy3 - nz * wz3)
+    k3qx = 0.5 * (nw * wx3 + ny * wz3 - nz * wy3)
+    k3qy = 0.5 * (nw * wy3 + nz * wx3 - nx * wz3)
+    k3qz = 0.5 * (nw * wz3 + nx * wy3 - ny * wx3)
+    k3wx = (tx - (wy3 * iz * wz3 - wz3 * iy * wy3)) / ix
+    k3wy = (ty - (wz3 * ix * wx3 - wx3 * iz * wz3)) / iy
+    k3wz = (tz - (wx3 * iy * wy3 - wy3 * ix * wx3)) / iz
+    vx4, vy4, vz4, qw4, qx4, qy4, qz4, wx4, wy4, wz4 = (
+        vx + h * k3vx, vy + h * k3vy, vz + h * k3vz,
+        qw + h * k3qw, qx + h * k3qx, qy + h * k3qy, qz + h * k3qz,
+        wx + h * k3wx, wy + h * k3wy, wz + h * k3wz)
+    n = math.sqrt(qw4 * qw4 + qx4 * qx4 + qy4 * qy4 + qz4 * qz4)
+    nw, nx, ny, nz = qw4 / n, qx4 / n, qy4 / n, qz4 / n
+    cd = c * math.sqrt(vx4 * vx4 + vy4 * vy4 + vz4 * vz4)
+    k4vx = (thrust * 2.0 * (nx * nz + nw * ny) - cd * vx4) * inv_m
+    k4vy = (thrust * 2.0 * (ny * nz - nw * nx) - cd * vy4) * inv_m
+    k4vz = (thrust * (1.0 - 2.0 * (nx * nx + ny * ny)) - mg - cd * vz4) * inv_m
+    k4qw = 0.5 * (-nx * wx4 - ny * wy4 - nz * wz4)
+    k4qx = 0.5 * (nw * wx4 + ny * wz4 - nz * wy4)
+    k4qy = 0.5 * (nw * wy4 + nz * wx4 - nx * wz4)
+    k4qz = 0.5 * (nw * wz4 + nx * wy4 - ny * wx4)
+    k4wx = (tx - (wy4 * iz * wz4 - wz4 * iy * wy4)) / ix
+    k4wy = (ty - (wz4 * ix * wx4 - wx4 * iz * wz4)) / iy
+    k4wz = (tz - (wx4 * iy * wy4 - wy4 * ix * wx4)) / iz
     h6 = h / 6.0
-    px += h6 * (vx + 2.0 * v2x + 2.0 * v3x + v4x)
-    py += h6 * (vy + 2.0 * v2y + 2.0 * v3y + v4y)
-    pz += h6 * (vz + 2.0 * v2z + 2.0 * v3z + v4z)
-    vx, vy, vz, qw, qx, qy, qz, wx, wy, wz = [
-        base + h6 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        for base, k1, k2, k3, k4 in zip((vx, vy, vz, qw, qx, qy, qz, wx, wy, wz), a1, a2, a3, a4)]
+    px += h6 * (vx + 2.0 * vx2 + 2.0 * vx3 + vx4)
+    py += h6 * (vy + 2.0 * vy2 + 2.0 * vy3 + vy4)
+    pz += h6 * (vz + 2.0 * vz2 + 2.0 * vz3 + vz4)
+    vx = vx + h6 * (k1vx + 2.0 * k2vx + 2.0 * k3vx + k4vx)
+    vy = vy + h6 * (k1vy + 2.0 * k2vy + 2.0 * k3vy + k4vy)
+    vz = vz + h6 * (k1vz + 2.0 * k2vz + 2.0 * k3vz + k4vz)
+    qw = qw + h6 * (k1qw + 2.0 * k2qw + 2.0 * k3qw + k4qw)
+    qx = qx + h6 * (k1qx + 2.0 * k2qx + 2.0 * k3qx + k4qx)
+    qy = qy + h6 * (k1qy + 2.0 * k2qy + 2.0 * k3qy + k4qy)
+    qz = qz + h6 * (k1qz + 2.0 * k2qz + 2.0 * k3qz + k4qz)
+    wx = wx + h6 * (k1wx + 2.0 * k2wx + 2.0 * k3wx + k4wx)
+    wy = wy + h6 * (k1wy + 2.0 * k2wy + 2.0 * k3wy + k4wy)
+    wz = wz + h6 * (k1wz + 2.0 * k2wz + 2.0 * k3wz + k4wz)
     n = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
     return (px, py, pz, vx, vy, vz, qw / n, qx / n, qy / n, qz / n, wx, wy, wz)
