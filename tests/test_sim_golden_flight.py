@@ -10,6 +10,7 @@ must be a deliberate fidelity fix, with the new hashes and the reason in its com
 
 import hashlib
 import unittest
+from unittest import mock
 
 import numpy as np
 
@@ -103,6 +104,29 @@ class GoldenFlightTests(unittest.TestCase):
         digest, count = collision_answers()
         self.assertGreater(count, 500)
         self.assertEqual(digest, GOLDEN_COLLISIONS)
+
+    def test_a_flights_collisions_counted_at_once_are_those_counted_step_by_step(self):
+        from bgen.sim.embedded.world import collision_counts
+        world = build_sim(VXS, CONFIG, 0).world
+        points = np.random.default_rng(7).uniform((44, 44, -27), (56, 56, -19), size=(3000, 3))
+        each = [len(world.collisions_py(point, [0.5, 0.5, 0.3])) for point in points.tolist()]
+        self.assertGreater(sum(each), 500)
+        self.assertEqual(collision_counts(world, points, (0.5, 0.5, 0.3)).tolist(), each)
+
+    def test_the_replay_counts_a_crash_as_step_by_step_counting_does(self):
+        dive = {0: [{"mode": "Replace", "urgency": 1.5, "yaw": 0.0, "moves": [6] * 30}]}
+        steps = [replay.parse_commands(dive.get(index)) for index in range(400)]
+
+        def fly():
+            return replay.replay_flight(VXS, build_sim(VXS, CONFIG, 0), CONFIG.delta, steps,
+                                        CONFIG.max_speed_mps)
+
+        at_once = fly()
+        with mock.patch.object(replay, "collision_counts", return_value=None):
+            step_by_step = fly()
+        self.assertGreater(int(at_once.collisions_total[-1]), 0)
+        self.assertEqual(at_once.collisions_total.tolist(), step_by_step.collisions_total.tolist())
+        np.testing.assert_array_equal(at_once.positions, step_by_step.positions)
 
     def test_standard_episodes_are_unchanged(self):
         for seed, expected in GOLDEN_STANDARD.items():

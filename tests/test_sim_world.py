@@ -304,6 +304,44 @@ class EmbeddedOnlyCellInternals(unittest.TestCase):
 
 
 @unittest.skipUnless(EMBEDDED, "embedded backend internals")
+class EmbeddedOnlyCollisionCounts(unittest.TestCase):
+    """``world.collision_counts``: a flight's collisions at once, as ``collisions_py`` counts."""
+
+    def counts(self, grid, centres, dims=(0.5, 0.5, 0.3)):
+        from bgen.sim.embedded.world import collision_counts
+        return collision_counts(grid, np.array(centres, dtype=float), dims)
+
+    def test_each_row_counts_what_collisions_py_reports(self):
+        grid = vxs.VoxelGrid._from_arrays(
+            np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [1, 1, 0], [0, 0, 1]]),
+            np.array([16, 32, 16, 256, 64]))
+        centres = [[0.25, 0.0, 0.0], [0.6, 0.0, 0.0], [0.2, 0.0, 0.0], [-0.6, 0.0, 0.0],
+                   [0.5, 0.5, 0.0], [0.1, 0.1, 0.1], [0.0, 0.0, 0.35], [9.0, 9.0, 9.0],
+                   [float("nan"), 0.0, 0.0], [float("inf"), 0.0, 0.0], [3e9, 0.0, 0.0]]
+        expected = [len(grid.collisions_py(c, [0.5, 0.5, 0.3])) for c in centres]
+        self.assertGreater(sum(expected), 3)
+        self.assertEqual(self.counts(grid, centres).tolist(), expected)
+
+    def test_a_changed_world_is_asked_step_by_step(self):
+        grid = world({(1, 0, 0): "filled"})      # built from a dict: no dense box
+        self.assertIsNone(self.counts(grid, [[0.6, 0.0, 0.0]]))
+        arrays = vxs.VoxelGrid._from_arrays(np.array([[1, 0, 0]]), np.array([16]))
+        self.assertEqual(self.counts(arrays, [[0.6, 0.0, 0.0]]).tolist(), [1])
+        arrays.add_target_cell([5, 5, 5])
+        self.assertIsNone(self.counts(arrays, [[0.6, 0.0, 0.0]]))
+
+    def test_a_box_of_a_whole_cell_panics_as_collisions_py_does(self):
+        grid = vxs.VoxelGrid._from_arrays(np.array([[1, 0, 0]]), np.array([16]))
+        with self.assertRaises(BaseException) as caught:
+            self.counts(grid, [[0.0, 0.0, 0.0]], (1.0, 0.5, 0.5))
+        self.assertEqual(str(caught.exception), DIMS_PANIC)
+
+    def test_no_rows_give_no_counts(self):
+        grid = vxs.VoxelGrid._from_arrays(np.array([[1, 0, 0]]), np.array([16]))
+        self.assertEqual(self.counts(grid, np.zeros((0, 3))).shape, (0,))
+
+
+@unittest.skipUnless(EMBEDDED, "embedded backend internals")
 class EmbeddedOnlyStorage(unittest.TestCase):
     def test_arrays_and_dict_describe_the_same_cells_in_the_same_order(self):
         grid = world({(1, 2, 3): "filled", (-1, 0, 5): "sparse"})

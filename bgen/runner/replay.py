@@ -32,6 +32,7 @@ import numpy as np
 
 from bgen.runner.metrics import is_teleport
 from bgen.runner.schema import SUCCESS_RADIUS
+from bgen.sim.embedded.world import collision_counts
 
 #: Largest disagreement (m) between a reported and a replayed position that is float noise.
 POSITION_TOLERANCE_M = 1e-6
@@ -171,8 +172,7 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
     moves_by_code = [vxs.MoveDir.from_code_py(code) for code in MOVE_CODES]
     count = len(steps)
     positions = np.zeros((count, 3))
-    collisions = np.zeros(count, dtype=np.int64)
-    total, rejected, teleport_step, diverged_step = 0, 0, None, None
+    rejected, teleport_step, diverged_step = 0, None, None
     prev = tuple(agent.get_pos())
     start = np.asarray(prev, dtype=float)
     for index, commands in enumerate(steps):
@@ -193,14 +193,31 @@ def replay_flight(vxs, sim, delta: float, steps: list[list[tuple]],
         if teleport_step is None and diverged_step is None and \
                 is_teleport(prev, pos, delta, max_speed_mps):
             teleport_step = index
-        total += len(world.collisions_py(list(pos), _COLLISION_HALF_EXTENTS))
         positions[index] = pos
-        collisions[index] = total
         prev = pos
         if deadline is not None and time.monotonic() > deadline:
             raise ReplayOverrun(f"the replay passed its budget at step {index} of {count}")
-    return Flight(positions=positions, collisions_total=collisions, start=start,
+    return Flight(positions=positions,
+                  collisions_total=_collisions_total(world, positions, deadline), start=start,
                   teleport_step=teleport_step, rejected=rejected, diverged_step=diverged_step)
+
+
+def _collisions_total(world, positions: np.ndarray, deadline: float | None) -> np.ndarray:
+    """(N,) cumulative count of cells touched up to each step of a flight.
+
+    The world never changes during a replay, so the positions are counted after the flight:
+    the embedded world counts them all at once (``collision_counts``), any other is asked
+    position by position.
+    """
+    counts = collision_counts(world, positions, _COLLISION_HALF_EXTENTS)
+    if counts is None:
+        counts = np.zeros(len(positions), dtype=np.int64)
+        for index, pos in enumerate(positions.tolist()):
+            counts[index] = len(world.collisions_py(pos, _COLLISION_HALF_EXTENTS))
+            if deadline is not None and time.monotonic() > deadline:
+                raise ReplayOverrun(f"the replay passed its budget counting the collisions of "
+                                    f"step {index} of {len(positions)}")
+    return np.cumsum(counts)
 
 
 def grade_replay(flight: Flight, sim, config) -> dict:

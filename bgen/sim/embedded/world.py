@@ -243,6 +243,48 @@ def collisions_in(cells, centre: tuple, dims: tuple) -> list:
     return found
 
 
+def collision_counts(world, centres: np.ndarray, dims: tuple) -> np.ndarray | None:
+    """``len(world.collisions_py(centre, dims))`` for every row of ``centres`` (N, 3) m, at
+    once: (N,) int64, or None when ``world`` is not an unchanged array-backed embedded world
+    (then ask it step by step).
+
+    A whole flight's counts in a few numpy operations instead of one Python call per step
+    (the trusted replay's collisions cost a seventh of it). Same rules as ``collisions_in``:
+    the 26 neighbours of ``trunc(centre)`` whose unit cubes touch the box (faces count), a
+    non-finite centre touches nothing; ``dims`` are full extents, each < 1, else the same
+    panic.
+    """
+    dense = world._dense() if type(world) is VoxelGrid else None
+    if dense is None:
+        return None
+    dx, dy, dz = (float(v) for v in dims)
+    if not (dx < 1.0 and dy < 1.0 and dz < 1.0):
+        raise PanicException(_DIMS_ASSERTION)
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
+    finite = np.isfinite(centres).all(axis=1)
+    safe = np.where(finite[:, None], centres, 0.0)
+    base = np.trunc(np.clip(safe, _I32_MIN, _I32_MAX)).astype(np.int64)
+    half = np.array([dx, dy, dz]) * 0.5
+    low, high = safe - half, safe + half
+    box_low = np.array(dense.low, dtype=np.int64)
+    box_shape = np.array(dense.shape, dtype=np.int64)
+    counts = np.zeros(len(centres), dtype=np.int64)
+    for ox in (-1, 0, 1):
+        for oy in (-1, 0, 1):
+            for oz in (-1, 0, 1):
+                if ox == oy == oz == 0:
+                    continue           # trunc(centre) itself is never examined
+                cell = base + np.array([ox, oy, oz])
+                near = cell.astype(np.float64)
+                touching = ((high >= near - 0.5) & (near + 0.5 >= low)).all(axis=1)
+                local = cell - box_low
+                inside = ((local >= 0) & (local < box_shape)).all(axis=1) & touching & finite
+                index = (local[inside, 0] * box_shape[1] + local[inside, 1]) * box_shape[2] \
+                    + local[inside, 2]
+                counts[inside] += dense.values[index] != 0
+    return counts
+
+
 def snapshot_bounds(centre: tuple, half_dims: tuple) -> tuple[tuple, tuple]:
     """(min, max) corners of a dense snapshot, or a Rust panic when voxelsim would panic.
 
