@@ -336,6 +336,17 @@ class EmbeddedOnlyCollisionCounts(unittest.TestCase):
             self.counts(grid, [[0.0, 0.0, 0.0]], (1.0, 0.5, 0.5))
         self.assertEqual(str(caught.exception), DIMS_PANIC)
 
+    def test_a_dense_box_holds_exactly_the_cells_it_was_built_from(self):
+        from bgen.sim.embedded.world import DenseCells
+        coords = np.array([[0, 0, 0], [2, 1, 0], [1, 1, 3]])
+        dense = DenseCells.build(coords, np.array([16, 0, 64], dtype=np.uint32))
+        self.assertTrue(dense.holds(coords, [16, 0, 64]))           # a cell's bits may be 0
+        self.assertTrue(dense.holds(coords[1:], [0, 64]))
+        self.assertFalse(dense.holds(coords, [16, 0, 32]))          # other bits
+        self.assertFalse(dense.holds([[1, 0, 0]], [0]))             # absent, inside the box
+        self.assertFalse(dense.holds([[9, 0, 0]], [16]))            # outside the box
+        self.assertFalse(dense.holds([[0, 0, 0]], [16 | 1 << 31]))  # not a cell's bits
+
     def test_no_rows_give_no_counts(self):
         grid = vxs.VoxelGrid._from_arrays(np.array([[1, 0, 0]]), np.array([16]))
         self.assertEqual(self.counts(grid, np.zeros((0, 3))).shape, (0,))

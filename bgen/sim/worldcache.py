@@ -211,10 +211,10 @@ def _consistent(coords: np.ndarray, bits: np.ndarray, dense: DenseCells | None) 
         return False
     if int(np.count_nonzero(dense.values)) != len(bits):
         return False
-    for row in np.linspace(0, len(bits) - 1, num=min(64, len(bits)), dtype=np.int64):
-        if dense.get(tuple(int(v) for v in coords[row])) != int(bits[row]):
-            return False
-    return True
+    if len(bits) == 0:
+        return True
+    rows = np.linspace(0, len(bits) - 1, num=min(64, len(bits)), dtype=np.int64)
+    return dense.holds(coords[rows], bits[rows])
 
 
 def _load(coords_source, bits_source, dense_source):

@@ -403,6 +403,18 @@ class DenseCells:
                + (c[2] - low[2])] = bits | _PRESENT
         return cls(tuple(int(v) for v in low), tuple(int(v) for v in shape), values)
 
+    def holds(self, coords: np.ndarray, bits: np.ndarray) -> bool:
+        """Whether each ``coords[i]`` (N, 3) is a stored cell whose bits are ``bits[i]`` (N,):
+        ``get`` row by row, in one indexing."""
+        coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
+        bits = np.asarray(bits, dtype=np.int64)
+        local = coords - np.array(self.low, dtype=np.int64)
+        shape = np.array(self.shape, dtype=np.int64)
+        if not ((local >= 0) & (local < shape)).all() or (bits & _PRESENT).any():
+            return False
+        stored = self.values[(local[:, 0] * shape[1] + local[:, 1]) * shape[2] + local[:, 2]]
+        return bool(np.array_equal(stored.astype(np.int64), bits | _PRESENT))
+
     def get(self, coord: tuple):
         x, y, z = coord
         lx, ly, lz = self.low
