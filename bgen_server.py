@@ -68,6 +68,7 @@ from bgen import defaults as D
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
                          PayloadTooLarge, PolicyError)
 from bgen.runner.executor import add_executor_arguments, make_executor
+from bgen.runner.taskspec import json_int
 from bgen.server import auth, dashboard, lifecycle
 from bgen.server.framing import DEFAULT_MAX_FRAME_BYTES, FrameError, FrameParser, encode_frame
 from bgen.server.http1 import FramingError, body_length, check_field_lines, check_request_line
@@ -417,7 +418,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise BadRequest(f"request body ended after {len(raw)} of {length} bytes")
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
+            return json.loads(raw.decode("utf-8"), parse_constant=reject_constant,
+                              parse_int=json_int)
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
         except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors

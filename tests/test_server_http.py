@@ -206,6 +206,15 @@ class TestHead(HttpTestCase):
         status, _, headers = request(self.port, "GET", "/")
         self.assertEqual((status, headers.get("Cache-Control")), (200, "no-cache"))
 
+    def test_a_number_longer_than_python_reads_is_a_400_saying_so(self):
+        body = b'{"user_goal": "reach the target", "episodes": 1' + b"0" * 5000 + b"}"
+        response, _ = exchange(self.port, b"POST /run HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Content-Type: application/json\r\nConnection: close\r\n"
+                               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.assertEqual(statuses(response), [400])
+        self.assertEqual(body_of(response)["error"],
+                         "malformed JSON: a number with 5001 digits (at most 4300 are read)")
+
     def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))

@@ -123,6 +123,9 @@ class ParsingTests(unittest.TestCase):
             ("{not json", "task_spec", "task_spec: expects a JSON object, actual: invalid JSON "
                                        "(Expecting property name enclosed in double quotes: "
                                        "line 1 column 2 (char 1))"),
+            ('{"checks": [{"kind": "collisions", "max": -' + "9" * 4301 + '}]}', "task_spec",
+             "task_spec: expects a JSON object, actual: invalid JSON (a number with 4301 digits "
+             "(at most 4300 are read))"),
         ]
         for doc, field, message in cases:
             with self.subTest(field=field, message=message):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,17 @@ def _jsonable(value) -> bool:
     return True
 
 
+def json_int(digits: str) -> int:
+    """``json.loads``' ``parse_int``: the integer of a JSON literal, or ValueError giving its
+    length when it has more digits than Python converts (``sys.get_int_max_str_digits()``,
+    4300 by default) instead of Python's advice to raise that limit."""
+    limit = sys.get_int_max_str_digits()
+    count = len(digits) - digits.startswith("-")
+    if limit and count > limit:
+        raise ValueError(f"a number with {count} digits (at most {limit} are read)")
+    return int(digits)
+
+
 def is_finite_number(value) -> bool:
     """An int or float (not a bool) that is finite. An int too large for a float is not one:
     ``math.isfinite`` raises OverflowError on it (a 400-digit JSON number, say)."""
@@ -317,7 +329,7 @@ def parse_task_spec(doc: dict | str | None, *, prefix: str = "") -> TaskSpec:
     root = prefix or "task_spec"
     if isinstance(doc, str):
         try:
-            doc = json.loads(doc)
+            doc = json.loads(doc, parse_int=json_int)
         except ValueError as error:
             raise TaskSpecError(f"{root}: expects a JSON object, actual: invalid JSON ({error})",
                                 field=root) from None
