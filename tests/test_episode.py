@@ -224,6 +224,21 @@ class TaskSpecTests(unittest.TestCase):
                       task_spec={"checks": [{"kind": "reach", "point": "turbine_0"}]})
 
 
+class LiftTests(unittest.TestCase):
+    def test_a_point_on_a_cell_face_is_in_the_cell_the_agent_would_name(self):
+        self.assertEqual(episode.cell_of([60.5, 61.5, -20.5]), [61, 62, -21])
+        self.assertEqual(episode.cell_of([0.49999999999999994, -0.5, 3]), [0, -1, 3])
+        vxs = load_backend("embedded")
+        world = vxs.VoxelGrid.from_dict_py({(62, 60, z): vxs.Cell.filled() for z in range(-9, 1)})
+        # 60.5 is in cell 61, whose 3 x 3 column holds the tower at x = 62: lifted over it.
+        _, target = episode.lift_above_terrain(world, (50, 50, -5), (60.5, 60.0, -5.0))
+        self.assertEqual(target[:2], (61.0, 60.0))
+        self.assertLess(target[2], -9)
+        start, _ = episode.lift_above_terrain(world, (60.5, 60.0, -5.0), (50, 50, -5))
+        self.assertEqual(start[:2], (61, 60))
+        self.assertLess(start[2], -9)
+
+
 class QueueModeTests(unittest.TestCase):
     """An intent replaces the current action unless act() says "Push"."""
 

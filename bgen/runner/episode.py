@@ -368,11 +368,24 @@ def lift_above_terrain(world, start, target):
     keeps x, y and moves such a point above the highest cell of its column.
     """
     place = scenarios.place_above_obstacles
-    lifted = place(world, [int(round(v)) for v in target])
+    lifted = place(world, cell_of(target))
     # A target the caller gave with a fraction keeps it unless it had to move.
-    if tuple(lifted) == tuple(int(round(v)) for v in target):
+    if list(lifted) == cell_of(target):
         lifted = target
-    return tuple(place(world, start)), tuple(float(v) for v in lifted)
+    return tuple(place(world, cell_of(start))), tuple(float(v) for v in lifted)
+
+
+def cell_of(point) -> list[int]:
+    """The voxel holding ``point`` (m): each coordinate rounded half away from zero, as the
+    agent's ``get_coord_py`` rounds (Rust's ``f64::round``; Python's ``round`` would send
+    60.5 to 60 and 61.5 to 62)."""
+    cells = []
+    for value in point:
+        size = abs(float(value))
+        whole = math.floor(size)
+        whole += size - whole >= 0.5        # exact, unlike floor(size + 0.5)
+        cells.append(int(whole) if value >= 0 else -int(whole))
+    return cells
 
 
 def make_dynamics(vxs, use_px4: bool):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bgen import defaults as D
 from bgen.errors import ConfigError
-from bgen.runner.episode import EpisodeConfig, requested_points, spec_step_budget
+from bgen.runner.episode import EpisodeConfig, cell_of, requested_points, spec_step_budget
 from bgen.runner.executor import add_executor_arguments, executor_from_args
 from bgen.runner.schema import REASONS
 from bgen.runner import taskspec
@@ -158,7 +158,7 @@ def config_from_args(args) -> EpisodeConfig:
     task_spec = read_task_spec(getattr(args, "task_spec", None))
     config = EpisodeConfig(task_spec=task_spec,
         max_steps=args.max_steps or taskspec.MIN_STEP_BUDGET, delta=args.delta, target=args.target,
-        start=tuple(int(round(v)) for v in args.start) if args.start else None,
+        start=tuple(cell_of(args.start)) if args.start else None,
         scenario="wind_farm" if args.use_wind_farm else "terrain", render=args.render,
         pov_size=args.pov_size, use_px4=args.px4, backend=args.backend,
         act_budget_s=args.act_budget_s, episode_deadline_s=args.episode_deadline_s,
