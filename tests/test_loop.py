@@ -550,6 +550,18 @@ class TestTaskSpecs(LoopTestCase):
         self.loop(llm=False, policy_code=GOOD, runner=short, derive_max_steps=True)
         self.assertEqual(short.configs[0].max_steps, 5000)
 
+    def test_a_given_max_steps_too_short_for_the_spec_is_a_warning_before_any_episode(self):
+        hover = {"checks": [{"kind": "dwell", "point": "target", "seconds": 40}]}
+        self.loop(llm=False, policy_code=GOOD, runner=TimedRunner(), task_spec=hover)
+        warnings = [e["message"] for e in self.events if e["type"] == "warning"]
+        self.assertIn("max_steps 3000 x delta 0.01 s gives episodes of 30 s, shorter than the "
+                      "task spec's 40 s of dwell: no episode can pass", warnings)
+        self.assertLess(self.types().index("warning"), self.types().index("iteration"))
+        self.events.clear()
+        self.loop(llm=False, policy_code=GOOD, runner=TimedRunner(), task_spec=hover,
+                  derive_max_steps=True)          # the budget is sized to the spec: no warning
+        self.assertNotIn("warning", self.types())
+
     def test_with_an_objective_the_loop_goes_on_past_the_threshold_while_it_improves(self):
         runner = TimedRunner()
         self.server.spec_script(json_reply(FAST_SPEC))

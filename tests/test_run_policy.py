@@ -194,6 +194,19 @@ class TaskSpecUsageTests(unittest.TestCase):
                     self.assertEqual(err, f"run_policy: error: {message}\n")
 
 
+    def test_a_max_steps_too_short_for_the_spec_is_a_warning_and_the_run_goes_on(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_spec(Path(tmp), "dwell.json", {"checks": [
+                {"kind": "dwell", "point": "target", "seconds": 2}]})
+            status, out, err = cli("--policy", str(POLICIES / "hover.py"), "--task-spec", path,
+                                   "--max-steps", "100", "--episodes", "1", *SKY,
+                                   "--outdir", str(Path(tmp) / "out"))
+        self.assertEqual(status, 0, err)
+        self.assertIn("run_policy: warning: max_steps 100 x delta 0.01 s gives episodes of 1 s, "
+                      "shorter than the task spec's 2 s of dwell: no episode can pass\n", err)
+        self.assertIn("success 0/1", out)
+
+
 # The wind farm's start varies by seed; these flights were designed around this one.
 FIXED_START = ["--start", "110,110,-80"]
 

@@ -535,5 +535,23 @@ class BudgetTests(unittest.TestCase):
                          math.ceil((480 / 2.4 * 1.5 + 10) / 0.01))
 
 
+
+class BudgetWarningTests(unittest.TestCase):
+    def test_dwells_longer_than_an_episode_can_never_pass(self):
+        spec = parse_task_spec({"checks": [{"kind": "dwell", "point": "target", "seconds": 4},
+                                           {"kind": "dwell", "point": "start", "seconds": 3}]})
+        self.assertEqual(taskspec.budget_warning(spec, 0.0, 600, 0.01),
+                         "max_steps 600 x delta 0.01 s gives episodes of 6 s, shorter than the "
+                         "task spec's 7 s of dwell: no episode can pass")
+        self.assertIsNone(taskspec.budget_warning(spec, 0.0, 700, 0.01))
+
+    def test_a_route_longer_than_an_episode_at_cruise_speed_likely_fails(self):
+        spec = parse_task_spec({"checks": [{"kind": "reach", "point": "target"}]})
+        self.assertEqual(taskspec.budget_warning(spec, 48.0, 1000, 0.01),
+                         "max_steps 1000 x delta 0.01 s gives episodes of 10 s; the task spec's "
+                         "route of about 48 m takes about 20 s at the 2.4 m/s planned flights "
+                         "average (dwells included): episodes will likely end before it is flown")
+        self.assertIsNone(taskspec.budget_warning(spec, 24.0, 1000, 0.01))
+
 if __name__ == "__main__":
     unittest.main()

@@ -253,6 +253,12 @@ def main(argv=None) -> int:
         return 2
     from bgen.runner.isolation import cached_report, report_line
     print(report_line(cached_report(config.render)), file=sys.stderr, flush=True)
+    if args.max_steps is not None and config.task_spec is not None:
+        shortfall = taskspec.budget_warning(taskspec.parse_task_spec(config.task_spec),
+                                            spec_step_budget(config, seeds)[1],
+                                            config.max_steps, config.delta)
+        if shortfall:
+            print(f"{PROG}: warning: {shortfall}", file=sys.stderr, flush=True)
     try:
         summaries = executor.run_episodes(source, seeds, config, outdir, workers=args.workers,
                                           on_event=on_event, step_events=False)

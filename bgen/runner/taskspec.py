@@ -1209,6 +1209,27 @@ MIN_STEP_BUDGET = 5000       # never fewer steps than bgen always gave an episod
 MAX_STEP_BUDGET = 1_000_000   # the most steps any front door gives an episode
 
 
+def budget_warning(spec: TaskSpec, route_m: float, max_steps: int, delta: float) -> str | None:
+    """Why episodes of ``max_steps`` steps of ``delta`` s cannot, or likely cannot, fly
+    ``spec`` (``route_m``: ``route_length``'s estimate, m), or None when they have room.
+
+    Cannot: the spec's dwells alone last longer than an episode. Likely cannot: the route
+    takes longer than an episode at ``CRUISE_SPEED_MPS``, which planned flights average.
+    """
+    episode_s = max_steps * delta
+    dwell_s = sum(check.fields["seconds"] for check in spec.checks if check.kind == "dwell")
+    if dwell_s > episode_s:
+        return (f"max_steps {max_steps} x delta {delta:g} s gives episodes of {episode_s:g} s, "
+                f"shorter than the task spec's {dwell_s:g} s of dwell: no episode can pass")
+    route_s = route_m / CRUISE_SPEED_MPS
+    if route_s > episode_s:
+        return (f"max_steps {max_steps} x delta {delta:g} s gives episodes of {episode_s:g} s; "
+                f"the task spec's route of about {route_m:.0f} m takes about {route_s:.0f} s "
+                f"at the {CRUISE_SPEED_MPS:g} m/s planned flights average (dwells included): "
+                f"episodes will likely end before it is flown")
+    return None
+
+
 def step_budget(route_m: float, delta: float) -> int:
     """Steps for a route of ``route_m`` metres at ``CRUISE_SPEED_MPS``, with margin; at least
     ``MIN_STEP_BUDGET``, at most ``MAX_STEP_BUDGET``."""
