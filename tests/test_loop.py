@@ -757,6 +757,9 @@ class TestIterateCLI(unittest.TestCase):
         self.assertIn("iter 0: policy given, loads", out)
         self.assertRegex(out, r"iter 0: success \d/3")
         self.assertIn("done: best iter 0", out)
+        # simulated seconds are not compute seconds: the line keeps them apart
+        self.assertRegex(out, r"; episodes \d+\.\d s for \d+\.\d s of simulated flight; wall ")
+        self.assertGreater(run["result"]["episodes_wall_s"], 0)
 
     def test_with_the_llm_a_bad_then_good_policy_reaches_success_and_stops_early(self):
         server = FakeLLMServer(api_key=KEY).script(text_reply(fenced(FLOATY)), text_reply(fenced(GOOD)))

@@ -367,7 +367,8 @@ def summary_line(result: LoopResult, run_dir: Path) -> str:
         best = f"iter {result.best_iteration} (success {result.best_aggregate['success_rate']:.2f})"
     note = f" ({result.stop_note})" if result.stop_note else ""
     return (f"done: best {best}; stopped: {result.stopped_reason}{note}; tokens {result.tokens['in']} in / "
-            f"{result.tokens['out']} out; LLM {result.llm_latency_s:.1f} s; sim {result.sim_time_s:.1f} s; "
+            f"{result.tokens['out']} out; LLM {result.llm_latency_s:.1f} s; episodes "
+            f"{result.episodes_wall_s:.1f} s for {result.sim_time_s:.1f} s of simulated flight; "
             f"wall {result.wall_time_s:.1f} s; files in {run_dir}")
 
 

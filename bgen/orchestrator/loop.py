@@ -165,7 +165,8 @@ class LoopResult:
     iterations: list = field(default_factory=list)
     concluded_early: bool = False
     stopped_reason: str = "iterations_done"   # success_threshold | terminated | token_budget | provider_error
-    sim_time_s: float = 0.0
+    sim_time_s: float = 0.0               # simulated flight, summed over episodes
+    episodes_wall_s: float = 0.0          # wall time spent running episodes (and grading)
     wall_time_s: float = 0.0
     tokens: dict = field(default_factory=lambda: {"in": 0, "out": 0})
     llm_latency_s: float = 0.0
@@ -387,9 +388,12 @@ class _Run:
 
             thinning = {"step_event_hz": self.config.step_event_hz} \
                 if self.config.step_event_hz else {}
+            started = time.monotonic()
             summaries = self.run_episodes(candidate.code, seeds, self.episode, d,
                                           workers=self.config.workers, on_event=on_event,
                                           stop_event=self.stop_event, **thinning)
+            self.result.episodes_wall_s = round(
+                self.result.episodes_wall_s + time.monotonic() - started, 3)
             candidate.aggregate, candidate.critique = evaluator.evaluate_dir(
                 d, summaries, policy_code=candidate.code, task_spec=self.episode.task_spec)
             self.result.sim_time_s = round(self.result.sim_time_s + candidate.aggregate["sim_time_s"], 3)
