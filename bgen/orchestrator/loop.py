@@ -469,11 +469,6 @@ class _Run:
                         for s in config.iteration_seeds(n)} | set(config.holdout_seed_list()))
         budget, route_m = spec_step_budget(replace(config.episode, task_spec=spec), seeds)
         max_steps = budget if config.derive_max_steps else config.episode.max_steps
-        if spec is not None and not config.derive_max_steps:
-            shortfall = taskspec.budget_warning(taskspec.parse_task_spec(spec), route_m,
-                                                max_steps, config.episode.delta)
-            if shortfall:
-                self.warn(shortfall)
         self.episode = replace(config.episode, task_spec=spec, max_steps=max_steps)
         self.task = replace(self.task, task_spec=spec, max_steps=max_steps,
                             route_m=route_m if config.derive_max_steps else None)
@@ -485,6 +480,11 @@ class _Run:
             self.emit({"type": "task", "source": source, "task_spec": shown,
                        "max_steps": max_steps, "route_m": round(route_m, 1),
                        "landmarks": {k: list(v) for k, v in marks.items()}})
+        if spec is not None and not config.derive_max_steps:
+            shortfall = taskspec.budget_warning(taskspec.parse_task_spec(spec), route_m,
+                                                max_steps, config.episode.delta)
+            if shortfall:
+                self.warn(shortfall)
 
     def generate_task_spec(self, marks: dict) -> dict | None:
         """The LLM's spec for the goal (one repair on a validation error); None after a
