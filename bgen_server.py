@@ -66,7 +66,7 @@ from websockets.exceptions import ConnectionClosed
 from bgen import __version__
 from bgen import defaults as D
 from bgen.errors import (BadRequest, BgenError, ConfigError, MethodNotAllowed, NotFound,
-                         PayloadTooLarge, PolicyError)
+                         PayloadTooLarge, PolicyError, RequestTimeout)
 from bgen.runner.executor import add_executor_arguments, make_executor
 from bgen.runner.taskspec import json_int
 from bgen.server import auth, dashboard, lifecycle
@@ -413,7 +413,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise PayloadTooLarge(f"request body of {length} bytes exceeds limit of {limit}")
         if "Content-Length" not in self.headers:
             raise BadRequest("Content-Length: expects a byte count, actual: None", field="Content-Length")
-        raw = self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True    # RFC 9110 section 15.5.9: the server closes
+            raise RequestTimeout(f"request body: {length} bytes did not arrive within "
+                                 f"{self.timeout} s") from None
         if len(raw) < length:
             self.close_connection = True
             raise BadRequest(f"request body ended after {len(raw)} of {length} bytes")

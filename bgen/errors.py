@@ -59,6 +59,12 @@ class PayloadTooLarge(BadRequest):
     status = 413
 
 
+class RequestTimeout(BadRequest):
+    """The request did not arrive in full within the server's wait (RFC 9110 section 15.5.9)."""
+
+    status = 408
+
+
 class ConfigError(BadRequest):
     """A command-line flag, environment variable or setting is invalid."""
 

@@ -215,6 +215,17 @@ class TestHead(HttpTestCase):
         self.assertEqual(body_of(response)["error"],
                          "malformed JSON: a number with 5001 digits (at most 4300 are read)")
 
+    def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closes(self):
+        original = bgen_server.ApiHandler.timeout
+        bgen_server.ApiHandler.timeout = 0.5
+        self.addCleanup(setattr, bgen_server.ApiHandler, "timeout", original)
+        response, closed = exchange(self.port, b"POST /run HTTP/1.1\r\nHost: localhost\r\n"
+                                    b"Content-Length: 1000\r\n\r\n{\"a\":")
+        self.assertTrue(closed)
+        self.assertEqual(statuses(response), [408])
+        self.assertEqual(body_of(response)["error"],
+                         "request body: 1000 bytes did not arrive within 0.5 s")
+
     def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))
