@@ -91,6 +91,10 @@ class TestEndpointUrl(unittest.TestCase):
         with self.assertRaises(ConfigError) as caught:
             endpoint_url("openai", "ftp://example.com")
         self.assertEqual(str(caught.exception), "openai URL: expects an http(s) URL, actual: 'ftp://example.com'")
+        for url in ("http://[::1", "http://127.0.0.1:1/v1\r\nX-Evil: 1", "http://a b/v1",
+                    "http://127.0.0.1:70000", "http://:80/v1", "http://\x7f/"):
+            with self.subTest(url=url), self.assertRaises(ConfigError):
+                endpoint_url("anthropic", url)
 
 
 class TestSettings(unittest.TestCase):

@@ -203,9 +203,16 @@ class RetryNotice:
 def endpoint_url(provider: str, url: str | None) -> str:
     """The URL to POST to, from a base URL, a ``/v1`` URL, a full endpoint or a gateway URL."""
     raw = (url or DEFAULT_URLS.get(provider, "")).strip()
-    parts = urllib.parse.urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{provider} URL: expects an http(s) URL, actual: {raw!r}", field="url")
+    wrong = ConfigError(f"{provider} URL: expects an http(s) URL, actual: {raw!r}", field="url")
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in raw):
+        raise wrong      # spaces and control characters: http.client refuses them at send time
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port       # ValueError for a port out of range
+    except ValueError:   # an unclosed IPv6 bracket, say
+        raise wrong from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise wrong
     path = parts.path.rstrip("/")
     api_path = _API_PATHS[provider]
     if path.endswith(api_path):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from bgen import defaults as _defaults
-from bgen.errors import BadRequest, NotFound
+from bgen.errors import BadRequest, ConfigError, NotFound
 from bgen.llm import client as _llm
 from bgen.runner import taskspec as _taskspec
 from bgen.sim import scenarios as _scenarios
@@ -278,9 +278,12 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
                          field="provider")
     server_url = llm_defaults.url_for(provider.lower())
     provider_url = expect_text(body, "provider_url", MAX_TEXT_CHARS) or server_url
-    if provider_url is not None and not re.match(r"https?://[^\s/]+", provider_url):
-        raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: {show(provider_url)}",
-                         field="provider_url")
+    if provider_url is not None:
+        try:
+            _llm.endpoint_url("openai", provider_url)
+        except ConfigError:
+            raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: "
+                             f"{show(provider_url)}", field="provider_url") from None
     # The server's key goes only where the server's own settings point (its --provider-url, or
     # the provider's default gateway): a URL the request chose gets no key (a local model
     # server needs none), so no request can collect it.
