@@ -125,6 +125,27 @@ class TestCritique(unittest.TestCase):
         self.assertIn("1/1 episodes timed out (act() took longer than 1 s; line 3: STATE = 0)", text)
         self.assertIn("looped forever", text)
 
+    def test_records_over_their_cap_or_too_heavy_to_replay_are_named_as_the_policys_doing(self):
+        capped = dict(summary(0, reason="crashed"),
+                      reasons="the worker sent more than 24969216 bytes for 2000 steps")
+        heavy = dict(summary(1, reason="tampered"), reasons=(
+            "the replay passed its budget at step 1012 of 2000 (34.2 s for 2000 steps): no "
+            "episode that flew these commands records them"))
+        forged = dict(summary(2, reason="tampered"), reasons=(
+            "step 4: the reported position (1, 2, 3) differs from the replay"))
+        died = dict(summary(3, reason="crashed"), reasons="the worker exited with signal 11")
+        summaries = [capped, heavy, forged, died]
+        text = critique(aggregate(summaries), summaries)
+        self.assertIn("1/4 episodes were stopped for recording too much (the worker sent more "
+                      "than 24969216 bytes for 2000 steps)", text)
+        self.assertIn("1/4 episodes' commands took the trusted replay longer than their own "
+                      "episode allows (the replay passed its budget at step 1012", text)
+        self.assertIn("1/4 episodes were tampered: the reported flight did not match the replay "
+                      "of the agent's commands (step 4: the reported position", text)
+        self.assertIn("1/4 episodes ended with crashed: the worker process died (the worker "
+                      "exited with signal 11); this is usually not the policy's fault", text)
+        self.assertEqual(text.count("usually not the policy's fault"), 1)
+
     def test_an_agent_that_never_moved_is_called_stuck(self):
         summaries = [summary(0, steps=5000, path=0.0, min_dist=14.0)]
         text = critique(aggregate(summaries), summaries)

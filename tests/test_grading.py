@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import tempfile
+import time
 import unittest
 from dataclasses import replace
 from pathlib import Path
@@ -108,6 +109,30 @@ class GraderTest(unittest.TestCase):
         self.assertEqual((graded["reason"], graded["success"]), ("tampered", False))
         self.assertIn("the replay passed its budget at step 0", graded["reasons"])
         self.assertTrue(grading.graded_summary(summary, records, CONFIG, 3)["success"])
+
+    def test_the_budget_grows_with_the_episodes_own_time_by_the_callers_clock(self):
+        fixed = replay.replay_budget_s(CONFIG, 1000)
+        self.assertAlmostEqual(replay.replay_budget_s(CONFIG, 1000, episode_s=12.5), fixed + 25.0)
+        summary, records = recorded_episode()
+        seen = []
+        original = replay.replay_budget_s
+
+        def budget(config, steps, episode_s=0.0):
+            seen.append(episode_s)
+            return original(config, steps, episode_s)
+
+        with mock.patch.object(replay, "replay_budget_s", budget):
+            self.assertTrue(grading.graded_summary(summary, records, CONFIG, 3, 4.0)["success"])
+        self.assertEqual(seen, [4.0])
+        submitted = []
+        with mock.patch.object(grading, "submit", lambda *args: submitted.append(args) or
+                               grading.inline(*args)), tempfile.TemporaryDirectory() as tmp:
+            started = time.monotonic()
+            run_episodes(POLICY, [1], CONFIG, Path(tmp), workers=1, step_events=False)
+            elapsed = time.monotonic() - started
+        [(_, _, _, _, episode_s)] = submitted
+        self.assertGreater(episode_s, 0.0)      # how long its policy process ran, timed here
+        self.assertLessEqual(episode_s, elapsed)
 
     def test_a_grader_stops_a_step_that_never_ends_at_the_budget(self):
         quick = replace(CONFIG, act_budget_s=0.1, stall_grace_s=0.1)

@@ -234,6 +234,35 @@ def _metres(value) -> str:
     return "n/a" if value is None else f"{value:.1f} m"
 
 
+#: What the runner's notes say when an episode's records outgrew their cap
+#: (``worker._read_messages``) or took the trusted replay past its budget (``replay``).
+RECORD_CAP = "the worker sent more than"
+REPLAY_OVERRUN = "the replay passed its budget"
+
+
+def _notes(summaries: list[dict], reason: str) -> list[str]:
+    """The notes (``reasons``) of the episodes that ended with ``reason``."""
+    return [str(s.get("reasons") or "") for s in summaries if s.get("reason") == reason]
+
+
+def _ended_by_their_records(summaries: list[dict], n: int) -> list[str]:
+    """Episodes stopped for what the policy made them record: more bytes than the cap, or
+    commands heavier than any episode could give in its time. Both are the policy's doing."""
+    found = []
+    capped = [note for note in _notes(summaries, "crashed") if RECORD_CAP in note]
+    if capped:
+        found.append(f"{len(capped)}/{n} episodes were stopped for recording too much "
+                     f"({capped[0][:200]}): every step records the commands given in it and the "
+                     "notes collect() returns. Give one intent when the action ends, not many "
+                     "a step, and return a few short notes.")
+    heavy = [note for note in _notes(summaries, "tampered") if REPLAY_OVERRUN in note]
+    if heavy:
+        found.append(f"{len(heavy)}/{n} episodes' commands took the trusted replay longer than "
+                     f"their own episode allows ({heavy[0][:200]}), so they were graded "
+                     "tampered: give one intent when the action ends, not many long ones a step.")
+    return found
+
+
 def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
              task_spec: dict | None = None, flights: dict | None = None) -> list[str]:
     """Concrete problems, most important first, each a short paragraph.
@@ -266,15 +295,20 @@ def findings(agg: dict, summaries: list[dict], policy_code: str | None = None,
     if reasons.get("teleport"):
         found.append(f"{reasons['teleport']}/{n} episodes were stopped because the agent jumped "
                      "(set_pos / set_hold_py move it instantly): fly with intents only.")
+    found.extend(_ended_by_their_records(summaries, n))
     if reasons.get("tampered"):
-        found.append(f"{reasons['tampered']}/{n} episodes were tampered: the reported flight "
-                     "did not match the replay of the agent's commands; move the agent only by "
-                     "returning intents from act().")
+        notes = [s for s in _notes(summaries, "tampered") if REPLAY_OVERRUN not in s]
+        if notes:
+            found.append(f"{len(notes)}/{n} episodes were tampered: the reported flight did not "
+                         f"match the replay of the agent's commands ({notes[0][:300]}); move the "
+                         "agent only by returning intents from act().")
     for reason, text in (("crashed", "the worker process died"),
                          ("sim_error", "the simulator failed outside the policy")):
-        if reasons.get(reason):
-            found.append(f"{reasons[reason]}/{n} episodes ended with {reason}: {text}; this is "
-                         "usually not the policy's fault, but avoid extreme targets.")
+        notes = [s for s in _notes(summaries, reason) if RECORD_CAP not in s]
+        if notes:
+            found.append(f"{len(notes)}/{n} episodes ended with {reason}: {text} "
+                         f"({notes[0][:300]}); this is usually not the policy's fault, but avoid "
+                         "extreme targets.")
     stuck = [s for s in summaries if s.get("reason") == "max_steps"
              and isinstance(s.get("path_len_est"), (int, float)) and s["path_len_est"] < STUCK_PATH_M]
     if stuck:

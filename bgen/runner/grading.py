@@ -62,10 +62,11 @@ def step_records(source) -> list[dict]:
     return records
 
 
-def graded_summary(summary: dict, records, config, seed: int) -> dict:
+def graded_summary(summary: dict, records, config, seed: int, episode_s: float = 0.0) -> dict:
     """``summary`` graded by the trusted replay of ``records`` (``replay.grade_episode``):
     step dicts, or the path of the episode's steps file (the grader reads it itself, so the
-    caller neither decodes nor sends every step).
+    caller neither decodes nor sends every step). ``episode_s``: how long the episode's
+    policy process ran by the caller's clock, part of the replay's time budget.
 
     A failure of the replay itself (a simulator fault here) leaves the episode ungraded and
     unsuccessful, with the reason ``sim_error``. Episodes stopped from outside need no grade.
@@ -74,7 +75,8 @@ def graded_summary(summary: dict, records, config, seed: int) -> dict:
     if summary.get("reason") == "terminated":
         return dict(summary, success=False)
     try:
-        return replay.grade_episode(summary, step_records(records), config, seed)
+        return replay.grade_episode(summary, step_records(records), config, seed,
+                                    episode_s=episode_s)
     except replay.ReplayOverrun as overrun:
         return _overrun(summary, overrun)
     except Exception as error:  # noqa: BLE001 - our simulator, not the policy
@@ -147,7 +149,8 @@ def _serve(requests, answers) -> None:
         if task == "grade":
             try:
                 args = (args[0], step_records(args[1]), *args[2:])
-                limit = replay.replay_budget_s(args[2], len(args[1])) + 1.0
+                episode_s = args[4] if len(args) > 4 else 0.0
+                limit = replay.replay_budget_s(args[2], len(args[1]), episode_s) + 1.0
             except (OSError, ValueError) as error:
                 result = dict(args[0], success=False, reason="sim_error", reasons=(
                     f"the trusted replay could not read the steps: {error}")[:2000])
@@ -303,14 +306,16 @@ def start(count: int) -> None:
             pass                       # submit() grades in the caller when none can start
 
 
-def inline(summary: dict, records: list[dict], config, seed: int) -> Future:
+def inline(summary: dict, records: list[dict], config, seed: int,
+           episode_s: float = 0.0) -> Future:
     """A future already holding the grade, computed in this thread."""
     future: Future = Future()
-    future.set_result(graded_summary(summary, records, config, seed))
+    future.set_result(graded_summary(summary, records, config, seed, episode_s))
     return future
 
 
-def submit(summary: dict, records: list[dict], config, seed: int) -> Future:
+def submit(summary: dict, records: list[dict], config, seed: int,
+           episode_s: float = 0.0) -> Future:
     """The grade of one finished episode, computed in a grader process (see the module doc).
 
     The future's result is ``graded_summary``'s dict; read it with ``result_or_inline``, which
@@ -318,9 +323,9 @@ def submit(summary: dict, records: list[dict], config, seed: int) -> Future:
     reached is answered the same way at once.
     """
     try:
-        return _least_busy().submit("grade", summary, records, config, seed)
+        return _least_busy().submit("grade", summary, records, config, seed, episode_s)
     except OSError:
-        return inline(summary, records, config, seed)
+        return inline(summary, records, config, seed, episode_s)
 
 
 _worlds_in_flight: dict[tuple, Future] = {}      # (directory, world key) -> being stored
@@ -364,12 +369,12 @@ def _forget_world(key: tuple, future: Future) -> None:
 
 
 def result_or_inline(future: Future, summary: dict, records: list[dict], config,
-                     seed: int) -> dict:
+                     seed: int, episode_s: float = 0.0) -> dict:
     """The future's grade; when its grader died, the same grade computed here."""
     try:
         return future.result()
     except OSError:
-        return graded_summary(summary, records, config, seed)
+        return graded_summary(summary, records, config, seed, episode_s)
 
 
 def shutdown() -> None:

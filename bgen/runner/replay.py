@@ -60,15 +60,24 @@ class ReplayOverrun(Exception):
 REPLAY_STEP_ALLOWANCE_S = 0.005
 
 
-def replay_budget_s(config, steps: int) -> float:
-    """Longest an honest replay of ``steps`` steps may take (s).
+#: The replay may also take this many times the episode's own wall time (the caller's clock).
+REPLAY_EPISODE_FACTOR = 2.0
+
+
+def replay_budget_s(config, steps: int, episode_s: float = 0.0) -> float:
+    """Longest an honest replay of ``steps`` steps may take (s); ``episode_s`` is how long
+    the episode's policy process ran, timed by the caller (never by the policy process).
 
     A policy process that took longer than ``act_budget_s + stall_grace_s`` over one step
     was killed (``timeout``), so no honest record holds such a step; the allowance per step
-    covers the rest with a wide margin. A forged record that makes the simulator slow (say,
-    thousands of queued moves) is stopped here instead of keeping a grader for minutes.
+    covers the rest with a wide margin. A replay does part of what its episode did (the same
+    commands and dynamics, no policy code), so twice the episode's time also covers an
+    honest episode whose commands were heavy (dozens of long intents a step). A forged
+    record that makes the simulator slow (thousands of queued moves a step that no episode
+    gave within its time) is stopped here instead of keeping a grader for minutes.
     """
-    return config.act_budget_s + config.stall_grace_s + steps * REPLAY_STEP_ALLOWANCE_S
+    return (config.act_budget_s + config.stall_grace_s + steps * REPLAY_STEP_ALLOWANCE_S
+            + REPLAY_EPISODE_FACTOR * max(float(episode_s), 0.0))
 
 
 @dataclass
@@ -280,7 +289,8 @@ def _shown(pos) -> str:
     return "(" + ", ".join(f"{float(v):.6f}" for v in pos) + ")"
 
 
-def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None) -> dict:
+def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None,
+                  episode_s: float = 0.0) -> dict:
     """``summary`` with its grade replaced by the trusted replay of ``steps``' commands.
 
     ``steps`` are the step records the policy process reported (``agent_pos`` and
@@ -312,7 +322,7 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None)
         from bgen.sim import load_backend
         vxs = load_backend(config.backend)
     sim = build_sim(vxs, replace(config, render=False), seed)
-    budget = replay_budget_s(config, len(parsed))
+    budget = replay_budget_s(config, len(parsed), episode_s)
     try:
         flight = replay_flight(vxs, sim, config.delta, parsed, config.max_speed_mps,
                                deadline=time.monotonic() + budget)

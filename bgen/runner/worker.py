@@ -732,6 +732,7 @@ class _Episode:
         self.conn = conn                    # read end of the worker's pipe (JSON bytes only)
         self.ep_dir = ep_dir
         self.started = time.monotonic()
+        self.ran_s = 0.0                    # its lifetime by this clock, once it has exited
         self.last_heard = self.started
         self.phase = "starting"
         self.tail: deque[bytes] = deque(maxlen=config.trace_steps)
@@ -1001,6 +1002,7 @@ def _decode_tail(lines) -> list[dict]:
 
 def _conclude_run(run: _Episode, config: EpisodeConfig) -> None:
     """Close the finished worker's pipe and handles; its summary waits for the grade."""
+    run.ran_s = time.monotonic() - run.started
     run.steps_file.close()
     run.conn.close()
     run.process.close()
@@ -1023,10 +1025,11 @@ def _finish(run: _Episode, graded: dict, emit) -> dict:
     return summary
 
 
-def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int) -> dict:
+def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int,
+          episode_s: float = 0.0) -> dict:
     """The summary graded by the trusted replay in this thread (``grading.graded_summary``),
     NaN-free."""
-    return _finite(grading.graded_summary(summary, records, config, seed))
+    return _finite(grading.graded_summary(summary, records, config, seed, episode_s))
 
 
 def _not_started(seed: int, outdir: Path, emit) -> dict:
@@ -1137,13 +1140,13 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                     _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)
                     _conclude_run(run, config)
-                    future = submit(run.summary, run.steps_path, config, run.seed)
+                    future = submit(run.summary, run.steps_path, config, run.seed, run.ran_s)
                     grades[future] = run
                     future.add_done_callback(wake)
             for future in [f for f in grades if f.done()]:
                 run = grades.pop(future)
                 graded = grading.result_or_inline(future, run.summary, run.steps_path, config,
-                                                  run.seed)
+                                                  run.seed, run.ran_s)
                 results[run.seed] = _finish(run, graded, on_event)
     finally:
         for run in active:           # an exception above (e.g. in on_event): leave no worker
