@@ -507,11 +507,23 @@ class ConfigTests(unittest.TestCase):
     def test_invalid_settings_are_refused_with_the_field_named(self):
         cases = [
             ({"max_steps": 0}, "max_steps: expects a positive number, actual: 0"),
-            ({"delta": -0.1}, "delta: expects a positive number, actual: -0.1"),
+            ({"delta": -0.1}, "delta: expects a number in (0, 1], actual: -0.1"),
             ({"scenario": "moon"}, "scenario: expects one of terrain, wind_farm, actual: 'moon'"),
-            ({"target": (1, 2)}, "target: expects 3 numbers, actual: (1, 2)"),
-            ({"act_budget_s": math.inf}, "act_budget_s: expects a positive number, actual: inf"),
-            ({"memory_limit_mb": 1.5}, "memory_limit_mb: expects a positive number, actual: 1.5"),
+            ({"target": (1, 2)}, "target: expects 3 numbers within +-1000000, actual: (1, 2)"),
+            ({"act_budget_s": math.inf}, "act_budget_s: expects a number in (0, 3600], actual: inf"),
+            ({"memory_limit_mb": 1.5},
+             "memory_limit_mb: expects an integer in [256, 1048576], actual: 1.5"),
+            # past these bounds a setting overflows what it reaches (time_t, int conversion)
+            ({"target": (1e308, 0, 0)}, "target: expects 3 numbers within +-1000000, actual: "
+                                        "(1e+308, 0, 0)"),
+            ({"start": (0, 2e6, 0)}, "start: expects 3 numbers within +-1000000, actual: "
+                                     "(0, 2000000.0, 0)"),
+            ({"act_budget_s": 1e308}, "act_budget_s: expects a number in (0, 3600], actual: 1e+308"),
+            ({"episode_deadline_s": 1e9},
+             "episode_deadline_s: expects a number in (0, 2592000], actual: 1000000000.0"),
+            ({"memory_limit_mb": 1},     # too little to parse a policy: not a "nesting" error
+             "memory_limit_mb: expects an integer in [256, 1048576], actual: 1"),
+            ({"render_ports": (1, 2)}, "render_ports: expects 4 numbers, actual: (1, 2)"),
         ]
         for overrides, message in cases:
             with self.subTest(**{k: repr(v) for k, v in overrides.items()}):

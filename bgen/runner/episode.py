@@ -104,23 +104,44 @@ class EpisodeConfig:
             raise ConfigError(problem[1], field=problem[0])
 
 
+#: Bounds of an episode's settings, on every front door: past them a setting means nothing a
+#: run could use (and some overflow the clocks and integers they reach).
+MAX_DELTA_S = 1.0                  # s per step (the server's bound too)
+MAX_CALL_BUDGET_S = 3600.0         # s for one policy call, and for the stall grace
+MAX_EPISODE_S = 30 * 86400.0       # s of wall clock or CPU for one episode
+MAX_COORD = 1e6                    # m (voxels) of a start or target coordinate
+MIN_MEMORY_LIMIT_MB = 256          # below it a policy process cannot even parse its policy
+
+
+def _plain(number: float) -> str:
+    """A bound as people write it: 1000000, not 1e+06."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
     """(field, message) for every invalid field, messages as "field: expects X, actual: Y"."""
     problems = []
 
-    def positive(name, kind=(int, float), allow_none=False):
+    def positive(name, kind=(int, float), allow_none=False, most=None, least=None):
         value = getattr(config, name)
         if value is None and allow_none:
             return
-        if not isinstance(value, kind) or not taskspec.is_finite_number(value) or not value > 0:
-            problems.append((name, f"{name}: expects a positive number, actual: {value!r}"))
+        if not isinstance(value, kind) or not taskspec.is_finite_number(value) or not value > 0 \
+                or (most is not None and value > most) or (least is not None and value < least):
+            noun = "an integer" if kind is int else "a number"
+            wanted = "a positive number" if most is None else \
+                f"{noun} in {'(0' if least is None else f'[{_plain(least)}'}, {_plain(most)}]"
+            problems.append((name, f"{name}: expects {wanted}, actual: {value!r}"))
 
     positive("max_steps", int)
-    for name in ("delta", "act_budget_s", "episode_deadline_s", "stall_grace_s",
-                 "max_speed_mps", "pov_min_dt_world"):
-        positive(name)
-    positive("cpu_limit_s", allow_none=True)
-    positive("memory_limit_mb", int)
+    positive("delta", most=MAX_DELTA_S)
+    for name in ("act_budget_s", "stall_grace_s"):
+        positive(name, most=MAX_CALL_BUDGET_S)
+    for name in ("episode_deadline_s", "cpu_limit_s"):
+        positive(name, allow_none=True, most=MAX_EPISODE_S)
+    positive("max_speed_mps", most=MAX_COORD)
+    positive("pov_min_dt_world", most=60.0)
+    positive("memory_limit_mb", int, most=1 << 20, least=MIN_MEMORY_LIMIT_MB)
     positive("max_open_files", int)
     positive("trace_steps", int)
     if config.world_cache_dir is not None and not isinstance(config.world_cache_dir, str):
@@ -133,10 +154,12 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
         value = getattr(config, name)
         if value is None and name in ("target", "start"):
             continue
+        point = name in ("target", "start")
         if not isinstance(value, tuple) or len(value) != length or not all(
-                taskspec.is_finite_number(v)
+                taskspec.is_finite_number(v) and (not point or abs(v) <= MAX_COORD)
                 for v in value):
-            problems.append((name, f"{name}: expects {length} numbers, actual: {value!r}"))
+            within = f" within +-{_plain(MAX_COORD)}" if point else ""
+            problems.append((name, f"{name}: expects {length} numbers{within}, actual: {value!r}"))
     if config.task_spec is not None and config.scenario in SCENARIOS:
         try:
             spec = taskspec.parse_task_spec(config.task_spec, prefix="task_spec")

@@ -128,13 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Largest task spec file read (bytes): the server's request body limit (a spec is a few KB;
+#: /dev/zero is endless).
+MAX_TASK_SPEC_BYTES = 1024 * 1024
+
+
 def read_task_spec(path: str | None) -> dict | None:
     """The task spec document in ``path`` (validated), or None; ConfigError naming the file or
     the field (``task_spec.checks[1].radius: ...``)."""
     if path is None:
         return None
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as spec_file:
+            data = spec_file.read(MAX_TASK_SPEC_BYTES + 1)
+        if len(data) > MAX_TASK_SPEC_BYTES:
+            raise ConfigError(f"task spec file {str(path)!r}: larger than "
+                              f"{MAX_TASK_SPEC_BYTES} bytes", field="task_spec")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ConfigError(f"cannot read task spec file {str(path)!r}: {reason}",

@@ -16,6 +16,7 @@ from bgen import defaults as _defaults
 from bgen.errors import BadRequest, ConfigError, NotFound
 from bgen.llm import client as _llm
 from bgen.runner import taskspec as _taskspec
+from bgen.runner.episode import MAX_COORD as _MAX_COORD
 from bgen.sim import scenarios as _scenarios
 
 SCENARIOS = tuple(_scenarios.SCENARIOS)
@@ -37,7 +38,7 @@ MAX_SEED = _defaults.MAX_SEED
 MAX_CANDIDATES = 16
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
-MAX_COORD = 1e6
+MAX_COORD = _MAX_COORD                 # m, a target coordinate's bound (the episode's)
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -232,7 +233,8 @@ def parse_target(body: dict, scenario: str) -> tuple:
           and all(type(v) in (int, float) and _taskspec.is_finite_number(v) and abs(v) <= MAX_COORD
                   for v in value))
     if not ok:
-        raise BadRequest(f"target: expects [x, y, z] (3 numbers), actual: {show(value)}", field="target")
+        raise BadRequest(f"target: expects [x, y, z] (3 numbers within +-{MAX_COORD:.0f}), "
+                         f"actual: {show(value)}", field="target")
     return tuple(value)
 
 
