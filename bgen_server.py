@@ -1064,6 +1064,7 @@ class Settings:
     token: str | None = field(default=None, repr=False)    # the access token (never printed)
     allow_anonymous: bool = False
     keep_runs: int | None = None
+    max_run_bytes: int = D.MAX_RUN_BYTES
 
 
 class BgenServer:
@@ -1093,6 +1094,7 @@ class BgenServer:
                                      progress_hz=settings.progress_hz, workers=settings.workers,
                                      backend=settings.backend, backend_label=self.backend_label,
                                      api_key_env=settings.api_key_env, keep_runs=settings.keep_runs,
+                                     max_run_bytes=settings.max_run_bytes,
                                      episode_runner=None if self.executor.name == "local"
                                      else self.executor.run_episodes))
         self.ws = WebSocketService(settings.host, settings.ws_port, self.hub, self.manager, token=settings.token)
@@ -1236,6 +1238,13 @@ def provider_url(text: str) -> str:
     return text
 
 
+def run_gigabytes(text: str) -> int:
+    try:
+        return D.run_gigabytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def model_name(text: str) -> str:
     if not text.strip() or len(text) > 200:
         raise argparse.ArgumentTypeError(f"expects a model name (1..200 characters), actual: {text!r}")
@@ -1285,6 +1294,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-runs", type=positive_int, default=None, metavar="N",
                         help="keep the N newest finished runs; older ones are deleted as runs finish "
                              "(default: keep all)")
+    parser.add_argument("--max-run-gb", type=run_gigabytes, default=D.MAX_RUN_BYTES, metavar="GB",
+                        dest="max_run_bytes",
+                        help="disk budget of each run's folder in GiB: a run starts no iteration "
+                             "that could pass it (stopped_reason disk_budget) and caps each "
+                             "episode's records at its share (default 8)")
     parser.add_argument("--loop-module", default=None, help=argparse.SUPPRESS)   # tests: tests.fakeloop
     return parser
 
@@ -1298,7 +1312,8 @@ def settings_from_args(args, environ=os.environ) -> Settings:
                     provider=args.provider, provider_url=args.provider_url, model=args.model,
                     loop_module=args.loop_module, executor=args.executor,
                     dask_scheduler=args.dask_scheduler, token=auth.load_token(args.token_file, environ),
-                    allow_anonymous=args.allow_anonymous, keep_runs=args.keep_runs)
+                    allow_anonymous=args.allow_anonymous, keep_runs=args.keep_runs,
+                    max_run_bytes=args.max_run_bytes)
 
 
 def main(argv=None) -> int:

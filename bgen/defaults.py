@@ -65,6 +65,23 @@ DEFAULTS: dict[str, Default] = {
 #: Seeds are 32-bit, as numpy's generators take them: every front door's limit.
 MAX_SEED = 2**32 - 1
 
+#: Bytes a run's folder may hold (steps, traces, policies, critiques) unless its front door is
+#: told otherwise (``iterate --max-run-gb``, ``bgen_server.py --max-run-gb``): 8 GiB. The
+#: loop starts no iteration that could pass it and caps each episode's records at its share.
+MAX_RUN_BYTES = 8 * 1024**3
+
+
+def run_gigabytes(text: str) -> int:
+    """``--max-run-gb``'s value (GiB, a positive number up to 1,048,576) in bytes; ValueError
+    naming the range otherwise."""
+    try:
+        gigabytes = float(text)
+    except ValueError:
+        gigabytes = float("nan")
+    if not 0.001 <= gigabytes <= 1024**2:
+        raise ValueError(f"expects a number of GiB in 0.001..1048576, actual: {text!r}")
+    return int(gigabytes * 1024**3)
+
 
 def value(name: str):
     """The default value of ``name`` (a key of ``DEFAULTS``); KeyError for an unknown name."""

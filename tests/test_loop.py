@@ -455,6 +455,45 @@ class TimedRunner(FakeRunner):
         return out
 
 
+class BulkyRunner(FakeRunner):
+    """A FakeRunner whose episodes each write ``size`` bytes of steps and record their config."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size, self.configs = size, []
+
+    def __call__(self, policy_code, seeds, config, outdir, **kwargs):
+        self.configs.append(config)
+        summaries = super().__call__(policy_code, seeds, config, outdir, **kwargs)
+        for seed in seeds:
+            (Path(outdir) / f"ep_{seed}" / f"steps.{seed}.jsonl").write_bytes(b"x" * self.size)
+        return summaries
+
+
+class TestDiskBudget(LoopTestCase):
+    def test_no_iteration_starts_past_the_disk_budget_and_episodes_get_their_share(self):
+        mib = 1024 * 1024
+        runner = BulkyRunner(mib)
+        result = self.loop(llm=False, policy_code="# BAD", runner=runner, iterations=5,
+                           max_run_bytes=6 * mib)          # seeds (1, 3): two episodes each
+        self.assertEqual(result.stopped_reason, "disk_budget")
+        self.assertEqual(len(runner.configs), 2)            # 0 then about 2 MiB used; then 4
+        first, second = (config.max_record_bytes for config in runner.configs)
+        self.assertTrue(3 * mib - 4096 < first <= 3 * mib, first)   # the run's own files aside
+        self.assertTrue(mib <= second < 2 * mib, second)
+        [warning] = [e["message"] for e in self.events if e["type"] == "warning"
+                     and "disk budget" in e["message"]]
+        self.assertRegex(warning, r"^the run's folder holds \d+ of its 6291456 bytes \(its disk "
+                                  r"budget\): 2 more episodes would get less than 1048576 bytes "
+                                  r"each, so the run stops here, keeping the best policy so far$")
+        self.assertIsNotNone(result.best_code)             # what ran is kept
+
+    def test_a_budget_below_one_episodes_minimum_is_a_config_error(self):
+        with self.assertRaises(ConfigError) as caught:
+            self.loop(llm=False, policy_code=GOOD, max_run_bytes=1000)
+        self.assertEqual(caught.exception.field, "max_run_bytes")
+
+
 class TestTaskSpecs(LoopTestCase):
     def test_the_first_call_turns_the_goal_into_a_spec_that_the_policy_prompt_shows(self):
         self.server.spec_script(json_reply(VISIT_SPEC))

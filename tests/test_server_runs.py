@@ -490,6 +490,19 @@ class TestLoopConfig(unittest.TestCase):
         self.assertEqual((config.candidates, config.holdout_seeds, config.seeds), (3, 4, (7, 9)))
         self.assertEqual(config.holdout_seed_list(), [10, 11, 12, 13])
 
+    def test_the_servers_disk_budget_reaches_every_runs_loop_config(self):
+        from bgen import defaults
+        from bgen.orchestrator import loop
+        from bgen.runner import worker
+        request = parse_run_request({"policy_code": "x"})
+        binding = LoopBinding(None, loop.LoopConfig, worker.EpisodeConfig)
+        config = build_loop_config(binding, request, ManagerSettings(max_run_bytes=5 << 30),
+                                   render=False, render_ports=None)
+        self.assertEqual(config.max_run_bytes, 5 << 30)
+        default = build_loop_config(binding, request, ManagerSettings(), render=False,
+                                    render_ports=None)
+        self.assertEqual(default.max_run_bytes, defaults.MAX_RUN_BYTES)
+
     def test_without_policy_code_the_llm_settings_name_provider_url_and_model(self):
         request = parse_run_request({"provider": "openai", "model": "gpt-4o-mini",
                                      "provider_url": "http://127.0.0.1:9/v1"})

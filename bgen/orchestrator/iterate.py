@@ -59,6 +59,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _run_bytes(text: str) -> int:
+    try:
+        return D.run_gigabytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=f"python -m bgen.orchestrator.{PROG}",
                  description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
@@ -95,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_arguments(run)
     run.add_argument("--candidates", type=int, default=D.value("candidates"),
                      help=D.help_text("candidates", "policies generated per iteration"))
+    run.add_argument("--max-run-gb", type=_run_bytes, default=D.MAX_RUN_BYTES, metavar="GB",
+                     dest="max_run_bytes",
+                     help="disk budget of the run directory in GiB: no iteration starts that "
+                          "could pass it, each episode's records are capped at its share "
+                          "(default 8)")
     run.add_argument("--holdout-seeds", type=int, default=D.value("holdout_seeds"),
                      help=D.help_text("holdout_seeds", "evaluate the best policy on this many unseen "
                                       "seeds at the end"))
@@ -201,7 +213,8 @@ def build_config(args) -> tuple[LoopConfig, LLMClient | None]:
                         holdout_seeds=args.holdout_seeds, success_threshold=args.success_threshold,
                         policy_code=policy_code, llm=settings, max_repairs=args.max_repairs,
                         token_budget=args.token_budget, workers=args.workers, episode=episode,
-                        task_spec=task_spec, derive_max_steps=args.max_steps is None)
+                        task_spec=task_spec, derive_max_steps=args.max_steps is None,
+                        max_run_bytes=args.max_run_bytes)
     return config.validated(), client
 
 

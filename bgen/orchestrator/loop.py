@@ -29,6 +29,7 @@ loop can be tested without simulator or workers; by default they are
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -60,6 +61,23 @@ EVENT_CODE_LIMIT = 100_000
 OBJECTIVE_PATIENCE = 2     # iterations without improvement of the objective before stopping
 
 
+#: An episode's share of what is left of the run's disk budget below this: no more episodes.
+MIN_EPISODE_RECORD_BYTES = 1024 * 1024
+MAX_RUN_BYTES_LIMIT = 2**50                 # 1 PiB: the largest budget a front door takes
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (symbolic links not followed): what a run wrote."""
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass              # removed meanwhile
+    return total
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """What to run. ``llm=None`` means no LLM: evaluate ``policy_code`` (or ``existing_code``)."""
@@ -86,6 +104,7 @@ class LoopConfig:
     critique: str | None = None
     task_spec: dict | None = None       # given: judge by it, no spec call (None: LLM or default)
     derive_max_steps: bool = False      # episode.max_steps was not given: follow the spec's route
+    max_run_bytes: int = _defaults.MAX_RUN_BYTES   # what run_dir may hold (disk budget)
 
     def iteration_seeds(self, iteration: int = 0) -> list[int]:
         """The seeds of iteration ``iteration``. With an LLM every iteration flies the same seeds
@@ -126,6 +145,7 @@ class LoopConfig:
             check_int("workers", 1, 256)
         if self.token_budget is not None:
             check_int("token_budget", 1, 10**9)
+        check_int("max_run_bytes", MIN_EPISODE_RECORD_BYTES, MAX_RUN_BYTES_LIMIT)
         if isinstance(self.success_threshold, bool) or not isinstance(self.success_threshold, (int, float)) \
                 or not 0.0 <= self.success_threshold <= 1.0:
             raise ConfigError(f"success_threshold: expects a number in 0..1, actual: "
@@ -164,7 +184,7 @@ class LoopResult:
     best_aggregate: dict | None = None
     iterations: list = field(default_factory=list)
     concluded_early: bool = False
-    stopped_reason: str = "iterations_done"   # success_threshold | terminated | token_budget | provider_error
+    stopped_reason: str = "iterations_done"   # success_threshold | terminated | token_budget | disk_budget | provider_error
     sim_time_s: float = 0.0               # simulated flight, summed over episodes
     episodes_wall_s: float = 0.0          # wall time spent running episodes (and grading)
     wall_time_s: float = 0.0
@@ -422,6 +442,10 @@ class _Run:
                         self.llm is not None and not (n == 0 and config.policy_code)):
                     self.result.stopped_reason = "token_budget"
                     break
+                per_policy = 1 if self.llm is None or (n == 0 and config.policy_code) \
+                    else config.candidates
+                if not self.share_disk_budget(len(config.iteration_seeds(n)) * per_policy):
+                    break
                 chosen = self.one_iteration(n, config.iteration_seeds(n), base_code, critique)
                 if chosen is None:
                     break
@@ -439,7 +463,8 @@ class _Run:
             if objective is not None:
                 self.result.stop_note = progress.note()
             if config.holdout_seeds and self.result.best_code is not None and not self.stopped() \
-                    and self.result.stopped_reason != "terminated":
+                    and self.result.stopped_reason not in ("terminated", "disk_budget") \
+                    and self.share_disk_budget(config.holdout_seeds):
                 self.holdout()
         except _Stopped:
             self.result.stopped_reason = "terminated"
@@ -609,6 +634,24 @@ class _Run:
         self.warn(f"the LLM provider failed; keeping the best policy so far: {message}",
                   iteration=self.iteration)
         return None
+
+    def share_disk_budget(self, episodes: int) -> bool:
+        """Cap each of the next ``episodes`` episodes' records at its share of what is left of
+        the run's disk budget; False, with ``disk_budget`` as the reason and a warning, when
+        that share is under ``MIN_EPISODE_RECORD_BYTES`` (the episodes are not started)."""
+        if episodes <= 0:
+            return True
+        budget = self.config.max_run_bytes
+        used = folder_bytes(self.run_dir)
+        share = (budget - used) // episodes
+        if share < MIN_EPISODE_RECORD_BYTES:
+            self.result.stopped_reason = "disk_budget"
+            self.warn(f"the run's folder holds {used} of its {budget} bytes (its disk budget): "
+                      f"{episodes} more episodes would get less than {MIN_EPISODE_RECORD_BYTES} "
+                      f"bytes each, so the run stops here, keeping the best policy so far")
+            return False
+        self.episode = replace(self.episode, max_record_bytes=share)
+        return True
 
     def holdout(self) -> None:
         seeds = self.config.holdout_seed_list()

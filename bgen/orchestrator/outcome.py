@@ -27,6 +27,8 @@ OUTCOMES = {
     ("done", "objective_converged"): (False, "with a task spec's objective: two iterations past "
                                              "the threshold brought no improvement"),
     ("done", "token_budget"): (False, "the token budget was spent (iterate --token-budget)"),
+    ("done", "disk_budget"): (False, "the run's folder reached its disk budget (--max-run-gb); "
+                                     "no more episodes were started"),
     ("done", "provider_error"): (True, "the LLM provider failed after a best policy existed; it is kept"),
     ("failed", "failed"): (True, "an error ended the run: provider, simulator, settings or a bug"),
     ("terminated", "terminated"): (True, "stopped on request: Ctrl-C, POST /runs/<id>/terminate, "

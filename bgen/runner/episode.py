@@ -67,7 +67,9 @@ class EpisodeConfig:
     Checks: ``max_speed_mps`` bounds one step's movement (faster is a teleport).
     ``lift_above_terrain``: a start or target inside terrain/trees is lifted straight up
     (``scenarios.place_above_obstacles``); the effective ones are in the summary.
-    Output: ``trace_steps`` steps kept in ``trace.<seed>.json``.
+    Output: ``trace_steps`` steps kept in ``trace.<seed>.json``; ``max_record_bytes`` (None:
+    the runner's own cap for ``max_steps``) bounds what one episode may send as its records
+    (the iteration loop sets it to the episode's share of the run's disk budget).
     ``world_cache_dir``: where built worlds are shared between processes and runs
     (``bgen.sim.worldcache``); None keeps them in the process only.
     Grading: ``task_spec`` is the task spec document (plain JSON data, see
@@ -98,6 +100,7 @@ class EpisodeConfig:
     lift_above_terrain: bool = True
     world_cache_dir: str | None = None
     task_spec: dict | None = None
+    max_record_bytes: int | None = None
 
     def __post_init__(self):
         for problem in config_problems(self):
@@ -144,6 +147,7 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
     positive("memory_limit_mb", int, most=1 << 20, least=MIN_MEMORY_LIMIT_MB)
     positive("max_open_files", int)
     positive("trace_steps", int)
+    positive("max_record_bytes", int, allow_none=True)
     if config.world_cache_dir is not None and not isinstance(config.world_cache_dir, str):
         problems.append(("world_cache_dir", "world_cache_dir: expects a directory path or None, "
                                             f"actual: {config.world_cache_dir!r}"))

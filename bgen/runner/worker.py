@@ -720,6 +720,13 @@ class StepThinner:
         return held
 
 
+def episode_byte_limit(config: EpisodeConfig) -> int:
+    """Most bytes one episode's policy process may send (step records, events): 16 MiB plus
+    4 KiB a step, or ``config.max_record_bytes`` when that is smaller."""
+    limit = EPISODE_BYTES_BASE + EPISODE_BYTES_PER_STEP * config.max_steps
+    return limit if config.max_record_bytes is None else min(limit, config.max_record_bytes)
+
+
 class _Episode:
     """Parent-side state of one running worker."""
 
@@ -747,8 +754,9 @@ class _Episode:
         self.error: dict | None = None      # its error with traceback,
         self.output = ""                    # and the policy's printed output
         self.max_steps = config.max_steps
+        self.config_record_bytes = config.max_record_bytes
         self.bytes_received = 0
-        self.byte_limit = EPISODE_BYTES_BASE + EPISODE_BYTES_PER_STEP * config.max_steps
+        self.byte_limit = episode_byte_limit(config)
         self.warnings_dropped = 0
         ep_dir.mkdir(parents=True, exist_ok=True)
         self.steps_path = ep_dir / f"steps.{seed}.jsonl"   # what the grader replays
@@ -781,8 +789,10 @@ def _read_messages(run: _Episode, emit: Callable[[dict], None] | None,
         run.bytes_received += len(data)
         if run.bytes_received > run.byte_limit:
             run.eof = True
+            share = " (its share of the run's disk budget)" \
+                if run.byte_limit == run.config_record_bytes else ""
             run.kill("crashed", f"the worker sent more than {run.byte_limit} bytes for "
-                                f"{run.max_steps} steps")
+                                f"{run.max_steps} steps{share}")
             return
         try:
             _handle(run, data, emit, step_events)

@@ -55,7 +55,7 @@ FINAL_MESSAGE = {DONE: "done", FAILED: "error", TERMINATED: "terminated", INTERR
 # final state is its own reason, so ``status`` and ``stopped_reason`` never disagree (an
 # interrupted run is ``interrupted`` in both, whatever its loop said while being stopped).
 LOOP_REASONS = ("iterations_done", "success_threshold", "objective_converged", "token_budget",
-                "provider_error")
+                "disk_budget", "provider_error")
 STOPPED_REASONS = {DONE: LOOP_REASONS, FAILED: (FAILED,), TERMINATED: (TERMINATED,),
                    INTERRUPTED: (INTERRUPTED,)}
 

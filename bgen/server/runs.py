@@ -36,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bgen import defaults as _defaults
 from bgen.errors import BadRequest, BgenError, ConfigError, Conflict, NotFound
 from bgen.orchestrator.outcome import PhaseTracker, error_record, failure_phase
 from bgen.server import lifecycle
@@ -94,6 +95,7 @@ class ManagerSettings:
     api_key_env: str | None = None      # None: the LLM client's default (LLVPN_API_KEY)
     episode_runner: Callable | None = None   # the executor's run_episodes (None: the loop's default)
     keep_runs: int | None = None        # keep at most this many finished runs (oldest deleted first)
+    max_run_bytes: int = _defaults.MAX_RUN_BYTES    # each run's disk budget (its folder)
 
 
 def build_loop_config(binding: LoopBinding, request: RunRequest, settings: ManagerSettings, *,
@@ -123,6 +125,7 @@ def build_loop_config(binding: LoopBinding, request: RunRequest, settings: Manag
         workers=settings.workers, episode=construct(binding.EpisodeConfig, **episode),
         step_event_hz=settings.progress_hz if settings.progress_hz > 0 else None,
         task_spec=request.task_spec, derive_max_steps=request.derive_max_steps,
+        max_run_bytes=settings.max_run_bytes,
     )
 
 
