@@ -585,7 +585,7 @@ class ProtocolTests(unittest.TestCase):
                     worker._handle(run, data, lambda event: None)
                 run.steps_file.close()
 
-    def episode(self, max_steps: int = 300):
+    def episode(self, max_steps: int = 300, **config):
         """A parent-side episode whose "worker" is this test, writing into one end of a pipe."""
         read, write = multiprocessing.Pipe(duplex=False)
         self.addCleanup(read.close)
@@ -600,7 +600,7 @@ class ProtocolTests(unittest.TestCase):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         run = worker._Episode(0, Process(), read, Path(tmp.name) / "ep_0",
-                              EpisodeConfig(max_steps=max_steps))
+                              EpisodeConfig(max_steps=max_steps, **config))
         self.addCleanup(run.steps_file.close)
         return run, Sender(write, read)
 
@@ -635,6 +635,16 @@ class ProtocolTests(unittest.TestCase):
                 break
         self.assertEqual(run.killed[0], "crashed")
         self.assertIn(f"the worker sent more than {run.byte_limit} bytes", run.killed[1])
+
+    def test_the_byte_budget_is_the_runs_share_when_that_is_smaller(self):
+        run, pipe = self.episode(max_steps=100, max_record_bytes=300_000)
+        self.assertEqual(run.byte_limit, 300_000)
+        pipe.send_bytes(b"S{}\n" + b'{"step": 0, "pad": "' + b"x" * 400_000 + b'"}')
+        worker._read_messages(run, lambda event: None)
+        self.assertEqual(run.killed, ("crashed", "the worker sent more than 300000 bytes for 100 "
+                                                 "steps (its share of the run's disk budget)"))
+        self.assertEqual(self.episode(max_steps=100)[0].byte_limit,
+                         worker.EPISODE_BYTES_BASE + 100 * worker.EPISODE_BYTES_PER_STEP)
 
     def test_a_message_cut_off_by_the_end_of_the_pipe_leaves_the_reason_to_the_exit_status(self):
         run, pipe = self.episode()
