@@ -188,6 +188,24 @@ class TestTermination(ManagerTestCase):
                          ("terminated", {"message": "terminated on request", "phase": "generate"}))
         self.assertEqual(self.published.of(run_id)[-1]["type"], "terminated")
 
+    def test_a_run_stopped_inside_an_iteration_keeps_its_episodes_simulated_time(self):
+        def loop(config, run_dir, emit, stop_event, **_):
+            emit({"type": "iteration", "iteration": 0})
+            for seed in (1, 2):
+                emit({"type": "episode_summary", "seed": seed, "sim_time_s": 8.0,
+                      "wall_time_s": 0.5, "success": False, "reason": "terminated"})
+            stop_event.wait(TIMEOUT)
+            return fakeloop.LoopResult(stopped_reason="terminated", sim_time_s=0.0, wall_time_s=2.0)
+
+        self.make(loop)
+        run_id = self.manager.submit(parse_run_request({"render": False}))["run_id"]
+        wait_until(lambda: len([e for e in self.published.of(run_id)
+                                if e["type"] == "episode_summary"]) == 2, "two episodes")
+        self.manager.terminate(run_id)
+        record = self.wait_status(run_id, "terminated")
+        self.assertEqual((record["timing"]["sim_time_s"], record["timing"]["wall_time_s"]),
+                         (16.0, 2.0))
+
     def test_a_queued_run_ends_terminated_at_once(self):
         loop = GatedLoop()
         self.make(loop, max_concurrent=1)

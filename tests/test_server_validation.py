@@ -264,7 +264,7 @@ class TestQueries(unittest.TestCase):
     def test_bad_code_queries(self):
         table = [("iteration=-1", "iteration: expects an integer in 0..50000, actual: '-1'"),
                  ("iteration=x", "iteration: expects an integer in 0..50000, actual: 'x'"),
-                 ("best=maybe", "best: expects 1 or 0, actual: 'maybe'"),
+                 ("best=maybe", "best: expects 1 or 0 (or true/false, yes/no), actual: 'maybe'"),
                  ("best=1&iteration=2", "best: expects either iteration or best, not both"),
                  ("latest=1", "'latest': unknown query parameter; expects iteration, best")]
         for query, message in table:

@@ -526,7 +526,10 @@ class RunManager:
                 sim = result_field(result, "sim_time_s")
                 wall = result_field(result, "wall_time_s")
                 if sim is not None and wall is not None:
-                    run.sim_time_s, run.wall_time_s = float(sim), float(wall)
+                    # a loop stopped inside an iteration has not counted that iteration's
+                    # episodes; their summaries have been
+                    run.sim_time_s = max(float(sim), run.sim_time_s)
+                    run.wall_time_s = float(wall)
                 best = result_field(result, "best_iteration")
                 if best is not None:
                     run.record.update(best_iteration=best,

@@ -377,7 +377,8 @@ def query_flag(params: dict, field: str) -> bool:
         return True
     if text in ("0", "false", "no", ""):
         return False
-    raise BadRequest(f"{field}: expects 1 or 0, actual: {show(params[field])}", field=field)
+    raise BadRequest(f"{field}: expects 1 or 0 (or true/false, yes/no), actual: "
+                     f"{show(params[field])}", field=field)
 
 
 def parse_code_query(query: str) -> tuple[int | None, bool]:
