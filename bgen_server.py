@@ -216,6 +216,19 @@ def reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def unique_names(pairs: list) -> dict:
+    """``json.loads``' object hook: an object, or ValueError naming a name given twice.
+
+    RFC 8259 section 4: the names within an object SHOULD be unique, and parsers differ on
+    which value a repeated one gets; a request is answered for what it unambiguously says."""
+    obj = {}
+    for name, value in pairs:
+        if name in obj:
+            raise ValueError(f"the name {show(name)} appears twice in one object")
+        obj[name] = value
+    return obj
+
+
 def run_summary(record: dict) -> dict:
     """A run as GET /runs lists it."""
     request = record.get("request") or {}
@@ -424,7 +437,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise BadRequest(f"request body ended after {len(raw)} of {length} bytes")
         try:
             return json.loads(raw.decode("utf-8"), parse_constant=reject_constant,
-                              parse_int=json_int)
+                              parse_int=json_int, object_pairs_hook=unique_names)
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
         except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors

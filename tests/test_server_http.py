@@ -226,6 +226,15 @@ class TestHead(HttpTestCase):
         self.assertEqual(body_of(response)["error"],
                          "request body: 1000 bytes did not arrive within 0.5 s")
 
+    def test_a_name_given_twice_in_one_object_is_a_400_not_the_last_one_winning(self):
+        body = b'{"user_goal": "x", "episodes": 0, "episodes": 50}'
+        response, _ = exchange(self.port, b"POST /run HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Connection: close\r\nContent-Length: "
+                               + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.assertEqual(statuses(response), [400])
+        self.assertEqual(body_of(response)["error"],
+                         "malformed JSON: the name 'episodes' appears twice in one object")
+
     def test_health_refuses_an_unknown_query_parameter_like_every_route(self):
         status, body, _ = request(self.port, "GET", "/health?x=1")
         self.assertEqual((status, body["field"]), (400, "x"))
