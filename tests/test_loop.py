@@ -507,8 +507,18 @@ class TestTaskSpecs(LoopTestCase):
         self.assertIn("- start: [50, 50, -20]", ask)
         self.assertIn("- target: [60, 60, -20]", ask)
         self.assertIn("WORKED EXAMPLE", ask)
+        # the points each seed really flies, as the policy prompt lists them
+        from bgen.runner.episode import episode_points
+        from bgen.sim import load_backend
+        start, target = episode_points(load_backend("embedded"), EpisodeConfig(backend="embedded"), 1)
+        self.assertIn(f"an offset is from the landmark, not from the ground; this run's "
+                      f"episodes:\n  seed 1: start {start}, target {target}\n", ask)
+        system = self.server.spec_requests[0].system_text
         for kind in taskspec.CHECK_KINDS:
-            self.assertIn(f"- {kind}:", self.server.spec_requests[0].system_text)
+            self.assertIn(f"- {kind}:", system)
+        self.assertIn("No point can be placed relative to the\nground below it", system)
+        self.assertEqual(system.count("take-off is exempt until\n  then)"), 1)   # standoff
+        self.assertEqual(system.count("(take-off is exempt until then)"), 1)      # clearance
         task = next(e for e in self.events if e["type"] == "task")
         self.assertEqual(self.types()[:2], ["task", "iteration"])
         self.assertEqual(task["source"], "llm")

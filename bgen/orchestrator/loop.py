@@ -516,7 +516,8 @@ class _Run:
         warning when it gives no valid spec or the provider fails."""
         config = self.config
         d = self.run_dir / "task"
-        prompt = build_task_spec_prompt(config.user_goal, config.episode.scenario, marks)
+        prompt = build_task_spec_prompt(config.user_goal, config.episode.scenario, marks,
+                                        self.task.episodes)
         calls: list = []
         reply_text = None
         try:
@@ -531,7 +532,8 @@ class _Run:
                 except TaskSpecError as error:
                     problem = error.message
                 prompt = build_task_spec_repair_prompt(config.user_goal, config.episode.scenario,
-                                                       marks, reply_text, problem)
+                                                       marks, reply_text, problem,
+                                                       self.task.episodes)
             self.warn(f"the LLM gave no valid task spec ({problem}); judging by the default: "
                       "reach the target within 1.0 m", iteration=0)
         except ProviderError as error:

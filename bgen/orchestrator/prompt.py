@@ -205,7 +205,8 @@ Reply with exactly one fenced ```json block holding the spec, nothing else of su
 Shape: {"goal": "<the goal>", "checks": [<check>, ...],
         "objective": {"minimize": "time" | "path_length" | "collisions"}}   (objective optional)
 A point is [x, y, z] (metres; z points down, so a more negative z is higher), a landmark name,
-or {"from": "<landmark>", "offset": [dx, dy, dz]}.
+or {"from": "<landmark>", "offset": [dx, dy, dz]}. No point can be placed relative to the
+ground below it: a height above the ground can be asked only of the whole flight (clearance).
 Check kinds (fields, defaults in brackets):
 - reach: point, radius [1.0]. The agent comes within radius of point at some step.
 - visit: points, radius [1.5], ordered [true], laps [1]. It passes within radius of every point,
@@ -216,10 +217,12 @@ Check kinds (fields, defaults in brackets):
 - dwell: point, seconds, radius [1.5]. It stays within radius of point for seconds on end at
   some time ("hover at X for 5 s"; once done it stays passed).
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
-- clearance: min_m. After take-off it stays at least min_m above the ground below it (height
-  only: a tree beside the drone does not count).
-- standoff: min_m (at most 20). After take-off it stays at least min_m from every cell of the
-  world in any direction (ground, trees with their foliage, turbines): "keep N m away from
+- clearance: min_m. From the first step the agent is min_m above the highest solid cell below
+  it (take-off is exempt until then), it stays at least that high; it fails if it is never that
+  high. Height only: a tree beside the drone does not count.
+- standoff: min_m (at most 20). From the first step the agent is min_m from every cell of the
+  world in any direction (ground, trees with their foliage, turbines; take-off is exempt until
+  then), it stays at least that far; it fails if it is never that far: "keep N m away from
   obstacles".
 - altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
 - collisions: max [0]. At most max collisions in the episode.
@@ -246,26 +249,33 @@ TASK_SPEC_EXAMPLE = {
 }
 
 
-def build_task_spec_prompt(goal: str, scenario: str, landmarks: dict) -> str:
-    """Ask for the task spec of ``goal``; ``landmarks`` maps names to nominal (x, y, z)."""
+def build_task_spec_prompt(goal: str, scenario: str, landmarks: dict,
+                           episodes: tuple = ()) -> str:
+    """Ask for the task spec of ``goal``; ``landmarks`` maps names to nominal (x, y, z),
+    ``episodes`` holds (seed, start, target) as the run's first episodes really fly them."""
     marks = "\n".join(f"- {name}: {_fmt_point([round(float(v), 2) for v in point])}"
                        for name, point in landmarks.items())
+    varies = SEED_VARIATION.get(scenario, "The seed may change the world, start and target.")
+    flown = "".join(f"\n  seed {seed}: start {_fmt_point(start)}, target {_fmt_point(target)}"
+                    for seed, start, target in episodes)
     return "\n\n".join([
         f"GOAL\n{goal.strip()}",
         f"SCENARIO: {scenario}. {SCENARIO_TEXT.get(scenario, '')}".rstrip(),
-        "LANDMARKS (names usable as points; 'start' is where the drone takes off, 'target' the "
-        "scenario's goal point; both may be lifted a little above the terrain in some episodes, "
-        f"and the names follow them)\n{marks}",
+        "LANDMARKS (names usable as points, at their nominal coordinates; 'start' is where the "
+        "drone takes off, 'target' the scenario's goal point)\n"
+        f"{marks}\n{varies} The names follow each episode's points, and an offset is from the "
+        "landmark, not from the ground"
+        + (f"; this run's episodes:{flown}" if flown else "."),
         "WORKED EXAMPLE\n```json\n" + json.dumps(TASK_SPEC_EXAMPLE, indent=1) + "\n```",
         "Write the task spec for the GOAL above.",
     ])
 
 
 def build_task_spec_repair_prompt(goal: str, scenario: str, landmarks: dict, reply: str,
-                                  error: str) -> str:
+                                  error: str, episodes: tuple = ()) -> str:
     """Ask once more after a spec failed validation."""
     return "\n\n".join([
-        build_task_spec_prompt(goal, scenario, landmarks),
+        build_task_spec_prompt(goal, scenario, landmarks, episodes),
         f"YOUR PREVIOUS REPLY\n{reply.strip()[:4000]}",
         f"IT IS NOT A VALID TASK SPEC\n{error}",
         "Return the corrected task spec as one fenced ```json block.",
