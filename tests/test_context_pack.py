@@ -575,6 +575,62 @@ class TestWhereAnActionEnds(unittest.TestCase):
                          {tuple(sink.steps[done]["agent_pos"])})
 
 
+ACTION_SEEN_POLICY = """
+import voxelsim as vxs
+
+SEEN = []
+PERFORM = {perform}
+
+
+def act(t, agent, world, fw, env, helpers):
+    SEEN.append(agent.get_action_py() is not None)
+    if len(SEEN) == 1:
+        intent = vxs.ActionIntent(0.9, 0.0, [vxs.MoveDir.Forward] * 3)
+        if not PERFORM:
+            return intent, "Replace"
+        agent.perform_oneshot_py(intent)
+        SEEN.append(agent.get_action_py() is not None)
+    return None
+
+
+def collect(step_ctx):
+    return {{}}
+
+
+def finalize(ep_ctx):
+    return {{"seen": " ".join(str(int(s)) for s in SEEN[:3])}}
+"""
+
+
+class TestWhenAnActionShows(unittest.TestCase):
+    """The cheatsheet: an intent act() returns shows in get_action_py() from the next act()
+    call; one performed inside act() shows at once."""
+
+    def seen(self, perform: bool) -> str:
+        from bgen.runner.episode import ListSink, run_episode
+        config = EpisodeConfig(max_steps=2, scenario="terrain", start=(50, 50, -70),
+                               backend="embedded")
+        outcome = run_episode(ACTION_SEEN_POLICY.format(perform=perform), VXS, config,
+                              REACHABLE_TERRAIN_SEED, ListSink())
+        return outcome.summary.policy_summary["seen"]
+
+    def test_a_returned_intent_shows_next_call_and_a_performed_one_at_once(self):
+        self.assertEqual(self.seen(perform=False), "0 1")      # none, then it shows next call
+        self.assertEqual(self.seen(perform=True), "0 1 1")     # shows right after performing
+        self.assertIn("shows it\nfrom the next act() call on", cheatsheet())
+
+
+class TestBeyondTheWorld(unittest.TestCase):
+    def test_a_snapshot_past_the_generated_world_reads_empty_cells(self):
+        ground = scenarios.terrain_world(VXS, REACHABLE_TERRAIN_SEED)
+        for centre in ([5000, 5000, -20], [50, 50, -3000], [-400, 50, 10]):
+            with self.subTest(centre=centre):
+                self.assertEqual(ground.dense_snapshot_py(centre, [1, 1, 1]).data_py(), [0] * 27)
+        edge = ground.dense_snapshot_py([0, 0, 0], [3, 3, 3]).data_py()
+        self.assertEqual(len(edge), 343)
+        self.assertIn("cells there read 0, like any empty cell", cheatsheet())
+
+
 class TestStatedNumbers(unittest.TestCase):
     """Every number in FACTS (the cheatsheet's and the system prompt's) against the backend."""
 
