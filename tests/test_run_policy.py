@@ -207,6 +207,21 @@ class TaskSpecUsageTests(unittest.TestCase):
         self.assertIn("success 0/1", out)
 
 
+class StaleOutputTests(unittest.TestCase):
+    def test_episode_folders_of_other_seeds_in_the_outdir_are_named_not_touched(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out"
+            for name in ("ep_7", "ep_12", "ep_0", "notes"):
+                (out / name).mkdir(parents=True)
+            status, _, err = cli("--policy", str(POLICIES / "hover.py"), "--episodes", "1",
+                                 "--max-steps", "20", *SKY, "--outdir", str(out))
+            self.assertEqual(status, 0, err)
+            self.assertIn(f"run_policy: warning: {out} holds episode folders of other seeds "
+                          "from an earlier run (ep_7, ep_12); they are left as they are", err)
+            self.assertTrue((out / "ep_7").is_dir() and (out / "ep_12").is_dir())
+            self.assertEqual(run_policy.stale_episode_dirs(Path(tmp) / "none", [0]), [])
+
+
 # The wind farm's start varies by seed; these flights were designed around this one.
 FIXED_START = ["--start", "110,110,-80"]
 

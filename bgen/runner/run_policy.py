@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -157,6 +158,18 @@ def read_task_spec(path: str | None) -> dict | None:
     return spec.to_dict()
 
 
+def stale_episode_dirs(outdir: Path, seeds: list[int]) -> list[str]:
+    """Names of the ``ep_<seed>`` folders in ``outdir`` whose seed this run does not fly
+    (an earlier run's), in seed order."""
+    try:
+        names = [entry.name for entry in outdir.iterdir() if entry.is_dir()]
+    except OSError:
+        return []
+    ours = {f"ep_{seed}" for seed in seeds}
+    found = [name for name in names if re.fullmatch(r"ep_\d+", name) and name not in ours]
+    return sorted(found, key=lambda name: int(name[3:]))
+
+
 def check_lines(summary: dict) -> list[str]:
     """One line per task-spec check of a finished episode: pass/FAIL, score, account."""
     return [f"    {'pass' if c['passed'] else 'FAIL'} {taskspec.score_text(c['score'], c['passed'])}  "
@@ -263,6 +276,11 @@ def main(argv=None) -> int:
         return 2
     from bgen.runner.isolation import cached_report, report_line
     print(report_line(cached_report(config.render)), file=sys.stderr, flush=True)
+    stale = stale_episode_dirs(outdir, seeds)
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        print(f"{PROG}: warning: {outdir} holds episode folders of other seeds from an earlier "
+              f"run ({shown}); they are left as they are", file=sys.stderr, flush=True)
     if args.max_steps is not None and config.task_spec is not None:
         shortfall = taskspec.budget_warning(taskspec.parse_task_spec(config.task_spec),
                                             spec_step_budget(config, seeds)[1],
