@@ -16,6 +16,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import numpy as np
+
 from bgen.llm.context import (EXAMPLE_NAMES, FACTS, ContextPack, cheatsheet, cheatsheet_code_blocks,
                               cheatsheet_idioms, cheatsheet_source, choose_examples, example,
                               load_pack, policy_template)
@@ -618,6 +620,27 @@ class TestWhenAnActionShows(unittest.TestCase):
         self.assertEqual(self.seen(perform=False), "0 1")      # none, then it shows next call
         self.assertEqual(self.seen(perform=True), "0 1 1")     # shows right after performing
         self.assertIn("shows it\nfrom the next act() call on", cheatsheet())
+
+
+class TestWindFarmHeights(unittest.TestCase):
+    def test_the_wind_farm_terrain_heights_the_prompt_states(self):
+        from bgen.sim import worldcache
+        world = worldcache.world(VXS, "wind_farm", 0, None)
+        coords, _ = world._arrays()
+        coords = coords.astype(float)
+        away = np.ones(len(coords), bool)
+        for x, y, _ in scenarios.TURBINES:
+            away &= np.hypot(coords[:, 0] - x, coords[:, 1] - y) > 3
+        terrain = coords[away]
+        self.assertEqual(terrain[:, 2].min(), prompt_module.WIND_FARM_TERRAIN_TOP_Z)
+        keys = terrain[:, 0] * 10_000 + terrain[:, 1]
+        tops = {}
+        for key, z in zip(keys.tolist(), terrain[:, 2].tolist()):
+            tops[key] = min(z, tops.get(key, z))
+        self.assertEqual(float(np.median(list(tops.values()))),
+                         prompt_module.WIND_FARM_GROUND_MEDIAN_Z)
+        self.assertIn("ground and trees reach at most z = -46 away", prompt_module.SCENARIO_TEXT[
+            "wind_farm"])
 
 
 class TestBeyondTheWorld(unittest.TestCase):

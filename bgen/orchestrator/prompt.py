@@ -37,7 +37,8 @@ Rules that decide whether the policy works:
 1. Voxel coordinates are integers. Passing a float (even 3.0) where voxelsim expects a coordinate
    raises TypeError "'float' object cannot be interpreted as an integer". Convert with
    int(round(v)); agent.get_coord_py() gives the agent's integer cell, agent.get_pos() floats.
-2. Urgency must be > 0 (0.6 to 1.0 is sensible). Zero or negative urgency is a Rust panic that
+2. Urgency must be > 0 (0.6 to 0.9 is sensible; at 1.0 and above a drone on a zig-zag path can
+   settle off it and stall, see the cheatsheet). Zero or negative urgency is a Rust panic that
    `except Exception` does not catch; the episode dies.
 3. A function that assigns a module-level variable needs `global NAME` first, or Python raises
    UnboundLocalError.
@@ -105,14 +106,21 @@ class Repair:
     extraction_note: str | None = None   # which block of a reply with several became the code
 
 
+#: The wind farm's terrain away from its towers (the same world for every seed): the highest
+#: cell of any column farther than 3 m from an axis, and the median column top (z, m).
+WIND_FARM_TERRAIN_TOP_Z = -46
+WIND_FARM_GROUND_MEDIAN_Z = -16
+
 SCENARIO_TEXT = {
     "terrain": ("Random terrain generated from the episode seed (hills, ground below the start); "
                 "a different world each seed, so do not hard-code obstacles."),
     "wind_farm": ("A wind farm: three turbine towers (solid columns of the 1 m cells whose "
                   "centres lie within 2 m of the axis, so solid out to 2.5 m; axes at x, y = "
                   "(30, 30), (120, 120), (210, 210), from the ground up to z = -125) on hilly "
-                  "terrain; the middle one has a defect on its +x face at half height. Fly "
-                  "around the towers, never through them."),
+                  f"terrain (ground and trees reach at most z = {WIND_FARM_TERRAIN_TOP_Z} away "
+                  f"from the towers; half the ground columns top out at z = "
+                  f"{WIND_FARM_GROUND_MEDIAN_Z} or lower); the middle one has a defect on its +x "
+                  "face at half height. Fly around the towers, never through them."),
 }
 
 
@@ -175,21 +183,22 @@ CHECK_MEANINGS = {
     "visit": "passes for good once the agent has come within radius (default 1.5 m) of every "
              "point, in list order when ordered (default true), the list repeated laps "
              "(default 1) times",
-    "orbit": "passes for good once the net horizontal angle swept around centre (turning back "
-             "subtracts) reaches degrees (default 360); only steps whose horizontal distance is "
-             "within [min_radius, max_radius] count, and re-entering the band adds no jump",
+    "orbit": "passes for good once the net horizontal angle swept around centre, in either "
+             "direction (turning back subtracts), reaches degrees (default 360); only steps "
+             "whose horizontal distance is within [min_radius, max_radius] count (distance to "
+             "the centre point: for a turbine, its axis), and re-entering the band adds no jump",
     "dwell": "passes for good once the agent has stayed within radius (default 1.5 m) of point "
              "for seconds of simulated time on end (leaving the radius starts the count again)",
     "end_near": "holds while the agent is within radius (default 1.5 m) of point; judged when "
                 "the episode ends",
-    "clearance": "from the first step the agent is min_m above the top of the highest solid "
-                 "cell below it (take-off exempt), it must stay at least that high at every step; "
-                 "it fails if the agent is never that high",
-    "standoff": "from the first step the agent is min_m from every cell of the world (3-D "
-                "distance to the nearest cell of any kind: ground, trunks, foliage, turbines, "
-                "measured to the cell's 1 m cube, not its centre; in or under the ground it is 0; "
-                "take-off exempt), it must stay at least that far at every step; it fails if the "
-                "agent is never that far",
+    "clearance": "take-off is exempt: from the first step at which the agent is min_m above "
+                 "the top of the highest solid cell below it, it must stay at least that high at "
+                 "every step; it fails if the agent is never that high",
+    "standoff": "take-off is exempt: from the first step at which the agent is min_m from "
+                "every cell of the world (3-D distance to the nearest cell of any kind: ground, "
+                "trunks, foliage, turbines, measured to the cell's 1 m cube, not its centre; in "
+                "or under the ground it is 0), it must stay at least that far at every step; it "
+                "fails if the agent is never that far",
     "altitude": "z stays within [min_z, max_z] at every step (z down: min_z is the highest)",
     "collisions": "the episode's collision count stays at most max (default 0)",
     "time_limit": "every other check holds within seconds of simulated time",
@@ -212,18 +221,18 @@ Check kinds (fields, defaults in brackets):
 - visit: points, radius [1.5], ordered [true], laps [1]. It passes within radius of every point,
   in order if ordered, the list repeated laps times.
 - orbit: centre, min_radius, max_radius, degrees [360]. The net horizontal angle it sweeps
-  around centre while its horizontal distance is within the band reaches degrees (once
-  reached, it stays passed).
+  around centre, in either direction, while its horizontal distance to centre (a turbine's
+  axis) is within the band reaches degrees (once reached, it stays passed).
 - dwell: point, seconds, radius [1.5]. It stays within radius of point for seconds on end at
   some time ("hover at X for 5 s"; once done it stays passed).
 - end_near: point, radius [1.5]. It is within radius of point when the episode ends.
-- clearance: min_m. From the first step the agent is min_m above the highest solid cell below
-  it (take-off is exempt until then), it stays at least that high; it fails if it is never that
+- clearance: min_m. Take-off is exempt: from the first step at which the agent is min_m above
+  the highest solid cell below it, it stays at least that high; it fails if it is never that
   high. Height only: a tree beside the drone does not count.
-- standoff: min_m (at most 20). From the first step the agent is min_m from every cell of the
-  world in any direction (ground, trees with their foliage, turbines; take-off is exempt until
-  then), it stays at least that far; it fails if it is never that far: "keep N m away from
-  obstacles".
+- standoff: min_m (at most 20). Take-off is exempt: from the first step at which the agent is
+  min_m from every cell of the world in any direction (ground, trees with their foliage,
+  turbines), it stays at least that far; it fails if it is never that far: "keep N m away
+  from obstacles".
 - altitude: min_z and/or max_z. z stays in the band at every step (min_z is the highest).
 - collisions: max [0]. At most max collisions in the episode.
 - time_limit: seconds. Every other check holds within that many seconds.
