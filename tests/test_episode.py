@@ -506,8 +506,11 @@ class ErrorReportTests(unittest.TestCase):
 class ConfigTests(unittest.TestCase):
     def test_invalid_settings_are_refused_with_the_field_named(self):
         cases = [
-            ({"max_steps": 0}, "max_steps: expects a positive number, actual: 0"),
-            ({"delta": -0.1}, "delta: expects a number in (0, 1], actual: -0.1"),
+            ({"max_steps": 0}, "max_steps: expects an integer in (0, 1000000], actual: 0"),
+            ({"delta": 1e-308}, "delta: expects a number in [0.0001, 1], actual: 1e-308"),
+            ({"max_steps": 10**23},
+             "max_steps: expects an integer in (0, 1000000], actual: 100000000000000000000000"),
+            ({"delta": -0.1}, "delta: expects a number in [0.0001, 1], actual: -0.1"),
             ({"scenario": "moon"}, "scenario: expects one of terrain, wind_farm, actual: 'moon'"),
             ({"target": (1, 2)}, "target: expects 3 numbers within +-1000000, actual: (1, 2)"),
             ({"act_budget_s": math.inf}, "act_budget_s: expects a number in (0, 3600], actual: inf"),

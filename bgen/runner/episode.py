@@ -110,6 +110,7 @@ class EpisodeConfig:
 #: Bounds of an episode's settings, on every front door: past them a setting means nothing a
 #: run could use (and some overflow the clocks and integers they reach).
 MAX_DELTA_S = 1.0                  # s per step (the server's bound too)
+MIN_DELTA_S = 1e-4                 # s per step: 10,000 steps a simulated second
 MAX_CALL_BUDGET_S = 3600.0         # s for one policy call, and for the stall grace
 MAX_EPISODE_S = 30 * 86400.0       # s of wall clock or CPU for one episode
 MAX_COORD = 1e6                    # m (voxels) of a start or target coordinate
@@ -136,8 +137,8 @@ def config_problems(config: EpisodeConfig) -> list[tuple[str, str]]:
                 f"{noun} in {'(0' if least is None else f'[{_plain(least)}'}, {_plain(most)}]"
             problems.append((name, f"{name}: expects {wanted}, actual: {value!r}"))
 
-    positive("max_steps", int)
-    positive("delta", most=MAX_DELTA_S)
+    positive("max_steps", int, most=taskspec.MAX_STEP_BUDGET)
+    positive("delta", most=MAX_DELTA_S, least=MIN_DELTA_S)
     for name in ("act_budget_s", "stall_grace_s"):
         positive(name, most=MAX_CALL_BUDGET_S)
     for name in ("episode_deadline_s", "cpu_limit_s"):

@@ -1234,6 +1234,7 @@ def step_budget(route_m: float, delta: float) -> int:
     """Steps for a route of ``route_m`` metres at ``CRUISE_SPEED_MPS``, with margin; at least
     ``MIN_STEP_BUDGET``, at most ``MAX_STEP_BUDGET``."""
     seconds = route_m / CRUISE_SPEED_MPS * BUDGET_MARGIN + BUDGET_EXTRA_S
-    if not math.isfinite(seconds):
+    steps = seconds / delta
+    if not math.isfinite(steps) or steps >= MAX_STEP_BUDGET:
         return MAX_STEP_BUDGET
-    return min(MAX_STEP_BUDGET, max(MIN_STEP_BUDGET, int(math.ceil(seconds / delta))))
+    return max(MIN_STEP_BUDGET, int(math.ceil(steps)))

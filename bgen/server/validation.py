@@ -17,6 +17,7 @@ from bgen.errors import BadRequest, ConfigError, NotFound
 from bgen.llm import client as _llm
 from bgen.runner import taskspec as _taskspec
 from bgen.runner.episode import MAX_COORD as _MAX_COORD
+from bgen.runner.episode import MAX_DELTA_S, MIN_DELTA_S
 from bgen.sim import scenarios as _scenarios
 
 SCENARIOS = tuple(_scenarios.SCENARIOS)
@@ -212,7 +213,7 @@ def parse_seeds(body: dict) -> tuple[tuple[int, ...], int]:
 def parse_steps(body: dict) -> tuple[int, float]:
     """max_steps, delta. Without max_steps, ceil(duration_seconds / delta) steps of simulated
     time (duration_seconds defaults to 30, delta to 0.01), as the reference computes it."""
-    delta = expect_number(body, "delta", _defaults.value("delta"), 0.0, 1.0, low_open=True)
+    delta = expect_number(body, "delta", _defaults.value("delta"), MIN_DELTA_S, MAX_DELTA_S)
     if body.get("max_steps") is not None:
         return expect_int(body, "max_steps", None, 1, MAX_STEPS), delta
     field = pick_alias(body, ("duration_seconds", "duration"))
