@@ -110,6 +110,19 @@ class GraderTest(unittest.TestCase):
         self.assertIn("the replay passed its budget at step 0", graded["reasons"])
         self.assertTrue(grading.graded_summary(summary, records, CONFIG, 3)["success"])
 
+    def test_steps_simulated_time_and_points_come_from_the_record_not_the_summary(self):
+        summary, records = recorded_episode()
+        honest = grading.graded_summary(summary, records, CONFIG, 3)
+        self.assertEqual((honest["steps"], honest["sim_time_s"]),
+                         (summary["steps"], summary["sim_time_s"]))
+        self.assertEqual((honest["start"], honest["target"]), (summary["start"], summary["target"]))
+        forged = dict(summary, steps=1, sim_time_s=0.01, start=[0, 0, 0], target=[1.0, 1.0, 1.0])
+        graded = grading.graded_summary(forged, records, CONFIG, 3)
+        self.assertTrue(graded["success"])
+        self.assertEqual((graded["steps"], graded["start"], graded["target"]),
+                         (summary["steps"], summary["start"], summary["target"]))
+        self.assertAlmostEqual(graded["sim_time_s"], summary["sim_time_s"])
+
     def test_the_budget_grows_with_the_episodes_own_time_by_the_callers_clock(self):
         fixed = replay.replay_budget_s(CONFIG, 1000)
         self.assertAlmostEqual(replay.replay_budget_s(CONFIG, 1000, episode_s=12.5), fixed + 25.0)

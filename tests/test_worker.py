@@ -201,7 +201,7 @@ class EndReasonTests(RunnerTestCase):
         cases = [
             ("loop_forever.py", dict(act_budget_s=10.0, stall_grace_s=10.0, cpu_limit_s=1.0),
              "the episode used up its CPU time limit (line 2)"),
-            ("hover.py", dict(max_steps=10_000_000, episode_deadline_s=1.0, cpu_limit_s=30.0),
+            ("hover.py", dict(max_steps=1_000_000, episode_deadline_s=1.0, cpu_limit_s=30.0),
              "the episode ran past its wall-clock deadline of 1.0 s"),
         ]
         for name, overrides, reasons in cases:

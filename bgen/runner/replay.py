@@ -333,6 +333,11 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None,
     for name in ("success", "collisions_total", "path_len_est", "time_to_goal",
                  "final_distance_to_target", "min_distance_to_target", "checks", "score"):
         graded[name] = grade[name]
+    # How long it flew, and from where, are the record's and the world's, never the summary's:
+    # rankings and a "minimize time" objective read them.
+    flown = grade["steps"] if grade["success"] else len(parsed)
+    graded.update(steps=flown, sim_time_s=flown * config.delta,
+                  start=[int(v) for v in sim.start], target=[float(v) for v in sim.target])
     gap = first_disagreement(flight, reported)
     if flight.diverged_step is not None and first_disagreement(flight, reported) is None:
         from bgen.runner.episode import diverged_note
