@@ -126,6 +126,7 @@ class GraderTest(unittest.TestCase):
     def test_the_budget_grows_with_the_episodes_own_time_by_the_callers_clock(self):
         fixed = replay.replay_budget_s(CONFIG, 1000)
         self.assertAlmostEqual(replay.replay_budget_s(CONFIG, 1000, episode_s=12.5), fixed + 25.0)
+        self.assertAlmostEqual(replay.replay_budget_s(CONFIG, 1000, episode_s=3600), fixed + 60.0)
         summary, records = recorded_episode()
         seen = []
         original = replay.replay_budget_s

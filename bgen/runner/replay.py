@@ -60,8 +60,10 @@ class ReplayOverrun(Exception):
 REPLAY_STEP_ALLOWANCE_S = 0.005
 
 
-#: The replay may also take this many times the episode's own wall time (the caller's clock).
+#: The replay may also take this many times the episode's own wall time (the caller's clock),
+#: up to ``REPLAY_EPISODE_MAX_S``: a forged record cannot keep a shared grader much longer.
 REPLAY_EPISODE_FACTOR = 2.0
+REPLAY_EPISODE_MAX_S = 60.0
 
 
 def replay_budget_s(config, steps: int, episode_s: float = 0.0) -> float:
@@ -71,13 +73,13 @@ def replay_budget_s(config, steps: int, episode_s: float = 0.0) -> float:
     A policy process that took longer than ``act_budget_s + stall_grace_s`` over one step
     was killed (``timeout``), so no honest record holds such a step; the allowance per step
     covers the rest with a wide margin. A replay does part of what its episode did (the same
-    commands and dynamics, no policy code), so twice the episode's time also covers an
-    honest episode whose commands were heavy (dozens of long intents a step). A forged
-    record that makes the simulator slow (thousands of queued moves a step that no episode
-    gave within its time) is stopped here instead of keeping a grader for minutes.
+    commands and dynamics, no policy code), so twice the episode's time, up to a minute, also
+    covers an honest episode whose commands were heavy (dozens of long intents a step). A
+    forged record that makes the simulator slow (thousands of queued moves a step that no
+    episode gave within its time) is stopped here instead of keeping a grader for minutes.
     """
-    return (config.act_budget_s + config.stall_grace_s + steps * REPLAY_STEP_ALLOWANCE_S
-            + REPLAY_EPISODE_FACTOR * max(float(episode_s), 0.0))
+    extra = min(REPLAY_EPISODE_FACTOR * max(float(episode_s), 0.0), REPLAY_EPISODE_MAX_S)
+    return config.act_budget_s + config.stall_grace_s + steps * REPLAY_STEP_ALLOWANCE_S + extra
 
 
 @dataclass
