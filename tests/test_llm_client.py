@@ -92,9 +92,14 @@ class TestEndpointUrl(unittest.TestCase):
             endpoint_url("openai", "ftp://example.com")
         self.assertEqual(str(caught.exception), "openai URL: expects an http(s) URL, actual: 'ftp://example.com'")
         for url in ("http://[::1", "http://127.0.0.1:1/v1\r\nX-Evil: 1", "http://a b/v1",
-                    "http://127.0.0.1:70000", "http://:80/v1", "http://\x7f/"):
+                    "http://127.0.0.1:70000", "http://:80/v1", "http://\x7f/", "http://a..b/",
+                    "http://" + "a" * 64 + ".com/", "http://h:0/", "http://h:/",
+                    "http://user:pw@h/"):
             with self.subTest(url=url), self.assertRaises(ConfigError):
                 endpoint_url("anthropic", url)
+        with self.assertRaises(ConfigError) as caught:
+            endpoint_url("anthropic", "http://user:secret@h/v1")
+        self.assertNotIn("secret", caught.exception.message)
 
 
 class TestSettings(unittest.TestCase):

@@ -101,9 +101,12 @@ class TestProviderUrlsAndTheKey(unittest.TestCase):
                          (True, False, True, True))
 
     def test_stored_urls_carry_no_credentials(self):
-        request = parse_run_request({"provider_url": "http://lab:hunter2@127.0.0.1:9/v1?api-key=QSECRET"})
-        self.assertEqual(request.to_json()["provider_url"], "http://***@127.0.0.1:9/v1?api-key=***")
-        self.assertNotIn("hunter2", str(request.to_json()))
+        request = parse_run_request({"provider_url": "http://127.0.0.1:9/v1?api-key=QSECRET"})
+        self.assertEqual(request.to_json()["provider_url"], "http://127.0.0.1:9/v1?api-key=***")
+        self.assertNotIn("QSECRET", str(request.to_json()))
+        with self.assertRaises(BadRequest) as caught:      # user info is refused, not echoed
+            parse_run_request({"provider_url": "http://lab:hunter2@127.0.0.1:9/v1?api-key=Q"})
+        self.assertNotIn("hunter2", caught.exception.message)
 
     def test_the_loop_config_of_a_chosen_url_sends_no_key(self):
         from bgen.orchestrator import loop
@@ -159,6 +162,15 @@ class TestRunRequestRefusals(unittest.TestCase):
          "provider_url: expects an http:// or https:// URL, actual: 'http://127.0.0.1:1/v1\\r\\nX-Evil: 1'"),
         ({"provider_url": "http://127.0.0.1:99999/v1"}, "provider_url",
          "provider_url: expects an http:// or https:// URL, actual: 'http://127.0.0.1:99999/v1'"),
+        ({"provider_url": "http://a..b/v1"}, "provider_url",
+         "provider_url: expects an http:// or https:// URL, actual: 'http://a..b/v1'"),
+        ({"provider_url": "http://h:0/v1"}, "provider_url",
+         "provider_url: expects an http:// or https:// URL, actual: 'http://h:0/v1'"),
+        ({"provider_url": "http://h:/v1"}, "provider_url",
+         "provider_url: expects an http:// or https:// URL, actual: 'http://h:/v1'"),
+        ({"provider_url": "http://lab:hunter2@127.0.0.1:9/v1"}, "provider_url",
+         "provider_url: expects no user info (user:password@): the key goes in a header, "
+         "actual: 'http://***@127.0.0.1:9/v1'"),
         ({"scenario": "moon"}, "scenario", "scenario: expects one of terrain, wind_farm, actual: 'moon'"),
         ({"target": [1, 2]}, "target", "target: expects [x, y, z] (3 numbers within +-1000000), actual: [1, 2]"),
         ({"target": "60,60,-20"}, "target",

@@ -208,11 +208,19 @@ def endpoint_url(provider: str, url: str | None) -> str:
         raise wrong      # spaces and control characters: http.client refuses them at send time
     try:
         parts = urllib.parse.urlsplit(raw)
-        parts.port       # ValueError for a port out of range
-    except ValueError:   # an unclosed IPv6 bracket, say
+        port = parts.port          # ValueError for a port out of range
+        if parts.hostname:
+            parts.hostname.encode("idna")    # UnicodeError: an empty or 64-character label
+    except (ValueError, UnicodeError):       # an unclosed IPv6 bracket, say
         raise wrong from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0 \
+            or parts.netloc.endswith(":"):
         raise wrong
+    if "@" in parts.netloc:         # http.client sends no user info: "user:pw@host" is a host
+        raise ConfigError(f"{provider} URL: expects no user info (user:password@) in the URL; "
+                          f"the key goes in a header (--api-key-env), actual: "
+                          f"{parts._replace(netloc='***@' + parts.netloc.rsplit('@', 1)[1]).geturl()!r}",
+                          field="url")
     path = parts.path.rstrip("/")
     api_path = _API_PATHS[provider]
     if path.endswith(api_path):

@@ -285,8 +285,12 @@ def parse_run_request(body, *, default_ws_proxy: bool = True,
         try:
             _llm.endpoint_url("openai", provider_url)
         except ConfigError:
-            raise BadRequest(f"provider_url: expects an http:// or https:// URL, actual: "
-                             f"{show(provider_url)}", field="provider_url") from None
+            wanted, shown = "an http:// or https:// URL", provider_url
+            if "@" in provider_url:       # user info is not sent, and is not echoed either
+                wanted = "no user info (user:password@): the key goes in a header"
+                shown = redact_url(provider_url)
+            raise BadRequest(f"provider_url: expects {wanted}, actual: {show(shown)}",
+                             field="provider_url") from None
     # The server's key goes only where the server's own settings point (its --provider-url, or
     # the provider's default gateway): a URL the request chose gets no key (a local model
     # server needs none), so no request can collect it.
