@@ -427,7 +427,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if "Content-Length" not in self.headers:
             raise BadRequest("Content-Length: expects a byte count, actual: None", field="Content-Length")
         try:
-            raw = self.rfile.read(length)
+            raw = self.read_body(length, time.monotonic() + self.timeout)
         except TimeoutError:
             self.close_connection = True    # RFC 9110 section 15.5.9: the server closes
             raise RequestTimeout(f"request body: {length} bytes did not arrive within "
@@ -442,6 +442,26 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise BadRequest("malformed JSON: nested too deeply") from None
         except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise BadRequest(f"malformed JSON: {exc}") from None
+
+    def read_body(self, length: int, deadline: float) -> bytes:
+        """``length`` bytes of body, or fewer when the connection ends; TimeoutError when they
+        have not all come by ``deadline`` (``time.monotonic()``): a body trickling in a byte
+        at a time holds a thread no longer than one that stops."""
+        chunks, received = [], 0
+        try:
+            while received < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("request body deadline")
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(length - received, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+        finally:
+            self.connection.settimeout(self.timeout)
+        return b"".join(chunks)
 
     # ---------------------------------------------------------------- routes
 

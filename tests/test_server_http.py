@@ -226,6 +226,32 @@ class TestHead(HttpTestCase):
         self.assertEqual(body_of(response)["error"],
                          "request body: 1000 bytes did not arrive within 0.5 s")
 
+    def test_a_body_that_trickles_in_is_a_408_at_the_whole_bodys_deadline(self):
+        original = bgen_server.ApiHandler.timeout
+        bgen_server.ApiHandler.timeout = 1.0
+        self.addCleanup(setattr, bgen_server.ApiHandler, "timeout", original)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
+            received = b""
+            for _ in range(40):                  # a byte every 0.25 s: never 1 s of silence
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    break
+                sock.settimeout(0.25)
+                try:
+                    received += sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if received:
+                    break
+            answered_while_trickling = bool(received)
+            sock.settimeout(TIMEOUT)
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+        self.assertTrue(answered_while_trickling)   # 10 s of bytes against a 1 s body deadline
+        self.assertEqual(statuses(received), [408])
+
     def test_a_name_given_twice_in_one_object_is_a_400_not_the_last_one_winning(self):
         body = b'{"user_goal": "x", "episodes": 0, "episodes": 50}'
         response, _ = exchange(self.port, b"POST /run HTTP/1.1\r\nHost: localhost\r\n"
