@@ -159,6 +159,21 @@ class TestEventLog(unittest.TestCase):
         self.addCleanup(log.close)
         return log
 
+    def test_a_bulky_step_event_is_stored_without_its_commands_and_notes(self):
+        log = self.log()
+        small = {"type": "step", "seed": 1, "step": 0, "agent_pos": [1, 2, 3],
+                 "commands": [{"mode": "Replace", "moves": [1, 4]}], "policy_log": {"a": "b"}}
+        bulky = dict(small, step=1, commands=[{"mode": "Push", "moves": [5, 6] * 2000}])
+        log.append(small)
+        self.now[0] += 1.0
+        log.append(bulky)
+        small_stored, bulky_stored = log.read(include_steps=True)
+        self.assertEqual(small_stored["commands"], small["commands"])
+        self.assertNotIn("commands", bulky_stored)
+        self.assertNotIn("policy_log", bulky_stored)
+        self.assertEqual((bulky_stored["trimmed"], bulky_stored["agent_pos"]),
+                         (["commands", "policy_log"], [1, 2, 3]))
+
     def test_events_get_increasing_ids_and_a_timestamp_and_land_on_disk(self):
         log = self.log()
         first = log.append({"type": "iteration", "iteration": 0})
@@ -475,18 +490,36 @@ class TestDiskBudget(LoopTestCase):
         mib = 1024 * 1024
         runner = BulkyRunner(mib)
         result = self.loop(llm=False, policy_code="# BAD", runner=runner, iterations=5,
-                           max_run_bytes=6 * mib)          # seeds (1, 3): two episodes each
+                           max_run_bytes=13 * mib)         # seeds (1, 3): two episodes each
+        # each episode's records: half its share of what is left, less a trace's 1 MiB
         self.assertEqual(result.stopped_reason, "disk_budget")
-        self.assertEqual(len(runner.configs), 2)            # 0 then about 2 MiB used; then 4
-        first, second = (config.max_record_bytes for config in runner.configs)
-        self.assertTrue(3 * mib - 4096 < first <= 3 * mib, first)   # the run's own files aside
-        self.assertTrue(mib <= second < 2 * mib, second)
+        self.assertEqual(len(runner.configs), 3)           # 0, 2, 4 MiB used; at 6 it stops
+        first = runner.configs[0].max_record_bytes
+        self.assertTrue(13 * mib // 4 - mib - 1024 < first <= 13 * mib // 4 - mib, first)
         [warning] = [e["message"] for e in self.events if e["type"] == "warning"
                      and "disk budget" in e["message"]]
-        self.assertRegex(warning, r"^the run's folder holds \d+ of its 6291456 bytes \(its disk "
+        self.assertRegex(warning, r"^the run's folder holds \d+ of its 13631488 bytes \(its disk "
                                   r"budget\): 2 more episodes would get less than 1048576 bytes "
-                                  r"each, so the run stops here, keeping the best policy so far$")
+                                  r"of records each, so the run stops here, keeping the best "
+                                  r"policy so far$")
         self.assertIsNotNone(result.best_code)             # what ran is kept
+
+    def test_a_budget_too_small_for_one_iteration_says_so_and_runs_nothing(self):
+        runner = BulkyRunner(10)
+        result = self.loop(llm=False, policy_code=GOOD, runner=runner, max_run_bytes=4 << 20)
+        self.assertEqual((result.stopped_reason, runner.configs), ("disk_budget", []))
+        self.assertTrue(any(e["type"] == "warning" and e["message"].endswith(
+            "so the run stops here before its first episode") for e in self.events))
+
+    def test_a_holdout_the_budget_cannot_hold_is_skipped_and_the_reason_stays(self):
+        mib = 1024 * 1024
+        runner = BulkyRunner(3 * mib)
+        result = self.loop(llm=False, policy_code=GOOD, runner=runner, holdout_seeds=2,
+                           max_run_bytes=12 * mib)
+        self.assertEqual(result.stopped_reason, "success_threshold")
+        self.assertIsNone(result.holdout)
+        self.assertTrue(any(e["type"] == "warning" and e["message"].endswith(
+            "so the holdout was skipped") for e in self.events))
 
     def test_a_budget_below_one_episodes_minimum_is_a_config_error(self):
         with self.assertRaises(ConfigError) as caught:

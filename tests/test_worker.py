@@ -636,6 +636,12 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(run.killed[0], "crashed")
         self.assertIn(f"the worker sent more than {run.byte_limit} bytes", run.killed[1])
 
+    def test_a_trace_keeps_the_newest_steps_that_fit_its_byte_cap(self):
+        lines = [json.dumps({"step": n, "pad": "x" * 100}).encode() for n in range(50)]
+        kept = worker._decode_tail(lines, limit=10 * len(lines[-1]))
+        self.assertEqual([step["step"] for step in kept], list(range(40, 50)))
+        self.assertEqual(len(worker._decode_tail(lines)), 50)     # ordinary steps: all of them
+
     def test_the_byte_budget_is_the_runs_share_when_that_is_smaller(self):
         run, pipe = self.episode(max_steps=100, max_record_bytes=300_000)
         self.assertEqual(run.byte_limit, 300_000)

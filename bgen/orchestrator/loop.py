@@ -51,6 +51,7 @@ from bgen.orchestrator.runlog import POLICY_FILES, policy_file_name
 from bgen.runner import taskspec
 from bgen.runner.episode import EpisodeConfig, landmark_names, spec_step_budget
 from bgen.runner.taskspec import TaskSpecError
+from bgen.runner.worker import TRACE_MAX_BYTES
 from bgen.sim.scenarios import scenario_landmarks
 
 STOP_POLL_S = 0.1          # how often waits look at stop_event
@@ -464,7 +465,7 @@ class _Run:
                 self.result.stop_note = progress.note()
             if config.holdout_seeds and self.result.best_code is not None and not self.stopped() \
                     and self.result.stopped_reason not in ("terminated", "disk_budget") \
-                    and self.share_disk_budget(config.holdout_seeds):
+                    and self.share_disk_budget(config.holdout_seeds, holdout=True):
                 self.holdout()
         except _Stopped:
             self.result.stopped_reason = "terminated"
@@ -637,23 +638,31 @@ class _Run:
                   iteration=self.iteration)
         return None
 
-    def share_disk_budget(self, episodes: int) -> bool:
-        """Cap each of the next ``episodes`` episodes' records at its share of what is left of
-        the run's disk budget; False, with ``disk_budget`` as the reason and a warning, when
-        that share is under ``MIN_EPISODE_RECORD_BYTES`` (the episodes are not started)."""
+    def share_disk_budget(self, episodes: int, holdout: bool = False) -> bool:
+        """Cap each of the next ``episodes`` episodes' step records at its share of what is
+        left of the run's disk budget: half of it, less a trace's ``TRACE_MAX_BYTES`` (the other
+        half holds its events and summaries). False, after a warning, when that is under
+        ``MIN_EPISODE_RECORD_BYTES``: the episodes are not started, and the run stops with
+        ``disk_budget`` (a skipped holdout leaves the loop's own reason)."""
         if episodes <= 0:
             return True
         budget = self.config.max_run_bytes
         used = folder_bytes(self.run_dir)
-        share = (budget - used) // episodes
-        if share < MIN_EPISODE_RECORD_BYTES:
-            self.result.stopped_reason = "disk_budget"
-            self.warn(f"the run's folder holds {used} of its {budget} bytes (its disk budget): "
-                      f"{episodes} more episodes would get less than {MIN_EPISODE_RECORD_BYTES} "
-                      f"bytes each, so the run stops here, keeping the best policy so far")
+        records = (budget - used) // episodes // 2 - TRACE_MAX_BYTES
+        if records >= MIN_EPISODE_RECORD_BYTES:
+            self.episode = replace(self.episode, max_record_bytes=records)
+            return True
+        held = (f"the run's folder holds {used} of its {budget} bytes (its disk budget): "
+                f"{episodes} more episodes would get less than {MIN_EPISODE_RECORD_BYTES} bytes "
+                f"of records each")
+        if holdout:
+            self.warn(f"{held}, so the holdout was skipped")
             return False
-        self.episode = replace(self.episode, max_record_bytes=share)
-        return True
+        self.result.stopped_reason = "disk_budget"
+        kept = ", keeping the best policy so far" if self.result.best_code is not None \
+            else " before its first episode"
+        self.warn(f"{held}, so the run stops here{kept}")
+        return False
 
     def holdout(self) -> None:
         seeds = self.config.holdout_seed_list()

@@ -42,6 +42,24 @@ def _episode_key(event: dict) -> tuple:
     return (event.get("iteration"), event.get("candidate"), event.get("phase"), event.get("seed"))
 
 
+#: A stored step event longer than this loses its ``commands`` and ``policy_log`` (the
+#: episode's steps file keeps them): a policy giving dozens of long intents a step would
+#: otherwise write megabytes of events a second.
+STEP_EVENT_MAX_BYTES = 4096
+_BULKY_STEP_FIELDS = ("commands", "policy_log")
+
+
+def stored_line(event: dict) -> str:
+    """``event`` as the JSON line the log stores: a step event over ``STEP_EVENT_MAX_BYTES``
+    without its bulky fields, marked ``"trimmed": [names]``."""
+    line = json.dumps(event, default=str)
+    if event.get("type") != "step" or len(line) <= STEP_EVENT_MAX_BYTES:
+        return line
+    trimmed = [name for name in _BULKY_STEP_FIELDS if name in event]
+    slim = {k: v for k, v in event.items() if k not in trimmed}
+    return json.dumps({**slim, "trimmed": trimmed}, default=str)
+
+
 class EventLog:
     """Append-only, thread-safe event log backed by one JSON-lines file."""
 
@@ -93,7 +111,7 @@ class EventLog:
                 self._windows.pop(_episode_key(stamped), None)
             if stamped.get("type") != "step" or self._keep_step(stamped, now):
                 if not self._file.closed:
-                    self._file.write(json.dumps(stamped, default=str) + "\n")
+                    self._file.write(stored_line(stamped) + "\n")
                     self._file.flush()
             return stamped
 

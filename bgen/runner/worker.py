@@ -997,12 +997,28 @@ def write_episode_files(ep_dir: Path, seed: int, summary: dict, error: dict | No
         trace = {"seed": seed, "reason": summary["reason"], "reasons": summary.get("reasons"),
                  "error": error or summary.get("error"), "last_steps": tail,
                  "warnings": warnings, "policy_output": output}
-        (ep_dir / f"trace.{seed}.json").write_text(finite_json(trace, indent=2) + "\n")
+        text = finite_json(trace, indent=2)
+        if len(text) > 2 * TRACE_MAX_BYTES:     # long command lists: one line, not one per move
+            text = finite_json(trace)
+        (ep_dir / f"trace.{seed}.json").write_text(text + "\n")
 
 
-def _decode_tail(lines) -> list[dict]:
+#: Most bytes of step records a trace keeps (its newest steps): a few hundred ordinary steps,
+#: a handful of steps that each gave dozens of long intents.
+TRACE_MAX_BYTES = 1024 * 1024
+
+
+def _decode_tail(lines, limit: int = TRACE_MAX_BYTES) -> list[dict]:
+    """The newest step records of ``lines`` (JSON bytes) that fit in ``limit`` bytes, oldest
+    first; a record that is not JSON is skipped."""
+    kept, size = [], 0
+    for line in reversed(list(lines)):
+        size += len(line)
+        if size > limit:
+            break
+        kept.append(line)
     steps = []
-    for line in lines:
+    for line in reversed(kept):
         try:
             steps.append(json.loads(line))
         except ValueError:
