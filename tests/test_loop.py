@@ -642,6 +642,13 @@ class TestTaskSpecs(LoopTestCase):
         self.loop(llm=False, policy_code=GOOD, runner=TimedRunner(), task_spec=hover,
                   derive_max_steps=True)          # the budget is sized to the spec: no warning
         self.assertNotIn("warning", self.types())
+        self.events.clear()
+        endless = {"checks": [{"kind": "dwell", "point": "target", "seconds": 100_000}]}
+        self.loop(llm=False, policy_code=GOOD, runner=TimedRunner(), task_spec=endless,
+                  derive_max_steps=True)          # sized to the spec, but capped at 1e6 steps
+        self.assertIn("max_steps 1000000 x delta 0.01 s gives episodes of 10000 s, shorter than "
+                      "the task spec's 100000 s of dwell: no episode can pass",
+                      [e["message"] for e in self.events if e["type"] == "warning"])
 
     def test_with_an_objective_the_loop_goes_on_past_the_threshold_while_it_improves(self):
         runner = TimedRunner()

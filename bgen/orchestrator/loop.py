@@ -506,7 +506,7 @@ class _Run:
             self.emit({"type": "task", "source": source, "task_spec": shown,
                        "max_steps": max_steps, "route_m": round(route_m, 1),
                        "landmarks": {k: list(v) for k, v in marks.items()}})
-        if spec is not None and not config.derive_max_steps:
+        if spec is not None:          # a derived budget falls short only at its cap
             shortfall = taskspec.budget_warning(taskspec.parse_task_spec(spec), route_m,
                                                 max_steps, config.episode.delta)
             if shortfall:

@@ -281,7 +281,7 @@ def main(argv=None) -> int:
         shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
         print(f"{PROG}: warning: {outdir} holds episode folders of other seeds from an earlier "
               f"run ({shown}); they are left as they are", file=sys.stderr, flush=True)
-    if args.max_steps is not None and config.task_spec is not None:
+    if config.task_spec is not None:     # a derived budget falls short only at its cap
         shortfall = taskspec.budget_warning(taskspec.parse_task_spec(config.task_spec),
                                             spec_step_budget(config, seeds)[1],
                                             config.max_steps, config.delta)
