@@ -485,6 +485,20 @@ class BulkyRunner(FakeRunner):
         return summaries
 
 
+class TestPriorBest(LoopTestCase):
+    def test_a_resumed_loop_weighs_the_best_before_the_resume_in_best_so_far(self):
+        from bgen.orchestrator import evaluator
+        old = evaluator.aggregate([dict(fake_summary(s, "# GOOD"), seed=s) for s in (1, 3)])
+        result = run_loop(LoopConfig(episode=EpisodeConfig(max_steps=3000, backend="embedded"),
+                                     policy_code="# BAD", seeds=(1, 3), iterations=2,
+                                     first_iteration=1, existing_code="# BAD"),
+                          self.run_dir, self.events.append, self.stop, episode_runner=self.runner,
+                          policy_checker=fake_checker, prior_best=(0, "# GOOD old", old))
+        self.assertEqual((result.best_iteration, result.best_code), (0, "# GOOD old"))
+        [critique] = [e for e in self.events if e["type"] == "critique"]
+        self.assertEqual((critique["iteration"], critique["best_iteration"]), (1, 0))
+
+
 class TestDiskBudget(LoopTestCase):
     def test_no_iteration_starts_past_the_disk_budget_and_episodes_get_their_share(self):
         mib = 1024 * 1024

@@ -306,6 +306,14 @@ def resumed_config(config: LoopConfig, point: ResumePoint) -> LoopConfig:
                                critique=point.critique, policy_code=None).validated()
 
 
+def prior_best(point: ResumePoint | None, run_dir: Path) -> tuple[int, str, dict] | None:
+    """(iteration, code, aggregate) of the best iteration finished before a resume, or None."""
+    if point is None or point.best_aggregate is None:
+        return None
+    code = iteration_policy_file(run_dir / f"iter_{point.best_iteration}").read_text(encoding="utf-8")
+    return point.best_iteration, code, point.best_aggregate
+
+
 def keep_prior_best(result: LoopResult, point: ResumePoint | None, run_dir: Path) -> None:
     """After a resumed run: an iteration from before the resume may still be the best."""
     if point is None or point.best_aggregate is None:
@@ -451,7 +459,7 @@ def main(argv=None) -> int:
     error_info = None       # run.json's error: {"message", "phase"} of a failed or stopped run
     try:
         result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
-                          episode_runner=executor.run_episodes)
+                          episode_runner=executor.run_episodes, prior_best=prior_best(point, run_dir))
         keep_prior_best(result, point, run_dir)
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED

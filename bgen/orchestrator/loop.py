@@ -851,8 +851,12 @@ def _default_checker():
 def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
              stop_event: threading.Event, *, llm_client: LLMClient | None = None,
              episode_runner: Callable | None = None,
-             policy_checker: Callable | None = None) -> LoopResult:
-    """Run the loop (see the module docstring); raises ConfigError/ProviderError before a best exists."""
+             policy_checker: Callable | None = None,
+             prior_best: tuple[int, str, dict] | None = None) -> LoopResult:
+    """Run the loop (see the module docstring); raises ConfigError/ProviderError before a best exists.
+
+    ``prior_best``: (iteration, code, aggregate) of the best iteration finished before a
+    resume, so "best so far" and the result weigh the old iterations with the new."""
     config = with_world_cache(config.validated(), Path(run_dir))
     if config.llm is not None and llm_client is None:
         llm_client = LLMClient(config.llm, stop_event=stop_event)
@@ -863,5 +867,7 @@ def run_loop(config: LoopConfig, run_dir: Path, emit: Callable[[dict], None],
         prepare(config.episode, config.iteration_seeds(0), config.workers)   # while the LLM writes
     run = _Run(config, run_dir, emit, stop_event, llm_client,
                episode_runner or _default_runner(), policy_checker or _default_checker())
+    if prior_best is not None:
+        run.result.best_iteration, run.result.best_code, run.result.best_aggregate = prior_best
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     return run.run()
