@@ -215,10 +215,13 @@ class TestHead(HttpTestCase):
         self.assertEqual(body_of(response)["error"],
                          "malformed JSON: a number with 5001 digits (at most 4300 are read)")
 
+    def wait_at_most(self, seconds: float) -> None:
+        """The server's read timeout for this test only."""
+        self.addCleanup(setattr, bgen_server.ApiHandler, "timeout", bgen_server.ApiHandler.timeout)
+        bgen_server.ApiHandler.timeout = seconds
+
     def test_a_body_that_stops_arriving_is_a_408_and_the_connection_closes(self):
-        original = bgen_server.ApiHandler.timeout
-        bgen_server.ApiHandler.timeout = 0.5
-        self.addCleanup(setattr, bgen_server.ApiHandler, "timeout", original)
+        self.wait_at_most(0.5)
         response, closed = exchange(self.port, b"POST /run HTTP/1.1\r\nHost: localhost\r\n"
                                     b"Content-Length: 1000\r\n\r\n{\"a\":")
         self.assertTrue(closed)
@@ -227,9 +230,7 @@ class TestHead(HttpTestCase):
                          "request body: 1000 bytes did not arrive within 0.5 s")
 
     def test_a_body_that_trickles_in_is_a_408_at_the_whole_bodys_deadline(self):
-        original = bgen_server.ApiHandler.timeout
-        bgen_server.ApiHandler.timeout = 1.0
-        self.addCleanup(setattr, bgen_server.ApiHandler, "timeout", original)
+        self.wait_at_most(1.0)
         with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as sock:
             sock.sendall(b"POST /run HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
             received = b""
