@@ -207,6 +207,19 @@ class TaskSpecUsageTests(unittest.TestCase):
         self.assertIn("success 0/1", out)
 
 
+class NegativePointTests(unittest.TestCase):
+    def test_a_point_that_starts_with_a_minus_is_the_flags_value(self):
+        self.assertEqual(run_policy.points_attached(["--start", "-10,5,-60", "--episodes", "-1"]),
+                         ["--start=-10,5,-60", "--episodes", "-1"])
+        self.assertEqual(run_policy.points_attached(["--target", "-1.5e3,0,0"]),
+                         ["--target=-1.5e3,0,0"])
+        self.assertEqual(run_policy.points_attached(["--target", "--render"]),
+                         ["--target", "--render"])
+        status, _, err = cli("--policy", str(POLICIES / "hover.py"), "--start", "-1000001,0,0")
+        self.assertEqual((status, err), (2, "run_policy: error: start: expects 3 numbers within "
+                                            "+-1000000, actual: (-1000001, 0, 0)\n"))
+
+
 class StaleOutputTests(unittest.TestCase):
     def test_episode_folders_of_other_seeds_in_the_outdir_are_named_not_touched(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -407,7 +407,8 @@ def _write_run_json(path: Path, record: dict) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from bgen.runner.run_policy import points_attached
+    args = build_parser().parse_args(points_attached(sys.argv[1:] if argv is None else list(argv)))
     try:
         config, client = build_config(args)
         executor = executor_from_args(args, workers=args.workers)

@@ -38,6 +38,25 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+#: Flags whose value is a point: ``--target -10,5,-20`` must not read as a flag of its own.
+POINT_FLAGS = ("--target", "--start")
+
+
+def points_attached(argv: list[str], flags=POINT_FLAGS) -> list[str]:
+    """``argv`` with a point that starts with ``-`` joined to its flag (``--target=-10,5,-20``):
+    argparse takes ``-10,5,-20`` for an option, since it is not one plain negative number."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in flags and i + 1 < len(argv) and \
+                re.fullmatch(r"-[\d.][\d.eE+\-]*(,[\d.eE+\-]+)+", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def _triple(text: str) -> tuple[float, float, float]:
     parts = text.split(",")
     try:
@@ -246,7 +265,7 @@ def results_table(summaries: list[dict], *, with_score: bool = False) -> str:
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(points_attached(sys.argv[1:] if argv is None else list(argv)))
         config = config_from_args(args)
         path = Path(args.policy)
         try:
