@@ -1271,13 +1271,6 @@ def provider_url(text: str) -> str:
     return text
 
 
-def run_gigabytes(text: str) -> int:
-    try:
-        return D.run_gigabytes(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def model_name(text: str) -> str:
     if not text.strip() or len(text) > 200:
         raise argparse.ArgumentTypeError(f"expects a model name (1..200 characters), actual: {text!r}")
@@ -1327,7 +1320,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-runs", type=positive_int, default=None, metavar="N",
                         help="keep the N newest finished runs; older ones are deleted as runs finish "
                              "(default: keep all)")
-    parser.add_argument("--max-run-gb", type=run_gigabytes, default=D.MAX_RUN_BYTES, metavar="GB",
+    parser.add_argument("--max-run-gb", type=D.run_gigabytes, default=D.MAX_RUN_BYTES, metavar="GB",
                         dest="max_run_bytes",
                         help="disk budget of each run's folder in GiB: a run starts no iteration "
                              "that could pass it (stopped_reason disk_budget) and caps each "

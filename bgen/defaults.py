@@ -19,6 +19,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 
@@ -72,14 +73,15 @@ MAX_RUN_BYTES = 8 * 1024**3
 
 
 def run_gigabytes(text: str) -> int:
-    """``--max-run-gb``'s value (GiB, a positive number up to 1,048,576) in bytes; ValueError
-    naming the range otherwise."""
+    """``--max-run-gb``'s argparse type: its value (GiB, 0.001..1,048,576) in bytes, or
+    ``argparse.ArgumentTypeError`` naming the range."""
     try:
         gigabytes = float(text)
     except ValueError:
         gigabytes = float("nan")
     if not 0.001 <= gigabytes <= 1024**2:
-        raise ValueError(f"expects a number of GiB in 0.001..1048576, actual: {text!r}")
+        raise argparse.ArgumentTypeError(f"expects a number of GiB in 0.001..1048576, "
+                                         f"actual: {text!r}")
     return int(gigabytes * 1024**3)
 
 

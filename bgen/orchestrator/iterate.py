@@ -59,13 +59,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _run_bytes(text: str) -> int:
-    try:
-        return D.run_gigabytes(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog=f"python -m bgen.orchestrator.{PROG}",
                  description="Generate a VoxelSim drone policy with an LLM, run it, critique it, iterate.")
@@ -102,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_arguments(run)
     run.add_argument("--candidates", type=int, default=D.value("candidates"),
                      help=D.help_text("candidates", "policies generated per iteration"))
-    run.add_argument("--max-run-gb", type=_run_bytes, default=D.MAX_RUN_BYTES, metavar="GB",
+    run.add_argument("--max-run-gb", type=D.run_gigabytes, default=D.MAX_RUN_BYTES, metavar="GB",
                      dest="max_run_bytes",
                      help="disk budget of the run directory in GiB: no iteration starts that "
                           "could pass it, each episode's records are capped at its share "
@@ -314,19 +307,6 @@ def prior_best(point: ResumePoint | None, run_dir: Path) -> tuple[int, str, dict
     return point.best_iteration, code, point.best_aggregate
 
 
-def keep_prior_best(result: LoopResult, point: ResumePoint | None, run_dir: Path) -> None:
-    """After a resumed run: an iteration from before the resume may still be the best."""
-    if point is None or point.best_aggregate is None:
-        return
-    if result.best_aggregate is not None and \
-            evaluator.rank_key(result.best_aggregate) >= evaluator.rank_key(point.best_aggregate):
-        return
-    code = iteration_policy_file(run_dir / f"iter_{point.best_iteration}").read_text(encoding="utf-8")
-    result.best_iteration, result.best_aggregate, result.best_code = (
-        point.best_iteration, point.best_aggregate, code)
-    (run_dir / "policy.best.py").write_text(code, encoding="utf-8")
-
-
 # --- progress lines ---------------------------------------------------------------------------
 
 def progress_line(event: dict) -> str | None:
@@ -460,8 +440,8 @@ def main(argv=None) -> int:
     error_info = None       # run.json's error: {"message", "phase"} of a failed or stopped run
     try:
         result = run_loop(config, run_dir, emit, stop_event, llm_client=client,
-                          episode_runner=executor.run_episodes, prior_best=prior_best(point, run_dir))
-        keep_prior_best(result, point, run_dir)
+                          episode_runner=executor.run_episodes,
+                          prior_best=prior_best(point, run_dir))
         if result.stopped_reason == "terminated":
             status, code = "terminated", EXIT_INTERRUPTED
             error_info = error_record("stopped with Ctrl-C", phase.phase)

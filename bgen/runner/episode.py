@@ -42,6 +42,7 @@ from bgen.runner.metrics import (MAX_EPISODE_NOTE_CHARS, MAX_SUMMARY_VALUE_CHARS
                                  notes_size)
 from bgen.runner.schema import EpisodeSummary, StepLog
 from bgen.sim import scenarios, worldcache
+from bgen.sim.embedded.agent import round_to_i32
 
 COLLISION_HALF_EXTENTS = [0.5, 0.5, 0.3]
 WORLD_RESEND_S = 1.0
@@ -396,9 +397,10 @@ def lift_above_terrain(world, start, target):
     keeps x, y and moves such a point above the highest cell of its column.
     """
     place = scenarios.place_above_obstacles
-    lifted = place(world, cell_of(target))
+    cell = cell_of(target)
+    lifted = place(world, cell)
     # A target the caller gave with a fraction keeps it unless it had to move.
-    if list(lifted) == cell_of(target):
+    if list(lifted) == cell:
         lifted = target
     return tuple(place(world, cell_of(start))), tuple(float(v) for v in lifted)
 
@@ -407,13 +409,7 @@ def cell_of(point) -> list[int]:
     """The voxel holding ``point`` (m): each coordinate rounded half away from zero, as the
     agent's ``get_coord_py`` rounds (Rust's ``f64::round``; Python's ``round`` would send
     60.5 to 60 and 61.5 to 62)."""
-    cells = []
-    for value in point:
-        size = abs(float(value))
-        whole = math.floor(size)
-        whole += size - whole >= 0.5        # exact, unlike floor(size + 0.5)
-        cells.append(int(whole) if value >= 0 else -int(whole))
-    return cells
+    return [round_to_i32(float(value)) for value in point]
 
 
 def make_dynamics(vxs, use_px4: bool):

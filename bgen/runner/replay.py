@@ -341,7 +341,7 @@ def grade_episode(summary: dict, steps: list[dict], config, seed: int, vxs=None,
     graded.update(steps=flown, sim_time_s=flown * config.delta,
                   start=[int(v) for v in sim.start], target=[float(v) for v in sim.target])
     gap = first_disagreement(flight, reported)
-    if flight.diverged_step is not None and first_disagreement(flight, reported) is None:
+    if flight.diverged_step is not None and gap is None:
         from bgen.runner.episode import diverged_note
         graded.update(success=False, reason="sim_error", time_to_goal=None,
                       reasons=diverged_note(flight.diverged_step, config.delta))

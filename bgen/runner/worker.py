@@ -1051,13 +1051,6 @@ def _finish(run: _Episode, graded: dict, emit) -> dict:
     return summary
 
 
-def grade(summary: dict, records: list[dict], config: EpisodeConfig, seed: int,
-          episode_s: float = 0.0) -> dict:
-    """The summary graded by the trusted replay in this thread (``grading.graded_summary``),
-    NaN-free."""
-    return _finite(grading.graded_summary(summary, records, config, seed, episode_s))
-
-
 def _not_started(seed: int, outdir: Path, emit) -> dict:
     note = "stopped before the episode started"
     summary = EpisodeSummary(

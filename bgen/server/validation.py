@@ -16,8 +16,7 @@ from bgen import defaults as _defaults
 from bgen.errors import BadRequest, ConfigError, NotFound
 from bgen.llm import client as _llm
 from bgen.runner import taskspec as _taskspec
-from bgen.runner.episode import MAX_COORD as _MAX_COORD
-from bgen.runner.episode import MAX_DELTA_S, MIN_DELTA_S
+from bgen.runner.episode import MAX_COORD, MAX_DELTA_S, MIN_DELTA_S
 from bgen.sim import scenarios as _scenarios
 
 SCENARIOS = tuple(_scenarios.SCENARIOS)
@@ -39,7 +38,6 @@ MAX_SEED = _defaults.MAX_SEED
 MAX_CANDIDATES = 16
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
-MAX_COORD = _MAX_COORD                 # m, a target coordinate's bound (the episode's)
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
