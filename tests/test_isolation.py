@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 from bgen.runner import isolation, run_policy, worker, zygote
 from bgen.runner.episode import EpisodeConfig
@@ -455,6 +457,65 @@ class SandboxHostTests(unittest.TestCase):
             run_episodes(source, [0, 1], config(max_steps=10), Path(tmp), workers=2)
         self.assertIs(zygote.host(False), first)
         self.assertIsNone(first.process.poll())
+
+
+    def test_prepare_hands_the_host_a_runs_worlds_before_its_first_episode(self):
+        from bgen.runner.worker import prepare
+        from bgen.sim import load_backend, worldcache
+        from tests.test_sim_worldcache import STATS_POLICY
+        with tempfile.TemporaryDirectory() as tmp:
+            stored = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
+                                   start=(50, 50, -60), target=(56, 56, -60))
+            self.assertTrue(prepare(stored, [23], workers=1)(TIMEOUT_S))
+            # No files handed to this episode: only the host's memory can serve its world.
+            with GrantedModules():
+                [summary] = run_episodes(STATS_POLICY, [23], replace(stored, world_cache_dir=None),
+                                         Path(tmp) / "out", workers=1, step_events=False)
+            self.assertEqual(summary["reason"], "max_steps", summary)
+            steps = (Path(tmp) / "out" / "ep_23" / "steps.23.jsonl").read_text().splitlines()
+            served = json.loads(steps[-1])["policy_log"]["served"]
+            self.assertIn("'built': 0", served)
+        self.assertFalse(worldcache.holds(load_backend("embedded"), "terrain", 23))  # not here
+
+    def test_a_world_the_host_cannot_keep_is_left_to_the_child(self):
+        from bgen.sim import load_backend, worldcache
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+        with tempfile.TemporaryDirectory() as tmp:
+            worldcache.world(load_backend("embedded"), "terrain", 24, tmp)
+            paths = worldcache.stored_paths(load_backend("embedded"), "terrain", 24, tmp)
+            worldcache.clear_memory()
+            fds = [os.open(path, os.O_RDONLY) for path in paths]
+            try:
+                for world in ("junk", ["embedded", "moon", 24], ["embedded", "terrain", "x"],
+                              ["embedded", "terrain"], None):
+                    zygote._keep_world(world, fds)               # never raises
+                zygote._keep_world(["embedded", "terrain", 24], fds[:2])
+                self.assertFalse(worldcache.holds(load_backend("embedded"), "terrain", 24))
+                zygote._keep_world(["embedded", "terrain", 24], fds)
+                self.assertTrue(worldcache.holds(load_backend("embedded"), "terrain", 24))
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+    def test_an_episodes_cpu_time_is_the_hosts_measure_not_the_policy_processs(self):
+        class Process:
+            cpu_s = 0.125
+
+            def close(self):
+                pass
+
+        run = mock.Mock(process=Process(), started=0.0, killed=None, fatal=None,
+                        result={"summary": {"success": False, "steps": 0, "collisions_total": 0,
+                                            "avg_command_len": 0.0, "path_len_est": 0.0,
+                                            "coverage": None, "time_to_goal": None,
+                                            "reasons": None, "policy_summary": {},
+                                            "cpu_time_s": 1e-9}})
+        worker._conclude_run(run, config())
+        self.assertEqual(run.summary["cpu_time_s"], 0.125)
+        self.assertEqual(zygote._seconds(True), None)
+        self.assertEqual([zygote._seconds(v) for v in (-1.0, float("inf"), "1", 2)],
+                         [None, None, None, 2.0])
 
 
 def cli(*argv):

@@ -316,11 +316,12 @@ class EmbeddedOnlySearch(unittest.TestCase):
             with self.subTest(padding=padding):
                 self.assertEqual(plan(grid, [0, 0, 0], [6, 0, 0], padding),
                                  plan(twin, [0, 0, 0], [6, 0, 0], padding))
-                self.assertIsInstance(grid._derived()[("astar-obstacles", padding)],
+                self.assertIsInstance(grid._dense().derived[("astar-obstacles", padding)],
                                       planner.Obstacles)
         self.assertIsNone(grid._dict)
         grid.add_target_cell([9, 9, 9])     # a change: the occupancy goes, the dict answers
-        self.assertNotIn(("astar-obstacles", 1), grid._derived())
+        self.assertIsNone(grid._dense())
+        self.assertIsInstance(planner._obstacles(grid, 1), dict)
         self.assertEqual(plan(grid, [0, 0, 0], [6, 0, 0], 1), plan(twin, [0, 0, 0], [6, 0, 0], 1))
 
     def test_dilation_grows_obstacles_by_the_padding_in_chebyshev_distance(self):

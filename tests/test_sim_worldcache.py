@@ -204,6 +204,44 @@ def finalize(ep_ctx):
 """
 
 
+class PlannerObstaclesAreBuiltOncePerWorldTests(unittest.TestCase):
+    def setUp(self):
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+
+    def test_copies_share_the_obstacles_read_only_and_plan_as_a_fresh_world_does(self):
+        from bgen.sim.embedded import planner
+        worldcache.world(vxs, "terrain", 15)                      # kept in memory
+        worldcache.prepare_planner(vxs, "terrain", 15)
+        self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
+        first, second = worldcache.world(vxs, "terrain", 15), worldcache.world(vxs, "terrain", 15)
+        for padding in worldcache.PLANNER_PADDINGS:
+            self.assertIs(planner._obstacles(first, padding), planner._obstacles(second, padding))
+        shared = planner._obstacles(first, 0)
+        with self.assertRaises(TypeError):
+            shared.occupied[0] = 1
+        fresh = scenarios.terrain_world(vxs, 15)
+        route = ([50, 50, -60], [58, 57, -60])
+        for padding in (0, 1, 2):
+            with self.subTest(padding=padding):
+                self.assertEqual(
+                    vxs.AStarActionPlanner(padding).plan_action_py(
+                        second, *route, 1.0, 0.0).get_move_sequence(),
+                    vxs.AStarActionPlanner(padding).plan_action_py(
+                        fresh, *route, 1.0, 0.0).get_move_sequence())
+        first.add_target_cell([1, 1, -80])                       # a changed copy plans on its
+        self.assertIsInstance(planner._obstacles(first, 0), dict)    # own cells
+        self.assertIs(planner._obstacles(second, 0), shared)
+
+    def test_nothing_is_prepared_for_a_world_not_kept_or_on_another_backend(self):
+        worldcache.prepare_planner(vxs, "terrain", 16)
+        self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 0})
+        self.assertFalse(worldcache.holds(vxs, "terrain", 16))
+        with mock.patch.object(worldcache, "backend_label", return_value="voxelsim"):
+            worldcache.prepare_planner(vxs, "terrain", 16)
+        self.assertFalse(worldcache.holds(vxs, "terrain", 16))
+
+
 class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
     """The cache directory is outside a policy process's mount view and Landlock rules: the
     caller hands it the world's files, so it neither builds the world nor sees the folder."""
@@ -220,8 +258,55 @@ class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
                                          workers=1, step_events=False)
             self.assertEqual(summary["reason"], "max_steps", summary)
             steps = (Path(tmp) / "out" / "ep_13" / "steps.13.jsonl").read_text().splitlines()
+            # Mapped from the files (by the sandbox host, which forked it), never built; the
+            # counters are the host's too, so the file count covers the worlds it keeps.
             served = json.loads(steps[-1])["policy_log"]["served"]
-            self.assertEqual(served, str({"memory": 1, "file": 1, "built": 0}))
+            self.assertIn("'built': 0", served)
+            self.assertNotIn("'file': 0", served)
+
+    def test_policy_processes_inherit_the_world_and_its_obstacles_from_the_host(self):
+        from tests.test_isolation import GrantedModules
+        from bgen.runner.worker import run_episodes
+        with tempfile.TemporaryDirectory() as tmp:
+            config = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
+                                   start=(50, 50, -60), target=(56, 56, -60))
+            worldcache.world(vxs, "terrain", 14, tmp)
+            with GrantedModules():
+                summaries = run_episodes(INHERITED_POLICY, [14], config, Path(tmp) / "a",
+                                         workers=1, step_events=False)
+                summaries += run_episodes(INHERITED_POLICY, [14], config, Path(tmp) / "b",
+                                          workers=1, step_events=False)
+            for name, summary in zip("ab", summaries):
+                with self.subTest(run=name):
+                    self.assertEqual(summary["reason"], "max_steps", summary)
+                    # before the policy planned anything, its world held both paddings'
+                    steps = (Path(tmp) / name / "ep_14" / "steps.14.jsonl").read_text()
+                    notes = json.loads(steps.splitlines()[0])["policy_log"]
+                    self.assertEqual(notes["obstacles"], "[0, 1]")
+                    # the host's measure of the policy process
+                    self.assertIsInstance(summary["cpu_time_s"], float)
+                    self.assertGreater(summary["cpu_time_s"], 0.0)
+
+
+INHERITED_POLICY = """
+seen = {}
+
+
+def act(t, agent, world, fw, env, helpers):
+    if not seen:
+        dense = sys.modules["builtins"].getattr(world, "_dense")()
+        seen["obstacles"] = str(sorted(key[1] for key in dense.derived
+                                       if key[0] == "astar-obstacles"))
+    return None
+
+
+def collect(step_ctx):
+    return dict(seen)
+
+
+def finalize(ep_ctx):
+    return None
+"""
 
 
 class WhereRunsCacheWorldsTests(unittest.TestCase):

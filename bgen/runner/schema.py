@@ -93,6 +93,8 @@ class EpisodeSummary:
     error: dict[str, Any] | None = None
     sim_time_s: float = 0.0
     wall_time_s: float = 0.0
+    cpu_time_s: float | None = None         # the policy process's CPU time (user + system, s),
+                                            # measured by the sandbox host when it reaped it
     final_distance_to_target: float | None = None
     min_distance_to_target: float | None = None
     rejected_intents: int = 0
@@ -131,7 +133,7 @@ class EpisodeSummary:
         return cls(**values)
 
 
-_NUMBER_OR_NONE = ("path_len_est", "coverage", "time_to_goal", "final_distance_to_target",
+_NUMBER_OR_NONE = ("cpu_time_s", "path_len_est", "coverage", "time_to_goal", "final_distance_to_target",
                    "min_distance_to_target", "score")
 MAX_CHECKS = 32
 MAX_ACCOUNT_CHARS = 300

@@ -105,6 +105,8 @@ MAX_OUTPUT_CHARS = 64_000
 POLL_S = 0.1
 #: Longest an episode waits for a grader to store its world before building it itself (s).
 WORLD_WAIT_S = 5.0
+#: Longest ``prepare`` waits for a world to be stored before handing it to the host (s).
+PREPARE_WAIT_S = 120.0
 NOBODY = 65534
 
 
@@ -440,11 +442,14 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
     gc.disable()          # collections (and policy finalisers) run only inside a budget
     from bgen.sim import load_backend, worldcache
     vxs = load_backend(config.backend)
-    if len(world_fds) == 3:
+    if len(world_fds) == 3 and not worldcache.holds(vxs, config.scenario, seed):
         files = [os.fdopen(fd, "rb") for fd in world_fds]
         worldcache.adopt(vxs, config.scenario, seed, files)
         for handle in files:
             handle.close()       # the arrays keep their own mappings
+    else:                        # inherited from the host (or none): the files are not needed
+        for fd in world_fds:
+            os.close(fd)
     # The cache directory is the caller's: this process neither reads nor writes it.
     config = replace(config, world_cache_dir=None)
     guard = _PolicyAlarm(config.act_budget_s)
@@ -675,11 +680,12 @@ def _start(mode: str, source: str, config: EpisodeConfig, seed: int, code: bytes
     from bgen.runner.zygote import HostError
     request = _request(mode, source, config, seed, code)
     world_fds = _world_files(config, seed) if mode == "episode" else []
+    world = (config.backend, config.scenario, seed) if world_fds else None
     try:
         try:
-            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds))
+            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds), world)
         except HostError:
-            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds))  # one restart
+            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds), world)  # one restart
     finally:
         for fd in world_fds:
             os.close(fd)
@@ -1033,6 +1039,8 @@ def _conclude_run(run: _Episode, config: EpisodeConfig) -> None:
     run.conn.close()
     run.process.close()
     run.summary, run.error, run.output = _conclude(run, config)
+    # The host's measure (wait4), never the policy process's own word.
+    run.summary["cpu_time_s"] = getattr(run.process, "cpu_s", None)
 
 
 def _finish(run: _Episode, graded: dict, emit) -> dict:
@@ -1189,24 +1197,32 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
     The iteration loop calls it as a run starts, so all of that happens while the task spec
     and the first policy are asked of the LLM, not after. Failures are left for
     ``run_episodes`` to meet (and report) itself. Returns ``ready(timeout_s)``: waits at most
-    ``timeout_s`` for the host to be up and the worlds stored; True when the host started and
-    every world asked for was stored (the loop does not wait; the loop benchmark does, to
+    ``timeout_s`` for the host to be up and the worlds stored and handed to it; True when the
+    host started and every world asked for was stored (the loop does not wait; the loop benchmark does, to
     time what a user waits for after the LLM answered).
     """
     workers = default_workers() if workers is None else int(workers)
     host_up = threading.Event()
+    seeds = [int(seed) for seed in seeds]
+    grading.start(workers)
+    worlds = [grading.prepare_world(config, seed) for seed in seeds]
 
     def start_host():
         try:
-            _host(config)
+            host = _host(config)
             host_up.set()
         except Exception:  # noqa: BLE001 - run_episodes starts it again and reports why not
-            pass
+            return
+        for seed, future in zip(seeds, worlds):
+            if future is not None:
+                try:
+                    future.result(PREPARE_WAIT_S)
+                except Exception:  # noqa: BLE001 - not stored: its episode builds it
+                    continue
+            _keep_in_host(host, config, seed)
 
     starter = threading.Thread(target=start_host, daemon=True, name="bgen-prepare")
     starter.start()
-    grading.start(workers)
-    worlds = [grading.prepare_world(config, int(seed)) for seed in seeds]
 
     def ready(timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -1218,6 +1234,17 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
         return host_up.is_set() and not not_done and stored
 
     return ready
+
+
+def _keep_in_host(host, config: EpisodeConfig, seed: int) -> None:
+    """Hand the host the episode's stored world, so that its policy processes inherit it."""
+    fds = _world_files(config, seed)
+    try:
+        if fds:
+            host.keep_world((config.backend, config.scenario, seed), tuple(fds))
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _next_ready(pending: deque, worlds: dict, overdue: bool) -> int | None:

@@ -3,7 +3,10 @@
     caller (trusted; may hold keys)              sandbox host (python -m bgen.runner.zygote)
     ───────────────────────────────              ──────────────────────────────────────────
     HostClient.spawn ──(control socket)──► "spawn" + 2 pipe fds ──► fork ─► policy process
-                                           (+ the world's files)
+                                           (+ the world's files, kept
+                                            mapped here for later forks)
+    HostClient.keep_world ───────────────► "keep" + a world's files (a run's worlds, mapped
+                                           before its first episode)
       writes the request (JSON) ────────── request pipe ──────────────────► reads it once
       reads results (JSON) ◄────────────── result pipe ◄──────────────────── episode events
       ◄── "started" / "exited" (status) ── control socket ◄── waitpid
@@ -94,6 +97,7 @@ def _host_main(control_fd: int) -> None:
                 os.close(fd)
             continue
         if message.get("op") == "spawn" and len(fds) >= 2:
+            _keep_world(message.get("world"), fds[2:])
             pid = os.fork()
             if pid == 0:
                 os.close(wake_r)
@@ -107,6 +111,10 @@ def _host_main(control_fd: int) -> None:
                 os.close(fd)
             children[pid] = message["id"]
             _send(control, {"op": "started", "id": message["id"], "pid": pid})
+        elif message.get("op") == "keep":
+            _keep_world(message.get("world"), fds)
+            for fd in fds:
+                os.close(fd)
         elif message.get("op") == "kill":
             for pid, ident in children.items():
                 if ident == message.get("id"):
@@ -126,10 +134,35 @@ def _host_main(control_fd: int) -> None:
     os._exit(0)
 
 
+def _keep_world(world, fds) -> None:
+    """Keep the world ``[backend, scenario, seed]`` mapped from its files ``fds`` (coords,
+    bits, dense) in this process's world cache, with its planner obstacles, once per world:
+    every child forked later inherits both (copy-on-write) instead of mapping and checking
+    the files and building the obstacles itself (~5 + 8 ms of each episode). Anything wrong
+    is left for the child, which then maps the files."""
+    if not (isinstance(world, list) and len(world) == 3 and len(fds) == 3):
+        return
+    from bgen.sim import load_backend, worldcache
+    try:
+        vxs = load_backend(world[0])
+        if worldcache.holds(vxs, world[1], int(world[2])):
+            return
+        files = [os.fdopen(os.dup(fd), "rb") for fd in fds]
+        try:
+            kept = worldcache.adopt(vxs, world[1], int(world[2]), files)
+        finally:
+            for handle in files:
+                handle.close()
+        if kept:
+            worldcache.prepare_planner(vxs, world[1], int(world[2]))
+    except Exception:  # noqa: BLE001 - the child maps the files itself
+        pass
+
+
 def _reap(control, children: dict[int, int]) -> None:
     while children:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -137,7 +170,8 @@ def _reap(control, children: dict[int, int]) -> None:
         ident = children.pop(pid, None)
         if ident is not None:
             _send(control, {"op": "exited", "id": ident,
-                            "status": os.waitstatus_to_exitcode(status)})
+                            "status": os.waitstatus_to_exitcode(status),
+                            "cpu_s": usage.ru_utime + usage.ru_stime})
 
 
 def _send(control, message: dict) -> None:
@@ -147,6 +181,13 @@ def _send(control, message: dict) -> None:
 # ============================================================================================
 # Caller side
 # ============================================================================================
+
+def _seconds(value) -> float | None:
+    """A non-negative finite number of seconds from the host, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.0 <= value < float("inf") else None
+
 
 class HostError(Exception):
     """The sandbox host could not be started (the message says why)."""
@@ -160,6 +201,7 @@ class Child:
         self.ident = ident
         self.pid: int | None = None          # inside the host's PID namespace
         self.exitcode: int | None = None
+        self.cpu_s: float | None = None       # user + system CPU time, once it has exited
         self._done = threading.Event()
         self._fds_lock = threading.Lock()     # close() and _exited() race on the sentinel
         self._sentinel_r, self._sentinel_w = os.pipe()
@@ -241,8 +283,9 @@ class HostClient:
         return json.loads(data) if data else None
 
     def _drain_stderr(self) -> None:
-        for line in self.process.stderr:
-            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+        with self.process.stderr:
+            for line in self.process.stderr:
+                self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
 
     def _read_control(self) -> None:
         while True:
@@ -264,6 +307,7 @@ class HostClient:
                     child.pid = message.get("pid")
                 elif message.get("op") == "exited":
                     self.children.pop(child.ident, None)
+                    child.cpu_s = _seconds(message.get("cpu_s"))
                     try:
                         child._exited(int(message.get("status", -9)))
                     except (OSError, TypeError, ValueError):
@@ -273,12 +317,14 @@ class HostClient:
             for child in self.children.values():
                 child._exited(-signal.SIGKILL)
             self.children.clear()
+            self.control.close()       # spawn and keep_world check ``alive`` first
         try:
             self.process.wait(5)
         except Exception:  # noqa: BLE001 - the host is gone either way
             pass
 
-    def spawn(self, extra_fds: tuple[int, ...] = ()) -> tuple[Child, int, int]:
+    def spawn(self, extra_fds: tuple[int, ...] = (), world: tuple | None = None
+              ) -> tuple[Child, int, int]:
         """A new child: (handle, request write fd, result read fd) for the caller to use.
 
         ``extra_fds`` (at most ``MAX_SPAWN_FDS - 2``) are handed to the child as well; the
@@ -295,7 +341,8 @@ class HostClient:
             child = Child(self, ident)
             self.children[ident] = child
             try:
-                socket.send_fds(self.control, [json.dumps({"op": "spawn", "id": ident}).encode()],
+                socket.send_fds(self.control, [json.dumps({"op": "spawn", "id": ident,
+                                                           "world": world}).encode()],
                                 [req_r, res_w, *extra_fds[:MAX_SPAWN_FDS - 2]])
             except OSError as error:
                 self.children.pop(ident, None)
@@ -306,6 +353,19 @@ class HostClient:
         os.close(req_r)
         os.close(res_w)
         return child, req_w, res_r
+
+    def keep_world(self, world: tuple, fds: tuple[int, ...]) -> None:
+        """Have the host keep a stored world (``(backend, scenario, seed)`` and its three
+        files, read-only) for every child forked after it; the caller closes its fds."""
+        with self.lock:
+            if not self.alive:
+                return
+            try:
+                socket.send_fds(self.control, [json.dumps({"op": "keep",
+                                                           "world": list(world)}).encode()],
+                                list(fds[:MAX_SPAWN_FDS]))
+            except OSError:
+                pass                   # the host is gone: spawn reports it
 
     def kill(self, ident: int) -> None:
         try:

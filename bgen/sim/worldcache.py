@@ -270,6 +270,15 @@ def stored_paths(vxs: types.ModuleType | None, scenario: str, seed: int,
     return [coords_path, bits_path, _dense_path(Path(directory), key)]
 
 
+def holds(vxs: types.ModuleType | None, scenario: str, seed: int) -> bool:
+    """Whether this process's memory keeps the world of (scenario, seed) on backend ``vxs``
+    (a process forked from one that held it holds it too)."""
+    vxs = load_backend() if vxs is None else vxs
+    key = world_key(scenario, seed, backend_label(vxs))
+    with _lock:
+        return key in _memory
+
+
 def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
     """Keep the world of (scenario, seed) from open files ([coords, bits, dense], binary,
     read-only; the dense one may be None) in this process's memory, as if read from a cache
@@ -283,6 +292,27 @@ def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -
         return False
     _remember(world_key(scenario, seed, "embedded"), kept, True, "file")
     return True
+
+
+#: Paddings whose planner obstacles ``prepare_planner`` builds: ``helpers.plan_to``'s default
+#: and the one-cell margin policies ask for most.
+PLANNER_PADDINGS = (0, 1)
+
+
+def prepare_planner(vxs: types.ModuleType | None, scenario: str, seed: int,
+                    paddings=PLANNER_PADDINGS) -> None:
+    """Build the A* obstacles of a world kept in this process for ``paddings`` now. They are
+    kept with its dense cells, so every copy handed out later, in this process or in one
+    forked from it, shares them instead of building its own (~8 ms on the standard world).
+    Only on the embedded backend, for a world kept in memory; otherwise nothing happens."""
+    vxs = load_backend() if vxs is None else vxs
+    if backend_label(vxs) != "embedded":
+        return
+    with _lock:
+        kept = _memory.get(world_key(scenario, seed, "embedded"))
+    if kept is not None:
+        from bgen.sim.embedded.planner import prepare_obstacles
+        prepare_obstacles(_hand_out(vxs, kept, True), paddings)   # not counted as served
 
 
 def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray,

@@ -203,8 +203,8 @@ class Obstacles:
         occupied = dilate(occupied.reshape(nx, ny, nz), padding)
         bounds = (tuple(int(v) for v in low_obstacle), tuple(int(v) for v in high_obstacle))
         # A memoryview of the bytes: indexing it gives a Python int about as fast as a dict probe.
-        return cls(tuple(int(v) for v in low), (nx, ny, nz),
-                   memoryview(occupied.view(np.uint8).reshape(-1)), bounds, padding)
+        return cls(tuple(int(v) for v in low), (nx, ny, nz), _read_only_bytes(occupied),
+                   bounds, padding)
 
     @classmethod
     def from_dense(cls, dense, padding: int) -> "Obstacles":
@@ -225,7 +225,7 @@ class Obstacles:
         low_obstacle = tuple(lo + f for lo, f in zip(dense.low, first))
         high_obstacle = tuple(lo + l for lo, l in zip(dense.low, last))
         low = tuple(c - padding for c in low_obstacle)
-        return cls(low, occupied.shape, memoryview(occupied.view(np.uint8).reshape(-1)),
+        return cls(low, occupied.shape, _read_only_bytes(occupied),
                    (low_obstacle, high_obstacle), padding)
 
     @classmethod
@@ -255,6 +255,11 @@ class Obstacles:
             return 0
 
         return _AllKnown(blocked), blocked
+
+
+def _read_only_bytes(occupied: np.ndarray) -> memoryview:
+    """A read-only byte view of a bool occupancy box: copies of a world share it."""
+    return memoryview(occupied.view(np.uint8).reshape(-1)).toreadonly()
 
 
 class _AllKnown:
@@ -563,13 +568,14 @@ def _planned(world: VoxelGrid, origin: tuple, dst: tuple, padding: int):
 
 def _obstacles(world: VoxelGrid, padding: int):
     """What the search reads: the world's ``Obstacles`` for ``padding`` while it is
-    array-backed (built once and kept until the world changes), else its dict."""
+    array-backed (built once per world and padding, kept with its dense cells, so every copy
+    a world cache hands out shares them, until that copy changes), else its dict."""
     if world._dict is not None:
         return world._cells()
-    derived = world._derived()
+    dense = world._dense()
+    derived = dense.derived if dense is not None else world._derived()
     key = ("astar-obstacles", padding)
     if key not in derived:
-        dense = world._dense()
         if dense is not None:
             derived[key] = Obstacles.from_dense(dense, padding)
         else:
@@ -577,6 +583,14 @@ def _obstacles(world: VoxelGrid, padding: int):
             derived[key] = Obstacles.from_arrays(coords, bits, padding)
     obstacles = derived[key]
     return world._cells() if obstacles is None else obstacles
+
+
+def prepare_obstacles(world, paddings=(0, 1)) -> None:
+    """Build an embedded world's obstacles for these paddings now (a process that forks
+    episodes does it once, before forking); anything else is left alone."""
+    if type(world) is VoxelGrid and world._dict is None:
+        for padding in paddings:
+            _obstacles(world, max(int(padding), 0))
 
 
 class AStarActionPlanner(Sealed):

@@ -358,13 +358,16 @@ class DenseCells:
     ``bits | 2**31``, an absent one 0; ``get((x, y, z))`` gives the bits or None, like
     ``dict.get``. Built in a few ms from the world's arrays, where building the dict of a
     140,000-cell terrain takes about 100 ms; read-only, so copies of one world may share it.
+    ``derived``: read-only data computed from these cells (the planner's obstacles per
+    padding), shared with them by every copy of the world.
     """
 
-    __slots__ = ("low", "shape", "values", "_flat")
+    __slots__ = ("low", "shape", "values", "_flat", "derived")
 
     def __init__(self, low: tuple, shape: tuple, values: np.ndarray):
         self.low, self.shape, self.values = low, shape, _freeze(values)
         self._flat = memoryview(values)   # indexing a memoryview is several times numpy's speed
+        self.derived: dict = {}
 
     #: ``packed()``: six header words (low x, y, z as int32 bit patterns, then the shape),
     #: then the values.
