@@ -6,6 +6,7 @@ Benchmarks print what they measure; nothing here checks a speed.
 import contextlib
 import io
 import os
+import time
 import unittest
 
 from bgen import bench
@@ -62,9 +63,42 @@ class LoopBenchHelperTests(unittest.TestCase):
                                r"\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
 
     def test_the_process_tree_holds_at_least_this_process(self):
-        own = loop._rss_by_pid()[os.getpid()][1]
+        own = loop._proc_table()[os.getpid()][1]
         self.assertGreater(own, 0)
         self.assertGreaterEqual(loop.tree_rss(os.getpid()), own)
+
+    def test_descendants_cpu_splits_the_named_processes_from_the_others(self):
+        """Two busy children, one named: each side holds one child's CPU time."""
+        children = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                stop = time.process_time() + 0.2
+                while time.process_time() < stop:
+                    pass
+                time.sleep(30)                # measured while alive, killed after
+                os._exit(0)
+            children.append(pid)
+        try:
+            time.sleep(0.6)
+            named, others = loop.descendants_cpu({children[0]})
+            self.assertGreater(named, 0.05)
+            self.assertGreater(others, 0.05)
+        finally:
+            for pid in children:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+
+    def test_cpu_lines_give_each_share_and_the_ceiling_the_cpu_allows(self):
+        sequential = [{"cpu": 1.6, "world": 0.8, "plan": 0.05, "step": 0.7}] * 2
+        text = loop.cpu_lines({"policy": 0.8, "graders": 0.4, "caller": 0.16, "host": 0.04},
+                              sequential, 16, 2)
+        self.assertIn("CPU per episode, bgen as the loop runs it: 88 ms = policy process 50 ",
+                      text)
+        self.assertIn("trusted replay in a grader 25 + this process 10", text)
+        self.assertIn("CPU per episode, sequential: 200 ms (wall: world building 100, planning "
+                      "6, stepping 88)", text)
+        self.assertIn("2 cores always busy: 2 x 200 / 88 = 4.57x", text)
 
     def test_the_proportional_size_of_a_tree_counts_shared_pages_once(self):
         """A forked child shares this process's pages: the resident sum counts them twice, the
@@ -110,8 +144,13 @@ class SmallBenchRunTests(unittest.TestCase):
                          "as the iteration loop runs it", "where the time goes",
                          "peak memory ("):
             self.assertIn(expected, text)
-        self.assertRegex(text, r"that took \d+\.\d\d s here, left out\): bgen \d+\.\d\d s "
-                               r"\(\d+\.\d\d, \d+\.\d\d\), ratio \d+\.\d\dx")
+        self.assertRegex(text, r"that took \d+\.\d\d s here, left out\), each iteration after "
+                               r"a sequential one: sequential \d+\.\d\d, \d+\.\d\d s; bgen "
+                               r"\d+\.\d\d, \d+\.\d\d s; ratio \d+\.\d\dx")
+        self.assertRegex(text, r"CPU per episode, bgen as the loop runs it: \d+ ms = policy "
+                               r"process [1-9]\d* ")
+        self.assertRegex(text, r"2 cores always busy: 2 x \d+ / \d+ = \d+\.\d\dx"
+                         if os.cpu_count() == 2 else r"cores always busy")
 
     def test_the_runner_benchmark_gives_the_overhead_against_both_in_process_runs(self):
         text = self.run_bench(["runner", "--episodes", "2", "--repeat", "1",

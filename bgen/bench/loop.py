@@ -50,6 +50,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from bgen.machine import machine_line
@@ -60,9 +61,11 @@ SAMPLE_S = 0.05
 
 
 # --- memory ----------------------------------------------------------------------------------
-def _rss_by_pid() -> dict[int, tuple[int, int]]:
-    """{pid: (ppid, resident bytes)} of every readable process (Linux /proc)."""
+def _proc_table() -> dict[int, tuple[int, int, float]]:
+    """{pid: (ppid, resident bytes, CPU s of its own: user + system)} of every readable
+    process (Linux /proc/PID/stat)."""
     page = os.sysconf("SC_PAGE_SIZE")
+    tick = os.sysconf("SC_CLK_TCK")
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -72,15 +75,29 @@ def _rss_by_pid() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        table[int(entry)] = (int(fields[1]), int(fields[21]) * page)
+        table[int(entry)] = (int(fields[1]), int(fields[21]) * page,
+                             (int(fields[11]) + int(fields[12])) / tick)
     return table
 
 
-def _tree(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
-    """``root`` and all its descendants in ``table`` ({pid: (ppid, rss)})."""
+def descendants_cpu(split: set[int]) -> tuple[float, float]:
+    """(CPU s of the processes in ``split``, CPU s of this process's other living
+    descendants): what each has used so far, not counting its ended children."""
+    table = _proc_table()
+    inside = outside = 0.0
+    for pid in _tree(os.getpid(), table)[1:]:
+        if pid in split:
+            inside += table[pid][2]
+        else:
+            outside += table[pid][2]
+    return inside, outside
+
+
+def _tree(root: int, table: dict[int, tuple]) -> list[int]:
+    """``root`` and all its descendants in ``table`` ({pid: (ppid, ...)})."""
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, row in table.items():
+        children.setdefault(row[0], []).append(pid)
     found, stack = [], [root]
     while stack:
         pid = stack.pop()
@@ -91,8 +108,8 @@ def _tree(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
 
 def tree_rss(root: int) -> int:
     """Resident bytes of ``root`` and all its descendants."""
-    table = _rss_by_pid()
-    return sum(table.get(pid, (0, 0))[1] for pid in _tree(root, table))
+    table = _proc_table()
+    return sum(table.get(pid, (0, 0, 0.0))[1] for pid in _tree(root, table))
 
 
 def pss(pid: int) -> int | None:
@@ -117,10 +134,10 @@ def tree_memory(root: int) -> tuple[int, int | None]:
 
     The resident sum counts a page shared by a policy process and the sandbox host it was
     forked from once per process; the proportional sum counts it once in all."""
-    table = _rss_by_pid()
+    table = _proc_table()
     pids = _tree(root, table)
     shares = [pss(pid) for pid in pids]
-    rss = sum(table.get(pid, (0, 0))[1] for pid in pids)
+    rss = sum(table.get(pid, (0, 0, 0.0))[1] for pid in pids)
     return rss, None if None in shares else sum(shares)
 
 
@@ -201,6 +218,7 @@ def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> d
     vxs = load_backend(config.backend)
     times = {"world": 0.0, "plan": 0.0, "episode": 0.0}
     summaries = []
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with _PlanClock() as plans:
         for iteration in range(iterations):
@@ -220,6 +238,7 @@ def run_in_process(config, seeds: list[int], iterations: int, outdir: Path) -> d
                 times["episode"] += time.perf_counter() - episode_started
     times["plan"] = plans.seconds
     times["wall"] = time.perf_counter() - started
+    times["cpu"] = time.process_time() - cpu_started
     times["step"] = times["episode"] - times["world"] - times["plan"]
     return {"times": times, "summaries": summaries}
 
@@ -244,13 +263,17 @@ def run_bgen_iteration(config, seeds: list[int], workers: int, outdir: Path,
 
 
 def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
-                      outdir: Path) -> dict:
+                      outdir: Path, between: Callable[[int], None]) -> dict:
     """bgen as the iteration loop runs it: ``worker.prepare`` starts the sandbox host, the
     graders and the worlds as a run starts, while the LLM writes the first policy; that wait
-    is left out (an LLM's first answer takes longer than it), then the iterations are timed.
+    is left out (an LLM's first answer takes longer than it), then the iterations are timed,
+    each after ``between(i)`` (a sequential iteration: both sides meet the same load).
 
     Starts from nothing: this process's host and graders are stopped first, and ``config``
-    names a world cache directory of its own."""
+    names a world cache directory of its own. Also returns the CPU seconds each kind of
+    process spent in the timed iterations: ``policy`` (every episode's ``cpu_time_s``, the
+    sandbox host's measure), ``graders``, ``caller`` (this process) and ``host`` (this
+    process's other descendants: the sandbox host and its namespace wrappers)."""
     from bgen.runner import grading, worker, zygote
     zygote.stop_hosts()
     grading.shutdown()
@@ -261,9 +284,19 @@ def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
     if not ready:
         print("warning: the sandbox host did not start or a world was not stored within "
               "120 s; the timed iterations below include what was left", file=sys.stderr)
-    walls = [run_bgen_iteration(config, seeds, workers, outdir / f"iter_{i}")["wall"]
-             for i in range(iterations)]
-    return {"setup": setup, "walls": walls}
+    walls, cpu = [], Counter()
+    for i in range(iterations):
+        between(i)
+        graders_before, host_before = descendants_cpu(set(grading.grader_pids()))
+        caller_before = time.process_time()
+        done = run_bgen_iteration(config, seeds, workers, outdir / f"iter_{i}")
+        cpu["caller"] += time.process_time() - caller_before
+        graders_after, host_after = descendants_cpu(set(grading.grader_pids()))
+        cpu["graders"] += graders_after - graders_before
+        cpu["host"] += host_after - host_before
+        cpu["policy"] += sum(s.get("cpu_time_s") or 0.0 for s in done["summaries"])
+        walls.append(done["wall"])
+    return {"setup": setup, "walls": walls, "cpu": dict(cpu)}
 
 
 def run_sequential_iteration(args, seeds: list[int], outdir: Path) -> dict:
@@ -303,6 +336,26 @@ def outcome_line(summaries: list[dict]) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in counts.most_common())
 
 
+def cpu_lines(bgen_cpu: dict, sequential: list[dict], episodes: int, cores: int) -> str:
+    """Where each side's CPU goes per episode, and the ratio that CPU allows at most: bgen on
+    ``cores`` cores always busy, against the sequential loop on one."""
+    per = {name: seconds / episodes * 1000 for name, seconds in bgen_cpu.items()}
+    bgen_ms = sum(per.values())
+    sums = {name: sum(times[name] for times in sequential) / episodes * 1000
+            for name in ("cpu", "world", "plan", "step")}
+    ceiling = cores * sums["cpu"] / bgen_ms if bgen_ms > 0 else float("nan")
+    return "\n".join([
+        f"CPU per episode, bgen as the loop runs it: {bgen_ms:.0f} ms = policy process "
+        f"{per.get('policy', 0):.0f} (measured by the sandbox host: fork to exit, setup and "
+        f"load included) + trusted replay in a grader {per.get('graders', 0):.0f} + this "
+        f"process {per.get('caller', 0):.0f} (pipes, step files) + sandbox host "
+        f"{per.get('host', 0):.0f}",
+        f"CPU per episode, sequential: {sums['cpu']:.0f} ms (wall: world building "
+        f"{sums['world']:.0f}, planning {sums['plan']:.0f}, stepping {sums['step']:.0f})",
+        f"most the ratio can be with these costs, {cores} cores always busy: {cores} x "
+        f"{sums['cpu']:.0f} / {bgen_ms:.0f} = {ceiling:.2f}x"])
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB"
 
@@ -333,7 +386,8 @@ def main(argv=None) -> int:
           f"{seeds[0]}..{seeds[-1]}, {args.iterations} iterations x {args.episodes} episodes, "
           f"max {base.max_steps} steps, backend {backend_label(load_backend(args.backend))}")
 
-    sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0},
+    sequential = {"times": {"world": 0.0, "plan": 0.0, "episode": 0.0, "wall": 0.0, "step": 0.0,
+                            "cpu": 0.0},
                   "summaries": [], "peak_rss": 0, "peak_pss": 0}
     bgen = {"wall": 0.0, "inside": 0.0, "summaries": []}
     walls = {"sequential": [], "bgen": []}          # per iteration (s)
@@ -363,8 +417,15 @@ def main(argv=None) -> int:
                 sequential["peak_pss"] = None
         freeze_heap()
         replay = run_in_process(config, seeds, 1, root / "replay")
+        beside = []                   # sequential iterations run between the prepared ones
+
+        def sequential_iteration(i: int) -> None:
+            beside.append(run_sequential_iteration(args, seeds, root / "beside" / f"iter_{i}")
+                          ["times"])
+
         prepared = run_bgen_prepared(replace(base, world_cache_dir=str(root / "world-cache-2")),
-                                     seeds, args.iterations, args.workers, root / "prepared")
+                                     seeds, args.iterations, args.workers, root / "prepared",
+                                     sequential_iteration)
 
     seq_t, rep_t = sequential["times"], replay["times"]
     ratio = seq_t["wall"] / bgen["wall"]
@@ -385,11 +446,15 @@ def main(argv=None) -> int:
         print(f"ratio over iterations 2..{args.iterations} (worlds cached, processes running): "
               f"{later:.2f}x")
     prepared_wall = sum(prepared["walls"])
+    beside_wall = sum(times["wall"] for times in beside)
     print(f"as the iteration loop runs it (the loop starts the sandbox host, the graders and the "
           f"worlds while the LLM writes the first policy; that took {prepared['setup']:.2f} s "
-          f"here, left out): bgen {prepared_wall:.2f} s ("
+          f"here, left out), each iteration after a sequential one: sequential "
+          + ", ".join(f"{times['wall']:.2f}" for times in beside) + " s; bgen "
           + ", ".join(f"{w:.2f}" for w in prepared["walls"])
-          + f"), ratio {seq_t['wall'] / prepared_wall:.2f}x")
+          + f" s; ratio {beside_wall / prepared_wall:.2f}x")
+    print()
+    print(cpu_lines(prepared["cpu"], beside, n, os.cpu_count() or 1))
     print()
     capacity = bgen["wall"] * args.workers
     overhead = max(capacity - bgen["inside"], 0.0)

@@ -253,6 +253,10 @@ class Grader:
                     _settle(future, result=graded)
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):
             pass
+        try:
+            self.process.stdout.close()
+        except OSError:
+            pass
         with self.lock:
             owed, self.owed = self.owed, {}
         for future in owed.values():
@@ -375,6 +379,12 @@ def result_or_inline(future: Future, summary: dict, records: list[dict], config,
         return future.result()
     except OSError:
         return graded_summary(summary, records, config, seed, episode_s)
+
+
+def grader_pids() -> list[int]:
+    """Process ids of this process's living graders (for measuring them)."""
+    with _lock:
+        return [grader.process.pid for grader in _graders if grader.alive]
 
 
 def shutdown() -> None:
