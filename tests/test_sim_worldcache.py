@@ -212,6 +212,7 @@ class PlannerObstaclesAreBuiltOncePerWorldTests(unittest.TestCase):
     def test_copies_share_the_obstacles_read_only_and_plan_as_a_fresh_world_does(self):
         from bgen.sim.embedded import planner
         worldcache.world(vxs, "terrain", 15)                      # kept in memory
+        before = worldcache._memory_bytes
         worldcache.prepare_planner(vxs, "terrain", 15)
         self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 1})
         first, second = worldcache.world(vxs, "terrain", 15), worldcache.world(vxs, "terrain", 15)
@@ -220,6 +221,9 @@ class PlannerObstaclesAreBuiltOncePerWorldTests(unittest.TestCase):
         shared = planner._obstacles(first, 0)
         with self.assertRaises(TypeError):
             shared.occupied[0] = 1
+        kept_bytes = sum(len(planner._obstacles(first, padding).occupied)
+                         for padding in worldcache.PLANNER_PADDINGS)
+        self.assertEqual(worldcache._memory_bytes - before, kept_bytes)   # within the budget
         fresh = scenarios.terrain_world(vxs, 15)
         route = ([50, 50, -60], [58, 57, -60])
         for padding in (0, 1, 2):

@@ -57,6 +57,7 @@ _GENERATOR_FILES = ("embedded/terrain.py", "scenarios.py")
 _lock = threading.Lock()                  # guards _memory and _stats (the loop runs threads)
 _memory: OrderedDict = OrderedDict()      # key -> (coords, bits, dense) or a voxelsim world
 _memory_bytes = 0
+_sizes: dict = {}                         # key -> bytes counted for it in _memory_bytes
 _stats = {"memory": 0, "file": 0, "built": 0}
 _fingerprint: str | None = None
 
@@ -72,6 +73,7 @@ def clear_memory() -> None:
     global _memory_bytes
     with _lock:
         _memory.clear()
+        _sizes.clear()
         _memory_bytes = 0
         for name in _stats:
             _stats[name] = 0
@@ -146,8 +148,16 @@ def _hand_out(vxs, kept, embedded: bool):
 
 
 def _nbytes(kept) -> int:
-    return sum(int(part.values.nbytes if hasattr(part, "values") else part.nbytes)
-               for part in kept if part is not None)
+    """Bytes of a kept world's arrays, its dense copy and the planner obstacles kept with it."""
+    size = 0
+    for part in kept:
+        if isinstance(part, DenseCells):
+            size += int(part.values.nbytes) + sum(
+                len(derived.occupied) for derived in part.derived.values()
+                if getattr(derived, "occupied", None) is not None)
+        elif part is not None:
+            size += int(part.nbytes)
+    return size
 
 
 def _remember(key: str, kept, embedded: bool, counter: str) -> None:
@@ -158,11 +168,17 @@ def _remember(key: str, kept, embedded: bool, counter: str) -> None:
         if key in _memory:
             return
         _memory[key] = kept
+        _sizes[key] = size
         _memory_bytes += size
-        while _memory_bytes > MEMORY_BUDGET_BYTES and len(_memory) > 1:
-            _, old = _memory.popitem(last=False)
-            if isinstance(old, tuple):
-                _memory_bytes -= _nbytes(old)
+        _evict_memory()
+
+
+def _evict_memory() -> None:
+    """Forget least recently used worlds while over the budget (``_lock`` held)."""
+    global _memory_bytes
+    while _memory_bytes > MEMORY_BUDGET_BYTES and len(_memory) > 1:
+        key, _ = _memory.popitem(last=False)
+        _memory_bytes -= _sizes.pop(key, 0)
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -308,11 +324,20 @@ def prepare_planner(vxs: types.ModuleType | None, scenario: str, seed: int,
     vxs = load_backend() if vxs is None else vxs
     if backend_label(vxs) != "embedded":
         return
+    global _memory_bytes
+    key = world_key(scenario, seed, "embedded")
     with _lock:
-        kept = _memory.get(world_key(scenario, seed, "embedded"))
-    if kept is not None:
-        from bgen.sim.embedded.planner import prepare_obstacles
-        prepare_obstacles(_hand_out(vxs, kept, True), paddings)   # not counted as served
+        kept = _memory.get(key)
+    if kept is None:
+        return
+    from bgen.sim.embedded.planner import prepare_obstacles
+    prepare_obstacles(_hand_out(vxs, kept, True), paddings)     # not counted as served
+    with _lock:
+        if key in _sizes:                 # the obstacles count toward the memory budget
+            size = _nbytes(kept)
+            _memory_bytes += size - _sizes[key]
+            _sizes[key] = size
+            _evict_memory()
 
 
 def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray,
