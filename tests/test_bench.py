@@ -68,22 +68,33 @@ class LoopBenchHelperTests(unittest.TestCase):
         self.assertGreaterEqual(loop.tree_rss(os.getpid()), own)
 
     def test_descendants_cpu_splits_the_named_processes_from_the_others(self):
-        """Two busy children, one named: each side holds one child's CPU time."""
+        """Two busy children, one named, the other having reaped a busy child of its own:
+        each part holds one process's CPU time."""
+        def burn():
+            stop = time.process_time() + 0.2
+            while time.process_time() < stop:
+                pass
+
         children = []
-        for _ in range(2):
+        for index in range(2):
             pid = os.fork()
             if pid == 0:
-                stop = time.process_time() + 0.2
-                while time.process_time() < stop:
-                    pass
+                burn()
+                if index == 1:                # a child it reaps, as the sandbox host does
+                    grandchild = os.fork()
+                    if grandchild == 0:
+                        burn()
+                        os._exit(0)
+                    os.waitpid(grandchild, 0)
                 time.sleep(30)                # measured while alive, killed after
                 os._exit(0)
             children.append(pid)
         try:
-            time.sleep(0.6)
-            named, others = loop.descendants_cpu({children[0]})
+            time.sleep(1.0)
+            named, others, reaped = loop.descendants_cpu({children[0]})
             self.assertGreater(named, 0.05)
             self.assertGreater(others, 0.05)
+            self.assertGreater(reaped, 0.05)
         finally:
             for pid in children:
                 os.kill(pid, 9)
@@ -93,7 +104,7 @@ class LoopBenchHelperTests(unittest.TestCase):
         sequential = [{"cpu": 1.6, "world": 0.8, "plan": 0.05, "step": 0.7}] * 2
         text = loop.cpu_lines({"policy": 0.8, "graders": 0.4, "caller": 0.16, "host": 0.04},
                               sequential, 16, 2)
-        self.assertIn("CPU per episode, bgen as the loop runs it: 88 ms = policy process 50 ",
+        self.assertIn("CPU per episode, bgen as the loop runs it: 88 ms = policy processes 50 ",
                       text)
         self.assertIn("trusted replay in a grader 25 + this process 10", text)
         self.assertIn("CPU per episode, sequential: 200 ms (wall: world building 100, planning "
@@ -148,9 +159,9 @@ class SmallBenchRunTests(unittest.TestCase):
                                r"a sequential one: sequential \d+\.\d\d, \d+\.\d\d s; bgen "
                                r"\d+\.\d\d, \d+\.\d\d s; ratio \d+\.\d\dx")
         self.assertRegex(text, r"CPU per episode, bgen as the loop runs it: \d+ ms = policy "
-                               r"process [1-9]\d* ")
+                               r"processes [1-9]\d* ")
         self.assertRegex(text, r"2 cores always busy: 2 x \d+ / \d+ = \d+\.\d\dx"
-                         if os.cpu_count() == 2 else r"cores always busy")
+                         if len(os.sched_getaffinity(0)) == 2 else r"cores always busy")
 
     def test_the_runner_benchmark_gives_the_overhead_against_both_in_process_runs(self):
         text = self.run_bench(["runner", "--episodes", "2", "--repeat", "1",

@@ -498,6 +498,32 @@ class SandboxHostTests(unittest.TestCase):
                 for fd in fds:
                     os.close(fd)
 
+    def test_a_world_file_changed_in_place_is_mapped_again(self):
+        from bgen.sim import load_backend, worldcache
+        vxs = load_backend("embedded")
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+        with tempfile.TemporaryDirectory() as tmp:
+            worldcache.world(vxs, "terrain", 26, tmp)
+            paths = worldcache.stored_paths(vxs, "terrain", 26, tmp)
+            worldcache.clear_memory()
+
+            def keep():
+                fds = [os.open(path, os.O_RDONLY) for path in paths]
+                try:
+                    zygote._keep_world(["embedded", "terrain", 26], fds)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
+
+            keep()
+            keep()                                   # the same files: kept, not mapped again
+            self.assertEqual(worldcache.stats()["file"], 1)
+            os.utime(paths[2], ns=(1, 1))            # the dense file "changed" in place
+            keep()
+            self.assertEqual(worldcache.stats()["file"], 2)
+            self.assertTrue(worldcache.holds(vxs, "terrain", 26))
+
     def test_an_episodes_cpu_time_is_the_hosts_measure_not_the_policy_processs(self):
         class Process:
             cpu_s = 0.125

@@ -85,6 +85,8 @@ class WorldCacheTests(unittest.TestCase):
         self.assertEqual(worldcache.stats()["file"], 1)
         self.assertEqual(world._dense().shape[0], 201)         # built from the arrays instead
         self.assertEqual(cells(world), expected)
+        # once, kept with the world: the next copy shares it
+        self.assertIs(worldcache.world(vxs, "terrain", 4, str(self.dir))._dense(), world._dense())
 
     def test_the_wind_farm_is_one_world_for_every_seed(self):
         worldcache.world(vxs, "wind_farm", 1)
@@ -147,6 +149,38 @@ class WorldCacheTests(unittest.TestCase):
             for seed in (9, 10, 9):
                 worldcache.world(vxs, "terrain", seed)
         self.assertEqual(worldcache.stats(), {"memory": 0, "file": 0, "built": 3})
+
+    def test_a_world_marked_used_is_evicted_last(self):
+        for seed in (9, 10, 11):
+            worldcache.world(vxs, "terrain", seed)
+        all_three = worldcache._memory_bytes
+        worldcache.clear_memory()
+        with mock.patch.object(worldcache, "MEMORY_BUDGET_BYTES", all_three - 1):
+            for seed in (9, 10):
+                worldcache.world(vxs, "terrain", seed)
+            self.assertTrue(worldcache.holds(vxs, "terrain", 9, touch=True))
+            worldcache.world(vxs, "terrain", 11)              # over the budget: 10 goes
+        self.assertTrue(worldcache.holds(vxs, "terrain", 9))
+        self.assertFalse(worldcache.holds(vxs, "terrain", 10))
+
+    def test_keep_only_drops_every_other_world_and_its_bytes(self):
+        for seed in (5, 6, 7):
+            worldcache.world(vxs, "terrain", seed)
+        worldcache.world(vxs, "wind_farm", 0)
+        worldcache.clear_memory()
+        worldcache.world(vxs, "terrain", 6)
+        own = worldcache._memory_bytes
+        for seed in (5, 7):
+            worldcache.world(vxs, "terrain", seed)
+        worldcache.world(vxs, "wind_farm", 0)
+        worldcache.keep_only(vxs, "terrain", 6)
+        self.assertEqual([worldcache.holds(vxs, "terrain", seed) for seed in (5, 6, 7)],
+                         [False, True, False])
+        self.assertFalse(worldcache.holds(vxs, "wind_farm", 0))
+        self.assertEqual(worldcache._memory_bytes, own)
+        worldcache.forget(vxs, "terrain", 6)
+        self.assertFalse(worldcache.holds(vxs, "terrain", 6))
+        self.assertEqual(worldcache._memory_bytes, 0)
 
     def test_an_unknown_scenario_is_a_config_error(self):
         with self.assertRaises(ConfigError) as caught:
@@ -275,7 +309,10 @@ class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
             config = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
                                    start=(50, 50, -60), target=(56, 56, -60))
             worldcache.world(vxs, "terrain", 14, tmp)
+            worldcache.world(vxs, "terrain", 25, tmp)
             with GrantedModules():
+                run_episodes(INHERITED_POLICY, [25], config, Path(tmp) / "other", workers=1,
+                             step_events=False)          # the host keeps world 25 as well
                 summaries = run_episodes(INHERITED_POLICY, [14], config, Path(tmp) / "a",
                                          workers=1, step_events=False)
                 summaries += run_episodes(INHERITED_POLICY, [14], config, Path(tmp) / "b",
@@ -287,6 +324,9 @@ class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
                     steps = (Path(tmp) / name / "ep_14" / "steps.14.jsonl").read_text()
                     notes = json.loads(steps.splitlines()[0])["policy_log"]
                     self.assertEqual(notes["obstacles"], "[0, 1]")
+                    # and none of the host's other worlds: they would count against its
+                    # address-space limit
+                    self.assertEqual(notes["worlds"], "1")
                     # the host's measure of the policy process
                     self.assertIsInstance(summary["cpu_time_s"], float)
                     self.assertGreater(summary["cpu_time_s"], 0.0)
@@ -301,6 +341,8 @@ def act(t, agent, world, fw, env, helpers):
         dense = sys.modules["builtins"].getattr(world, "_dense")()
         seen["obstacles"] = str(sorted(key[1] for key in dense.derived
                                        if key[0] == "astar-obstacles"))
+        kept = sys.modules["builtins"].getattr(sys.modules["bgen.sim.worldcache"], "_memory")
+        seen["worlds"] = str(len(kept))
     return None
 
 

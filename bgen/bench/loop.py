@@ -61,9 +61,9 @@ SAMPLE_S = 0.05
 
 
 # --- memory ----------------------------------------------------------------------------------
-def _proc_table() -> dict[int, tuple[int, int, float]]:
-    """{pid: (ppid, resident bytes, CPU s of its own: user + system)} of every readable
-    process (Linux /proc/PID/stat)."""
+def _proc_table() -> dict[int, tuple[int, int, float, float]]:
+    """{pid: (ppid, resident bytes, CPU s of its own: user + system, CPU s of the children it
+    has reaped)} of every readable process (Linux /proc/PID/stat)."""
     page = os.sysconf("SC_PAGE_SIZE")
     tick = os.sysconf("SC_CLK_TCK")
     table = {}
@@ -76,21 +76,24 @@ def _proc_table() -> dict[int, tuple[int, int, float]]:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         table[int(entry)] = (int(fields[1]), int(fields[21]) * page,
-                             (int(fields[11]) + int(fields[12])) / tick)
+                             (int(fields[11]) + int(fields[12])) / tick,
+                             (int(fields[13]) + int(fields[14])) / tick)
     return table
 
 
-def descendants_cpu(split: set[int]) -> tuple[float, float]:
-    """(CPU s of the processes in ``split``, CPU s of this process's other living
-    descendants): what each has used so far, not counting its ended children."""
+def descendants_cpu(split: set[int]) -> tuple[float, float, float]:
+    """CPU seconds used so far by this process's living descendants: (those in ``split``,
+    the others themselves, the ended children those others reaped). The sandbox host reaps
+    every policy process, so the third counts them all, checks included."""
     table = _proc_table()
-    inside = outside = 0.0
+    inside = outside = reaped = 0.0
     for pid in _tree(os.getpid(), table)[1:]:
         if pid in split:
             inside += table[pid][2]
         else:
             outside += table[pid][2]
-    return inside, outside
+            reaped += table[pid][3]
+    return inside, outside, reaped
 
 
 def _tree(root: int, table: dict[int, tuple]) -> list[int]:
@@ -109,7 +112,7 @@ def _tree(root: int, table: dict[int, tuple]) -> list[int]:
 def tree_rss(root: int) -> int:
     """Resident bytes of ``root`` and all its descendants."""
     table = _proc_table()
-    return sum(table.get(pid, (0, 0, 0.0))[1] for pid in _tree(root, table))
+    return sum(table.get(pid, (0, 0, 0.0, 0.0))[1] for pid in _tree(root, table))
 
 
 def pss(pid: int) -> int | None:
@@ -137,7 +140,7 @@ def tree_memory(root: int) -> tuple[int, int | None]:
     table = _proc_table()
     pids = _tree(root, table)
     shares = [pss(pid) for pid in pids]
-    rss = sum(table.get(pid, (0, 0, 0.0))[1] for pid in pids)
+    rss = sum(table.get(pid, (0, 0, 0.0, 0.0))[1] for pid in pids)
     return rss, None if None in shares else sum(shares)
 
 
@@ -272,8 +275,9 @@ def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
     Starts from nothing: this process's host and graders are stopped first, and ``config``
     names a world cache directory of its own. Also returns the CPU seconds each kind of
     process spent in the timed iterations: ``policy`` (every episode's ``cpu_time_s``, the
-    sandbox host's measure), ``graders``, ``caller`` (this process) and ``host`` (this
-    process's other descendants: the sandbox host and its namespace wrappers)."""
+    ``graders``, ``caller`` (this process), ``host`` (this process's other descendants:
+    the sandbox host and its namespace wrappers) and ``policy`` (the processes the host
+    forked and reaped: every episode's and the policy check's)."""
     from bgen.runner import grading, worker, zygote
     zygote.stop_hosts()
     grading.shutdown()
@@ -287,24 +291,29 @@ def run_bgen_prepared(config, seeds: list[int], iterations: int, workers: int,
     walls, cpu = [], Counter()
     for i in range(iterations):
         between(i)
-        graders_before, host_before = descendants_cpu(set(grading.grader_pids()))
+        before = descendants_cpu(set(grading.grader_pids()))
         caller_before = time.process_time()
         done = run_bgen_iteration(config, seeds, workers, outdir / f"iter_{i}")
         cpu["caller"] += time.process_time() - caller_before
-        graders_after, host_after = descendants_cpu(set(grading.grader_pids()))
-        cpu["graders"] += graders_after - graders_before
-        cpu["host"] += host_after - host_before
-        cpu["policy"] += sum(s.get("cpu_time_s") or 0.0 for s in done["summaries"])
+        after = descendants_cpu(set(grading.grader_pids()))
+        cpu["graders"] += after[0] - before[0]
+        cpu["host"] += after[1] - before[1]
+        cpu["policy"] += after[2] - before[2]      # the policy check's process included
         walls.append(done["wall"])
     return {"setup": setup, "walls": walls, "cpu": dict(cpu)}
 
 
-def run_sequential_iteration(args, seeds: list[int], outdir: Path) -> dict:
+def run_sequential_iteration(args, seeds: list[int], outdir: Path,
+                             sample_memory: bool = True) -> dict:
     """One sequential iteration in a fresh Python process (this module with ``--child``), so
-    its memory is its own; its times are clocked inside it, imports excluded."""
+    its memory is its own; its times are clocked inside it, imports excluded.
+    ``sample_memory``: sample its proportional set size meanwhile (a thread costing it ~3 %
+    of its CPU), else ``peak_pss`` is None."""
     command = [sys.executable, "-m", "bgen.bench.loop", "--child", str(outdir),
                "--episodes", str(len(seeds)), "--seed-start", str(seeds[0]),
                "--max-steps", str(args.max_steps), "--backend", args.backend]
+    if not sample_memory:
+        command.append("--no-memory-samples")
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"sequential iteration failed ({done.returncode}): "
@@ -317,11 +326,11 @@ def _child(args) -> int:
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     freeze_heap()          # the prototype made no full collections; bgen's policy processes neither
     with PeakMemory(tree=False) as memory:
-        memory.active = True
+        memory.active = not args.no_memory_samples
         result = run_in_process(standard_config(args.backend, args.max_steps), seeds, 1,
                                 Path(args.child))
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result["peak_pss"] = memory.peak_pss
+    result["peak_pss"] = None if args.no_memory_samples else memory.peak_pss
     print(json.dumps(result))
     return 0
 
@@ -345,9 +354,9 @@ def cpu_lines(bgen_cpu: dict, sequential: list[dict], episodes: int, cores: int)
             for name in ("cpu", "world", "plan", "step")}
     ceiling = cores * sums["cpu"] / bgen_ms if bgen_ms > 0 else float("nan")
     return "\n".join([
-        f"CPU per episode, bgen as the loop runs it: {bgen_ms:.0f} ms = policy process "
-        f"{per.get('policy', 0):.0f} (measured by the sandbox host: fork to exit, setup and "
-        f"load included) + trusted replay in a grader {per.get('graders', 0):.0f} + this "
+        f"CPU per episode, bgen as the loop runs it: {bgen_ms:.0f} ms = policy processes "
+        f"{per.get('policy', 0):.0f} (fork to exit, the iteration's policy check included) "
+        f"+ trusted replay in a grader {per.get('graders', 0):.0f} + this "
         f"process {per.get('caller', 0):.0f} (pipes, step files) + sandbox host "
         f"{per.get('host', 0):.0f}",
         f"CPU per episode, sequential: {sums['cpu']:.0f} ms (wall: world building "
@@ -370,6 +379,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-memory-samples", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     check_arguments(parser, args, ("iterations", "episodes", "workers", "max_steps"))
     if args.child is not None:
@@ -420,8 +430,8 @@ def main(argv=None) -> int:
         beside = []                   # sequential iterations run between the prepared ones
 
         def sequential_iteration(i: int) -> None:
-            beside.append(run_sequential_iteration(args, seeds, root / "beside" / f"iter_{i}")
-                          ["times"])
+            beside.append(run_sequential_iteration(args, seeds, root / "beside" / f"iter_{i}",
+                                                   sample_memory=False)["times"])
 
         prepared = run_bgen_prepared(replace(base, world_cache_dir=str(root / "world-cache-2")),
                                      seeds, args.iterations, args.workers, root / "prepared",
@@ -454,7 +464,7 @@ def main(argv=None) -> int:
           + ", ".join(f"{w:.2f}" for w in prepared["walls"])
           + f" s; ratio {beside_wall / prepared_wall:.2f}x")
     print()
-    print(cpu_lines(prepared["cpu"], beside, n, os.cpu_count() or 1))
+    print(cpu_lines(prepared["cpu"], beside, n, len(os.sched_getaffinity(0))))
     print()
     capacity = bgen["wall"] * args.workers
     overhead = max(capacity - bgen["inside"], 0.0)

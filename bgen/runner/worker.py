@@ -442,6 +442,8 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
     gc.disable()          # collections (and policy finalisers) run only inside a budget
     from bgen.sim import load_backend, worldcache
     vxs = load_backend(config.backend)
+    # The other worlds the host keeps would count against this process's address space.
+    worldcache.keep_only(vxs, config.scenario, seed)
     if len(world_fds) == 3 and not worldcache.holds(vxs, config.scenario, seed):
         files = [os.fdopen(fd, "rb") for fd in world_fds]
         worldcache.adopt(vxs, config.scenario, seed, files)

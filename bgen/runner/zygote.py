@@ -9,7 +9,7 @@
                                            before its first episode)
       writes the request (JSON) ────────── request pipe ──────────────────► reads it once
       reads results (JSON) ◄────────────── result pipe ◄──────────────────── episode events
-      ◄── "started" / "exited" (status) ── control socket ◄── waitpid
+      ◄── "started" / "exited" ─────────── control socket ◄── wait4: status, CPU time
       "kill" ─────────────────────────────► killpg(child)
 
 Why this shape:
@@ -139,24 +139,46 @@ def _keep_world(world, fds) -> None:
     bits, dense) in this process's world cache, with its planner obstacles, once per world:
     every child forked later inherits both (copy-on-write) instead of mapping and checking
     the files and building the obstacles itself (~5 + 8 ms of each episode). Anything wrong
-    is left for the child, which then maps the files."""
+    is left for the child, which then maps the files.
+
+    The files are the cache's: written once and renamed into place, never changed. Should
+    one be changed in place all the same (a truncated file would make the mapped pages
+    fault), the world is mapped again from the files handed over: each keep compares their
+    device, inode, size and modification time with those it mapped."""
     if not (isinstance(world, list) and len(world) == 3 and len(fds) == 3):
         return
     from bgen.sim import load_backend, worldcache
     try:
-        vxs = load_backend(world[0])
-        if worldcache.holds(vxs, world[1], int(world[2])):
-            return
+        vxs, scenario, seed = load_backend(world[0]), world[1], int(world[2])
+        stamp = _file_stamp(fds)
+        key = (world[0], scenario, seed)
+        if worldcache.holds(vxs, scenario, seed, touch=True):
+            if _STAMPS.get(key) == stamp:
+                return
+            worldcache.forget(vxs, scenario, seed)
         files = [os.fdopen(os.dup(fd), "rb") for fd in fds]
         try:
-            kept = worldcache.adopt(vxs, world[1], int(world[2]), files)
+            kept = worldcache.adopt(vxs, scenario, seed, files)
         finally:
             for handle in files:
                 handle.close()
         if kept:
-            worldcache.prepare_planner(vxs, world[1], int(world[2]))
+            _STAMPS[key] = stamp
+            worldcache.prepare_planner(vxs, scenario, seed)
     except Exception:  # noqa: BLE001 - the child maps the files itself
         pass
+
+
+_STAMPS: dict[tuple, tuple] = {}     # (backend, scenario, seed) -> its files when mapped
+
+
+def _file_stamp(fds) -> tuple:
+    """(device, inode, size, modification time) of each open file."""
+    stamps = []
+    for fd in fds:
+        info = os.fstat(fd)
+        stamps.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(stamps)
 
 
 def _reap(control, children: dict[int, int]) -> None:

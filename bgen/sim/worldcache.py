@@ -3,9 +3,9 @@
     world(vxs, scenario, seed, directory=None) -> a world of its own for one episode
 
     lookup order             kept as                                  shared by
-    1. this process's memory  read-only coords/bits arrays and their    the episodes, candidates and
-                              dense copy, LRU, at most                  iterations run in this process
-                              ``MEMORY_BUDGET_BYTES``
+    1. this process's memory  read-only coords/bits arrays, their       the episodes, candidates and
+                              dense copy and planner obstacles, LRU,    iterations run in this process
+                              at most ``MEMORY_BUDGET_BYTES``           (and in processes forked from it)
     2. ``directory`` (files)  ``<key>.coords.npy`` (int32 N×3),         every process given the same
                               ``<key>.bits.npy`` (uint32 N) and         directory: the workers of a
                               ``<key>.dense.npy`` (uint32: the box,     run, its graders, and the runs
@@ -49,7 +49,8 @@ from bgen.sim import backend_label, load_backend
 from bgen.sim import scenarios
 from bgen.sim.embedded.world import DenseCells
 
-MEMORY_BUDGET_BYTES = 192 * 1024 * 1024   # about 20 terrain worlds of 140,000 cells
+MEMORY_BUDGET_BYTES = 192 * 1024 * 1024   # about 16 terrain worlds of 140,000 cells, with
+                                          # their dense copies and planner obstacles
 FILE_BUDGET_BYTES = 1024 * 1024 * 1024    # about 120 terrain worlds on disk
 CACHE_FORMAT = 2                          # bump when the file layout changes
 _GENERATOR_FILES = ("embedded/terrain.py", "scenarios.py")
@@ -253,6 +254,8 @@ def _load(coords_source, bits_source, dense_source):
             dense = None
         if not _consistent(coords, bits, dense):
             dense = None
+    if dense is None:              # built once here, not by every copy handed out
+        dense = DenseCells.build(coords, bits)
     return coords, bits, dense
 
 
@@ -286,13 +289,39 @@ def stored_paths(vxs: types.ModuleType | None, scenario: str, seed: int,
     return [coords_path, bits_path, _dense_path(Path(directory), key)]
 
 
-def holds(vxs: types.ModuleType | None, scenario: str, seed: int) -> bool:
+def holds(vxs: types.ModuleType | None, scenario: str, seed: int, touch: bool = False) -> bool:
     """Whether this process's memory keeps the world of (scenario, seed) on backend ``vxs``
-    (a process forked from one that held it holds it too)."""
+    (a process forked from one that held it holds it too); ``touch``: count it as used now,
+    so the budget evicts it last."""
     vxs = load_backend() if vxs is None else vxs
     key = world_key(scenario, seed, backend_label(vxs))
     with _lock:
+        if key in _memory and touch:
+            _memory.move_to_end(key)
         return key in _memory
+
+
+def forget(vxs: types.ModuleType | None, scenario: str, seed: int) -> None:
+    """Drop the world of (scenario, seed) from this process's memory (its files stay)."""
+    vxs = load_backend() if vxs is None else vxs
+    _drop(lambda key: key == world_key(scenario, seed, backend_label(vxs)))
+
+
+def keep_only(vxs: types.ModuleType | None, scenario: str, seed: int) -> None:
+    """Drop every world from this process's memory but that of (scenario, seed): a policy
+    process forked from a host keeping a run's worlds unmaps the others before its address
+    space is limited, so what it may allocate does not depend on what the host keeps."""
+    vxs = load_backend() if vxs is None else vxs
+    own = world_key(scenario, seed, backend_label(vxs))
+    _drop(lambda key: key != own)
+
+
+def _drop(which) -> None:
+    global _memory_bytes
+    with _lock:
+        for key in [key for key in _memory if which(key)]:
+            del _memory[key]
+            _memory_bytes -= _sizes.pop(key, 0)
 
 
 def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
