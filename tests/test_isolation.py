@@ -518,8 +518,11 @@ class SandboxHostTests(unittest.TestCase):
 
             keep()
             keep()                                   # the same files: kept, not mapped again
+            os.utime(paths[0], ns=(1, 1))            # as the cache marks a file used
+            keep()
             self.assertEqual(worldcache.stats()["file"], 1)
-            os.utime(paths[2], ns=(1, 1))            # the dense file "changed" in place
+            with open(paths[2], "ab") as dense:      # the dense file changed in place
+                dense.write(b"\0" * 8)
             keep()
             self.assertEqual(worldcache.stats()["file"], 2)
             self.assertTrue(worldcache.holds(vxs, "terrain", 26))

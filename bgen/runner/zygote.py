@@ -142,9 +142,11 @@ def _keep_world(world, fds) -> None:
     is left for the child, which then maps the files.
 
     The files are the cache's: written once and renamed into place, never changed. Should
-    one be changed in place all the same (a truncated file would make the mapped pages
-    fault), the world is mapped again from the files handed over: each keep compares their
-    device, inode, size and modification time with those it mapped."""
+    one be truncated in place all the same (the mapped pages past its end would fault), the
+    world is mapped again from the files handed over: each keep compares their device, inode
+    and size with those it mapped. (Not their modification time: the cache sets it on every
+    read, to evict the least recently used files. A change in place that keeps the size
+    shows through the shared mapping, as it would to a process mapping the file anew.)"""
     if not (isinstance(world, list) and len(world) == 3 and len(fds) == 3):
         return
     from bgen.sim import load_backend, worldcache
@@ -173,11 +175,11 @@ _STAMPS: dict[tuple, tuple] = {}     # (backend, scenario, seed) -> its files wh
 
 
 def _file_stamp(fds) -> tuple:
-    """(device, inode, size, modification time) of each open file."""
+    """(device, inode, size) of each open file."""
     stamps = []
     for fd in fds:
         info = os.fstat(fd)
-        stamps.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+        stamps.append((info.st_dev, info.st_ino, info.st_size))
     return tuple(stamps)
 
 
