@@ -294,6 +294,11 @@ def _on_cpu_limit(signum, frame):
 _MASKED = {signal.SIGALRM, signal.SIGXCPU}
 
 
+#: ``json.dumps(log, separators=(",", ":"))`` without building an encoder for every step
+#: (~2 of its ~15 µs).
+_STEP_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 class PipeSink:
     """Batches step logs into ``b"S"`` messages; other events go out at once as ``b"E"``.
 
@@ -322,7 +327,7 @@ class PipeSink:
         self.last_pos = pos
         self.stats.add_step(moved if math.isfinite(moved) else 0.0, log["collisions_count"],
                             log["command_len"], log["distance_to_target"])
-        self.lines.append(json.dumps(log, separators=(",", ":")))
+        self.lines.append(_STEP_ENCODER.encode(log))
         if len(self.lines) >= STEP_BATCH or time.monotonic() - self.last_flush >= STEP_FLUSH_S:
             self.flush()
 
