@@ -477,6 +477,19 @@ class SandboxHostTests(unittest.TestCase):
             self.assertIn("'built': 0", served)
         self.assertFalse(worldcache.holds(load_backend("embedded"), "terrain", 23))  # not here
 
+    def test_a_policy_check_holds_none_of_the_hosts_worlds_under_its_limits(self):
+        from bgen.errors import PolicyLoadError
+        from bgen.runner.worker import check_policy, prepare
+        with tempfile.TemporaryDirectory() as tmp:
+            stored = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp)
+            self.assertTrue(prepare(stored, [27], workers=1)(TIMEOUT_S))
+            counting = (POLICIES / "hover.py").read_text() + (
+                "\nraise ValueError('worlds held: ' + str(len(sys.modules['builtins'].getattr("
+                "sys.modules['bgen.sim.worldcache'], '_memory'))))\n")
+            with GrantedModules(), self.assertRaises(PolicyLoadError) as caught:
+                check_policy(counting, "embedded", TIMEOUT_S)
+            self.assertIn("worlds held: 0", str(caught.exception))
+
     def test_a_world_the_host_cannot_keep_is_left_to_the_child(self):
         from bgen.sim import load_backend, worldcache
         worldcache.clear_memory()

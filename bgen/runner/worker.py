@@ -479,8 +479,9 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
 def _check_in_worker(sink: PipeSink, source: str, config: EpisodeConfig) -> None:
     from bgen.runner import sandbox
     from bgen.runner.episode import load
-    from bgen.sim import load_backend
+    from bgen.sim import load_backend, worldcache
     vxs = load_backend(config.backend)
+    worldcache.clear_memory()    # the host's worlds would count against this process's limit
     apply_limits(config)
     guard = _PolicyAlarm(config.act_budget_s)
     try:
