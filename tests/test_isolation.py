@@ -503,13 +503,59 @@ class SandboxHostTests(unittest.TestCase):
                 for world in ("junk", ["embedded", "moon", 24], ["embedded", "terrain", "x"],
                               ["embedded", "terrain"], None):
                     zygote._keep_world(world, fds)               # never raises
-                zygote._keep_world(["embedded", "terrain", 24], fds[:2])
+                zygote._keep_world(["embedded", "terrain", 24], fds[:1])
                 self.assertFalse(worldcache.holds(load_backend("embedded"), "terrain", 24))
-                zygote._keep_world(["embedded", "terrain", 24], fds)
+                with mock.patch.object(worldcache, "MEMORY_BUDGET_BYTES", 1_000_000):
+                    zygote._keep_world(["embedded", "terrain", 24], fds)   # does not fit
+                self.assertFalse(worldcache.holds(load_backend("embedded"), "terrain", 24))
+                zygote._keep_world(["embedded", "terrain", 24], fds[:2])   # no dense file:
                 self.assertTrue(worldcache.holds(load_backend("embedded"), "terrain", 24))
+                grid = worldcache.world(load_backend("embedded"), "terrain", 24)
+                self.assertIn(("astar-obstacles", 0), grid._dense().derived)  # built here
             finally:
                 for fd in fds:
                     os.close(fd)
+
+    def test_big_blocks_freed_in_the_host_leave_the_address_space(self):
+        """The host fixes glibc's mmap threshold: blocks of 3 MB allocated after a bigger one
+        was freed still get mappings of their own, so freeing them (a policy process dropping
+        the host's other worlds) shrinks the address space its limit counts."""
+        import ctypes
+        if not hasattr(ctypes.CDLL(None), "mallopt"):
+            self.skipTest("not glibc: no mmap threshold to fix")
+        script = (
+            "import numpy as np\n"
+            "from bgen.runner import zygote\n"
+            "def size():\n"
+            "    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status')\n"
+            "                if l.startswith('VmSize:'))\n"
+            "zygote._fixed_mmap_threshold()\n"
+            "first = np.ones(8_000_000, dtype=np.uint8); del first\n"
+            "kept = [np.ones(3_000_000, dtype=np.uint8) for _ in range(4)]\n"
+            "before = size(); del kept[:3]; print(before - size())\n")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=TIMEOUT_S, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertGreaterEqual(int(done.stdout), 8_000_000)
+
+    def test_one_mapping_serves_a_world_whatever_its_seed_or_backend_name(self):
+        from bgen.sim import load_backend, worldcache
+        vxs = load_backend("embedded")
+        worldcache.clear_memory()
+        self.addCleanup(worldcache.clear_memory)
+        with tempfile.TemporaryDirectory() as tmp:
+            worldcache.world(vxs, "wind_farm", 0, tmp)
+            paths = worldcache.stored_paths(vxs, "wind_farm", 0, tmp)
+            worldcache.clear_memory()
+            fds = [os.open(path, os.O_RDONLY) for path in paths]
+            try:
+                for world in (["embedded", "wind_farm", 0], ["embedded", "wind_farm", 1],
+                              ["auto", "wind_farm", 2]):    # the wind farm ignores its seed
+                    zygote._keep_world(world, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            self.assertEqual(worldcache.stats()["file"], 1)
 
     def test_a_world_file_changed_in_place_is_mapped_again(self):
         from bgen.sim import load_backend, worldcache

@@ -302,6 +302,21 @@ class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
             self.assertIn("'built': 0", served)
             self.assertNotIn("'file': 0", served)
 
+    def test_a_world_stored_without_its_dense_file_is_still_not_built(self):
+        from tests.test_isolation import GrantedModules
+        from bgen.runner.worker import run_episodes
+        with tempfile.TemporaryDirectory() as tmp:
+            config = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
+                                   start=(50, 50, -60), target=(56, 56, -60))
+            worldcache.world(vxs, "terrain", 28, tmp)
+            worldcache.stored_paths(vxs, "terrain", 28, tmp)[2].unlink()
+            with GrantedModules():
+                [summary] = run_episodes(STATS_POLICY, [28], config, Path(tmp) / "out",
+                                         workers=1, step_events=False)
+            self.assertEqual(summary["reason"], "max_steps", summary)
+            steps = (Path(tmp) / "out" / "ep_28" / "steps.28.jsonl").read_text().splitlines()
+            self.assertIn("'built': 0", json.loads(steps[-1])["policy_log"]["served"])
+
     def test_policy_processes_inherit_the_world_and_its_obstacles_from_the_host(self):
         from tests.test_isolation import GrantedModules
         from bgen.runner.worker import run_episodes

@@ -449,9 +449,9 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
     vxs = load_backend(config.backend)
     # The other worlds the host keeps would count against this process's address space.
     worldcache.keep_only(vxs, config.scenario, seed)
-    if len(world_fds) == 3 and not worldcache.holds(vxs, config.scenario, seed):
+    if len(world_fds) in (2, 3) and not worldcache.holds(vxs, config.scenario, seed):
         files = [os.fdopen(fd, "rb") for fd in world_fds]
-        worldcache.adopt(vxs, config.scenario, seed, files)
+        worldcache.adopt(vxs, config.scenario, seed, (files + [None])[:3])
         for handle in files:
             handle.close()       # the arrays keep their own mappings
     else:                        # inherited from the host (or none): the files are not needed
@@ -602,7 +602,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _world_files(config: EpisodeConfig, seed: int) -> list[int]:
-    """Read-only descriptors of the episode's stored world files, or [] (then it builds)."""
+    """Read-only descriptors of the episode's stored world files: coords, bits and, when it
+    can be opened, dense (without it the dense copy is built from the arrays); [] when the
+    world is not stored (then the episode builds it)."""
     from bgen.sim import load_backend, worldcache
     try:
         paths = worldcache.stored_paths(load_backend(config.backend), config.scenario, seed,
@@ -611,8 +613,12 @@ def _world_files(config: EpisodeConfig, seed: int) -> list[int]:
         return []
     fds: list[int] = []
     try:
-        for path in paths or ():
-            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+        for index, path in enumerate(paths or ()):
+            try:
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+            except FileNotFoundError:
+                if index < 2:
+                    raise
     except OSError:
         for fd in fds:
             os.close(fd)

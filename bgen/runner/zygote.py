@@ -59,6 +59,7 @@ def _host_main(control_fd: int) -> None:
     """Preload, then serve spawn/kill requests until the control socket closes."""
     os.environ.pop("PWD", None)       # bubblewrap sets it with --chdir
     os.nice(POLICY_NICENESS)           # every policy process inherits it
+    _fixed_mmap_threshold()
     from bgen.runner import worker    # numpy, the simulator, the sandbox, libseccomp
     worker.preload_for_host()
     control = socket.socket(fileno=control_fd)
@@ -147,31 +148,53 @@ def _keep_world(world, fds) -> None:
     and size with those it mapped. (Not their modification time: the cache sets it on every
     read, to evict the least recently used files. A change in place that keeps the size
     shows through the shared mapping, as it would to a process mapping the file anew.)"""
-    if not (isinstance(world, list) and len(world) == 3 and len(fds) == 3):
+    if not (isinstance(world, list) and len(world) == 3 and len(fds) in (2, 3)):
         return
-    from bgen.sim import load_backend, worldcache
+    from bgen.sim import backend_label, load_backend, worldcache
     try:
         vxs, scenario, seed = load_backend(world[0]), world[1], int(world[2])
         stamp = _file_stamp(fds)
-        key = (world[0], scenario, seed)
+        key = worldcache.world_key(scenario, seed, backend_label(vxs))
         if worldcache.holds(vxs, scenario, seed, touch=True):
             if _STAMPS.get(key) == stamp:
                 return
             worldcache.forget(vxs, scenario, seed)
+        # A world that does not fit is left to its policy processes: evicting another one
+        # still in use would only have the next episode of that one map it here again.
+        if not worldcache.has_room(KEEP_ROOM_FACTOR * sum(info[2] for info in stamp)):
+            return
         files = [os.fdopen(os.dup(fd), "rb") for fd in fds]
         try:
-            kept = worldcache.adopt(vxs, scenario, seed, files)
+            kept = worldcache.adopt(vxs, scenario, seed, (files + [None])[:3])
         finally:
             for handle in files:
                 handle.close()
         if kept:
             _STAMPS[key] = stamp
             worldcache.prepare_planner(vxs, scenario, seed)
+        held = worldcache.kept_keys()
+        for gone in [name for name in _STAMPS if name not in held]:
+            del _STAMPS[gone]
     except Exception:  # noqa: BLE001 - the child maps the files itself
         pass
 
 
-_STAMPS: dict[tuple, tuple] = {}     # (backend, scenario, seed) -> its files when mapped
+_STAMPS: dict[str, tuple] = {}       # world key -> its files when mapped
+#: Room a world needs in the host's budget, as a multiple of its files' size (the dense copy
+#: and the planner obstacles of two paddings come to about 1.4 times the files on terrain).
+KEEP_ROOM_FACTOR = 1.5
+
+
+def _fixed_mmap_threshold() -> None:
+    """Have glibc serve every block of 128 KiB or more from a mapping of its own, as its
+    default does until the first such block is freed (it then raises the threshold, and the
+    planner's obstacles built later sit in the heap). In the heap, the obstacles of the
+    worlds a policy process drops would stay in its address space, under its limit."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).mallopt(-3, 128 * 1024)     # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass                                          # not glibc: nothing to fix
 
 
 def _file_stamp(fds) -> tuple:

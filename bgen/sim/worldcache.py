@@ -301,6 +301,18 @@ def holds(vxs: types.ModuleType | None, scenario: str, seed: int, touch: bool = 
         return key in _memory
 
 
+def has_room(extra_bytes: int) -> bool:
+    """Whether ``extra_bytes`` more fit in this process's memory budget without evicting."""
+    with _lock:
+        return _memory_bytes + extra_bytes <= MEMORY_BUDGET_BYTES
+
+
+def kept_keys() -> set:
+    """The keys of the worlds this process's memory keeps."""
+    with _lock:
+        return set(_memory)
+
+
 def forget(vxs: types.ModuleType | None, scenario: str, seed: int) -> None:
     """Drop the world of (scenario, seed) from this process's memory (its files stay)."""
     vxs = load_backend() if vxs is None else vxs
@@ -326,9 +338,10 @@ def _drop(which) -> None:
 
 def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
     """Keep the world of (scenario, seed) from open files ([coords, bits, dense], binary,
-    read-only; the dense one may be None) in this process's memory, as if read from a cache
-    directory; later ``world()`` calls are served from it. False when the files are not a
-    world (nothing is kept then, and the world gets built)."""
+    read-only; the dense one may be None, then the dense copy is built from the arrays) in
+    this process's memory, as if read from a cache directory; later ``world()`` calls are
+    served from it. False when the files are not a world (nothing is kept then, and the
+    world gets built)."""
     vxs = load_backend() if vxs is None else vxs
     if backend_label(vxs) != "embedded":
         return False
