@@ -459,6 +459,23 @@ class SandboxHostTests(unittest.TestCase):
         self.assertIsNone(first.process.poll())
 
 
+    def test_episodes_sent_to_a_host_that_dies_before_starting_them_start_again(self):
+        import signal
+        import threading
+        source = (POLICIES / "hover.py").read_text()
+        client = zygote.host(False)
+        for pid in descendants(client.process.pid):          # the host under bubblewrap
+            os.kill(pid, signal.SIGSTOP)                      # spawns wait in its socket
+        killer = threading.Timer(scaled(1.0), os.killpg, (client.process.pid, signal.SIGKILL))
+        killer.start()
+        self.addCleanup(killer.cancel)
+        with tempfile.TemporaryDirectory() as tmp:
+            summaries = run_episodes(source, [0, 1], config(max_steps=10), Path(tmp),
+                                     workers=2, step_events=False)
+        self.assertEqual([s["reason"] for s in summaries], ["max_steps", "max_steps"],
+                         summaries)
+        self.assertIsNot(zygote.host(False), client)          # on a host started anew
+
     def test_prepare_hands_the_host_a_runs_worlds_before_its_first_episode(self):
         from bgen.runner.worker import prepare
         from bgen.sim import load_backend, worldcache
@@ -604,6 +621,21 @@ class SandboxHostTests(unittest.TestCase):
         self.assertEqual(zygote._seconds(True), None)
         self.assertEqual([zygote._seconds(v) for v in (-1.0, float("inf"), "1", 2)],
                          [None, None, None, 2.0])
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc/PID/task/TID/children)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    stack.extend(int(child) for child in children.read().split())
+        except OSError:
+            pass
+    return found
 
 
 def cli(*argv):

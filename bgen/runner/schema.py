@@ -29,7 +29,8 @@ REASONS = (
     "terminated",     # stopped from outside (stop_event, Ctrl-C)
     "teleport",       # the agent moved farther in one step than the dynamics allow
     "sim_error",      # the simulator itself failed (a panic or exception outside policy code)
-    "lost",           # the executor lost the episode (its Dask worker died twice, or its task failed)
+    "lost",           # the executor lost the episode (its Dask worker died twice, or its task
+                      # failed), or the sandbox host died twice before its process started
     "tampered",       # the reported flight disagrees with the trusted replay of its commands
 )
 FAILURE_REASONS = frozenset(REASONS) - {"success", "max_steps"}

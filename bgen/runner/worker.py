@@ -993,6 +993,9 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
             return _partial_summary(run, config, "crashed", note), None, ""
     if run.killed is not None:
         reason, note = run.killed
+    elif _never_started(run):
+        reason, note = "lost", ("the sandbox host exited twice before this episode's policy "
+                                "process started; the policy never ran")
     elif run.fatal is not None:
         reason = run.fatal.get("reason")
         reason = reason if reason in ("memory", "timeout", "terminated") else "crashed"
@@ -1044,6 +1047,19 @@ def _decode_tail(lines, limit: int = TRACE_MAX_BYTES) -> list[dict]:
         except ValueError:
             pass
     return steps
+
+
+def _never_started(run: _Episode) -> bool:
+    """Whether the episode's process never started: the sandbox host exited first."""
+    return bool(getattr(run.process, "never_started", False)) and run.result is None \
+        and run.step_count == 0
+
+
+def _discard(run: _Episode) -> None:
+    """Close what a process that never started left open (its episode starts again)."""
+    run.steps_file.close()
+    run.conn.close()
+    run.process.close()
 
 
 def _conclude_run(run: _Episode, config: EpisodeConfig) -> None:
@@ -1124,6 +1140,7 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
     outdir = Path(outdir)
     code = compiled(policy_code) if isinstance(policy_code, str) else None
     pending = deque(seeds)
+    respawned: set[int] = set()       # seeds started again after the host died under them
     active: list[_Episode] = []
     grades: dict = {}                 # grade future -> its episode, finished and concluded
     results: dict[int, dict] = {}
@@ -1180,6 +1197,11 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                 if run.process.exitcode is not None:
                     _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)
+                    if _never_started(run) and run.seed not in respawned:
+                        respawned.add(run.seed)  # the host died: once more, on a new host
+                        _discard(run)
+                        pending.appendleft(run.seed)
+                        continue
                     _conclude_run(run, config)
                     future = submit(run.summary, run.steps_path, config, run.seed, run.ran_s)
                     grades[future] = run

@@ -249,6 +249,7 @@ class Child:
         self.pid: int | None = None          # inside the host's PID namespace
         self.exitcode: int | None = None
         self.cpu_s: float | None = None       # user + system CPU time, once it has exited
+        self.never_started = False            # the host exited before reporting it started
         self._done = threading.Event()
         self._fds_lock = threading.Lock()     # close() and _exited() race on the sentinel
         self._sentinel_r, self._sentinel_w = os.pipe()
@@ -362,6 +363,7 @@ class HostClient:
         with self.lock:
             self.alive = False
             for child in self.children.values():
+                child.never_started = child.pid is None
                 child._exited(-signal.SIGKILL)
             self.children.clear()
             self.control.close()       # spawn and keep_world check ``alive`` first
