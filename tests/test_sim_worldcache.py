@@ -36,6 +36,13 @@ def finalize(ep_ctx):
 '''
 
 
+def address_space() -> int:
+    """This process's virtual memory size in bytes (/proc/self/status VmSize)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status
+                    if line.startswith("VmSize:"))
+
+
 def cells(grid) -> dict:
     coords, bits = grid._arrays()
     return dict(zip(map(tuple, coords.tolist()), bits.tolist()))
@@ -270,6 +277,36 @@ class PlannerObstaclesAreBuiltOncePerWorldTests(unittest.TestCase):
         first.add_target_cell([1, 1, -80])                       # a changed copy plans on its
         self.assertIsInstance(planner._obstacles(first, 0), dict)    # own cells
         self.assertIs(planner._obstacles(second, 0), shared)
+
+    def test_a_forked_process_that_drops_the_other_worlds_gives_back_their_obstacles(self):
+        """Prepared obstacles live in mappings of their own: a policy process dropping the
+        host's other worlds shrinks the address space its limit counts by at least them."""
+        from bgen.sim.embedded import planner
+        for seed in (17, 18, 19):
+            worldcache.world(vxs, "terrain", seed)
+        freed = np.ones(32 * 1024 * 1024, dtype=np.uint8)   # freeing a big block makes glibc
+        del freed                                            # serve the next ones from its heap
+        others = 0
+        for seed in (17, 18, 19):
+            worldcache.prepare_planner(vxs, "terrain", seed)
+            if seed != 17:
+                grid = worldcache.world(vxs, "terrain", seed)
+                others += sum(len(planner._obstacles(grid, padding).occupied)
+                              for padding in worldcache.PLANNER_PADDINGS)
+                del grid                       # only the cache holds the world
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            before = address_space()
+            worldcache.keep_only(vxs, "terrain", 17)
+            os.write(write, str(before - address_space()).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as answer:
+            given_back = int(answer.read())
+        os.waitpid(pid, 0)
+        self.assertGreaterEqual(given_back, others)
 
     def test_nothing_is_prepared_for_a_world_not_kept_or_on_another_backend(self):
         worldcache.prepare_planner(vxs, "terrain", 16)

@@ -45,6 +45,7 @@ import multiprocessing.connection
 import os
 import resource
 import signal
+import stat
 import threading
 import time
 import types
@@ -103,6 +104,9 @@ MAX_TRACEBACK_CHARS = 16_000
 MAX_OUTPUT_CHARS = 64_000
 #: How often the parent wakes to check deadlines and the stop event (s); kills land within 1 s.
 POLL_S = 0.1
+#: Longest a killed policy process may take to exit before its sandbox host is taken for
+#: hung and killed with all its children (s).
+HOST_KILL_GRACE_S = 10.0
 #: Longest an episode waits for a grader to store its world before building it itself (s).
 WORLD_WAIT_S = 5.0
 #: Longest ``prepare`` waits for a world to be stored before handing it to the host (s).
@@ -450,13 +454,16 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
     # The other worlds the host keeps would count against this process's address space.
     worldcache.keep_only(vxs, config.scenario, seed)
     if len(world_fds) in (2, 3) and not worldcache.holds(vxs, config.scenario, seed):
-        files = [os.fdopen(fd, "rb") for fd in world_fds]
-        worldcache.adopt(vxs, config.scenario, seed, (files + [None])[:3])
+        try:
+            files = [os.fdopen(os.dup(fd), "rb") for fd in world_fds]
+        except OSError:
+            files = []           # not files to read: the episode builds its world
+        if files:
+            worldcache.adopt(vxs, config.scenario, seed, (files + [None])[:3])
         for handle in files:
             handle.close()       # the arrays keep their own mappings
-    else:                        # inherited from the host (or none): the files are not needed
-        for fd in world_fds:
-            os.close(fd)
+    for fd in world_fds:         # inherited from the host (or none): the files are not needed
+        os.close(fd)
     # The cache directory is the caller's: this process neither reads nor writes it.
     config = replace(config, world_cache_dir=None)
     guard = _PolicyAlarm(config.act_budget_s)
@@ -615,15 +622,25 @@ def _world_files(config: EpisodeConfig, seed: int) -> list[int]:
     try:
         for index, path in enumerate(paths or ()):
             try:
-                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
-            except FileNotFoundError:
-                if index < 2:
+                fds.append(_open_regular(path))
+            except OSError:
+                if index < 2:          # coords and bits are the world; dense is optional
                     raise
     except OSError:
         for fd in fds:
             os.close(fd)
         return []
     return fds
+
+
+def _open_regular(path) -> int:
+    """A read-only descriptor of ``path``; OSError unless it is a regular file (a directory
+    or a FIFO in the cache is nothing to hand a policy process)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: not a regular file")
+    return fd
 
 
 #: Code objects of checked policies (``check_policy``): digest of the source -> marshal bytes.
@@ -768,6 +785,7 @@ class _Episode:
         self.result: dict | None = None     # the worker's "summary" event
         self.fatal: dict | None = None      # the worker's "fatal" event
         self.killed: tuple[str, str] | None = None   # (reason, note) when the parent killed it
+        self.kill_sent: float | None = None  # when the first kill was sent (monotonic)
         self.eof = False
         self.step_count = 0                 # step records received (and written)
         self.summary: dict | None = None    # once the worker is gone: its ungraded summary,
@@ -785,6 +803,8 @@ class _Episode:
     def kill(self, reason: str, note: str) -> None:
         if self.killed is None and self.result is None:
             self.killed = (reason, note)
+        if self.kill_sent is None:
+            self.kill_sent = time.monotonic()
         self.process.kill()
 
 
@@ -991,11 +1011,11 @@ def _conclude(run: _Episode, config: EpisodeConfig) -> tuple[dict, dict | None, 
         except ValueError as problem:
             note = f"the worker sent an invalid summary ({problem})"
             return _partial_summary(run, config, "crashed", note), None, ""
-    if run.killed is not None:
-        reason, note = run.killed
-    elif _never_started(run):
+    if _never_started(run) and (run.killed is None or run.killed[0] != "terminated"):
         reason, note = "lost", ("the sandbox host exited twice before this episode's policy "
                                 "process started; the policy never ran")
+    elif run.killed is not None:
+        reason, note = run.killed
     elif run.fatal is not None:
         reason = run.fatal.get("reason")
         reason = reason if reason in ("memory", "timeout", "terminated") else "crashed"
@@ -1047,6 +1067,13 @@ def _decode_tail(lines, limit: int = TRACE_MAX_BYTES) -> list[dict]:
         except ValueError:
             pass
     return steps
+
+
+def _abandon_host(run: _Episode) -> None:
+    """The sandbox host did not carry out a kill (stopped or hung): end it and its children."""
+    host = getattr(run.process, "host", None)
+    if host is not None:
+        host.abandon()
 
 
 def _never_started(run: _Episode) -> bool:
@@ -1192,8 +1219,11 @@ def run_episodes(policy_code: str, seeds: list[int], config: EpisodeConfig, outd
                     run.kill("terminated", "stopped from outside")
                 else:
                     _check_deadlines(run, config, now)
-                if run.process.exitcode is None and run.killed is not None:
+                if run.process.exitcode is None and run.kill_sent is not None:
                     run.process.join(1.0)
+                    if run.process.exitcode is None and \
+                            time.monotonic() - run.kill_sent > HOST_KILL_GRACE_S:
+                        _abandon_host(run)
                 if run.process.exitcode is not None:
                     _read_messages(run, on_event, step_events)   # sent before it exited
                     active.remove(run)

@@ -59,7 +59,6 @@ def _host_main(control_fd: int) -> None:
     """Preload, then serve spawn/kill requests until the control socket closes."""
     os.environ.pop("PWD", None)       # bubblewrap sets it with --chdir
     os.nice(POLICY_NICENESS)           # every policy process inherits it
-    _fixed_mmap_threshold()
     from bgen.runner import worker    # numpy, the simulator, the sandbox, libseccomp
     worker.preload_for_host()
     control = socket.socket(fileno=control_fd)
@@ -163,15 +162,24 @@ def _keep_world(world, fds) -> None:
         # still in use would only have the next episode of that one map it here again.
         if not worldcache.has_room(KEEP_ROOM_FACTOR * sum(info[2] for info in stamp)):
             return
-        files = [os.fdopen(os.dup(fd), "rb") for fd in fds]
+        files = []
         try:
-            kept = worldcache.adopt(vxs, scenario, seed, (files + [None])[:3])
+            for fd in fds:
+                copy = os.dup(fd)
+                try:
+                    files.append(os.fdopen(copy, "rb"))
+                except OSError:
+                    os.close(copy)
+                    raise
+            kept = worldcache.adopt(vxs, scenario, seed, (files + [None])[:3], evict=False)
         finally:
             for handle in files:
                 handle.close()
         if kept:
             _STAMPS[key] = stamp
-            worldcache.prepare_planner(vxs, scenario, seed)
+            worldcache.prepare_planner(vxs, scenario, seed, evict=False)
+            if not worldcache.has_room(0):      # bigger than its files said (no dense file)
+                worldcache.forget(vxs, scenario, seed)
         held = worldcache.kept_keys()
         for gone in [name for name in _STAMPS if name not in held]:
             del _STAMPS[gone]
@@ -183,18 +191,6 @@ _STAMPS: dict[str, tuple] = {}       # world key -> its files when mapped
 #: Room a world needs in the host's budget, as a multiple of its files' size (the dense copy
 #: and the planner obstacles of two paddings come to about 1.4 times the files on terrain).
 KEEP_ROOM_FACTOR = 1.5
-
-
-def _fixed_mmap_threshold() -> None:
-    """Have glibc serve every block of 128 KiB or more from a mapping of its own, as its
-    default does until the first such block is freed (it then raises the threshold, and the
-    planner's obstacles built later sit in the heap). In the heap, the obstacles of the
-    worlds a policy process drops would stay in its address space, under its limit."""
-    import ctypes
-    try:
-        ctypes.CDLL(None).mallopt(-3, 128 * 1024)     # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass                                          # not glibc: nothing to fix
 
 
 def _file_stamp(fds) -> tuple:
@@ -404,8 +400,9 @@ class HostClient:
         return child, req_w, res_r
 
     def keep_world(self, world: tuple, fds: tuple[int, ...]) -> None:
-        """Have the host keep a stored world (``(backend, scenario, seed)`` and its three
-        files, read-only) for every child forked after it; the caller closes its fds."""
+        """Have the host keep a stored world (``(backend, scenario, seed)`` and its files,
+        read-only: coords, bits and, when present, dense) for every child forked after it;
+        the caller closes its fds."""
         with self.lock:
             if not self.alive:
                 return
@@ -415,6 +412,15 @@ class HostClient:
                                 list(fds[:MAX_SPAWN_FDS]))
             except OSError:
                 pass                   # the host is gone: spawn reports it
+
+    def abandon(self) -> None:
+        """Kill the host and so every child of it: it stopped answering (a kill sent to a
+        child of it had no effect). Its control socket then closes, the children count as
+        exited, and the next ``host()`` starts a new one."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def kill(self, ident: int) -> None:
         try:

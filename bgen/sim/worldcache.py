@@ -49,7 +49,7 @@ from bgen.sim import backend_label, load_backend
 from bgen.sim import scenarios
 from bgen.sim.embedded.world import DenseCells
 
-MEMORY_BUDGET_BYTES = 192 * 1024 * 1024   # about 16 terrain worlds of 140,000 cells, with
+MEMORY_BUDGET_BYTES = 192 * 1024 * 1024   # about 15 terrain worlds of 140,000 cells, with
                                           # their dense copies and planner obstacles
 FILE_BUDGET_BYTES = 1024 * 1024 * 1024    # about 120 terrain worlds on disk
 CACHE_FORMAT = 2                          # bump when the file layout changes
@@ -161,7 +161,7 @@ def _nbytes(kept) -> int:
     return size
 
 
-def _remember(key: str, kept, embedded: bool, counter: str) -> None:
+def _remember(key: str, kept, embedded: bool, counter: str, evict: bool = True) -> None:
     global _memory_bytes
     size = _nbytes(kept) if embedded else 0
     with _lock:
@@ -171,7 +171,8 @@ def _remember(key: str, kept, embedded: bool, counter: str) -> None:
         _memory[key] = kept
         _sizes[key] = size
         _memory_bytes += size
-        _evict_memory()
+        if evict:
+            _evict_memory()
 
 
 def _evict_memory() -> None:
@@ -336,19 +337,21 @@ def _drop(which) -> None:
             _memory_bytes -= _sizes.pop(key, 0)
 
 
-def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list) -> bool:
+def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list,
+          evict: bool = True) -> bool:
     """Keep the world of (scenario, seed) from open files ([coords, bits, dense], binary,
     read-only; the dense one may be None, then the dense copy is built from the arrays) in
     this process's memory, as if read from a cache directory; later ``world()`` calls are
     served from it. False when the files are not a world (nothing is kept then, and the
-    world gets built)."""
+    world gets built). ``evict=False``: keep it even over the memory budget (the caller then
+    checks ``has_room(0)`` and forgets it, so that no other world is evicted for it)."""
     vxs = load_backend() if vxs is None else vxs
     if backend_label(vxs) != "embedded":
         return False
     kept = _load(*files)
     if kept is None:
         return False
-    _remember(world_key(scenario, seed, "embedded"), kept, True, "file")
+    _remember(world_key(scenario, seed, "embedded"), kept, True, "file", evict=evict)
     return True
 
 
@@ -358,7 +361,7 @@ PLANNER_PADDINGS = (0, 1)
 
 
 def prepare_planner(vxs: types.ModuleType | None, scenario: str, seed: int,
-                    paddings=PLANNER_PADDINGS) -> None:
+                    paddings=PLANNER_PADDINGS, evict: bool = True) -> None:
     """Build the A* obstacles of a world kept in this process for ``paddings`` now. They are
     kept with its dense cells, so every copy handed out later, in this process or in one
     forked from it, shares them instead of building its own (~8 ms on the standard world).
@@ -379,7 +382,8 @@ def prepare_planner(vxs: types.ModuleType | None, scenario: str, seed: int,
             size = _nbytes(kept)
             _memory_bytes += size - _sizes[key]
             _sizes[key] = size
-            _evict_memory()
+            if evict:
+                _evict_memory()
 
 
 def _write_files(directory: Path, key: str, coords: np.ndarray, bits: np.ndarray,

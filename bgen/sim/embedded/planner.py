@@ -586,11 +586,30 @@ def _obstacles(world: VoxelGrid, padding: int):
 
 
 def prepare_obstacles(world, paddings=(0, 1)) -> None:
-    """Build an embedded world's obstacles for these paddings now (a process that forks
-    episodes does it once, before forking); anything else is left alone."""
-    if type(world) is VoxelGrid and world._dict is None:
-        for padding in paddings:
-            _obstacles(world, max(int(padding), 0))
+    """Build an embedded world's obstacles for these paddings now, each in a mapping of its
+    own (a process that forks episodes does it once, before forking); anything else is left
+    alone.
+
+    In a mapping of its own (anonymous, shared, read-only once written), an occupancy box
+    leaves the address space of a forked process that drops the world, whatever the heap's
+    allocator did with the temporaries that built it; and fork copies no page tables for it."""
+    if type(world) is not VoxelGrid or world._dict is not None:
+        return
+    dense = world._dense()
+    for padding in paddings:
+        obstacles = _obstacles(world, max(int(padding), 0))
+        if dense is not None and isinstance(obstacles, Obstacles) and len(obstacles.occupied):
+            dense.derived[("astar-obstacles", obstacles.padding)] = _in_own_mapping(obstacles)
+
+
+def _in_own_mapping(obstacles: Obstacles) -> Obstacles:
+    """The same obstacles, their occupancy copied into an anonymous shared mapping and
+    viewed read-only."""
+    import mmap
+    mapped = mmap.mmap(-1, len(obstacles.occupied))
+    mapped[:] = obstacles.occupied
+    return Obstacles(obstacles.low, obstacles.shape, memoryview(mapped).toreadonly(),
+                     obstacles.bounds, obstacles.padding)
 
 
 class AStarActionPlanner(Sealed):
