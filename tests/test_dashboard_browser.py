@@ -261,6 +261,8 @@ class TestDashboardInChromium(unittest.TestCase):
             self.assertEqual(rates, ["0 %", "100 %"], critiques)
             tokens = await page.evaluate("document.querySelector('#iterations-table tbody tr').cells[3].textContent")
             self.assertRegex(tokens, r"^\d+ / \d+$")
+            await page.wait_for("document.querySelector('#critiques').textContent.includes('iteration 1')",
+                                UI_WAIT, "the second iteration's critique")
             critique = await page.evaluate("document.querySelector('#critiques').textContent")
             self.assertIn("iteration 0", critique)
             self.assertIn("iteration 1", critique)

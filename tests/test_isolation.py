@@ -563,6 +563,7 @@ class SandboxHostTests(unittest.TestCase):
         from bgen.runner.worker import prepare
         from bgen.sim import load_backend, worldcache
         from tests.test_sim_worldcache import STATS_POLICY
+        zygote.stop_hosts()            # a host of its own: the suite's worlds fill a shared one
         with tempfile.TemporaryDirectory() as tmp:
             stored = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
                                    start=(50, 50, -60), target=(56, 56, -60))

@@ -170,6 +170,22 @@ class WorldCacheTests(unittest.TestCase):
         self.assertTrue(worldcache.holds(vxs, "terrain", 9))
         self.assertFalse(worldcache.holds(vxs, "terrain", 10))
 
+    def test_room_is_made_only_from_worlds_idle_long_enough(self):
+        for seed in (9, 10):
+            worldcache.world(vxs, "terrain", seed)
+        two = worldcache._memory_bytes
+        with mock.patch.object(worldcache, "MEMORY_BUDGET_BYTES", two + 1000):
+            self.assertTrue(worldcache.make_room(1000, idle_s=60))        # fits as it is
+            self.assertFalse(worldcache.make_room(two // 2, idle_s=60))   # both just used
+            self.assertTrue(worldcache.holds(vxs, "terrain", 9))
+            nine = worldcache.world_key("terrain", 9, "embedded")
+            worldcache._used_at[nine] -= 100                              # idle for 100 s
+            self.assertTrue(worldcache.make_room(two // 2, idle_s=60))
+        self.assertFalse(worldcache.holds(vxs, "terrain", 9))
+        self.assertTrue(worldcache.holds(vxs, "terrain", 10))
+        self.assertEqual(worldcache._memory_bytes, worldcache._sizes[
+            worldcache.world_key("terrain", 10, "embedded")])
+
     def test_keep_only_drops_every_other_world_and_its_bytes(self):
         for seed in (5, 6, 7):
             worldcache.world(vxs, "terrain", seed)
@@ -356,7 +372,9 @@ class PolicyProcessesReadTheCallersCacheTests(unittest.TestCase):
 
     def test_policy_processes_inherit_the_world_and_its_obstacles_from_the_host(self):
         from tests.test_isolation import GrantedModules
+        from bgen.runner import zygote
         from bgen.runner.worker import run_episodes
+        zygote.stop_hosts()            # a host of its own: the suite's worlds fill a shared one
         with tempfile.TemporaryDirectory() as tmp:
             config = EpisodeConfig(max_steps=2, backend="embedded", world_cache_dir=tmp,
                                    start=(50, 50, -60), target=(56, 56, -60))

@@ -158,9 +158,11 @@ def _keep_world(world, fds) -> None:
             if _STAMPS.get(key) == stamp:
                 return
             worldcache.forget(vxs, scenario, seed)
-        # A world that does not fit is left to its policy processes: evicting another one
-        # still in use would only have the next episode of that one map it here again.
-        if not worldcache.has_room(KEEP_ROOM_FACTOR * sum(info[2] for info in stamp)):
+        # Room is made only from worlds idle for KEEP_IDLE_S: evicting one still in use
+        # would only have its next episode map it here again. A world that does not fit
+        # is left to its policy processes.
+        if not worldcache.make_room(KEEP_ROOM_FACTOR * sum(info[2] for info in stamp),
+                                    KEEP_IDLE_S):
             return
         files = []
         try:
@@ -178,7 +180,7 @@ def _keep_world(world, fds) -> None:
         if kept:
             _STAMPS[key] = stamp
             worldcache.prepare_planner(vxs, scenario, seed, evict=False)
-            if not worldcache.has_room(0):      # bigger than its files said (no dense file)
+            if not worldcache.make_room(0, KEEP_IDLE_S):   # bigger than its files said
                 worldcache.forget(vxs, scenario, seed)
         held = worldcache.kept_keys()
         for gone in [name for name in _STAMPS if name not in held]:
@@ -191,6 +193,9 @@ _STAMPS: dict[str, tuple] = {}       # world key -> its files when mapped
 #: Room a world needs in the host's budget, as a multiple of its files' size (the dense copy
 #: and the planner obstacles of two paddings come to about 1.4 times the files on terrain).
 KEEP_ROOM_FACTOR = 1.5
+#: A kept world not used by any episode for this long (s) may make room for another; one
+#: used more recently never does (two runs or iterations a few LLM calls apart share it).
+KEEP_IDLE_S = 120.0
 
 
 def _file_stamp(fds) -> tuple:

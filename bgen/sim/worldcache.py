@@ -59,6 +59,7 @@ _lock = threading.Lock()                  # guards _memory and _stats (the loop 
 _memory: OrderedDict = OrderedDict()      # key -> (coords, bits, dense) or a voxelsim world
 _memory_bytes = 0
 _sizes: dict = {}                         # key -> bytes counted for it in _memory_bytes
+_used_at: dict = {}                       # key -> time.monotonic() when last served or kept
 _stats = {"memory": 0, "file": 0, "built": 0}
 _fingerprint: str | None = None
 
@@ -75,6 +76,7 @@ def clear_memory() -> None:
     with _lock:
         _memory.clear()
         _sizes.clear()
+        _used_at.clear()
         _memory_bytes = 0
         for name in _stats:
             _stats[name] = 0
@@ -115,6 +117,7 @@ def world(vxs: types.ModuleType | None, scenario: str, seed: int,
         kept = _memory.get(key)
         if kept is not None:
             _memory.move_to_end(key)
+            _used_at[key] = time.monotonic()
             _stats["memory"] += 1
     if kept is not None:
         return _hand_out(vxs, kept, embedded)
@@ -170,6 +173,7 @@ def _remember(key: str, kept, embedded: bool, counter: str, evict: bool = True) 
             return
         _memory[key] = kept
         _sizes[key] = size
+        _used_at[key] = time.monotonic()
         _memory_bytes += size
         if evict:
             _evict_memory()
@@ -181,6 +185,7 @@ def _evict_memory() -> None:
     while _memory_bytes > MEMORY_BUDGET_BYTES and len(_memory) > 1:
         key, _ = _memory.popitem(last=False)
         _memory_bytes -= _sizes.pop(key, 0)
+        _used_at.pop(key, None)
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -299,12 +304,24 @@ def holds(vxs: types.ModuleType | None, scenario: str, seed: int, touch: bool = 
     with _lock:
         if key in _memory and touch:
             _memory.move_to_end(key)
+            _used_at[key] = time.monotonic()
         return key in _memory
 
 
-def has_room(extra_bytes: int) -> bool:
-    """Whether ``extra_bytes`` more fit in this process's memory budget without evicting."""
+def make_room(extra_bytes: float, idle_s: float) -> bool:
+    """Whether ``extra_bytes`` more fit in this process's memory budget once the least
+    recently used worlds not used for ``idle_s`` seconds are forgotten (they are); worlds
+    used more recently are never forgotten here: then False."""
+    global _memory_bytes
+    now = time.monotonic()
     with _lock:
+        while _memory_bytes + extra_bytes > MEMORY_BUDGET_BYTES and _memory:
+            oldest = next(iter(_memory))
+            if now - _used_at.get(oldest, now) < idle_s:
+                return False
+            del _memory[oldest]
+            _memory_bytes -= _sizes.pop(oldest, 0)
+            _used_at.pop(oldest, None)
         return _memory_bytes + extra_bytes <= MEMORY_BUDGET_BYTES
 
 
@@ -335,6 +352,7 @@ def _drop(which) -> None:
         for key in [key for key in _memory if which(key)]:
             del _memory[key]
             _memory_bytes -= _sizes.pop(key, 0)
+            _used_at.pop(key, None)
 
 
 def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list,
@@ -344,7 +362,8 @@ def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list,
     this process's memory, as if read from a cache directory; later ``world()`` calls are
     served from it. False when the files are not a world (nothing is kept then, and the
     world gets built). ``evict=False``: keep it even over the memory budget (the caller then
-    checks ``has_room(0)`` and forgets it, so that no other world is evicted for it)."""
+    calls ``make_room(0, ...)`` and forgets it when that fails, so that no world in use is
+    evicted for it)."""
     vxs = load_backend() if vxs is None else vxs
     if backend_label(vxs) != "embedded":
         return False
