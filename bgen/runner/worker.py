@@ -716,7 +716,8 @@ def _start(mode: str, source: str, config: EpisodeConfig, seed: int, code: bytes
         try:
             child, request_fd, result_fd = _host(config).spawn(tuple(world_fds), world)
         except HostError:
-            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds), world)  # one restart
+            # one restart
+            child, request_fd, result_fd = _host(config).spawn(tuple(world_fds), world)
     finally:
         for fd in world_fds:
             os.close(fd)
@@ -1264,8 +1265,8 @@ def prepare(config: EpisodeConfig, seeds: list[int], workers: int | None = None
     and the first policy are asked of the LLM, not after. Failures are left for
     ``run_episodes`` to meet (and report) itself. Returns ``ready(timeout_s)``: waits at most
     ``timeout_s`` for the host to be up and the worlds stored and handed to it; True when the
-    host started and every world asked for was stored (the loop does not wait; the loop benchmark does, to
-    time what a user waits for after the LLM answered).
+    host started and every world asked for was stored (the loop does not wait; the loop
+    benchmark does, to time what a user waits for after the LLM answered).
     """
     workers = default_workers() if workers is None else int(workers)
     host_up = threading.Event()
