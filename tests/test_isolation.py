@@ -539,12 +539,7 @@ class SandboxHostTests(unittest.TestCase):
 
             def keep(seed, count):
                 paths = worldcache.stored_paths(vxs, "terrain", seed, tmp)
-                fds = [os.open(path, os.O_RDONLY) for path in paths[:count]]
-                try:
-                    zygote._keep_world(["embedded", "terrain", seed], fds)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
+                keep_in_this_process(["embedded", "terrain", seed], paths[:count])
 
             keep(30, 3)
             one = worldcache._memory_bytes
@@ -626,14 +621,9 @@ class SandboxHostTests(unittest.TestCase):
             worldcache.world(vxs, "wind_farm", 0, tmp)
             paths = worldcache.stored_paths(vxs, "wind_farm", 0, tmp)
             worldcache.clear_memory()
-            fds = [os.open(path, os.O_RDONLY) for path in paths]
-            try:
-                for world in (["embedded", "wind_farm", 0], ["embedded", "wind_farm", 1],
-                              ["auto", "wind_farm", 2]):    # the wind farm ignores its seed
-                    zygote._keep_world(world, fds)
-            finally:
-                for fd in fds:
-                    os.close(fd)
+            for world in (["embedded", "wind_farm", 0], ["embedded", "wind_farm", 1],
+                          ["auto", "wind_farm", 2]):        # the wind farm ignores its seed
+                keep_in_this_process(world, paths)
             self.assertEqual(worldcache.stats()["file"], 1)
 
     def test_a_world_file_changed_in_place_is_mapped_again(self):
@@ -647,12 +637,7 @@ class SandboxHostTests(unittest.TestCase):
             worldcache.clear_memory()
 
             def keep():
-                fds = [os.open(path, os.O_RDONLY) for path in paths]
-                try:
-                    zygote._keep_world(["embedded", "terrain", 26], fds)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
+                keep_in_this_process(["embedded", "terrain", 26], paths)
 
             keep()
             keep()                                   # the same files: kept, not mapped again
@@ -683,6 +668,16 @@ class SandboxHostTests(unittest.TestCase):
         self.assertEqual(zygote._seconds(True), None)
         self.assertEqual([zygote._seconds(v) for v in (-1.0, float("inf"), "1", 2)],
                          [None, None, None, 2.0])
+
+
+def keep_in_this_process(world: list, paths) -> None:
+    """``zygote._keep_world(world, ...)`` here, with ``paths`` opened read-only for it."""
+    fds = [os.open(path, os.O_RDONLY) for path in paths]
+    try:
+        zygote._keep_world(world, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def descendants(pid: int) -> list[int]:

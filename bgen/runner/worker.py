@@ -454,14 +454,7 @@ def _episode_in_worker(sink: PipeSink, source: str, config: EpisodeConfig, seed:
     # The other worlds the host keeps would count against this process's address space.
     worldcache.keep_only(vxs, config.scenario, seed)
     if len(world_fds) in (2, 3) and not worldcache.holds(vxs, config.scenario, seed):
-        try:
-            files = [os.fdopen(os.dup(fd), "rb") for fd in world_fds]
-        except OSError:
-            files = []           # not files to read: the episode builds its world
-        if files:
-            worldcache.adopt(vxs, config.scenario, seed, (files + [None])[:3])
-        for handle in files:
-            handle.close()       # the arrays keep their own mappings
+        worldcache.adopt_descriptors(vxs, config.scenario, seed, world_fds)   # else: built
     for fd in world_fds:         # inherited from the host (or none): the files are not needed
         os.close(fd)
     # The cache directory is the caller's: this process neither reads nor writes it.

@@ -164,20 +164,7 @@ def _keep_world(world, fds) -> None:
         if not worldcache.make_room(KEEP_ROOM_FACTOR * sum(info[2] for info in stamp),
                                     KEEP_IDLE_S):
             return
-        files = []
-        try:
-            for fd in fds:
-                copy = os.dup(fd)
-                try:
-                    files.append(os.fdopen(copy, "rb"))
-                except OSError:
-                    os.close(copy)
-                    raise
-            kept = worldcache.adopt(vxs, scenario, seed, (files + [None])[:3], evict=False)
-        finally:
-            for handle in files:
-                handle.close()
-        if kept:
+        if worldcache.adopt_descriptors(vxs, scenario, seed, fds, evict=False):
             _STAMPS[key] = stamp
             worldcache.prepare_planner(vxs, scenario, seed, evict=False)
             if not worldcache.make_room(0, KEEP_IDLE_S):   # bigger than its files said

@@ -374,6 +374,27 @@ def adopt(vxs: types.ModuleType | None, scenario: str, seed: int, files: list,
     return True
 
 
+def adopt_descriptors(vxs: types.ModuleType | None, scenario: str, seed: int, fds,
+                      evict: bool = True) -> bool:
+    """``adopt`` from open read-only descriptors (coords, bits and, optionally, dense), which
+    stay open for the caller to close; False also when one cannot be read as a file."""
+    files = []
+    try:
+        for fd in fds:
+            copy = os.dup(fd)
+            try:
+                files.append(os.fdopen(copy, "rb"))
+            except OSError:
+                os.close(copy)
+                raise
+        return adopt(vxs, scenario, seed, (files + [None])[:3], evict=evict)
+    except OSError:
+        return False
+    finally:
+        for handle in files:
+            handle.close()          # the arrays keep their own mappings
+
+
 #: Paddings whose planner obstacles ``prepare_planner`` builds: ``helpers.plan_to``'s default
 #: and the one-cell margin policies ask for most.
 PLANNER_PADDINGS = (0, 1)
